@@ -1,0 +1,1 @@
+"""dex: an order-book exchange whose ledger is replicated by Raft."""

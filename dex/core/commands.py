@@ -1,0 +1,81 @@
+"""Commands into the engine. Frozen messages built at the edge (API, codec,
+tests); the engine never mutates them.
+
+Units: `price` in ticks, `qty` in lots, `quote_qty` and `amount` in the
+smallest units of the asset. `account` is an integer id (the API derives it
+from the account's public key); account 0 is the fee account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dex.core.types import OrderType, SelfTradePrevention, Side, TimeInForce
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlaceOrder:
+    account: int
+    symbol: str
+    side: Side
+    type: OrderType = OrderType.LIMIT
+    tif: TimeInForce = TimeInForce.GTC
+    price: int = 0  # ticks; 0 for MARKET
+    qty: int = 0  # lots; 0 for a market buy by quote amount
+    quote_qty: int = 0  # quote units; only for a MARKET BUY by quote amount
+    post_only: bool = False
+    stp: SelfTradePrevention = SelfTradePrevention.EXPIRE_TAKER
+    client_order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelOrder:
+    """Cancel by `order_id`, or by `client_order_id` when `order_id` is 0."""
+
+    account: int
+    symbol: str
+    order_id: int = 0
+    client_order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelAll:
+    """Cancel every live order of the account, or only those in `symbol`."""
+
+    account: int
+    symbol: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AmendOrder:
+    """Change a resting order's price and/or total quantity.
+
+    `qty` is the new total quantity (lots, filled part included), 0 to keep it;
+    `price` is the new price (ticks), 0 to keep it. Lowering the quantity at the
+    same price keeps queue priority; changing the price or raising the quantity
+    loses it, and a new price that crosses the book matches as a taker.
+    """
+
+    account: int
+    symbol: str
+    order_id: int = 0
+    client_order_id: str | None = None
+    price: int = 0
+    qty: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deposit:
+    account: int
+    asset: str
+    amount: int  # asset units
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Withdraw:
+    account: int
+    asset: str
+    amount: int  # asset units
+
+
+Command = PlaceOrder | CancelOrder | CancelAll | AmendOrder | Deposit | Withdraw

@@ -1,0 +1,182 @@
+"""Assets and markets, loaded from a TOML config, and the conversions between
+decimal strings at the edge and integers inside.
+
+Inside dex a price is a whole number of ticks, a quantity a whole number of
+lots and a balance a whole number of an asset's smallest units. A decimal that
+is not a whole number of ticks, lots or units is rejected, never rounded: the
+converters return None and the caller answers with a filter failure.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from dex.core import limits
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Asset:
+    name: str
+    decimals: int  # balances are held in units of 10**-decimals
+
+    @property
+    def unit(self) -> Decimal:
+        return Decimal(1).scaleb(-self.decimals)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Market:
+    symbol: str
+    base: Asset
+    quote: Asset
+    tick_size: Decimal  # price step, in quote per base
+    step_size: Decimal  # quantity step, in base
+    min_qty: Decimal
+    max_qty: Decimal
+    max_price: Decimal
+    min_notional: Decimal  # in quote
+    maker_fee_bps: int = 0
+    taker_fee_bps: int = 0
+
+    def __post_init__(self) -> None:
+        assert self.tick_size > 0 and self.step_size > 0, self.symbol
+        _require_whole(self.step_size / self.base.unit, f"{self.symbol}: step_size in base units")
+        _require_whole(
+            self.tick_size * self.step_size / self.quote.unit,
+            f"{self.symbol}: tick_size * step_size in quote units",
+        )
+        _require_whole(self.min_qty / self.step_size, f"{self.symbol}: min_qty in lots")
+        _require_whole(self.max_qty / self.step_size, f"{self.symbol}: max_qty in lots")
+        _require_whole(self.max_price / self.tick_size, f"{self.symbol}: max_price in ticks")
+        _require_whole(self.min_notional / self.quote.unit, f"{self.symbol}: min_notional in units")
+        assert 0 < self.min_qty_lots <= self.max_qty_lots <= limits.QUANTITY_LOTS_MAX, self.symbol
+        assert 0 < self.max_price_ticks <= limits.PRICE_TICKS_MAX, self.symbol
+        assert 0 <= self.maker_fee_bps <= limits.FEE_BPS_MAX, self.symbol
+        assert 0 <= self.taker_fee_bps <= limits.FEE_BPS_MAX, self.symbol
+        assert self.base.name != self.quote.name, self.symbol
+
+    # Integer forms used by the engine.
+    @property
+    def lot_units(self) -> int:
+        """Base-asset units in one lot."""
+        return int(self.step_size / self.base.unit)
+
+    @property
+    def notional_units(self) -> int:
+        """Quote-asset units in one tick times one lot."""
+        return int(self.tick_size * self.step_size / self.quote.unit)
+
+    @property
+    def min_qty_lots(self) -> int:
+        return int(self.min_qty / self.step_size)
+
+    @property
+    def max_qty_lots(self) -> int:
+        return int(self.max_qty / self.step_size)
+
+    @property
+    def max_price_ticks(self) -> int:
+        return int(self.max_price / self.tick_size)
+
+    @property
+    def min_notional_units(self) -> int:
+        return int(self.min_notional / self.quote.unit)
+
+    # Edge conversions: None means "not a whole number of steps" (or not a number).
+    def price_to_ticks(self, text: str | Decimal) -> int | None:
+        return _to_steps(text, self.tick_size)
+
+    def qty_to_lots(self, text: str | Decimal) -> int | None:
+        return _to_steps(text, self.step_size)
+
+    def ticks_to_price(self, ticks: int) -> str:
+        return _fmt(ticks * self.tick_size, self.tick_size)
+
+    def lots_to_qty(self, lots: int) -> str:
+        return _fmt(lots * self.step_size, self.step_size)
+
+
+def amount_to_units(asset: Asset, text: str | Decimal) -> int | None:
+    return _to_steps(text, asset.unit)
+
+
+def units_to_amount(asset: Asset, units: int) -> str:
+    return _fmt(units * asset.unit, asset.unit)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarketConfig:
+    assets: tuple[Asset, ...]
+    markets: tuple[Market, ...]
+
+    def asset(self, name: str) -> Asset:
+        for asset in self.assets:
+            if asset.name == name:
+                return asset
+        raise KeyError(name)
+
+    def market(self, symbol: str) -> Market:
+        for market in self.markets:
+            if market.symbol == symbol:
+                return market
+        raise KeyError(symbol)
+
+
+def load_markets(path: str | Path) -> MarketConfig:
+    with open(path, "rb") as f:
+        return parse_markets(tomllib.load(f))
+
+
+def parse_markets(doc: dict) -> MarketConfig:
+    assets = tuple(
+        Asset(name=str(a["name"]), decimals=int(a["decimals"])) for a in doc["assets"]
+    )
+    names = [a.name for a in assets]
+    assert len(set(names)) == len(names), "asset names must be unique"
+    by_name = {a.name: a for a in assets}
+    markets = []
+    for m in doc["markets"]:
+        markets.append(
+            Market(
+                symbol=str(m["symbol"]),
+                base=by_name[m["base"]],
+                quote=by_name[m["quote"]],
+                tick_size=Decimal(str(m["tick_size"])),
+                step_size=Decimal(str(m["step_size"])),
+                min_qty=Decimal(str(m["min_qty"])),
+                max_qty=Decimal(str(m["max_qty"])),
+                max_price=Decimal(str(m["max_price"])),
+                min_notional=Decimal(str(m["min_notional"])),
+                maker_fee_bps=int(m.get("maker_fee_bps", 0)),
+                taker_fee_bps=int(m.get("taker_fee_bps", 0)),
+            )
+        )
+    symbols = [m.symbol for m in markets]
+    assert len(set(symbols)) == len(symbols), "market symbols must be unique"
+    return MarketConfig(assets=assets, markets=tuple(markets))
+
+
+def _require_whole(value: Decimal, what: str) -> None:
+    if value != value.to_integral_value():
+        raise ValueError(f"{what} must be a whole number, got {value}")
+
+
+def _to_steps(text: str | Decimal, step: Decimal) -> int | None:
+    try:
+        value = text if isinstance(text, Decimal) else Decimal(text.strip())
+    except (InvalidOperation, AttributeError):
+        return None
+    if not value.is_finite():
+        return None
+    steps = value / step
+    if steps != steps.to_integral_value():
+        return None
+    return int(steps)
+
+
+def _fmt(value: Decimal, step: Decimal) -> str:
+    places = max(0, -step.normalize().as_tuple().exponent)
+    return f"{value:.{places}f}"

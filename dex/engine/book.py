@@ -1,0 +1,165 @@
+"""The mutable structures of the engine: orders, price levels, books, accounts.
+
+They are slotted classes with no methods on the hot path; `dex.engine.engine`
+manipulates them directly because a method call per fill costs more than the
+fill itself in CPython.
+
+Book layout. Each side keeps a dict price -> Level and a sorted list of prices
+whose *last* element is the best: `bid_prices` ascending, `ask_keys` holding
+negated ask prices ascending. Taking the best level and removing it are then
+`[-1]` and `pop()`, both O(1).
+
+Level layout. A level is a FIFO deque of orders. A cancelled order is not
+removed from the middle of the deque (O(n)); its `qty` is set to 0 and it is
+skipped and dropped when it reaches the front. `count` and `total` cover live
+orders only; a level whose `count` falls to 0 is removed with its deque, and a
+deque holding many more dead entries than live ones is compacted.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from dex.core.markets import Market
+
+# Order.kind packs what a finished order needs to describe itself.
+KIND_TYPE_SHIFT = 0  # 1 bit: OrderType
+KIND_TIF_SHIFT = 1  # 2 bits: TimeInForce
+KIND_POST_ONLY_SHIFT = 3  # 1 bit
+KIND_STP_SHIFT = 4  # 2 bits: SelfTradePrevention
+
+
+def pack_kind(order_type: int, tif: int, post_only: bool, stp: int) -> int:
+    return (
+        (order_type << KIND_TYPE_SHIFT)
+        | (tif << KIND_TIF_SHIFT)
+        | (int(post_only) << KIND_POST_ONLY_SHIFT)
+        | (stp << KIND_STP_SHIFT)
+    )
+
+
+def kind_type(kind: int) -> int:
+    return (kind >> KIND_TYPE_SHIFT) & 1
+
+
+def kind_tif(kind: int) -> int:
+    return (kind >> KIND_TIF_SHIFT) & 3
+
+
+def kind_post_only(kind: int) -> bool:
+    return bool((kind >> KIND_POST_ONLY_SHIFT) & 1)
+
+
+def kind_stp(kind: int) -> int:
+    return (kind >> KIND_STP_SHIFT) & 3
+
+
+class Order:
+    """A live order, or a finished one kept in its account's dedup window.
+
+    `qty` is what is still open (lots); `filled` what has traded. A live order
+    always has qty > 0; qty == 0 marks an order that is no longer in the book.
+    `account` and `book` are the objects themselves, not ids, so settlement
+    needs no lookups.
+    """
+
+    __slots__ = (
+        "id",
+        "account",
+        "book",
+        "side",
+        "price",
+        "qty",
+        "filled",
+        "cid",
+        "time_ms",
+        "status",
+        "kind",
+    )
+
+    def __init__(self, id, account, book, side, price, qty, filled, cid, time_ms, status, kind):
+        self.id = id
+        self.account = account
+        self.book = book
+        self.side = side
+        self.price = price
+        self.qty = qty
+        self.filled = filled
+        self.cid = cid
+        self.time_ms = time_ms
+        self.status = status
+        self.kind = kind
+
+
+class Level:
+    __slots__ = ("price", "total", "count", "orders")
+
+    def __init__(self, price: int) -> None:
+        self.price = price
+        self.total = 0  # lots open across live orders
+        self.count = 0  # live orders
+        self.orders: deque[Order] = deque()
+
+
+class Account:
+    """Balances per asset index, live orders by id, and the dedup window.
+
+    `cids` maps a client order id to its order while the order is live and,
+    after it finishes, until DEDUP_FINISHED_ORDERS_MAX later finished orders
+    of this account have pushed it out of `finished`.
+    """
+
+    __slots__ = ("id", "free", "locked", "open", "cids", "finished")
+
+    def __init__(self, id: int, assets_count: int) -> None:
+        self.id = id
+        self.free = [0] * assets_count
+        self.locked = [0] * assets_count
+        self.open: dict[int, Order] = {}
+        self.cids: dict[str, Order] = {}
+        self.finished: deque[Order] = deque()
+
+
+class Book:
+    """One market's two sides plus the market's integer parameters."""
+
+    __slots__ = (
+        "market",
+        "symbol",
+        "index",
+        "base",
+        "quote",
+        "lot_units",
+        "notional_units",
+        "min_qty",
+        "max_qty",
+        "max_price",
+        "min_notional",
+        "maker_bps",
+        "taker_bps",
+        "bids",
+        "asks",
+        "bid_prices",
+        "ask_keys",
+        "order_count",
+    )
+
+    def __init__(self, market: Market, index: int, base: int, quote: int) -> None:
+        self.market = market
+        self.symbol = market.symbol
+        self.index = index
+        self.base = base  # asset index
+        self.quote = quote  # asset index
+        self.lot_units = market.lot_units
+        self.notional_units = market.notional_units
+        self.min_qty = market.min_qty_lots
+        self.max_qty = market.max_qty_lots
+        self.max_price = market.max_price_ticks
+        self.min_notional = market.min_notional_units
+        self.maker_bps = market.maker_fee_bps
+        self.taker_bps = market.taker_fee_bps
+        self.bids: dict[int, Level] = {}
+        self.asks: dict[int, Level] = {}
+        self.bid_prices: list[int] = []  # ascending; best bid last
+        self.ask_keys: list[int] = []  # negated ask prices ascending; best ask last
+        self.order_count = 0  # live orders on both sides

@@ -1,0 +1,972 @@
+"""The matching engine: price-time priority books, balances, fees, dedup.
+
+`Engine.apply(command, block_time_ms)` is the only way state changes. It is
+deterministic: no clock (time comes in with the block), no randomness, no
+iteration over sets or hash-ordered containers; order and trade ids are
+counters in the state. A command either takes full effect or is rejected with
+a `Reason` and changes nothing.
+
+Balances. Each account holds, per asset, `free` and `locked` units. A resting
+order locks what it can still cost: a buy locks price x open lots in quote, a
+sell locks open lots in base. A taker is debited directly from `free` as it
+fills (it was checked to afford its whole order before any fill), and only a
+remainder that rests is moved to `locked`. Each fill charges the maker and the
+taker a fee in basis points of what *they receive* (base for the buyer, quote
+for the seller), rounded down, credited to the fee account (id 0).
+
+Invariants (checked by `check_invariants`): books sorted and uncrossed at
+rest; each level's count and total equal its live orders; orders are queued in
+non-decreasing time; every account's locked balance equals what its live
+orders reserve; for every asset, the sum of free + locked over all accounts
+(the fee account included) equals deposits - withdrawals.
+
+The hot path is written flat on purpose (locals, no helper calls per fill,
+events built with tuple.__new__): see docs/ENGINE.md for the measurements.
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+from dex.core import limits
+from dex.core.commands import (
+    AmendOrder,
+    CancelAll,
+    CancelOrder,
+    Deposit,
+    PlaceOrder,
+    Withdraw,
+)
+from dex.core.events import (
+    BalanceChanged,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderDuplicate,
+    OrderExpired,
+    OrderRejected,
+    Trade,
+)
+from dex.core.markets import MarketConfig
+from dex.core.reasons import Reason, StopReason
+from dex.core.types import (
+    FEE_ACCOUNT,
+    OrderStatus,
+    OrderType,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+)
+from dex.engine.book import (
+    Account,
+    Book,
+    Level,
+    Order,
+    kind_post_only,
+    kind_stp,
+    kind_tif,
+    kind_type,
+    pack_kind,
+)
+
+_new = tuple.__new__
+
+BUY = Side.BUY
+SELL = Side.SELL
+LIMIT = OrderType.LIMIT
+MARKET = OrderType.MARKET
+GTC = TimeInForce.GTC
+IOC = TimeInForce.IOC
+FOK = TimeInForce.FOK
+EXPIRE_TAKER = SelfTradePrevention.EXPIRE_TAKER
+EXPIRE_MAKER = SelfTradePrevention.EXPIRE_MAKER
+EXPIRE_BOTH = SelfTradePrevention.EXPIRE_BOTH
+NEW = OrderStatus.NEW
+PARTIALLY_FILLED = OrderStatus.PARTIALLY_FILLED
+FILLED = OrderStatus.FILLED
+CANCELED = OrderStatus.CANCELED
+EXPIRED = OrderStatus.EXPIRED
+
+_SIDES = frozenset((0, 1))
+_TYPES = frozenset((0, 1))
+_TIFS = frozenset((0, 1, 2))
+_STPS = frozenset((0, 1, 2))
+
+TRADES_MAX = limits.TRADES_PER_ORDER_MAX
+DEDUP_MAX = limits.DEDUP_FINISHED_ORDERS_MAX
+OPEN_MAX = limits.OPEN_ORDERS_PER_ACCOUNT_MAX
+BOOK_MAX = limits.BOOK_ORDERS_MAX
+BPS = 10_000
+_NO_LIMIT = limits.PRICE_TICKS_MAX + 1  # a market buy's price limit
+
+
+class OrderView(NamedTuple):
+    """An order as queries see it (live, or finished within the dedup window)."""
+
+    order_id: int
+    account: int
+    symbol: str
+    side: Side
+    type: OrderType
+    tif: TimeInForce
+    post_only: bool
+    price: int
+    qty: int  # total lots, filled part included
+    filled: int
+    status: OrderStatus
+    client_order_id: str | None
+    time_ms: int
+
+
+class Engine:
+    def __init__(self, config: MarketConfig) -> None:
+        self.config = config
+        self.assets: tuple[str, ...] = tuple(a.name for a in config.assets)
+        self._asset_index = {name: i for i, name in enumerate(self.assets)}
+        self.books: dict[str, Book] = {}
+        for i, market in enumerate(config.markets):
+            self.books[market.symbol] = Book(
+                market, i, self._asset_index[market.base.name], self._asset_index[market.quote.name]
+            )
+        self.accounts: dict[int, Account] = {}
+        self.fee_account = Account(FEE_ACCOUNT, len(self.assets))
+        self.accounts[FEE_ACCOUNT] = self.fee_account
+        self.next_order_id = 1
+        self.next_trade_id = 1
+        self.deposited = [0] * len(self.assets)
+        self.withdrawn = [0] * len(self.assets)
+        self._handlers: dict[type, Callable] = {
+            PlaceOrder: self._place,
+            CancelOrder: self._cancel,
+            CancelAll: self._cancel_all,
+            AmendOrder: self._amend,
+            Deposit: self._deposit,
+            Withdraw: self._withdraw,
+        }
+
+    # ------------------------------------------------------------------ apply
+
+    def apply(self, command, block_time_ms: int) -> list:
+        """Apply one command at the block's time; return its events in order."""
+        return self._handlers[command.__class__](command, block_time_ms)
+
+    # ------------------------------------------------------------------ place
+
+    def _place(self, cmd: PlaceOrder, now: int) -> list:
+        book = self.books.get(cmd.symbol)
+        acct = self.accounts.get(cmd.account)
+        cid = cmd.client_order_id
+        if book is None:
+            return [_new(OrderRejected, (cmd.account, cmd.symbol, cid, 0, Reason.UNKNOWN_SYMBOL))]
+        if cid is not None:
+            if acct is not None:
+                prev = acct.cids.get(cid)
+                if prev is not None:
+                    return [_duplicate(prev)]
+            if not _valid_cid(cid):
+                return [_new(OrderRejected, (cmd.account, cmd.symbol, cid, 0, Reason.BAD_CLIENT_ORDER_ID))]
+        reason = self._check_place(cmd, book, acct)
+        if reason is not None:
+            return [_new(OrderRejected, (cmd.account, cmd.symbol, cid, 0, reason))]
+
+        side = cmd.side
+        otype = cmd.type
+        tif = cmd.tif if otype == LIMIT else IOC
+        price = cmd.price
+        qty = cmd.qty
+        quote_qty = cmd.quote_qty
+        oid = self.next_order_id
+        self.next_order_id = oid + 1
+        events = [
+            _new(
+                OrderAccepted,
+                (oid, acct.id, book.symbol, side, otype, tif, price, qty, quote_qty, cid),
+            )
+        ]
+        if otype == MARKET:
+            order = None
+            if cid is not None:
+                order = Order(oid, acct, book, side, 0, qty, 0, cid, now, NEW, pack_kind(otype, tif, False, cmd.stp))
+                acct.cids[cid] = order
+            if side == BUY:
+                if quote_qty:
+                    self._take_buy(book, acct, oid, _NO_LIMIT, 0, quote_qty, cmd.stp, events, order)
+                else:
+                    self._take_buy(book, acct, oid, _NO_LIMIT, qty, acct.free[book.quote], cmd.stp, events, order)
+            else:
+                self._take_sell(book, acct, oid, 0, qty, cmd.stp, events, order)
+            if order is not None:
+                _finish(acct, order)
+            return events
+
+        # LIMIT. A passive order skips matching entirely.
+        if side == BUY:
+            ask_keys = book.ask_keys
+            crosses = ask_keys and -ask_keys[-1] <= price
+        else:
+            bid_prices = book.bid_prices
+            crosses = bid_prices and bid_prices[-1] >= price
+        if not crosses:
+            if tif != GTC:
+                events.append(_new(OrderExpired, (oid, acct.id, book.symbol, qty, StopReason.IOC if tif == IOC else StopReason.FOK)))
+                if cid is not None:
+                    order = Order(oid, acct, book, side, price, qty, 0, cid, now, EXPIRED, pack_kind(otype, tif, False, cmd.stp))
+                    acct.cids[cid] = order
+                    _finish(acct, order)
+                return events
+            order = Order(oid, acct, book, side, price, qty, 0, cid, now, NEW, pack_kind(LIMIT, GTC, cmd.post_only, cmd.stp))
+            _rest(book, acct, order)
+            if cid is not None:
+                acct.cids[cid] = order
+            return events
+
+        if tif == FOK and not _fok_fillable(book, acct, side, price, qty, cmd.stp):
+            events.append(_new(OrderExpired, (oid, acct.id, book.symbol, qty, StopReason.FOK)))
+            if cid is not None:
+                order = Order(oid, acct, book, side, price, qty, 0, cid, now, EXPIRED, pack_kind(otype, tif, False, cmd.stp))
+                acct.cids[cid] = order
+                _finish(acct, order)
+            return events
+
+        order = Order(oid, acct, book, side, price, qty, 0, cid, now, NEW, pack_kind(LIMIT, tif, cmd.post_only, cmd.stp))
+        if cid is not None:
+            acct.cids[cid] = order
+        self._take_limit(book, acct, order, events)
+        return events
+
+    def _check_place(self, cmd: PlaceOrder, book: Book, acct: Account | None) -> Reason | None:
+        """Every reason a place can be rejected, checked before any effect."""
+        side = cmd.side
+        otype = cmd.type
+        if side not in _SIDES or otype not in _TYPES or cmd.tif not in _TIFS or cmd.stp not in _STPS:
+            return Reason.BAD_PARAMETER
+        if acct is None:
+            return Reason.INSUFFICIENT_BALANCE
+        if acct.id == FEE_ACCOUNT:
+            return Reason.RESERVED_ACCOUNT
+        qty = cmd.qty
+        price = cmd.price
+        if otype == LIMIT:
+            if cmd.quote_qty:
+                return Reason.BAD_PARAMETER
+            if not 0 < price <= book.max_price:
+                return Reason.PRICE_FILTER
+            if not book.min_qty <= qty <= book.max_qty:
+                return Reason.LOT_SIZE
+            cost = price * qty * book.notional_units
+            if cost < book.min_notional:
+                return Reason.NOTIONAL
+            if cmd.post_only:
+                if cmd.tif != GTC:
+                    return Reason.BAD_PARAMETER
+                if side == BUY:
+                    if book.ask_keys and -book.ask_keys[-1] <= price:
+                        return Reason.WOULD_TAKE
+                elif book.bid_prices and book.bid_prices[-1] >= price:
+                    return Reason.WOULD_TAKE
+            if cmd.tif == GTC:
+                if len(acct.open) >= OPEN_MAX:
+                    return Reason.MAX_NUM_ORDERS
+                if book.order_count >= BOOK_MAX:
+                    return Reason.BOOK_FULL
+            if side == BUY:
+                if acct.free[book.quote] < cost:
+                    return Reason.INSUFFICIENT_BALANCE
+            elif acct.free[book.base] < qty * book.lot_units:
+                return Reason.INSUFFICIENT_BALANCE
+            return None
+        # MARKET
+        if price != 0 or cmd.post_only:
+            return Reason.BAD_PARAMETER
+        if cmd.quote_qty:
+            if side == SELL:
+                return Reason.QUOTE_QTY_SELL
+            if qty != 0 or cmd.quote_qty < 0 or cmd.quote_qty > limits.AMOUNT_UNITS_MAX:
+                return Reason.BAD_PARAMETER
+            if cmd.quote_qty < book.min_notional:
+                return Reason.NOTIONAL
+            if acct.free[book.quote] < cmd.quote_qty:
+                return Reason.INSUFFICIENT_BALANCE
+            return None
+        if not book.min_qty <= qty <= book.max_qty:
+            return Reason.LOT_SIZE
+        if side == BUY:
+            if acct.free[book.quote] <= 0:
+                return Reason.INSUFFICIENT_BALANCE
+        elif acct.free[book.base] < qty * book.lot_units:
+            return Reason.INSUFFICIENT_BALANCE
+        return None
+
+    def _take_limit(self, book: Book, acct: Account, order: Order, events: list) -> None:
+        """Match a crossing limit order, then rest or expire what remains."""
+        stp = kind_stp(order.kind)
+        if order.side == BUY:
+            remaining, stop = self._take_buy(book, acct, order.id, order.price, order.qty, acct.free[book.quote], stp, events, order)
+        else:
+            remaining, stop = self._take_sell(book, acct, order.id, order.price, order.qty, stp, events, order)
+        if remaining == 0:
+            order.qty = 0
+            order.status = FILLED
+            if order.cid is not None:
+                _finish(acct, order)
+            return
+        if stop is None:
+            tif = kind_tif(order.kind)
+            if tif == GTC:
+                order.qty = remaining
+                order.status = PARTIALLY_FILLED if order.filled else NEW
+                _rest(book, acct, order)
+                return
+            stop = StopReason.IOC if tif == IOC else StopReason.FOK
+        events.append(_new(OrderExpired, (order.id, acct.id, book.symbol, remaining, stop)))
+        order.qty = remaining
+        order.status = EXPIRED
+        if order.cid is not None:
+            _finish(acct, order)
+
+    def _take_buy(self, book, acct, oid, limit, qty, budget, stp, events, order):
+        """Buy from the asks up to `limit`, for `qty` lots or, when qty is 0,
+        for as much as `budget` quote units buy. Never spends more than
+        `budget`. Returns (lots left, or budget left when buying by quote;
+        StopReason or None). For a market order it also finishes the order."""
+        ask_keys = book.ask_keys
+        asks = book.asks
+        nu = book.notional_units
+        lu = book.lot_units
+        mbps = book.maker_bps
+        tbps = book.taker_bps
+        b = book.base
+        q = book.quote
+        tf = acct.free
+        ff = self.fee_account.free
+        symbol = book.symbol
+        by_quote = qty == 0
+        remaining = qty
+        trades = 0
+        stop = None
+        filled = 0
+        tid = self.next_trade_id
+        while ask_keys:
+            best = -ask_keys[-1]
+            if best > limit:
+                break
+            level = asks[best]
+            orders = level.orders
+            unit_cost = best * nu
+            while True:
+                maker = orders[0]
+                if maker.status > PARTIALLY_FILLED:  # cancelled: dead in the queue
+                    orders.popleft()
+                    continue
+                mq = maker.qty
+                mk = maker.account
+                if mk is acct:
+                    if stp == EXPIRE_TAKER:
+                        stop = StopReason.SELF_TRADE
+                        break
+                    self._stp_cancel(book, level, maker, events)
+                    if stp == EXPIRE_BOTH:
+                        stop = StopReason.SELF_TRADE
+                        break
+                    if level.count == 0:
+                        break
+                    continue
+                if trades == TRADES_MAX:
+                    stop = StopReason.TRADES_MAX
+                    break
+                if by_quote:
+                    fill = budget // unit_cost
+                    if fill == 0:
+                        stop = StopReason.NO_BALANCE
+                        break
+                    if fill > mq:
+                        fill = mq
+                else:
+                    fill = mq if mq < remaining else remaining
+                    if budget < fill * unit_cost:
+                        fill = budget // unit_cost
+                        if fill == 0:
+                            stop = StopReason.NO_BALANCE
+                            break
+                notional = unit_cost * fill
+                base_amt = fill * lu
+                mfee = notional * mbps // BPS
+                tfee = base_amt * tbps // BPS
+                budget -= notional
+                tf[q] -= notional
+                tf[b] += base_amt - tfee
+                mk.locked[b] -= base_amt
+                mk.free[q] += notional - mfee
+                ff[b] += tfee
+                ff[q] += mfee
+                events.append(_new(Trade, (tid, symbol, best, fill, BUY, maker.id, oid, mk.id, acct.id, mfee, tfee)))
+                tid += 1
+                trades += 1
+                filled += fill
+                remaining -= fill
+                level.total -= fill
+                maker.filled += fill
+                if mq == fill:
+                    maker.qty = 0
+                    orders.popleft()
+                    level.count -= 1
+                    _maker_done(maker)
+                    if level.count == 0:
+                        break
+                else:
+                    maker.qty = mq - fill
+                    maker.status = PARTIALLY_FILLED
+                if not by_quote and remaining == 0:
+                    break
+            if level.count == 0:
+                del asks[best]
+                ask_keys.pop()
+            if stop is not None or (not by_quote and remaining == 0):
+                break
+        self.next_trade_id = tid
+        if order is not None:
+            order.filled = filled
+        if by_quote:
+            remaining = budget
+        if limit == _NO_LIMIT:  # market order: finish it here
+            self._end_market(book, acct, oid, by_quote, remaining, filled, stop, events, order)
+        return remaining, stop
+
+    def _take_sell(self, book, acct, oid, limit, qty, stp, events, order):
+        """Sell `qty` lots into the bids down to `limit` (0 for a market sell)."""
+        bid_prices = book.bid_prices
+        bids = book.bids
+        nu = book.notional_units
+        lu = book.lot_units
+        mbps = book.maker_bps
+        tbps = book.taker_bps
+        b = book.base
+        q = book.quote
+        tf = acct.free
+        ff = self.fee_account.free
+        symbol = book.symbol
+        remaining = qty
+        trades = 0
+        stop = None
+        filled = 0
+        tid = self.next_trade_id
+        while bid_prices:
+            best = bid_prices[-1]
+            if best < limit:
+                break
+            level = bids[best]
+            orders = level.orders
+            unit_cost = best * nu
+            while True:
+                maker = orders[0]
+                if maker.status > PARTIALLY_FILLED:  # cancelled: dead in the queue
+                    orders.popleft()
+                    continue
+                mq = maker.qty
+                mk = maker.account
+                if mk is acct:
+                    if stp == EXPIRE_TAKER:
+                        stop = StopReason.SELF_TRADE
+                        break
+                    self._stp_cancel(book, level, maker, events)
+                    if stp == EXPIRE_BOTH:
+                        stop = StopReason.SELF_TRADE
+                        break
+                    if level.count == 0:
+                        break
+                    continue
+                if trades == TRADES_MAX:
+                    stop = StopReason.TRADES_MAX
+                    break
+                fill = mq if mq < remaining else remaining
+                notional = unit_cost * fill
+                base_amt = fill * lu
+                mfee = base_amt * mbps // BPS
+                tfee = notional * tbps // BPS
+                tf[b] -= base_amt
+                tf[q] += notional - tfee
+                mk.locked[q] -= notional
+                mk.free[b] += base_amt - mfee
+                ff[b] += mfee
+                ff[q] += tfee
+                events.append(_new(Trade, (tid, symbol, best, fill, SELL, maker.id, oid, mk.id, acct.id, mfee, tfee)))
+                tid += 1
+                trades += 1
+                filled += fill
+                remaining -= fill
+                level.total -= fill
+                maker.filled += fill
+                if mq == fill:
+                    maker.qty = 0
+                    orders.popleft()
+                    level.count -= 1
+                    _maker_done(maker)
+                    if level.count == 0:
+                        break
+                else:
+                    maker.qty = mq - fill
+                    maker.status = PARTIALLY_FILLED
+                if remaining == 0:
+                    break
+            if level.count == 0:
+                del bids[best]
+                bid_prices.pop()
+            if stop is not None or remaining == 0:
+                break
+        self.next_trade_id = tid
+        if order is not None:
+            order.filled = filled
+        if limit == 0:
+            self._end_market(book, acct, oid, False, remaining, filled, stop, events, order)
+        return remaining, stop
+
+    def _end_market(self, book, acct, oid, by_quote, remaining, filled, stop, events, order):
+        """A market order never rests: expire what it could not fill."""
+        if by_quote:
+            # By quote amount (`remaining` is the budget left): FILLED once
+            # the budget buys no further lot at the best price or is spent;
+            # EXPIRED if the book ran out first, or nothing filled at all.
+            done = filled > 0 and (stop == StopReason.NO_BALANCE or remaining == 0)
+            if not done:
+                events.append(_new(OrderExpired, (oid, acct.id, book.symbol, 0, stop or StopReason.IOC)))
+            if order is not None:
+                order.qty = 0
+                order.status = FILLED if done else EXPIRED
+            return
+        if remaining:
+            events.append(_new(OrderExpired, (oid, acct.id, book.symbol, remaining, stop or StopReason.IOC)))
+        if order is not None:
+            order.qty = remaining
+            order.status = EXPIRED if remaining else FILLED
+
+    # ----------------------------------------------------------------- cancel
+
+    def _stp_cancel(self, book: Book, level: Level, maker: Order, events: list) -> None:
+        """Self-trade prevention cancels `maker`, the front of `level`, in the
+        middle of matching: the caller's loop removes the level if it empties."""
+        acct = maker.account
+        qty = maker.qty
+        if maker.side == BUY:
+            amount = maker.price * qty * book.notional_units
+            acct.locked[book.quote] -= amount
+            acct.free[book.quote] += amount
+        else:
+            amount = qty * book.lot_units
+            acct.locked[book.base] -= amount
+            acct.free[book.base] += amount
+        level.orders.popleft()
+        level.total -= qty
+        level.count -= 1
+        book.order_count -= 1
+        maker.status = CANCELED
+        del acct.open[maker.id]
+        if maker.cid is not None:
+            _finish(acct, maker)
+        events.append(_new(OrderCancelled, (maker.id, acct.id, book.symbol, qty, StopReason.SELF_TRADE)))
+
+    def _cancel_order(self, order: Order, reason: StopReason, events: list) -> None:
+        """Take a live order out of its book, release its lock, finish it."""
+        book = order.book
+        acct = order.account
+        qty = order.qty
+        if order.side == BUY:
+            acct.locked[book.quote] -= order.price * qty * book.notional_units
+            acct.free[book.quote] += order.price * qty * book.notional_units
+            levels = book.bids
+        else:
+            acct.locked[book.base] -= qty * book.lot_units
+            acct.free[book.base] += qty * book.lot_units
+            levels = book.asks
+        order.status = CANCELED
+        _unqueue(book, levels, order)
+        del acct.open[order.id]
+        if order.cid is not None:
+            _finish(acct, order)
+        events.append(_new(OrderCancelled, (order.id, acct.id, book.symbol, qty, reason)))
+
+    def _find(self, acct: Account | None, symbol: str, order_id: int, cid: str | None) -> Order | None:
+        """The account's order in `symbol` by id (live only) or by client id
+        (live or within the dedup window)."""
+        if acct is None:
+            return None
+        if order_id:
+            order = acct.open.get(order_id)
+        elif cid is not None:
+            order = acct.cids.get(cid)
+        else:
+            return None
+        if order is None or order.book.symbol != symbol:
+            return None
+        return order
+
+    def _cancel(self, cmd: CancelOrder, now: int) -> list:
+        acct = self.accounts.get(cmd.account)
+        order = self._find(acct, cmd.symbol, cmd.order_id, cmd.client_order_id)
+        if order is None:
+            reason = Reason.UNKNOWN_ORDER if cmd.symbol in self.books else Reason.UNKNOWN_SYMBOL
+            return [OrderRejected(cmd.account, cmd.symbol, cmd.client_order_id, cmd.order_id, reason)]
+        if order.status > PARTIALLY_FILLED:
+            return [OrderRejected(cmd.account, cmd.symbol, cmd.client_order_id, order.id, Reason.CANCEL_REJECTED)]
+        events: list = []
+        self._cancel_order(order, StopReason.USER, events)
+        return events
+
+    def _cancel_all(self, cmd: CancelAll, now: int) -> list:
+        if cmd.symbol is not None and cmd.symbol not in self.books:
+            return [OrderRejected(cmd.account, cmd.symbol, None, 0, Reason.UNKNOWN_SYMBOL)]
+        acct = self.accounts.get(cmd.account)
+        events: list = []
+        if acct is None:
+            return events
+        for order_id in sorted(acct.open):
+            order = acct.open[order_id]
+            if cmd.symbol is None or order.book.symbol == cmd.symbol:
+                self._cancel_order(order, StopReason.CANCEL_ALL, events)
+        return events
+
+    # ------------------------------------------------------------------ amend
+
+    def _amend(self, cmd: AmendOrder, now: int) -> list:
+        acct = self.accounts.get(cmd.account)
+        order = self._find(acct, cmd.symbol, cmd.order_id, cmd.client_order_id)
+
+        def reject(reason: Reason) -> list:
+            target = order.id if order is not None else cmd.order_id
+            return [OrderRejected(cmd.account, cmd.symbol, cmd.client_order_id, target, reason)]
+
+        if order is None:
+            return reject(Reason.UNKNOWN_ORDER if cmd.symbol in self.books else Reason.UNKNOWN_SYMBOL)
+        if order.status > PARTIALLY_FILLED:
+            return reject(Reason.UNKNOWN_ORDER)
+        book = order.book
+        price = cmd.price or order.price
+        total = cmd.qty or (order.filled + order.qty)
+        if cmd.price < 0 or cmd.qty < 0:
+            return reject(Reason.BAD_PARAMETER)
+        if not 0 < price <= book.max_price:
+            return reject(Reason.PRICE_FILTER)
+        if not (book.min_qty <= total <= book.max_qty) or total <= order.filled:
+            return reject(Reason.LOT_SIZE)
+        remaining = total - order.filled
+        if price * total * book.notional_units < book.min_notional:
+            return reject(Reason.NOTIONAL)
+        # What the order will reserve against what it reserves now.
+        if order.side == BUY:
+            asset = book.quote
+            delta = price * remaining * book.notional_units - order.price * order.qty * book.notional_units
+            crosses = bool(book.ask_keys) and -book.ask_keys[-1] <= price
+        else:
+            asset = book.base
+            delta = (remaining - order.qty) * book.lot_units
+            crosses = bool(book.bid_prices) and book.bid_prices[-1] >= price
+        if delta > acct.free[asset]:
+            return reject(Reason.INSUFFICIENT_BALANCE)
+        if crosses and kind_post_only(order.kind):
+            return reject(Reason.WOULD_TAKE)
+
+        if price == order.price and remaining <= order.qty:
+            # Lower (or same) quantity at the same price keeps its place.
+            levels = book.bids if order.side == BUY else book.asks
+            levels[price].total -= order.qty - remaining
+            acct.locked[asset] += delta
+            acct.free[asset] -= delta
+            order.qty = remaining
+            return [OrderAmended(order.id, acct.id, book.symbol, price, total, True)]
+
+        # New price or more quantity: leave the queue and come back as if new
+        # (matching first if the new price crosses), keeping id and fills.
+        if order.side == BUY:
+            old_lock = order.price * order.qty * book.notional_units
+            levels = book.bids
+        else:
+            old_lock = order.qty * book.lot_units
+            levels = book.asks
+        acct.locked[asset] -= old_lock
+        acct.free[asset] += old_lock
+        status = order.status
+        order.status = CANCELED  # the old queue entry is dead; `fresh` replaces it
+        _unqueue(book, levels, order)
+        del acct.open[order.id]
+        fresh = Order(order.id, acct, book, order.side, price, remaining, order.filled, order.cid, now, status, order.kind)
+        if fresh.cid is not None:
+            acct.cids[fresh.cid] = fresh
+        events: list = [OrderAmended(order.id, acct.id, book.symbol, price, total, False)]
+        if not crosses:
+            _rest(book, acct, fresh)
+            return events
+        filled_before = fresh.filled
+        if fresh.side == BUY:
+            remaining_after, stop = self._take_buy(book, acct, fresh.id, price, remaining, acct.free[book.quote], kind_stp(fresh.kind), events, None)
+        else:
+            remaining_after, stop = self._take_sell(book, acct, fresh.id, price, remaining, kind_stp(fresh.kind), events, None)
+        fresh.filled = filled_before + (remaining - remaining_after)
+        if remaining_after == 0:
+            fresh.qty = 0
+            fresh.status = FILLED
+            if fresh.cid is not None:
+                _finish(acct, fresh)
+        elif stop is not None:
+            events.append(OrderExpired(fresh.id, acct.id, book.symbol, remaining_after, stop))
+            fresh.qty = remaining_after
+            fresh.status = EXPIRED
+            if fresh.cid is not None:
+                _finish(acct, fresh)
+        else:
+            fresh.qty = remaining_after
+            fresh.status = PARTIALLY_FILLED if fresh.filled else NEW
+            _rest(book, acct, fresh)
+        return events
+
+    # ---------------------------------------------------------------- wallet
+
+    def _deposit(self, cmd: Deposit, now: int) -> list:
+        a = self._asset_index.get(cmd.asset)
+        if a is None:
+            return [OrderRejected(cmd.account, None, None, 0, Reason.UNKNOWN_ASSET)]
+        if cmd.account == FEE_ACCOUNT or cmd.account < 0:
+            return [OrderRejected(cmd.account, None, None, 0, Reason.RESERVED_ACCOUNT)]
+        if not 0 < cmd.amount <= limits.AMOUNT_UNITS_MAX:
+            return [OrderRejected(cmd.account, None, None, 0, Reason.BAD_AMOUNT)]
+        if self.deposited[a] - self.withdrawn[a] + cmd.amount > limits.BALANCE_UNITS_MAX:
+            return [OrderRejected(cmd.account, None, None, 0, Reason.BALANCE_OVERFLOW)]
+        acct = self.accounts.get(cmd.account)
+        if acct is None:
+            if len(self.accounts) > limits.ACCOUNTS_MAX:
+                return [OrderRejected(cmd.account, None, None, 0, Reason.TOO_MANY_ACCOUNTS)]
+            acct = self.accounts[cmd.account] = Account(cmd.account, len(self.assets))
+        acct.free[a] += cmd.amount
+        self.deposited[a] += cmd.amount
+        return [BalanceChanged(acct.id, cmd.asset, cmd.amount, acct.free[a])]
+
+    def _withdraw(self, cmd: Withdraw, now: int) -> list:
+        a = self._asset_index.get(cmd.asset)
+        if a is None:
+            return [OrderRejected(cmd.account, None, None, 0, Reason.UNKNOWN_ASSET)]
+        if cmd.account == FEE_ACCOUNT:
+            return [OrderRejected(cmd.account, None, None, 0, Reason.RESERVED_ACCOUNT)]
+        if not 0 < cmd.amount <= limits.AMOUNT_UNITS_MAX:
+            return [OrderRejected(cmd.account, None, None, 0, Reason.BAD_AMOUNT)]
+        acct = self.accounts.get(cmd.account)
+        if acct is None or acct.free[a] < cmd.amount:
+            return [OrderRejected(cmd.account, None, None, 0, Reason.WITHDRAW_INSUFFICIENT)]
+        acct.free[a] -= cmd.amount
+        self.withdrawn[a] += cmd.amount
+        return [BalanceChanged(acct.id, cmd.asset, -cmd.amount, acct.free[a])]
+
+    # ---------------------------------------------------------------- queries
+
+    def order(self, account: int, symbol: str, order_id: int = 0, client_order_id: str | None = None) -> OrderView | None:
+        order = self._find(self.accounts.get(account), symbol, order_id, client_order_id)
+        return None if order is None else _view(order)
+
+    def open_orders(self, account: int, symbol: str | None = None) -> list[OrderView]:
+        acct = self.accounts.get(account)
+        if acct is None:
+            return []
+        return [
+            _view(acct.open[i])
+            for i in sorted(acct.open)
+            if symbol is None or acct.open[i].book.symbol == symbol
+        ]
+
+    def balances(self, account: int) -> dict[str, tuple[int, int]]:
+        """asset -> (free, locked) units, every asset listed."""
+        acct = self.accounts.get(account)
+        if acct is None:
+            return {name: (0, 0) for name in self.assets}
+        return {name: (acct.free[i], acct.locked[i]) for i, name in enumerate(self.assets)}
+
+    def depth(self, symbol: str, limit: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """The best `limit` levels per side as (price ticks, lots), best first."""
+        book = self.books[symbol]
+        bids = [(p, book.bids[p].total) for p in book.bid_prices[: -limit - 1 : -1]]
+        asks = [(-k, book.asks[-k].total) for k in book.ask_keys[: -limit - 1 : -1]]
+        return bids, asks
+
+    def live_orders(self, symbol: str) -> Iterator[Order]:
+        """Every live order of a market: bids best first, then asks, FIFO."""
+        book = self.books[symbol]
+        for p in reversed(book.bid_prices):
+            for o in book.bids[p].orders:
+                if o.status <= PARTIALLY_FILLED:
+                    yield o
+        for k in reversed(book.ask_keys):
+            for o in book.asks[-k].orders:
+                if o.status <= PARTIALLY_FILLED:
+                    yield o
+
+    # ------------------------------------------------- state hash and snapshot
+
+    def snapshot(self) -> bytes:
+        from dex.engine.snapshot import encode
+
+        return encode(self)
+
+    def state_hash(self) -> str:
+        from dex.engine.snapshot import state_hash
+
+        return state_hash(self)
+
+    @classmethod
+    def restore(cls, config: MarketConfig, data: bytes) -> Engine:
+        from dex.engine.snapshot import decode
+
+        return decode(cls(config), data)
+
+    # -------------------------------------------------------------- invariants
+
+    def check_invariants(self) -> None:
+        from dex.engine.invariants import check
+
+        check(self)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _valid_cid(cid: str) -> bool:
+    return 0 < len(cid) <= limits.CLIENT_ORDER_ID_LENGTH_MAX and cid.isascii() and cid.isprintable()
+
+
+def _rest(book: Book, acct: Account, order: Order) -> None:
+    """Queue a live order at the back of its level and lock what it reserves."""
+    price = order.price
+    qty = order.qty
+    if order.side == BUY:
+        cost = price * qty * book.notional_units
+        acct.free[book.quote] -= cost
+        acct.locked[book.quote] += cost
+        levels = book.bids
+        level = levels.get(price)
+        if level is None:
+            level = levels[price] = Level(price)
+            insort(book.bid_prices, price)
+    else:
+        amount = qty * book.lot_units
+        acct.free[book.base] -= amount
+        acct.locked[book.base] += amount
+        levels = book.asks
+        level = levels.get(price)
+        if level is None:
+            level = levels[price] = Level(price)
+            insort(book.ask_keys, -price)
+    order.price = level.price  # share one int object per level
+    level.orders.append(order)
+    level.total += qty
+    level.count += 1
+    acct.open[order.id] = order
+    book.order_count += 1
+
+
+def _unqueue(book: Book, levels: dict[int, Level], order: Order) -> None:
+    """Take an order that was just marked finished out of its level (lazily:
+    it stays in the deque, dead, until it reaches the front)."""
+    assert order.status > PARTIALLY_FILLED
+    price = order.price
+    level = levels[price]
+    level.total -= order.qty
+    level.count -= 1
+    book.order_count -= 1
+    if level.count == 0:
+        del levels[price]
+        keys = book.bid_prices if levels is book.bids else book.ask_keys
+        key = price if levels is book.bids else -price
+        keys.pop(_index(keys, key))
+    elif len(level.orders) > 2 * level.count + 32:
+        level.orders = deque(o for o in level.orders if o.status <= PARTIALLY_FILLED)
+
+
+def _index(keys: list[int], key: int) -> int:
+    from bisect import bisect_left
+
+    i = bisect_left(keys, key)
+    assert keys[i] == key
+    return i
+
+
+def _maker_done(maker: Order) -> None:
+    """A maker has filled completely: it leaves its account's open orders."""
+    acct = maker.account
+    del acct.open[maker.id]
+    maker.book.order_count -= 1
+    maker.status = FILLED
+    if maker.cid is not None:
+        _finish(acct, maker)
+
+
+def _finish(acct: Account, order: Order) -> None:
+    """An order with a client id has finished: it joins the dedup window and
+    pushes the oldest finished order out once the window is full."""
+    finished = acct.finished
+    finished.append(order)
+    if len(finished) > DEDUP_MAX:
+        old = finished.popleft()
+        if acct.cids.get(old.cid) is old:
+            del acct.cids[old.cid]
+
+
+def _fok_fillable(book: Book, acct: Account, side: int, limit: int, qty: int, stp: int) -> bool:
+    """Would a FOK fill completely? Walks makers in priority order exactly as
+    matching would: own orders are skipped under EXPIRE_MAKER and stop the
+    walk otherwise; the walk also stops at TRADES_PER_ORDER_MAX makers."""
+    if side == BUY:
+        keys = book.ask_keys
+        levels = book.asks
+        sign = -1
+    else:
+        keys = book.bid_prices
+        levels = book.bids
+        sign = 1
+    need = qty
+    makers = 0
+    for i in range(len(keys) - 1, -1, -1):
+        price = sign * keys[i]
+        if (side == BUY and price > limit) or (side == SELL and price < limit):
+            return False
+        for o in levels[price].orders:
+            if o.status > PARTIALLY_FILLED:
+                continue
+            if o.account is acct:
+                if stp == EXPIRE_MAKER:
+                    continue
+                return False
+            if makers == TRADES_MAX:
+                return False
+            makers += 1
+            need -= o.qty
+            if need <= 0:
+                return True
+    return False
+
+
+def _duplicate(order: Order) -> OrderDuplicate:
+    return OrderDuplicate(
+        order.id,
+        order.account.id,
+        order.book.symbol,
+        order.cid,
+        order.status,
+        order.filled,
+        order.filled + order.qty,
+    )
+
+
+def _view(order: Order) -> OrderView:
+    return OrderView(
+        order.id,
+        order.account.id,
+        order.book.symbol,
+        Side(order.side),
+        OrderType(kind_type(order.kind)),
+        TimeInForce(kind_tif(order.kind)),
+        kind_post_only(order.kind),
+        order.price,
+        order.filled + order.qty,
+        order.filled,
+        OrderStatus(order.status),
+        order.cid,
+        order.time_ms,
+    )

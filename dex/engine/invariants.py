@@ -1,0 +1,68 @@
+"""`check_invariants`: the engine's promises, checked over the whole state.
+
+O(state): tests call it after every step; production code never does. A
+violation is a programmer error and raises AssertionError naming it.
+"""
+
+from __future__ import annotations
+
+from dex.core.types import FEE_ACCOUNT, Side
+
+_LIVE = 1  # highest live OrderStatus
+
+
+def check(engine) -> None:
+    n_assets = len(engine.assets)
+    expected_locked: dict[int, list[int]] = {a: [0] * n_assets for a in engine.accounts}
+    live_ids: dict[int, set[int]] = {a: set() for a in engine.accounts}
+    for symbol, book in engine.books.items():
+        assert book.bid_prices == sorted(book.bid_prices), f"{symbol}: bid prices unsorted"
+        assert book.ask_keys == sorted(book.ask_keys), f"{symbol}: ask prices unsorted"
+        assert len(set(book.bid_prices)) == len(book.bid_prices), f"{symbol}: duplicate bid level"
+        assert len(set(book.ask_keys)) == len(book.ask_keys), f"{symbol}: duplicate ask level"
+        assert sorted(book.bids) == book.bid_prices, f"{symbol}: bid levels and prices disagree"
+        assert sorted(-k for k in book.asks) == book.ask_keys, f"{symbol}: ask levels and prices disagree"
+        if book.bid_prices and book.ask_keys:
+            assert book.bid_prices[-1] < -book.ask_keys[-1], f"{symbol}: book crossed at rest"
+        count = 0
+        for side, levels in ((Side.BUY, book.bids), (Side.SELL, book.asks)):
+            for price, level in levels.items():
+                live = [o for o in level.orders if o.status <= _LIVE]
+                assert live, f"{symbol}: empty level {price}"
+                assert level.count == len(live), f"{symbol}@{price}: count {level.count} != {len(live)}"
+                assert level.total == sum(o.qty for o in live), f"{symbol}@{price}: total != sum of orders"
+                times = [o.time_ms for o in live]
+                assert times == sorted(times), f"{symbol}@{price}: queue not in time order"
+                for o in live:
+                    assert o.qty > 0 and o.price == price and o.side == side and o.book is book, (
+                        f"order {o.id} misplaced"
+                    )
+                    assert o.account.open.get(o.id) is o, f"order {o.id} missing from its account"
+                    if o.cid is not None:
+                        assert o.account.cids.get(o.cid) is o, f"order {o.id} missing from cid index"
+                    live_ids[o.account.id].add(o.id)
+                    if side == Side.BUY:
+                        expected_locked[o.account.id][book.quote] += o.price * o.qty * book.notional_units
+                    else:
+                        expected_locked[o.account.id][book.base] += o.qty * book.lot_units
+                count += len(live)
+        assert count == book.order_count, f"{symbol}: order_count {book.order_count} != {count}"
+    totals = [0] * n_assets
+    for account_id, acct in engine.accounts.items():
+        assert acct.id == account_id
+        assert set(acct.open) == live_ids[account_id], f"account {account_id}: open orders disagree with books"
+        assert acct.locked == expected_locked[account_id], (
+            f"account {account_id}: locked {acct.locked} != reserved {expected_locked[account_id]}"
+        )
+        for i in range(n_assets):
+            assert acct.free[i] >= 0, f"account {account_id}: negative free {engine.assets[i]}"
+            totals[i] += acct.free[i] + acct.locked[i]
+        for o in acct.finished:
+            assert o.status > _LIVE, f"finished order {o.id} is live"
+    assert engine.fee_account is engine.accounts[FEE_ACCOUNT]
+    assert not any(engine.fee_account.locked), "fee account has locked funds"
+    for i, name in enumerate(engine.assets):
+        assert totals[i] == engine.deposited[i] - engine.withdrawn[i], (
+            f"{name}: free + locked + fees {totals[i]} != deposits - withdrawals "
+            f"{engine.deposited[i] - engine.withdrawn[i]}"
+        )

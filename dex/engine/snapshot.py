@@ -1,0 +1,189 @@
+"""The engine's canonical binary encoding: snapshot, restore and state hash.
+
+The encoding depends only on the engine's logical state, never on how it got
+there: accounts are written in id order, books from the best price outwards
+in queue order, and dead queue entries are skipped. Two engines that would
+behave identically from now on therefore encode to the same bytes, and
+`state_hash` is the SHA-256 of those bytes.
+
+Layout (little-endian), version 1:
+    magic "DEXS", u16 version
+    u64 next_order_id, u64 next_trade_id
+    u16 assets; per asset: str name, i64 deposited, i64 withdrawn
+    u32 accounts (id order); per account: u64 id, i64 free[assets],
+        i64 locked[assets], u32 finished; per finished order: u16 market,
+        order record
+    u16 markets; per market: str symbol, u32 live orders; per order (bids best
+        first, then asks best first, each level FIFO): order record
+    order record: u64 id, u64 account, u8 side, u64 price, u64 qty,
+        u64 filled, u8 status, u8 kind, i64 time_ms, str client order id
+    str: u8 length + ASCII bytes; a client order id of length 0 means none
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections import deque
+
+from dex.engine.book import Account, Level, Order
+
+MAGIC = b"DEXS"
+VERSION = 1
+
+_HEAD = struct.Struct("<4sHQQ")
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_I64x2 = struct.Struct("<qq")
+_ORDER = struct.Struct("<QQBQQQBBqB")
+_LIVE = 1  # highest live OrderStatus (PARTIALLY_FILLED)
+
+
+def _str(text: str) -> bytes:
+    raw = text.encode("ascii")
+    assert len(raw) < 256
+    return bytes((len(raw),)) + raw
+
+
+def _order(o: Order, pack=_ORDER.pack) -> bytes:
+    cid = o.cid
+    if cid is None:
+        return pack(o.id, o.account.id, o.side, o.price, o.qty, o.filled, o.status, o.kind, o.time_ms, 0)
+    raw = cid.encode("ascii")
+    return pack(o.id, o.account.id, o.side, o.price, o.qty, o.filled, o.status, o.kind, o.time_ms, len(raw)) + raw
+
+
+def encode(engine) -> bytes:
+    parts = [_HEAD.pack(MAGIC, VERSION, engine.next_order_id, engine.next_trade_id)]
+    parts.append(_U16.pack(len(engine.assets)))
+    for i, name in enumerate(engine.assets):
+        parts.append(_str(name))
+        parts.append(_I64x2.pack(engine.deposited[i], engine.withdrawn[i]))
+    n_assets = len(engine.assets)
+    balances = struct.Struct(f"<Q{2 * n_assets}qI")
+    market_index = {symbol: book.index for symbol, book in engine.books.items()}
+    parts.append(_U32.pack(len(engine.accounts)))
+    for account_id in sorted(engine.accounts):
+        acct = engine.accounts[account_id]
+        parts.append(balances.pack(account_id, *acct.free, *acct.locked, len(acct.finished)))
+        for o in acct.finished:
+            parts.append(_U16.pack(market_index[o.book.symbol]))
+            parts.append(_order(o))
+    parts.append(_U16.pack(len(engine.books)))
+    for symbol, book in engine.books.items():
+        parts.append(_str(symbol))
+        parts.append(_U32.pack(book.order_count))
+        count = 0
+        for prices, levels, sign in ((book.bid_prices, book.bids, 1), (book.ask_keys, book.asks, -1)):
+            for i in range(len(prices) - 1, -1, -1):
+                for o in levels[sign * prices[i]].orders:
+                    if o.status <= _LIVE:
+                        parts.append(_order(o))
+                        count += 1
+        assert count == book.order_count, (symbol, count, book.order_count)
+    return b"".join(parts)
+
+
+def state_hash(engine) -> str:
+    return hashlib.sha256(encode(engine)).hexdigest()
+
+
+class SnapshotError(ValueError):
+    """The bytes are not a snapshot of an engine with this market config."""
+
+
+def decode(engine, data: bytes):
+    """Load `data` into a freshly constructed `engine` and return it."""
+    try:
+        return _decode(engine, memoryview(data))
+    except (struct.error, IndexError, UnicodeDecodeError, KeyError) as e:
+        raise SnapshotError(f"corrupt snapshot: {e}") from e
+
+
+def _read_str(data, at: int) -> tuple[str, int]:
+    n = data[at]
+    return bytes(data[at + 1 : at + 1 + n]).decode("ascii"), at + 1 + n
+
+
+def _read_order(data, at: int, accounts: dict, book) -> tuple[Order, int]:
+    oid, account_id, side, price, qty, filled, status, kind, time_ms, n = _ORDER.unpack_from(data, at)
+    at += _ORDER.size
+    cid = None
+    if n:
+        cid = bytes(data[at : at + n]).decode("ascii")
+        at += n
+    return Order(oid, accounts[account_id], book, side, price, qty, filled, cid, time_ms, status, kind), at
+
+
+def _decode(engine, data):
+    magic, version, next_order_id, next_trade_id = _HEAD.unpack_from(data, 0)
+    if magic != MAGIC or version != VERSION:
+        raise SnapshotError(f"not a dex snapshot v{VERSION}: {bytes(magic)!r} v{version}")
+    at = _HEAD.size
+    engine.next_order_id = next_order_id
+    engine.next_trade_id = next_trade_id
+    (n_assets,) = _U16.unpack_from(data, at)
+    at += 2
+    names = []
+    for i in range(n_assets):
+        name, at = _read_str(data, at)
+        names.append(name)
+        engine.deposited[i], engine.withdrawn[i] = _I64x2.unpack_from(data, at) if i < len(engine.deposited) else (0, 0)
+        at += _I64x2.size
+    if tuple(names) != engine.assets:
+        raise SnapshotError(f"snapshot assets {names} differ from config {list(engine.assets)}")
+    balances = struct.Struct(f"<Q{2 * n_assets}qI")
+    books = list(engine.books.values())
+    engine.accounts.clear()
+    (n_accounts,) = _U32.unpack_from(data, at)
+    at += 4
+    pending_finished = []
+    for _ in range(n_accounts):
+        fields = balances.unpack_from(data, at)
+        at += balances.size
+        acct = Account(fields[0], n_assets)
+        acct.free = list(fields[1 : 1 + n_assets])
+        acct.locked = list(fields[1 + n_assets : 1 + 2 * n_assets])
+        engine.accounts[acct.id] = acct
+        pending_finished.append((acct, fields[-1]))
+        for _ in range(fields[-1]):
+            (m,) = _U16.unpack_from(data, at)
+            at += 2
+            order, at = _read_order(data, at, {acct.id: acct}, books[m])
+            acct.finished.append(order)
+            acct.cids[order.cid] = order
+    engine.fee_account = engine.accounts[0]
+    accounts = engine.accounts
+    (n_markets,) = _U16.unpack_from(data, at)
+    at += 2
+    if n_markets != len(books):
+        raise SnapshotError("snapshot markets differ from config")
+    for book in books:
+        symbol, at = _read_str(data, at)
+        if symbol != book.symbol:
+            raise SnapshotError(f"snapshot market {symbol} differs from config {book.symbol}")
+        (n_orders,) = _U32.unpack_from(data, at)
+        at += 4
+        for _ in range(n_orders):
+            order, at = _read_order(data, at, accounts, book)
+            levels = book.bids if order.side == 0 else book.asks
+            level = levels.get(order.price)
+            if level is None:
+                level = levels[order.price] = Level(order.price)
+                if order.side == 0:
+                    book.bid_prices.append(order.price)
+                else:
+                    book.ask_keys.append(-order.price)
+            order.price = level.price
+            level.orders.append(order)
+            level.total += order.qty
+            level.count += 1
+            order.account.open[order.id] = order
+            if order.cid is not None:
+                order.account.cids[order.cid] = order
+        book.order_count = n_orders
+        book.bid_prices.reverse()  # written best first; kept best last
+        book.ask_keys.reverse()
+    if at != len(data):
+        raise SnapshotError(f"{len(data) - at} trailing bytes")
+    return engine
