@@ -1,0 +1,30 @@
+"""The FastAPI app factory. Every node serves the same API."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from dex.api import cluster, errors, ledger, market, trading
+
+
+def create_app(node) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await node.start()
+        yield
+        await node.stop()
+
+    app = FastAPI(
+        title="dex",
+        version="0.1.0",
+        description="An order-book exchange whose ledger is replicated by Raft. Errors are {code, msg}; "
+        "prices and quantities are decimal strings; signed routes need X-API-KEY, X-TIMESTAMP and X-SIGNATURE.",
+        lifespan=lifespan,
+    )
+    app.state.node = node
+    errors.install(app)
+    for module in (market, trading, ledger, cluster):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,77 @@
+"""Errors on the wire: `{"code": -NNNN, "msg": "..."}` with a 4xx or 503.
+
+Codes follow Binance where Binance has one. No request input can produce a
+500: validation errors are 400 -1102/-1100, unexpected failures are logged and
+answered -1000 without internals.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from dex.core.reasons import Reason
+
+log = logging.getLogger("dex.api")
+
+UNKNOWN = -1000
+DISCONNECTED = -1001  # no leader
+UNAUTHORIZED = -1002
+TOO_MANY_REQUESTS = -1003
+TIMEOUT = -1007  # outcome unknown
+OVERLOADED = -1008
+ILLEGAL_CHARS = -1100
+MANDATORY_PARAM = -1102
+BAD_PRECISION = -1111
+INVALID_TIMESTAMP = -1021
+INVALID_SIGNATURE = -1022
+BAD_API_KEY = -2014
+REJECTED_API_KEY = -2015
+NOT_FOUND = -9404
+DISABLED = -9403
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: int, msg: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(msg)
+        self.status = status
+        self.code = code
+        self.msg = msg
+        self.headers = headers
+
+    @classmethod
+    def of(cls, reason: Reason) -> ApiError:
+        status = 404 if reason == Reason.UNKNOWN_ORDER else 400
+        return cls(status, reason.code, reason.msg)
+
+    @classmethod
+    def unavailable(cls, code: int, msg: str, retry_after_s: int = 1) -> ApiError:
+        return cls(503, code, msg, headers={"Retry-After": str(retry_after_s)})
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError):
+        return JSONResponse({"code": exc.code, "msg": exc.msg}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        problems = []
+        for e in exc.errors()[:5]:
+            where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query"))
+            problems.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
+        return JSONResponse({"code": MANDATORY_PARAM, "msg": "; ".join(problems) or "invalid request"}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        code = NOT_FOUND if exc.status_code == 404 else UNKNOWN
+        return JSONResponse({"code": code, "msg": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse({"code": UNKNOWN, "msg": "An unknown error occurred while processing the request."}, status_code=500)

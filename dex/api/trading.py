@@ -1,0 +1,254 @@
+"""Trading: new order, cancel, query, account, and the faucet.
+
+Every state-changing route is signed. On the leader, a request becomes
+commands in the block builder; on a follower it is forwarded to the leader
+as received. Either way the answer comes after the block holding the command
+is applied on the node that answers.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dex.api import render
+from dex.api.deps import NodeDep, SignedDep
+from dex.api.errors import BAD_PRECISION, DISABLED, DISCONNECTED, MANDATORY_PARAM, ApiError
+from dex.core import limits
+from dex.core.commands import CancelOrder, Deposit, PlaceOrder
+from dex.core.events import OrderAccepted, OrderCancelled, OrderDuplicate, OrderRejected
+from dex.core.markets import amount_to_units, units_to_amount
+from dex.core.reasons import Reason
+from dex.core.types import OrderType, SelfTradePrevention, Side, TimeInForce
+
+router = APIRouter(prefix="/api/v1", tags=["trading"])
+
+FORWARDED = "x-dex-forwarded"
+
+
+class NewOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "price": "50000.00", "quantity": "0.01000", "newClientOrderId": "my-order-1"}]
+    })
+    symbol: str = Field(max_length=20)
+    side: Literal["BUY", "SELL"]
+    type: Literal["LIMIT", "MARKET"]
+    timeInForce: Literal["GTC", "IOC", "FOK"] | None = None
+    price: str | None = Field(default=None, max_length=40)
+    quantity: str | None = Field(default=None, max_length=40)
+    quoteOrderQty: str | None = Field(default=None, max_length=40)
+    newClientOrderId: str | None = Field(default=None, min_length=1, max_length=limits.CLIENT_ORDER_ID_LENGTH_MAX)
+    postOnly: bool = False
+    selfTradePreventionMode: Literal["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"] = "EXPIRE_TAKER"
+    newOrderRespType: Literal["ACK", "RESULT", "FULL"] = "FULL"
+
+
+class DepositRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"asset": "USDT", "amount": "10000"}]})
+    asset: str = Field(max_length=20)
+    amount: str = Field(max_length=40)
+
+
+def _parse(model: type[BaseModel], body: bytes) -> BaseModel:
+    try:
+        return model.model_validate_json(body or b"{}")
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()[:5])
+        raise ApiError(400, MANDATORY_PARAM, problems or "invalid body") from None
+
+
+def _market(node, symbol: str):
+    try:
+        return node.cfg.markets.market(symbol)
+    except KeyError:
+        raise ApiError.of(Reason.UNKNOWN_SYMBOL) from None
+
+
+def _derived_client_id(signature: bytes) -> str:
+    """A client order id for an order sent without one, derived from its
+    signature: a replay of the same signed request within recvWindow is then
+    a duplicate, not a second order."""
+    return "dex-" + base64.b32encode(hashlib.sha256(signature).digest()).decode()[:32].lower()
+
+
+async def _forward_if_follower(node, request: Request):
+    """None on the leader; the leader's answer (as a response) on a follower."""
+    leader = await node.wait_leader()
+    if leader is None:
+        raise ApiError.unavailable(DISCONNECTED, "No leader: the cluster is electing one or has lost quorum. Please try again.")
+    if leader == node.node_id:
+        return None
+    if request.headers.get(FORWARDED):
+        raise ApiError.unavailable(DISCONNECTED, "Forwarded to a node that is no longer the leader. Please try again.")
+    body = await request.body()
+    status, payload, retry_after = await node.forward(leader, request.method, request.url.path, request.url.query, dict(request.headers), body)
+    return JSONResponse(payload, status_code=status, headers={"Retry-After": retry_after} if retry_after else None)
+
+
+def _reject(events: list) -> None:
+    first = events[0] if events else None
+    if first.__class__ is OrderRejected:
+        raise ApiError.of(first.reason)
+
+
+@router.post("/order", summary="New order (signed)", responses={400: {"description": "Rejected: {code, msg}"}, 503: {"description": "No leader, lost quorum, or outcome unknown; retry with the same newClientOrderId"}})
+async def new_order(request: Request, node: NodeDep, signed: SignedDep, order: NewOrder | None = None):
+    forwarded = await _forward_if_follower(node, request)
+    if forwarded is not None:
+        return forwarded
+    o: NewOrder = _parse(NewOrder, await request.body())
+    m = _market(node, o.symbol)
+    otype = OrderType[o.type]
+    price = quantity = quote_qty = 0
+    if o.price is not None:
+        price = m.price_to_ticks(o.price)
+        if price is None:
+            raise ApiError.of(Reason.PRICE_FILTER)
+    if o.quantity is not None:
+        quantity = m.qty_to_lots(o.quantity)
+        if quantity is None:
+            raise ApiError.of(Reason.LOT_SIZE)
+    if o.quoteOrderQty is not None:
+        quote_qty = amount_to_units(m.quote, o.quoteOrderQty)
+        if quote_qty is None:
+            raise ApiError(400, BAD_PRECISION, "Precision is over the maximum defined for this asset (quoteOrderQty).")
+    if otype == OrderType.LIMIT and (o.price is None or o.quantity is None):
+        raise ApiError(400, MANDATORY_PARAM, "A LIMIT order needs price and quantity.")
+    if otype == OrderType.MARKET and (o.quantity is None) == (o.quoteOrderQty is None):
+        raise ApiError(400, MANDATORY_PARAM, "A MARKET order needs exactly one of quantity and quoteOrderQty.")
+    if price < 0 or quantity < 0 or quote_qty < 0:
+        raise ApiError(400, MANDATORY_PARAM, "price and quantities must be positive.")
+    tif = TimeInForce[o.timeInForce] if o.timeInForce else TimeInForce.GTC
+    cmd = PlaceOrder(
+        account=signed.account,
+        symbol=o.symbol,
+        side=Side[o.side],
+        type=otype,
+        tif=tif,
+        price=price,
+        qty=quantity,
+        quote_qty=quote_qty,
+        post_only=o.postOnly,
+        stp=SelfTradePrevention[o.selfTradePreventionMode],
+        client_order_id=o.newClientOrderId or _derived_client_id(signed.auth.signature),
+    )
+    height, block_hash, results = await node.submit([cmd], signed.auth)
+    events = results[0]
+    _reject(events)
+    first = events[0]
+    if first.__class__ is OrderDuplicate:
+        return {
+            "symbol": first.symbol,
+            "orderId": first.order_id,
+            "clientOrderId": first.client_order_id,
+            "status": first.status.name,
+            "origQty": m.lots_to_qty(first.qty),
+            "executedQty": m.lots_to_qty(first.filled),
+            "duplicate": True,
+            "blockHeight": height,
+            "blockHash": block_hash.hex(),
+        }
+    assert first.__class__ is OrderAccepted, first
+    header = node.replica.chain.header(height)
+    time_ms = header.time_ms if header is not None else 0
+    return render.order_result(m, first, events, time_ms, height, block_hash, o.newOrderRespType)
+
+
+@router.delete("/order", summary="Cancel an order (signed)")
+async def cancel_order(
+    request: Request,
+    node: NodeDep,
+    signed: SignedDep,
+    symbol: str = Query(max_length=20),
+    orderId: int | None = Query(default=None, ge=1, le=2**63 - 1),
+    origClientOrderId: str | None = Query(default=None, min_length=1, max_length=limits.CLIENT_ORDER_ID_LENGTH_MAX),
+):
+    forwarded = await _forward_if_follower(node, request)
+    if forwarded is not None:
+        return forwarded
+    m = _market(node, symbol)
+    if orderId is None and origClientOrderId is None:
+        raise ApiError(400, MANDATORY_PARAM, "Either orderId or origClientOrderId must be sent.")
+    cmd = CancelOrder(account=signed.account, symbol=symbol, order_id=orderId or 0, client_order_id=None if orderId else origClientOrderId)
+    height, block_hash, results = await node.submit([cmd], signed.auth)
+    events = results[0]
+    _reject(events)
+    ev = events[0]
+    assert ev.__class__ is OrderCancelled, ev
+    record = node.history.order(ev.order_id)
+    out = render.order_record(m, record) if record is not None else {"symbol": symbol, "orderId": ev.order_id}
+    out.update(status="CANCELED", blockHeight=height, blockHash=block_hash.hex())
+    if origClientOrderId:
+        out["origClientOrderId"] = origClientOrderId
+    return out
+
+
+@router.get("/order", summary="Query an order (signed)")
+async def get_order(
+    node: NodeDep,
+    signed: SignedDep,
+    symbol: str = Query(max_length=20),
+    orderId: int | None = Query(default=None, ge=1, le=2**63 - 1),
+    origClientOrderId: str | None = Query(default=None, min_length=1, max_length=limits.CLIENT_ORDER_ID_LENGTH_MAX),
+):
+    m = _market(node, symbol)
+    if orderId is None and origClientOrderId is None:
+        raise ApiError(400, MANDATORY_PARAM, "Either orderId or origClientOrderId must be sent.")
+    with node.replica.lock:
+        view = node.replica.engine.order(signed.account, symbol, orderId or 0, None if orderId else origClientOrderId)
+    record = node.history.order(view.order_id if view is not None else (orderId or 0))
+    if record is not None and record.account == signed.account and record.symbol == symbol:
+        return render.order_record(m, record)
+    if view is not None:
+        return render.order_view(m, view)
+    raise ApiError.of(Reason.UNKNOWN_ORDER)
+
+
+@router.get("/openOrders", summary="Open orders (signed)")
+async def open_orders(node: NodeDep, signed: SignedDep, symbol: str | None = Query(default=None, max_length=20)):
+    if symbol is not None:
+        _market(node, symbol)
+    with node.replica.lock:
+        views = node.replica.engine.open_orders(signed.account, symbol)
+    return [render.order_view(node.cfg.markets.market(v.symbol), v) for v in views]
+
+
+@router.get("/account", summary="Balances (signed)")
+async def account(node: NodeDep, signed: SignedDep):
+    with node.replica.lock:
+        balances = node.replica.engine.balances(signed.account)
+    assets = {a.name: a for a in node.cfg.markets.assets}
+    return {
+        "accountId": str(signed.account),
+        "balances": [
+            {"asset": name, "free": units_to_amount(assets[name], free), "locked": units_to_amount(assets[name], locked)}
+            for name, (free, locked) in balances.items()
+        ],
+    }
+
+
+@router.post("/deposit", summary="Faucet deposit (signed; local clusters only)")
+async def deposit(request: Request, node: NodeDep, signed: SignedDep, body: DepositRequest | None = None):
+    if not node.cfg.faucet:
+        raise ApiError(403, DISABLED, "The faucet is disabled on this cluster.")
+    forwarded = await _forward_if_follower(node, request)
+    if forwarded is not None:
+        return forwarded
+    d: DepositRequest = _parse(DepositRequest, await request.body())
+    try:
+        asset = node.cfg.markets.asset(d.asset)
+    except KeyError:
+        raise ApiError.of(Reason.UNKNOWN_ASSET) from None
+    units = amount_to_units(asset, d.amount)
+    if units is None or units <= 0:
+        raise ApiError.of(Reason.BAD_AMOUNT)
+    height, block_hash, results = await node.submit([Deposit(account=signed.account, asset=d.asset, amount=units)], signed.auth)
+    events = results[0]
+    _reject(events)
+    ev = events[0]
+    return {"asset": d.asset, "amount": d.amount, "free": units_to_amount(asset, ev.free), "blockHeight": height, "blockHash": block_hash.hex()}

@@ -1,0 +1,316 @@
+"""The `dex` command.
+
+    dex node --config PATH --id ID       run one node in the foreground
+    dex cluster init    [--config PATH] [--force]
+    dex cluster up      [--config PATH] [--detach] [--timeout S]
+    dex cluster status  [--config PATH] [--json]
+    dex cluster kill    NODE [--config PATH]
+    dex cluster restart NODE [--config PATH]
+    dex cluster down    [--config PATH]
+    dex cluster demo    [--config PATH]
+
+--config defaults to configs/local-4.toml under the current directory, or the
+repository's own configs/local-4.toml when there is none.
+
+Expected failures (bad config, no secret, a wait that timed out, a node
+already running) print one message to stderr with no traceback: exit 2 for
+configuration and usage, 1 for a cluster that did not do what was asked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+from dex.config import ClusterConfig, ConfigError, load_cluster
+
+DEFAULT_CONFIG = Path("configs") / "local-4.toml"
+REPO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "local-4.toml"
+FOLLOW_INTERVAL_S = 1.0
+HASH_CHARS = 12
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def default_config_path() -> Path:
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else REPO_CONFIG
+
+
+def _load(config: str | None) -> ClusterConfig:
+    path = Path(config) if config else default_config_path()
+    try:
+        return load_cluster(path)
+    except FileNotFoundError as e:
+        raise ConfigError(f"no such config file: {e.filename or path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except KeyError as e:
+        raise ConfigError(f"{path}: missing key {e}") from None
+
+
+def _err(message: str) -> None:
+    print(f"dex: {message}", file=sys.stderr)
+
+
+# --- dex node --------------------------------------------------------------
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    import dex.node  # lazily: only a node needs the Raft and HTTP stack
+
+    result = dex.node.run(args.config, args.id)
+    return result if isinstance(result, int) else EXIT_OK
+
+
+# --- dex cluster -----------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from cluster import local
+
+    cfg = _load(args.config)
+    path = local.init(cfg, force=args.force)
+    print(f"wrote a new cluster secret to {path} (mode 0600)")
+    return EXIT_OK
+
+
+def _short(value: object) -> str:
+    if value is None:
+        return "-"
+    text = str(value)
+    return text[:HASH_CHARS]
+
+
+def _yes(value: object) -> str:
+    return "-" if value is None else ("yes" if value else "no")
+
+
+def _print_nodes_up(cfg: ClusterConfig, st: dict) -> None:
+    roles = {e.get("id"): e.get("role") for e in st.get("nodes", [])}
+    for n in cfg.nodes:
+        pid = st["processes"].get(n.id)
+        print(f"  {n.id}  {n.api_url}  pid {pid if pid is not None else '-'}  {roles.get(n.id, '?')}")
+    print(f"leader: {st.get('leader')} (term {st.get('term')})")
+
+
+def _follow_line(st: dict) -> str:
+    from cluster import local
+
+    parts = []
+    for e in st.get("nodes", []):
+        if not e.get("alive") and not e.get("reachable"):
+            parts.append(f"{e.get('id')}:down")
+        else:
+            parts.append(f"{e.get('id')}:{e.get('role')}@{e.get('headHeight', '-')}")
+    _, why = local.hash_agreement(st)
+    quorum = "yes" if st.get("hasQuorum") else "NO"
+    stamp = time.strftime("%H:%M:%S")
+    return f"{stamp} leader {st.get('leader')} term {st.get('term')} quorum {quorum} | {' '.join(parts)} | {why}"
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from cluster import local
+
+    cfg = _load(args.config)
+    if args.detach:
+        st = local.up(cfg, timeout_s=args.timeout)
+        print(f"cluster {cfg.name} is up")
+        _print_nodes_up(cfg, st)
+        return EXIT_OK
+    # Foreground: this command owns the cluster's lifetime, so any way out stops it.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        st = local.up(cfg, timeout_s=args.timeout)
+        print(f"cluster {cfg.name} is up; following it (Ctrl-C stops the cluster)")
+        _print_nodes_up(cfg, st)
+        last = None
+        while True:
+            st = local.status(cfg)
+            now = local.summary(st)
+            if now != last:
+                print(_follow_line(st), flush=True)
+                last = now
+            time.sleep(FOLLOW_INTERVAL_S)
+    except KeyboardInterrupt:
+        print("\nstopping the cluster", file=sys.stderr)
+        return EXIT_OK
+    finally:
+        stopped = local.down(cfg)
+        if stopped:
+            print(f"stopped {', '.join(stopped)}", file=sys.stderr)
+
+
+def _status_table(st: dict) -> list[str]:
+    header = ("id", "pid", "proc", "role", "term", "height", "head", "state", "commit/applied", "reachable")
+    rows = [header]
+    for e in st.get("nodes", []):
+        rows.append(
+            (
+                str(e.get("id")),
+                str(e.get("pid") or "-"),
+                "alive" if e.get("alive") else "down",
+                str(e.get("role") or "-"),
+                str(e.get("term", "-") if e.get("term") is not None else "-"),
+                str(e.get("headHeight") if e.get("headHeight") is not None else "-"),
+                _short(e.get("headHash")),
+                _short(e.get("stateHash")),
+                f"{e.get('commitIndex', '-')}/{e.get('lastApplied', '-')}",
+                _yes(e.get("reachable")),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from cluster import local
+
+    cfg = _load(args.config)
+    st = local.status(cfg)
+    if args.json:
+        print(json.dumps(st, indent=2, sort_keys=True))
+        return EXIT_OK if st.get("node") is not None else EXIT_FAILED
+    print(f"cluster {cfg.name} ({cfg.path})")
+    for line in _status_table(st):
+        print("  " + line)
+    if st.get("node") is None:
+        print(f"all nodes are down: none of {', '.join(n.id for n in cfg.nodes)} answered")
+        for n_id, why in st.get("errors", {}).items():
+            print(f"  {n_id}: {why}", file=sys.stderr)
+        return EXIT_FAILED
+    down = [e.get("id") for e in st.get("nodes", []) if not e.get("reachable")]
+    _, why = local.hash_agreement(st)
+    print(f"as seen by {st['node']}: leader {st.get('leader')}, term {st.get('term')}, quorum {_yes(st.get('hasQuorum'))}")
+    print(why)
+    if down:
+        print(f"unreachable: {', '.join(down)}")
+    return EXIT_OK
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    from cluster import local
+
+    cfg = _load(args.config)
+    pid = local.node_pid(cfg, args.node)
+    if not local.kill_node(cfg, args.node):
+        _err(f"node {args.node} is not running")
+        return EXIT_FAILED
+    print(f"killed {args.node} (pid {pid}, SIGKILL)")
+    return EXIT_OK
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    from cluster import local
+
+    cfg = _load(args.config)
+    pid = local.restart_node(cfg, args.node)
+    local.wait_node_ready(cfg, args.node, timeout_s=args.timeout)
+    print(f"restarted {args.node} (pid {pid}), answering at {cfg.node(args.node).api_url}")
+    return EXIT_OK
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from cluster import local
+
+    cfg = _load(args.config)
+    stopped = local.down(cfg)
+    print(f"stopped {', '.join(stopped)}" if stopped else "no node was running")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from cluster.demo import demo
+
+    cfg = _load(args.config)
+    try:
+        result = demo(cfg)
+    except NotImplementedError as e:
+        _err(f"cluster demo: not implemented yet ({e})")
+        return EXIT_FAILED
+    return result if isinstance(result, int) else EXIT_OK
+
+
+# --- parsing ---------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cluster.local import UP_TIMEOUT_S_DEFAULT
+
+    parser = argparse.ArgumentParser(prog="dex", description="An order-book exchange replicated by Raft.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    node = commands.add_parser("node", help="run one node in the foreground")
+    node.add_argument("--config", required=True, help="cluster config file (TOML)")
+    node.add_argument("--id", required=True, help="this node's id in the config")
+    node.set_defaults(func=cmd_node)
+
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument(
+        "--config",
+        default=None,
+        help=f"cluster config file (default: {DEFAULT_CONFIG} here, else {REPO_CONFIG})",
+    )
+
+    cluster = commands.add_parser("cluster", help="manage a local cluster, one process per node")
+    actions = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    p = actions.add_parser("init", parents=[config], help="write a new cluster secret (0600)")
+    p.add_argument("--force", action="store_true", help="replace an existing secret")
+    p.set_defaults(func=cmd_init)
+
+    p = actions.add_parser("up", parents=[config], help="start every node and wait for a leader")
+    p.add_argument("--detach", action="store_true", help="return once the cluster is up, leaving it running")
+    p.add_argument("--timeout", type=float, default=UP_TIMEOUT_S_DEFAULT, help="seconds to wait for a leader")
+    p.set_defaults(func=cmd_up)
+
+    p = actions.add_parser("status", parents=[config], help="each node's role, head and hashes")
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.set_defaults(func=cmd_status)
+
+    p = actions.add_parser("kill", parents=[config], help="SIGKILL one node")
+    p.add_argument("node", help="node id")
+    p.set_defaults(func=cmd_kill)
+
+    p = actions.add_parser("restart", parents=[config], help="stop one node and start it again")
+    p.add_argument("node", help="node id")
+    p.add_argument("--timeout", type=float, default=UP_TIMEOUT_S_DEFAULT, help="seconds to wait for it to answer")
+    p.set_defaults(func=cmd_restart)
+
+    p = actions.add_parser("down", parents=[config], help="stop every node")
+    p.set_defaults(func=cmd_down)
+
+    p = actions.add_parser("demo", parents=[config], help="the failover demo")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from cluster.local import ClusterError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        _err(str(e))
+        return EXIT_USAGE
+    except (ClusterError, TimeoutError) as e:
+        _err(str(e))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

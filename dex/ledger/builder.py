@@ -1,0 +1,233 @@
+"""The leader's block builder: gathers commands and proposes blocks.
+
+Requests (one or more commands that must share a block, with the signature
+that authorized them) queue here on the leader. A block is sealed when the
+oldest waiting request has waited `block_interval_ms`, or when the next
+request would take it past `block_commands_max` commands or
+`block_bytes_max` bytes. The builder stamps the block time from the leader's
+clock; nothing else in a block depends on any node's clock.
+
+Bounds: at most `pending_commands_max` commands wait (more is a typed
+`Overloaded` refusal, answered 503) and at most `inflight_blocks_max` blocks
+are proposed but not yet applied. A proposal whose outcome Raft never reports
+(its leader lost office before committing it) is failed after
+`INFLIGHT_TIMEOUT_S` with an unknown outcome: the client retries with the same
+client order id, and the replicated dedup window makes that safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pysyncobj import FAIL_REASON
+
+from dex.config import ClusterConfig
+from dex.ledger.codec import (
+    AUTH_OVERHEAD_BYTES,
+    COMMAND_OVERHEAD_BYTES,
+    NO_AUTH,
+    PROPOSAL_OVERHEAD_BYTES,
+    Auth,
+    assemble_proposal,
+    encode_auth,
+    encode_command,
+)
+
+log = logging.getLogger("dex.ledger.builder")
+
+INFLIGHT_TIMEOUT_S = 10.0
+
+
+class NotLeader(Exception):
+    """This node stopped leading before the request was proposed."""
+
+
+class Overloaded(Exception):
+    """Too many commands are waiting; the request was not queued."""
+
+
+class Unknown(Exception):
+    """The block's fate is unknown (leader change); retry with the same client order id."""
+
+
+@dataclass(slots=True, kw_only=True)
+class Request:
+    raw: list[bytes]  # encoded commands
+    auth: bytes | None  # encoded Auth
+    done: Callable  # done(height, block_hash, results | None, error | None)
+    size: int = 0
+    arrived_s: float = field(default_factory=time.monotonic)
+
+
+class BlockBuilder:
+    def __init__(self, replica, cfg: ClusterConfig, *, clock_ms: Callable[[], int] | None = None) -> None:
+        self.replica = replica
+        self.interval_s = cfg.block_interval_ms / 1000
+        self.commands_max = cfg.block_commands_max
+        self.bytes_max = cfg.block_bytes_max
+        self.pending_max = cfg.pending_commands_max
+        self.inflight_max = cfg.inflight_blocks_max
+        self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self._cond = threading.Condition()
+        self._pending: deque[Request] = deque()
+        self._pending_commands = 0
+        self._inflight: dict[int, tuple[float, list[Request]]] = {}
+        self._next_proposal = 0
+        self._stopped = False
+        self.blocks_proposed = 0
+        self._thread = threading.Thread(target=self._run, name="block-builder", daemon=True)
+        self._thread.start()
+
+    # --------------------------------------------------------------- intake
+
+    def submit(self, commands: list, auth: Auth | None, done: Callable) -> None:
+        """Queue commands that must go in one block, in order. `done` is
+        called from another thread exactly once."""
+        raw = [encode_command(c) for c in commands]
+        auth_raw = None if auth is None else encode_auth(auth)
+        size = sum(len(r) + COMMAND_OVERHEAD_BYTES for r in raw) + (0 if auth_raw is None else len(auth_raw))
+        if len(raw) > self.commands_max or size + PROPOSAL_OVERHEAD_BYTES > self.bytes_max:
+            raise Overloaded(f"request of {len(raw)} commands, {size} bytes exceeds a block")
+        with self._cond:
+            if self._pending_commands + len(raw) > self.pending_max:
+                raise Overloaded(f"{self._pending_commands} commands already waiting")
+            self._pending.append(Request(raw=raw, auth=auth_raw, done=done, size=size))
+            self._pending_commands += len(raw)
+            self._cond.notify()
+
+    @property
+    def pending_commands(self) -> int:
+        return self._pending_commands
+
+    @property
+    def inflight_blocks(self) -> int:
+        return len(self._inflight)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        self._thread.join(timeout=2)
+
+    # ---------------------------------------------------------------- loop
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                batch = self._next_batch()
+                if batch is None:
+                    return
+            if batch:
+                self._propose(batch)
+
+    def _next_batch(self) -> list[Request] | None:
+        """Wait for a block's worth of requests (called with the lock held)."""
+        while not self._stopped:
+            self._expire_inflight()
+            if not self._pending:
+                self._cond.wait(0.5)
+                continue
+            wait_s = self._pending[0].arrived_s + self.interval_s - time.monotonic()
+            if wait_s > 0 and not self._full():
+                self._cond.wait(wait_s)
+                continue
+            if len(self._inflight) >= self.inflight_max:
+                self._cond.wait(0.05)
+                continue
+            if not self.replica.is_leader:
+                self._fail_pending(NotLeader("not the leader"))
+                continue
+            return self._take()
+        self._fail_pending(NotLeader("node stopping"))
+        return None
+
+    def _full(self) -> bool:
+        count = 0
+        size = PROPOSAL_OVERHEAD_BYTES
+        for r in self._pending:
+            count += len(r.raw)
+            size += r.size
+            if count >= self.commands_max or size >= self.bytes_max:
+                return True
+        return False
+
+    def _take(self) -> list[Request]:
+        batch: list[Request] = []
+        count = 0
+        size = PROPOSAL_OVERHEAD_BYTES
+        while self._pending:
+            r = self._pending[0]
+            if batch and (count + len(r.raw) > self.commands_max or size + r.size > self.bytes_max):
+                break
+            batch.append(self._pending.popleft())
+            count += len(r.raw)
+            size += r.size
+            self._pending_commands -= len(r.raw)
+        return batch
+
+    def _fail_pending(self, error: Exception) -> None:
+        while self._pending:
+            r = self._pending.popleft()
+            self._pending_commands -= len(r.raw)
+            _call(r.done, None, None, None, error)
+
+    def _expire_inflight(self) -> None:
+        now = time.monotonic()
+        for key in [k for k, (t, _) in self._inflight.items() if now - t > INFLIGHT_TIMEOUT_S]:
+            _, batch = self._inflight.pop(key)
+            for r in batch:
+                _call(r.done, None, None, None, Unknown("block outcome unknown"))
+
+    def _propose(self, batch: list[Request]) -> None:
+        auths: list[bytes] = []
+        commands: list[tuple[int, bytes]] = []
+        for r in batch:
+            index = NO_AUTH
+            if r.auth is not None:
+                index = len(auths)
+                auths.append(r.auth)
+            commands.extend((index, raw) for raw in r.raw)
+        proposal = assemble_proposal(
+            leader=self.replica.node_id,
+            term=self.replica.raftCurrentTerm,
+            time_ms=self.clock_ms(),
+            auths=auths,
+            commands=commands,
+        )
+        with self._cond:
+            key = self._next_proposal
+            self._next_proposal += 1
+            self._inflight[key] = (time.monotonic(), batch)
+        self.blocks_proposed += 1
+        self.replica.apply_block(proposal, callback=lambda result, error: self._on_applied(key, result, error))
+
+    def _on_applied(self, key: int, result, error) -> None:
+        with self._cond:
+            entry = self._inflight.pop(key, None)
+            self._cond.notify()
+        if entry is None:
+            return  # already expired
+        batch = entry[1]
+        if error != FAIL_REASON.SUCCESS or result is None:
+            failure = NotLeader(f"not committed ({error})") if error in (FAIL_REASON.MISSING_LEADER, FAIL_REASON.NOT_LEADER, FAIL_REASON.QUEUE_FULL) else Unknown(f"not committed ({error})")
+            for r in batch:
+                _call(r.done, None, None, None, failure)
+            return
+        height, block_hash, results = result
+        at = 0
+        for r in batch:
+            n = len(r.raw)
+            _call(r.done, height, block_hash, results[at : at + n], None)
+            at += n
+
+
+def _call(done: Callable, *args) -> None:
+    try:
+        done(*args)
+    except Exception:
+        log.exception("request callback failed")

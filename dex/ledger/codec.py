@@ -1,0 +1,447 @@
+"""The ledger's binary codec: commands, proposals, results and block headers.
+
+Nothing here pickles. Every integer is fixed-width little-endian, every string
+is a u8 length and ASCII bytes, and each encoding starts with a version or tag
+byte so the format can grow. A decoder given bytes it did not produce raises
+`CodecError`; it never returns a half-read value.
+
+A *proposal* is what the leader replicates through Raft: one block's worth of
+commands, the leader's id and term, and the block time it stamped. Every node
+turns a committed proposal into a *block* by applying it: the block's header
+adds height, parent hash, the roots over commands and results and the state
+hash, which each node computes for itself and must agree on.
+
+    proposal  := u8 version, str leader, u64 term, u64 time_ms,
+                 u16 n_auth, auth*, u16 n_commands, (u16 auth_index, command)*
+    auth      := bytes32 public_key, u64 timestamp_ms, bytes64 signature,
+                 u32 length, signed payload     (who authorized which commands)
+    command   := u8 tag, fields (see _PLACE and friends)
+    results   := per command: u16 n_events, event*
+    header    := u8 version, u64 height, bytes32 parent, str leader, u64 term,
+                 u64 time_ms, u32 n_commands, bytes32 commands_root,
+                 bytes32 results_root, bytes32 state_hash
+    block hash = SHA-256(header)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+
+from dex.core.commands import AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder, Withdraw
+from dex.core.events import (
+    BalanceChanged,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderDuplicate,
+    OrderExpired,
+    OrderRejected,
+    Trade,
+)
+from dex.core.reasons import Reason, StopReason
+from dex.core.types import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
+
+PROPOSAL_VERSION = 1
+HEADER_VERSION = 1
+NO_AUTH = 0xFFFF  # a command no signature covers (the faucet, operators)
+COMMANDS_PER_BLOCK_MAX = 4096
+AUTHS_PER_BLOCK_MAX = 4096
+SIGNED_PAYLOAD_BYTES_MAX = 64 * 1024
+EVENTS_PER_COMMAND_MAX = 65535
+
+
+class CodecError(ValueError):
+    """Bytes that are not a valid encoding."""
+
+
+# ------------------------------------------------------------------ primitives
+
+_U8 = struct.Struct("<B")
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+
+
+def _put_str(out: list, text: str | None) -> None:
+    if text is None:
+        out.append(b"\x00")
+        return
+    raw = text.encode("ascii")
+    if not 0 < len(raw) < 256:
+        raise CodecError(f"string of {len(raw)} bytes")
+    out.append(bytes((len(raw),)))
+    out.append(raw)
+
+
+def _get_str(buf, at: int) -> tuple[str | None, int]:
+    n = buf[at]
+    if n == 0:
+        return None, at + 1
+    end = at + 1 + n
+    if end > len(buf):
+        raise CodecError("string runs past the end")
+    return bytes(buf[at + 1 : end]).decode("ascii"), end
+
+
+# -------------------------------------------------------------------- commands
+
+_PLACE_TAG, _CANCEL_TAG, _CANCEL_ALL_TAG, _AMEND_TAG, _DEPOSIT_TAG, _WITHDRAW_TAG = 1, 2, 3, 4, 5, 6
+# tag, account, side, type, tif, flags (post_only | stp << 1), price, qty, quote_qty
+_PLACE = struct.Struct("<BQBBBBQQQ")
+# tag, account, order_id
+_CANCEL = struct.Struct("<BQQ")
+# tag, account, has_symbol
+_CANCEL_ALL = struct.Struct("<BQB")
+# tag, account, order_id, price, qty
+_AMEND = struct.Struct("<BQQQQ")
+# tag, account, amount
+_WALLET = struct.Struct("<BQQ")
+
+
+def encode_command(cmd) -> bytes:
+    out: list[bytes] = []
+    cls = cmd.__class__
+    if cls is PlaceOrder:
+        flags = int(cmd.post_only) | (int(cmd.stp) << 1)
+        out.append(_PLACE.pack(_PLACE_TAG, cmd.account, cmd.side, cmd.type, cmd.tif, flags, cmd.price, cmd.qty, cmd.quote_qty))
+        _put_str(out, cmd.symbol)
+        _put_str(out, cmd.client_order_id)
+    elif cls is CancelOrder:
+        out.append(_CANCEL.pack(_CANCEL_TAG, cmd.account, cmd.order_id))
+        _put_str(out, cmd.symbol)
+        _put_str(out, cmd.client_order_id)
+    elif cls is CancelAll:
+        out.append(_CANCEL_ALL.pack(_CANCEL_ALL_TAG, cmd.account, cmd.symbol is not None))
+        if cmd.symbol is not None:
+            _put_str(out, cmd.symbol)
+    elif cls is AmendOrder:
+        out.append(_AMEND.pack(_AMEND_TAG, cmd.account, cmd.order_id, cmd.price, cmd.qty))
+        _put_str(out, cmd.symbol)
+        _put_str(out, cmd.client_order_id)
+    elif cls is Deposit or cls is Withdraw:
+        out.append(_WALLET.pack(_DEPOSIT_TAG if cls is Deposit else _WITHDRAW_TAG, cmd.account, cmd.amount))
+        _put_str(out, cmd.asset)
+    else:
+        raise CodecError(f"not a command: {cls.__name__}")
+    return b"".join(out)
+
+
+def decode_command(buf, at: int = 0):
+    """Return (command, offset after it)."""
+    try:
+        tag = buf[at]
+        if tag == _PLACE_TAG:
+            _, account, side, otype, tif, flags, price, qty, quote_qty = _PLACE.unpack_from(buf, at)
+            symbol, at = _get_str(buf, at + _PLACE.size)
+            cid, at = _get_str(buf, at)
+            if symbol is None or flags >> 3:
+                raise CodecError("bad place")
+            return PlaceOrder(
+                account=account,
+                symbol=symbol,
+                side=Side(side),
+                type=OrderType(otype),
+                tif=TimeInForce(tif),
+                price=price,
+                qty=qty,
+                quote_qty=quote_qty,
+                post_only=bool(flags & 1),
+                stp=SelfTradePrevention(flags >> 1),
+                client_order_id=cid,
+            ), at
+        if tag == _CANCEL_TAG:
+            _, account, order_id = _CANCEL.unpack_from(buf, at)
+            symbol, at = _get_str(buf, at + _CANCEL.size)
+            cid, at = _get_str(buf, at)
+            return CancelOrder(account=account, symbol=symbol, order_id=order_id, client_order_id=cid), at
+        if tag == _CANCEL_ALL_TAG:
+            _, account, has_symbol = _CANCEL_ALL.unpack_from(buf, at)
+            at += _CANCEL_ALL.size
+            symbol = None
+            if has_symbol:
+                symbol, at = _get_str(buf, at)
+            return CancelAll(account=account, symbol=symbol), at
+        if tag == _AMEND_TAG:
+            _, account, order_id, price, qty = _AMEND.unpack_from(buf, at)
+            symbol, at = _get_str(buf, at + _AMEND.size)
+            cid, at = _get_str(buf, at)
+            return AmendOrder(account=account, symbol=symbol, order_id=order_id, client_order_id=cid, price=price, qty=qty), at
+        if tag in (_DEPOSIT_TAG, _WITHDRAW_TAG):
+            _, account, amount = _WALLET.unpack_from(buf, at)
+            asset, at = _get_str(buf, at + _WALLET.size)
+            cls = Deposit if tag == _DEPOSIT_TAG else Withdraw
+            return cls(account=account, asset=asset, amount=amount), at
+    except (struct.error, IndexError, UnicodeDecodeError, ValueError) as e:
+        if isinstance(e, CodecError):
+            raise
+        raise CodecError(f"bad command at {at}: {e}") from e
+    raise CodecError(f"unknown command tag {tag}")
+
+
+# ------------------------------------------------------------------- proposals
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Auth:
+    """A signature that authorized some of a block's commands."""
+
+    public_key: bytes  # 32 bytes, Ed25519
+    timestamp_ms: int
+    signature: bytes  # 64 bytes
+    payload: bytes  # exactly the bytes that were signed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Proposal:
+    leader: str
+    term: int
+    time_ms: int
+    commands: tuple  # of commands
+    auth_index: tuple[int, ...]  # per command: index into auths, or NO_AUTH
+    auths: tuple[Auth, ...] = ()
+
+
+_PROPOSAL_HEAD = struct.Struct("<QQ")  # term, time_ms
+_AUTH_HEAD = struct.Struct("<32sQ64sI")
+
+
+def encode_proposal(p: Proposal) -> bytes:
+    assert len(p.auth_index) == len(p.commands)
+    return assemble_proposal(
+        leader=p.leader,
+        term=p.term,
+        time_ms=p.time_ms,
+        auths=p.auths,
+        commands=[(index, encode_command(cmd)) for index, cmd in zip(p.auth_index, p.commands)],
+    )
+
+
+def encode_auth(a: Auth) -> bytes:
+    return _AUTH_HEAD.pack(a.public_key, a.timestamp_ms, a.signature, len(a.payload)) + a.payload
+
+
+def assemble_proposal(*, leader: str, term: int, time_ms: int, auths, commands: list[tuple[int, bytes]]) -> bytes:
+    """A proposal from commands already encoded (the block builder encodes each
+    command once, when it arrives, to know the block's size). `auths` are Auth
+    values or their encodings."""
+    if len(commands) > COMMANDS_PER_BLOCK_MAX or len(auths) > AUTHS_PER_BLOCK_MAX:
+        raise CodecError("proposal over its bounds")
+    out: list[bytes] = [bytes((PROPOSAL_VERSION,))]
+    _put_str(out, leader)
+    out.append(_PROPOSAL_HEAD.pack(term, time_ms))
+    out.append(_U16.pack(len(auths)))
+    for a in auths:
+        out.append(a if isinstance(a, bytes) else encode_auth(a))
+    out.append(_U16.pack(len(commands)))
+    for index, raw in commands:
+        out.append(_U16.pack(index))
+        out.append(raw)
+    return b"".join(out)
+
+
+PROPOSAL_OVERHEAD_BYTES = 1 + 256 + _PROPOSAL_HEAD.size + 2 + 2
+COMMAND_OVERHEAD_BYTES = 2
+AUTH_OVERHEAD_BYTES = _AUTH_HEAD.size
+
+
+def decode_proposal(data: bytes) -> tuple[Proposal, list[bytes]]:
+    """Return the proposal and each command's encoded bytes (auth index
+    included), which the commands root is computed over."""
+    buf = memoryview(data)
+    try:
+        if buf[0] != PROPOSAL_VERSION:
+            raise CodecError(f"proposal version {buf[0]}")
+        leader, at = _get_str(buf, 1)
+        term, time_ms = _PROPOSAL_HEAD.unpack_from(buf, at)
+        at += _PROPOSAL_HEAD.size
+        (n_auth,) = _U16.unpack_from(buf, at)
+        at += 2
+        auths = []
+        for _ in range(n_auth):
+            key, ts, sig, n = _AUTH_HEAD.unpack_from(buf, at)
+            at += _AUTH_HEAD.size
+            if n > SIGNED_PAYLOAD_BYTES_MAX or at + n > len(buf):
+                raise CodecError("auth payload out of bounds")
+            auths.append(Auth(public_key=key, timestamp_ms=ts, signature=sig, payload=bytes(buf[at : at + n])))
+            at += n
+        (n_cmd,) = _U16.unpack_from(buf, at)
+        at += 2
+        if n_cmd > COMMANDS_PER_BLOCK_MAX:
+            raise CodecError("too many commands")
+        commands = []
+        indexes = []
+        leaves = []
+        for _ in range(n_cmd):
+            start = at
+            (index,) = _U16.unpack_from(buf, at)
+            if index != NO_AUTH and index >= n_auth:
+                raise CodecError("auth index out of range")
+            cmd, at = decode_command(buf, at + 2)
+            commands.append(cmd)
+            indexes.append(index)
+            leaves.append(bytes(buf[start:at]))
+        if at != len(buf):
+            raise CodecError(f"{len(buf) - at} trailing bytes")
+    except (struct.error, IndexError, UnicodeDecodeError) as e:
+        raise CodecError(f"bad proposal: {e}") from e
+    if leader is None:
+        raise CodecError("proposal without a leader")
+    return (
+        Proposal(leader=leader, term=term, time_ms=time_ms, commands=tuple(commands), auth_index=tuple(indexes), auths=tuple(auths)),
+        leaves,
+    )
+
+
+# --------------------------------------------------------------------- results
+
+_EV_ACCEPTED, _EV_REJECTED, _EV_DUPLICATE, _EV_TRADE, _EV_CANCELLED, _EV_EXPIRED, _EV_AMENDED, _EV_BALANCE = range(1, 9)
+_ACCEPTED = struct.Struct("<BQQBBBQQQ")  # tag, order_id, account, side, type, tif, price, qty, quote_qty (+symbol, cid)
+_REJECTED = struct.Struct("<BQQB")  # tag, account, order_id, reason (+symbol, cid)
+_DUPLICATE = struct.Struct("<BQQBQQ")  # tag, order_id, account, status, filled, qty (+symbol, cid)
+_TRADE = struct.Struct("<BQQQBQQQQQQ")  # tag, trade_id, price, qty, taker_side, maker oid, taker oid, maker acct, taker acct, fees (+symbol)
+_STOPPED = struct.Struct("<BQQQB")  # tag, order_id, account, qty, reason (+symbol)
+_AMENDED = struct.Struct("<BQQQQB")  # tag, order_id, account, price, qty, priority_kept (+symbol)
+_BALANCE = struct.Struct("<BQqQ")  # tag, account, delta, free (+asset)
+
+
+def encode_events(events: list) -> bytes:
+    if len(events) > EVENTS_PER_COMMAND_MAX:
+        raise CodecError("too many events")
+    out: list[bytes] = [_U16.pack(len(events))]
+    for ev in events:
+        cls = ev.__class__
+        if cls is Trade:
+            out.append(_TRADE.pack(_EV_TRADE, ev.trade_id, ev.price, ev.qty, ev.taker_side, ev.maker_order_id, ev.taker_order_id, ev.maker_account, ev.taker_account, ev.maker_fee, ev.taker_fee))
+            _put_str(out, ev.symbol)
+        elif cls is OrderAccepted:
+            out.append(_ACCEPTED.pack(_EV_ACCEPTED, ev.order_id, ev.account, ev.side, ev.type, ev.tif, ev.price, ev.qty, ev.quote_qty))
+            _put_str(out, ev.symbol)
+            _put_str(out, ev.client_order_id)
+        elif cls is OrderRejected:
+            out.append(_REJECTED.pack(_EV_REJECTED, ev.account, ev.order_id, ev.reason))
+            _put_str(out, ev.symbol)
+            _put_str(out, ev.client_order_id)
+        elif cls is OrderDuplicate:
+            out.append(_DUPLICATE.pack(_EV_DUPLICATE, ev.order_id, ev.account, ev.status, ev.filled, ev.qty))
+            _put_str(out, ev.symbol)
+            _put_str(out, ev.client_order_id)
+        elif cls is OrderCancelled or cls is OrderExpired:
+            tag = _EV_CANCELLED if cls is OrderCancelled else _EV_EXPIRED
+            out.append(_STOPPED.pack(tag, ev.order_id, ev.account, ev.qty, ev.reason))
+            _put_str(out, ev.symbol)
+        elif cls is OrderAmended:
+            out.append(_AMENDED.pack(_EV_AMENDED, ev.order_id, ev.account, ev.price, ev.qty, ev.priority_kept))
+            _put_str(out, ev.symbol)
+        elif cls is BalanceChanged:
+            out.append(_BALANCE.pack(_EV_BALANCE, ev.account, ev.delta, ev.free))
+            _put_str(out, ev.asset)
+        else:
+            raise CodecError(f"not an event: {cls.__name__}")
+    return b"".join(out)
+
+
+def decode_events(buf, at: int = 0) -> tuple[list, int]:
+    try:
+        (n,) = _U16.unpack_from(buf, at)
+        at += 2
+        events = []
+        for _ in range(n):
+            tag = buf[at]
+            if tag == _EV_TRADE:
+                f = _TRADE.unpack_from(buf, at)
+                symbol, at = _get_str(buf, at + _TRADE.size)
+                events.append(Trade(f[1], symbol, f[2], f[3], Side(f[4]), f[5], f[6], f[7], f[8], f[9], f[10]))
+            elif tag == _EV_ACCEPTED:
+                f = _ACCEPTED.unpack_from(buf, at)
+                symbol, at = _get_str(buf, at + _ACCEPTED.size)
+                cid, at = _get_str(buf, at)
+                events.append(OrderAccepted(f[1], f[2], symbol, Side(f[3]), OrderType(f[4]), TimeInForce(f[5]), f[6], f[7], f[8], cid))
+            elif tag == _EV_REJECTED:
+                f = _REJECTED.unpack_from(buf, at)
+                symbol, at = _get_str(buf, at + _REJECTED.size)
+                cid, at = _get_str(buf, at)
+                events.append(OrderRejected(f[1], symbol, cid, f[2], Reason(f[3])))
+            elif tag == _EV_DUPLICATE:
+                f = _DUPLICATE.unpack_from(buf, at)
+                symbol, at = _get_str(buf, at + _DUPLICATE.size)
+                cid, at = _get_str(buf, at)
+                events.append(OrderDuplicate(f[1], f[2], symbol, cid, OrderStatus(f[3]), f[4], f[5]))
+            elif tag in (_EV_CANCELLED, _EV_EXPIRED):
+                f = _STOPPED.unpack_from(buf, at)
+                symbol, at = _get_str(buf, at + _STOPPED.size)
+                cls = OrderCancelled if tag == _EV_CANCELLED else OrderExpired
+                events.append(cls(f[1], f[2], symbol, f[3], StopReason(f[4])))
+            elif tag == _EV_AMENDED:
+                f = _AMENDED.unpack_from(buf, at)
+                symbol, at = _get_str(buf, at + _AMENDED.size)
+                events.append(OrderAmended(f[1], f[2], symbol, f[3], f[4], bool(f[5])))
+            elif tag == _EV_BALANCE:
+                f = _BALANCE.unpack_from(buf, at)
+                asset, at = _get_str(buf, at + _BALANCE.size)
+                events.append(BalanceChanged(f[1], asset, f[2], f[3]))
+            else:
+                raise CodecError(f"unknown event tag {tag}")
+        return events, at
+    except (struct.error, IndexError, UnicodeDecodeError, ValueError) as e:
+        if isinstance(e, CodecError):
+            raise
+        raise CodecError(f"bad events at {at}: {e}") from e
+
+
+# ---------------------------------------------------------------------- header
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlockHeader:
+    height: int
+    parent: bytes  # 32 bytes; zeros for the first block
+    leader: str
+    term: int
+    time_ms: int
+    commands_count: int
+    commands_root: bytes
+    results_root: bytes
+    state_hash: bytes
+
+    def encode(self) -> bytes:
+        out: list[bytes] = [_U8.pack(HEADER_VERSION), _U64.pack(self.height), self.parent]
+        _put_str(out, self.leader)
+        out.append(_HEADER_TAIL.pack(self.term, self.time_ms, self.commands_count, self.commands_root, self.results_root, self.state_hash))
+        return b"".join(out)
+
+    @property
+    def hash(self) -> bytes:
+        return hashlib.sha256(self.encode()).digest()
+
+
+_HEADER_TAIL = struct.Struct("<QQI32s32s32s")
+GENESIS_PARENT = bytes(32)
+
+
+def decode_header(buf, at: int = 0) -> tuple[BlockHeader, int]:
+    try:
+        if buf[at] != HEADER_VERSION:
+            raise CodecError(f"header version {buf[at]}")
+        (height,) = _U64.unpack_from(buf, at + 1)
+        parent = bytes(buf[at + 9 : at + 41])
+        leader, at = _get_str(buf, at + 41)
+        term, time_ms, n, croot, rroot, shash = _HEADER_TAIL.unpack_from(buf, at)
+        at += _HEADER_TAIL.size
+    except (struct.error, IndexError, UnicodeDecodeError) as e:
+        raise CodecError(f"bad header: {e}") from e
+    return BlockHeader(height=height, parent=parent, leader=leader, term=term, time_ms=time_ms, commands_count=n, commands_root=croot, results_root=rroot, state_hash=shash), at
+
+
+def merkle_root(leaves: list[bytes]) -> bytes:
+    """Binary Merkle root over SHA-256 of each leaf; the last node of an odd
+    level is paired with itself; the root of no leaves is 32 zero bytes."""
+    if not leaves:
+        return bytes(32)
+    level = [hashlib.sha256(b"\x00" + leaf).digest() for leaf in leaves]
+    while len(level) > 1:
+        if len(level) % 2:
+            level.append(level[-1])
+        level = [hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+    return level[0]

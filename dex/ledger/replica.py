@@ -1,0 +1,222 @@
+"""The Raft state machine: one PySyncObj member per node, applying blocks.
+
+The only replicated method is `apply_block(proposal_bytes)`. The leader's
+`BlockBuilder` gathers commands into a proposal and proposes it; Raft commits
+it once a majority of nodes hold it; then every node, in log order, decodes
+it, applies each command to its own engine at the block's time, and appends a
+block to its own chain. The header (height, parent, roots, state hash) is
+computed by each node for itself; equal headers on every node are the proof
+that the replicas agree.
+
+Block time is the leader's clock when it sealed the proposal, raised to the
+parent block's time if the clock went back (a new leader's clock may lag):
+a function of the chain alone, so every node computes the same value.
+
+Persistence, all in the node's data directory:
+  raft.journal   PySyncObj's log (its FileJournal)
+  raft.dump      PySyncObj's full dump at log compaction, in *our* format (see
+                 `_serialize`): the engine snapshot and the applied head, never
+                 a pickle of live objects. A leader sends this file to a
+                 follower too far behind to catch up from the log.
+  blocks.dat     the chain (dex.ledger.chain), which outlives log compaction.
+
+Threads: PySyncObj's own thread applies blocks and runs elections; API
+threads read the engine under `lock`, which `apply_block` holds while it
+mutates.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from pysyncobj import SyncObj, SyncObjConf, replicated
+
+from dex.config import ClusterConfig
+from dex.engine import Engine
+from dex.ledger.chain import Chain
+from dex.ledger.codec import (
+    GENESIS_PARENT,
+    BlockHeader,
+    CodecError,
+    Proposal,
+    decode_header,
+    decode_proposal,
+    encode_events,
+    merkle_root,
+)
+
+log = logging.getLogger("dex.ledger.replica")
+
+DUMP_MAGIC = b"DEXD"
+DUMP_VERSION = 1
+_DUMP_HEAD = struct.Struct("<4sHQI")  # magic, version, engine snapshot length, header length
+_ENTRY = struct.Struct("<IQQ")  # command length, index, term
+
+# Raft timing, tuned for 4 nodes on 2 shared cores (see docs/CLUSTER.md).
+RAFT_MIN_TIMEOUT_S = 0.4
+RAFT_MAX_TIMEOUT_S = 0.8
+APPEND_ENTRIES_PERIOD_S = 0.05
+CONNECTION_RETRY_S = 0.5
+LOG_COMPACTION_ENTRIES_MIN = 20_000
+LOG_COMPACTION_TIME_MIN_S = 600
+assert APPEND_ENTRIES_PERIOD_S * 4 <= RAFT_MIN_TIMEOUT_S < RAFT_MAX_TIMEOUT_S
+
+BlockListener = Callable[[BlockHeader, bytes, Proposal, list], None]
+
+
+class Replica(SyncObj):
+    def __init__(self, cfg: ClusterConfig, node_id: str, *, listeners=()) -> None:
+        """`listeners` are called after every applied block; those with a
+        `catch_up(chain)` method read the stored chain first, before Raft
+        starts applying."""
+        me = cfg.node(node_id)
+        secret = cfg.secret()  # refuses to start without one
+        self.cfg = cfg
+        self.node_id = node_id
+        self.data_dir: Path = cfg.node_data_dir(node_id)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.RLock()
+        self.applied_cond = threading.Condition(self.lock)
+        self.engine = Engine(cfg.markets)
+        self.chain = Chain(self.data_dir / "blocks.dat")
+        self.applied: BlockHeader | None = None  # the engine's state is after this block
+        self.applied_hash: bytes = GENESIS_PARENT
+        self.listeners: list[BlockListener] = []
+        for listener in listeners:
+            if hasattr(listener, "catch_up"):
+                listener.catch_up(self.chain)
+            self.listeners.append(listener.on_block if hasattr(listener, "on_block") else listener)
+        self.node_by_address = {n.raft_address: n.id for n in cfg.nodes}
+        conf = SyncObjConf(
+            password=secret,
+            journalFile=str(self.data_dir / "raft.journal"),
+            fullDumpFile=str(self.data_dir / "raft.dump"),
+            serializer=self._serialize,
+            deserializer=self._deserialize,
+            dynamicMembershipChange=False,
+            raftMinTimeout=RAFT_MIN_TIMEOUT_S,
+            raftMaxTimeout=RAFT_MAX_TIMEOUT_S,
+            appendEntriesPeriod=APPEND_ENTRIES_PERIOD_S,
+            connectionRetryTime=CONNECTION_RETRY_S,
+            logCompactionMinEntries=LOG_COMPACTION_ENTRIES_MIN,
+            logCompactionMinTime=LOG_COMPACTION_TIME_MIN_S,
+            commandsQueueSize=cfg.inflight_blocks_max * 4,
+            bindAddress=f"{me.raft_host}:{me.raft_port}",
+        )
+        others = [n.raft_address for n in cfg.nodes if n.id != node_id]
+        super().__init__(me.raft_address, others, conf)
+
+    # ---------------------------------------------------------------- views
+
+    @property
+    def leader_id(self) -> str | None:
+        leader = self._getLeader()
+        return None if leader is None else self.node_by_address.get(leader.id)
+
+    @property
+    def is_leader(self) -> bool:
+        return self._isLeader()
+
+    @property
+    def height(self) -> int:
+        return 0 if self.applied is None else self.applied.height
+
+    def wait_applied(self, height: int, timeout_s: float) -> bool:
+        with self.applied_cond:
+            return self.applied_cond.wait_for(lambda: self.height >= height, timeout_s)
+
+    # ------------------------------------------------------------ the block
+
+    @replicated
+    def apply_block(self, proposal_bytes: bytes):
+        """Apply one committed proposal. Runs on every node, in log order."""
+        try:
+            proposal, leaves = decode_proposal(proposal_bytes)
+        except CodecError as e:
+            # Only a holder of the cluster secret can propose, so this is a
+            # bug; every node skips the same entry, so they stay in step.
+            log.error("skipping an undecodable proposal: %s", e)
+            return None
+        with self.lock:
+            parent = self.applied
+            time_ms = proposal.time_ms if parent is None else max(proposal.time_ms, parent.time_ms)
+            engine = self.engine
+            results = [engine.apply(cmd, time_ms) for cmd in proposal.commands]
+            encoded = [encode_events(events) for events in results]
+            header = BlockHeader(
+                height=1 if parent is None else parent.height + 1,
+                parent=self.applied_hash,
+                leader=proposal.leader,
+                term=proposal.term,
+                time_ms=time_ms,
+                commands_count=len(proposal.commands),
+                commands_root=merkle_root(leaves),
+                results_root=merkle_root(encoded),
+                state_hash=bytes.fromhex(engine.state_hash()),
+            )
+            block_hash = self.chain.append(header, proposal_bytes, b"".join(encoded))
+            self.applied = header
+            self.applied_hash = block_hash
+            self.applied_cond.notify_all()
+        for listener in self.listeners:
+            try:
+                listener(header, block_hash, proposal, results)
+            except Exception:  # a listener must never stop the state machine
+                log.exception("block listener failed")
+        return header.height, block_hash, results
+
+    # --------------------------------------------- PySyncObj's full dump file
+
+    def _serialize(self, file_name: str, raft_data) -> None:
+        """Write the full dump: the engine snapshot, the applied head and the
+        two log entries PySyncObj needs to resume (raft_data[0:2])."""
+        last_entry, prev_entry, _cluster = raft_data
+        with self.lock:
+            snapshot = self.engine.snapshot()
+            head = b"" if self.applied is None else self.applied.encode()
+        with open(file_name, "wb") as f:
+            f.write(_DUMP_HEAD.pack(DUMP_MAGIC, DUMP_VERSION, len(snapshot), len(head)))
+            f.write(snapshot)
+            f.write(head)
+            for command, index, term in (last_entry, prev_entry):
+                f.write(_ENTRY.pack(len(command), index, term))
+                f.write(command)
+        self.chain.flush()
+        log.info("full dump written at height %d (%d bytes of engine state)", self.height, len(snapshot))
+
+    def _deserialize(self, file_name: str):
+        """Load a full dump (our own at start-up, or one sent by the leader)."""
+        with open(file_name, "rb") as f:
+            data = f.read()
+        magic, version, n_snapshot, n_head = _DUMP_HEAD.unpack_from(data, 0)
+        if magic != DUMP_MAGIC or version != DUMP_VERSION:
+            raise ValueError(f"{file_name}: not a dex dump v{DUMP_VERSION}")
+        at = _DUMP_HEAD.size
+        engine = Engine.restore(self.cfg.markets, data[at : at + n_snapshot])
+        at += n_snapshot
+        head = decode_header(data, at)[0] if n_head else None
+        at += n_head
+        entries = []
+        for _ in range(2):
+            n, index, term = _ENTRY.unpack_from(data, at)
+            at += _ENTRY.size
+            entries.append((data[at : at + n], index, term))
+            at += n
+        with self.lock:
+            self.engine = engine
+            self.applied = head
+            self.applied_hash = GENESIS_PARENT if head is None else head.hash
+            if head is not None:
+                stored = self.chain.header(head.height)
+                if stored is None and head.height > self.chain.height:
+                    log.warning("chain at %d is behind the snapshot at %d: continuing from the snapshot", self.chain.height, head.height)
+                    self.chain.reset_to(head)
+                elif stored is not None and stored.hash != head.hash:
+                    raise RuntimeError(f"block {head.height} in the snapshot differs from the stored chain: replicas diverged")
+            self.applied_cond.notify_all()
+        log.info("loaded full dump at height %d", self.height)
+        return entries[0], entries[1], set()

@@ -1,0 +1,216 @@
+"""One dex node: a Raft member (PySyncObj) and its FastAPI server in one process.
+
+`dex node --config configs/local-4.toml --id n1` calls `run`. The node refuses
+to start without the cluster secret. Orders may arrive at any node: the
+leader queues them in its block builder; a follower forwards the request, as
+received and still signed by its user, to the leader over HTTP, then answers
+only once it has applied the block that holds the order itself (see
+docs/CLUSTER.md for why HTTP forwarding rather than Raft's own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from dex.api.errors import DISCONNECTED, OVERLOADED, TIMEOUT, ApiError
+from dex.api.history import History
+from dex.config import ClusterConfig, ConfigError, load_cluster
+from dex.ledger.builder import BlockBuilder, NotLeader, Overloaded, Unknown
+from dex.ledger.codec import Auth
+from dex.ledger.replica import Replica
+
+log = logging.getLogger("dex.node")
+
+REQUEST_TIMEOUT_S = 5.0  # from queueing a command to its block applied
+FORWARD_TIMEOUT_S = REQUEST_TIMEOUT_S + 2.0
+APPLY_WAIT_S = 5.0  # a follower waiting to apply a block the leader applied
+PEER_STATUS_TIMEOUT_S = 0.5
+_ROLES = {0: "follower", 1: "candidate", 2: "leader"}
+
+
+class Node:
+    def __init__(self, cfg: ClusterConfig, node_id: str) -> None:
+        self.cfg = cfg
+        self.node_id = node_id
+        self.me = cfg.node(node_id)
+        self.history = History(cfg.markets)
+        self.block_listeners: list = []  # extra listeners (streams) added by the API
+        self.replica = Replica(cfg, node_id, listeners=[self.history, self._on_block])
+        self.builder = BlockBuilder(self.replica, cfg)
+        self.http: httpx.AsyncClient | None = None
+        self.started_s = time.monotonic()
+
+    def _on_block(self, header, block_hash, proposal, results) -> None:
+        for listener in self.block_listeners:
+            listener(header, block_hash, proposal, results)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self.http = httpx.AsyncClient(timeout=FORWARD_TIMEOUT_S, limits=httpx.Limits(max_connections=200))
+
+    async def stop(self) -> None:
+        self.builder.stop()
+        if self.http is not None:
+            await self.http.aclose()
+        self.replica.chain.flush()
+        self.replica.destroy()
+
+    # --------------------------------------------------------------- status
+
+    def self_status(self) -> dict:
+        r = self.replica
+        status = r.getStatus()
+        with r.lock:
+            head = r.applied
+            head_hash = r.applied_hash
+        return {
+            "id": self.node_id,
+            "role": _ROLES.get(status["state"], "unknown"),
+            "term": status["raft_term"],
+            "leader": r.leader_id,
+            "hasQuorum": bool(status["has_quorum"]),
+            "commitIndex": status["commit_idx"],
+            "lastApplied": status["last_applied"],
+            "headHeight": 0 if head is None else head.height,
+            "headHash": head_hash.hex(),
+            "headTime": 0 if head is None else head.time_ms,
+            "stateHash": (head.state_hash.hex() if head is not None else ""),
+            "pendingCommands": self.builder.pending_commands,
+            "inflightBlocks": self.builder.inflight_blocks,
+            "reachable": True,
+            "apiUrl": self.me.api_url,
+            "uptimeS": round(time.monotonic() - self.started_s, 1),
+        }
+
+    async def cluster_status(self) -> dict:
+        mine = self.self_status()
+
+        async def peer(n):
+            if n.id == self.node_id:
+                return mine
+            try:
+                r = await self.http.get(f"{n.api_url}/api/v1/cluster/self", timeout=PEER_STATUS_TIMEOUT_S)
+                r.raise_for_status()
+                return r.json()
+            except (httpx.HTTPError, ValueError):
+                return {"id": n.id, "role": "unreachable", "reachable": False, "apiUrl": n.api_url}
+
+        nodes = await asyncio.gather(*(peer(n) for n in self.cfg.nodes))
+        heads = {n.get("headHeight") for n in nodes if n.get("reachable")}
+        return {
+            "node": self.node_id,
+            "leader": mine["leader"],
+            "term": mine["term"],
+            "hasQuorum": mine["hasQuorum"],
+            "nodes": nodes,
+            "headsAgree": len({(n.get("headHeight"), n.get("headHash")) for n in nodes if n.get("reachable")}) == 1,
+            "heights": sorted(h for h in heads if h is not None),
+        }
+
+    # ------------------------------------------------------------- commands
+
+    async def wait_leader(self) -> str | None:
+        """The leader's id, waiting up to leader_wait_ms during an election."""
+        deadline = time.monotonic() + self.cfg.leader_wait_ms / 1000
+        while True:
+            leader = self.replica.leader_id
+            if leader is not None and (leader != self.node_id or self.replica.hasQuorum):
+                return leader
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(0.02)
+
+    async def submit(self, commands: list, auth: Auth | None):
+        """Replicate commands in one block (this node must lead). Returns
+        (height, block_hash, results) once the block is applied here."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def done(height, block_hash, results, error):
+            loop.call_soon_threadsafe(_settle, future, (height, block_hash, results), error)
+
+        if not self.replica.hasQuorum:
+            raise ApiError.unavailable(DISCONNECTED, "The leader has lost its quorum; nothing can commit. Please try again.")
+        try:
+            self.builder.submit(commands, auth, done)
+        except Overloaded as e:
+            raise ApiError.unavailable(OVERLOADED, f"Server is currently overloaded: {e}.") from e
+        try:
+            return await asyncio.wait_for(future, REQUEST_TIMEOUT_S)
+        except NotLeader as e:
+            raise ApiError.unavailable(DISCONNECTED, "Leadership changed before the order was proposed. Please try again.") from e
+        except (Unknown, asyncio.TimeoutError) as e:
+            raise ApiError.unavailable(
+                TIMEOUT,
+                "Timeout waiting for the block to commit; execution status unknown. "
+                "Retry with the same client order id: it will not create a second order.",
+            ) from e
+
+    async def forward(self, leader: str, method: str, path: str, query: str, headers: dict, body: bytes):
+        """Send a request to the leader as received; wait until this node has
+        applied the block that holds it. Returns (status, json)."""
+        url = f"{self.cfg.node(leader).api_url}{path}" + (f"?{query}" if query else "")
+        headers = {k: v for k, v in headers.items() if k.lower() in ("x-api-key", "x-timestamp", "x-signature", "content-type")}
+        headers["X-DEX-FORWARDED"] = self.node_id
+        try:
+            r = await self.http.request(method, url, content=body, headers=headers)
+        except httpx.TimeoutException as e:
+            raise ApiError.unavailable(TIMEOUT, "Timeout waiting for the leader; execution status unknown. Retry with the same client order id.") from e
+        except httpx.HTTPError as e:
+            raise ApiError.unavailable(DISCONNECTED, f"The leader ({leader}) is unreachable. Please try again.") from e
+        try:
+            payload = r.json()
+        except ValueError:
+            raise ApiError.unavailable(DISCONNECTED, "The leader answered garbage. Please try again.") from None
+        height = payload.get("blockHeight") if isinstance(payload, dict) else None
+        if r.status_code == 200 and isinstance(height, int):
+            applied = await asyncio.to_thread(self.replica.wait_applied, height, APPLY_WAIT_S)
+            if not applied:
+                raise ApiError.unavailable(TIMEOUT, f"Committed in block {height}, which this node has not applied yet.")
+        return r.status_code, payload, r.headers.get("Retry-After")
+
+
+def _settle(future: asyncio.Future, value, error) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
+
+
+def run(config_path: str | Path, node_id: str) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s {node_id} %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        cfg = load_cluster(config_path)
+        cfg.node(node_id)
+        cfg.secret()
+    except (ConfigError, OSError) as e:
+        log.error("refusing to start: %s", e)
+        return 2
+    import uvicorn
+
+    from dex.api.app import create_app
+
+    node = Node(cfg, node_id)
+    app = create_app(node)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=node.me.api_host, port=node.me.api_port, log_level="warning", access_log=False, lifespan="on")
+    )
+    log.info("node %s: raft %s, api %s", node_id, node.me.raft_address, node.me.api_url)
+    signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
+    server.run()
+    return 0
