@@ -85,6 +85,8 @@ class Node:
             "stateHash": (head.state_hash.hex() if head is not None else ""),
             "pendingCommands": self.builder.pending_commands,
             "inflightBlocks": self.builder.inflight_blocks,
+            "commitMsP50": _p50(self.builder.commit_ms_recent),
+            "blockWaitMsP50": _p50(self.builder.wait_ms_recent),
             "reachable": True,
             "apiUrl": self.me.api_url,
             "uptimeS": round(time.monotonic() - self.started_s, 1),
@@ -176,6 +178,11 @@ class Node:
             if not applied:
                 raise ApiError.unavailable(TIMEOUT, f"Committed in block {height}, which this node has not applied yet.")
         return r.status_code, payload, r.headers.get("Retry-After")
+
+
+def _p50(samples) -> float | None:
+    values = sorted(samples)
+    return round(values[len(values) // 2], 2) if values else None
 
 
 def _settle(future: asyncio.Future, value, error) -> None:

@@ -1,10 +1,11 @@
 """The leader's block builder: gathers commands and proposes blocks.
 
 Requests (one or more commands that must share a block, with the signature
-that authorized them) queue here on the leader. A block is sealed when the
-oldest waiting request has waited `block_interval_ms`, or when the next
-request would take it past `block_commands_max` commands or
-`block_bytes_max` bytes. The builder stamps the block time from the leader's
+that authorized them) queue here on the leader. A block is sealed at once
+when no earlier block is still in flight (group commit: an idle cluster adds
+no batching delay); otherwise when the oldest waiting request has waited
+`block_interval_ms`, or when the next request would take it past
+`block_commands_max` commands or `block_bytes_max` bytes. The builder stamps the block time from the leader's
 clock; nothing else in a block depends on any node's clock.
 
 Bounds: at most `pending_commands_max` commands wait (more is a typed
@@ -41,6 +42,7 @@ from dex.ledger.codec import (
 log = logging.getLogger("dex.ledger.builder")
 
 INFLIGHT_TIMEOUT_S = 10.0
+COMMIT_SAMPLES_MAX = 1000
 
 
 class NotLeader(Exception):
@@ -80,6 +82,8 @@ class BlockBuilder:
         self._next_proposal = 0
         self._stopped = False
         self.blocks_proposed = 0
+        self.commit_ms_recent: deque[float] = deque(maxlen=COMMIT_SAMPLES_MAX)  # propose -> applied here
+        self.wait_ms_recent: deque[float] = deque(maxlen=COMMIT_SAMPLES_MAX)  # arrival -> propose
         self._thread = threading.Thread(target=self._run, name="block-builder", daemon=True)
         self._thread.start()
 
@@ -132,8 +136,10 @@ class BlockBuilder:
             if not self._pending:
                 self._cond.wait(0.5)
                 continue
+            # Group commit: with nothing in flight, propose at once; while
+            # blocks are in flight, gather for up to the interval.
             wait_s = self._pending[0].arrived_s + self.interval_s - time.monotonic()
-            if wait_s > 0 and not self._full():
+            if wait_s > 0 and self._inflight and not self._full():
                 self._cond.wait(wait_s)
                 continue
             if len(self._inflight) >= self.inflight_max:
@@ -199,10 +205,12 @@ class BlockBuilder:
             auths=auths,
             commands=commands,
         )
+        now = time.monotonic()
+        self.wait_ms_recent.append((now - batch[0].arrived_s) * 1000)
         with self._cond:
             key = self._next_proposal
             self._next_proposal += 1
-            self._inflight[key] = (time.monotonic(), batch)
+            self._inflight[key] = (now, batch)
         self.blocks_proposed += 1
         self.replica.apply_block(proposal, callback=lambda result, error: self._on_applied(key, result, error))
 
@@ -212,6 +220,7 @@ class BlockBuilder:
             self._cond.notify()
         if entry is None:
             return  # already expired
+        self.commit_ms_recent.append((time.monotonic() - entry[0]) * 1000)
         batch = entry[1]
         if error != FAIL_REASON.SUCCESS or result is None:
             failure = NotLeader(f"not committed ({error})") if error in (FAIL_REASON.MISSING_LEADER, FAIL_REASON.NOT_LEADER, FAIL_REASON.QUEUE_FULL) else Unknown(f"not committed ({error})")

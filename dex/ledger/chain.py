@@ -142,6 +142,33 @@ def _write_all(fd: int, data: bytes) -> None:
         raise OSError(f"short write: {written} of {len(data)} bytes")
 
 
+def _mapped(fd: int, size: int, read):
+    """read(memoryview of the file's first `size` bytes), through mmap.
+
+    An exception's traceback keeps the reader's frames, and their slices of
+    the map, alive; the map cannot close under them. So the tracebacks are
+    dropped before the map closes and the exception is raised after."""
+    failure: BaseException | None = None
+    with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mm:
+        buf = memoryview(mm)
+        try:
+            result = read(buf)
+        except Exception as e:
+            failure = e
+            chained: BaseException | None = e
+            for _ in range(16):  # a bounded walk down __cause__/__context__
+                if chained is None:
+                    break
+                chained.__traceback__ = None
+                chained = chained.__cause__ or chained.__context__
+            del e
+        finally:
+            buf.release()
+    if failure is not None:
+        raise failure
+    return result
+
+
 class _Index:
     """What open learns from a file: the packed index and where it ends."""
 
@@ -275,12 +302,7 @@ class Chain:
             raise ChainError(f"{self._path}: not a chain file (magic {magic!r})")
         if version != FILE_VERSION:
             raise ChainError(f"{self._path}: chain file version {version}, this code reads {FILE_VERSION}")
-        with mmap.mmap(self._read_fd, size, access=mmap.ACCESS_READ) as mm:
-            buf = memoryview(mm)
-            try:
-                index, torn = _scan(buf, size)
-            finally:
-                buf.release()
+        index, torn = _mapped(self._read_fd, size, lambda buf: _scan(buf, size))
         if torn is not None:
             log.warning("%s: cut a torn tail at offset %d (%d bytes: %s); the chain continues from block %d", self._path, index.end, size - index.end, torn, (index.base_header.height if index.base_header else 0) + len(index.offsets))
             os.ftruncate(self._write_fd, index.end)
@@ -556,12 +578,7 @@ class Chain:
             if size < len(FILE_HEAD):
                 problems.append("block 0: the file head is missing")
                 return problems
-            with mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) as mm:
-                buf = memoryview(mm)
-                try:
-                    _verify_records(buf, size, base_height, offsets, hashes, problems)
-                finally:
-                    buf.release()
+            _mapped(f.fileno(), size, lambda buf: _verify_records(buf, size, base_height, offsets, hashes, problems))
         if len(problems) > PROBLEMS_MAX:
             problems[PROBLEMS_MAX:] = [f"... and {len(problems) - PROBLEMS_MAX} more problems"]
         return problems
