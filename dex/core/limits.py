@@ -13,7 +13,8 @@ QUANTITY_LOTS_MAX = 2**40
 BALANCE_UNITS_MAX = 2**62
 AMOUNT_UNITS_MAX = BALANCE_UNITS_MAX
 
-# Accounts and orders.
+# Accounts and orders. Account ids are u64 on the ledger; 0 is the fee account.
+ACCOUNT_ID_MAX = 2**64 - 1
 ACCOUNTS_MAX = 1_000_000
 OPEN_ORDERS_PER_ACCOUNT_MAX = 200_000
 BOOK_ORDERS_MAX = 5_000_000

@@ -9,9 +9,10 @@ converters return None and the caller answers with a filter failure.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from pathlib import Path
 
 from dex.core import limits
@@ -164,14 +165,27 @@ def _require_whole(value: Decimal, what: str) -> None:
         raise ValueError(f"{what} must be a whole number, got {value}")
 
 
+DECIMAL_TEXT_LENGTH_MAX = 40
+# Plain ASCII decimals only: no sign, exponent, underscores or other scripts' digits.
+_DECIMAL_TEXT = re.compile(r"\A[0-9]+(?:\.[0-9]+)?\Z", re.ASCII)
+# Wide enough that dividing any accepted text by a step is exact: a fraction
+# of a step is never rounded away.
+_EXACT = Context(prec=2 * DECIMAL_TEXT_LENGTH_MAX + 20)
+
+
 def _to_steps(text: str | Decimal, step: Decimal) -> int | None:
-    try:
-        value = text if isinstance(text, Decimal) else Decimal(text.strip())
-    except (InvalidOperation, AttributeError):
-        return None
+    if isinstance(text, Decimal):
+        value = text
+    else:
+        if not isinstance(text, str):
+            return None
+        text = text.strip()
+        if len(text) > DECIMAL_TEXT_LENGTH_MAX or not _DECIMAL_TEXT.match(text):
+            return None
+        value = Decimal(text)
     if not value.is_finite():
         return None
-    steps = value / step
+    steps = _EXACT.divide(value, step)
     if steps != steps.to_integral_value():
         return None
     return int(steps)

@@ -92,10 +92,11 @@ class Order:
 
 
 class Level:
-    __slots__ = ("price", "total", "count", "orders")
+    __slots__ = ("price", "total", "count", "orders", "digest")
 
     def __init__(self, price: int) -> None:
         self.price = price
+        self.digest: bytes | None = None  # cached hash of its live orders; None when stale
         self.total = 0  # lots open across live orders
         self.count = 0  # live orders
         self.orders: deque[Order] = deque()
@@ -109,10 +110,14 @@ class Account:
     of this account have pushed it out of `finished`.
     """
 
-    __slots__ = ("id", "free", "locked", "open", "cids", "finished")
+    __slots__ = ("id", "free", "locked", "open", "cids", "finished", "finished_total", "window_sum", "dirty", "digest")
 
     def __init__(self, id: int, assets_count: int) -> None:
         self.id = id
+        self.finished_total = 0  # orders with a client id that ever finished
+        self.window_sum = 0  # sum of H(position, order) over `finished`, mod 2**256
+        self.dirty = False  # changed since its digest was last computed
+        self.digest = 0  # its term in the engine's account sum
         self.free = [0] * assets_count
         self.locked = [0] * assets_count
         self.open: dict[int, Order] = {}
@@ -142,6 +147,7 @@ class Book:
         "bid_prices",
         "ask_keys",
         "order_count",
+        "digest",
     )
 
     def __init__(self, market: Market, index: int, base: int, quote: int) -> None:
@@ -163,3 +169,4 @@ class Book:
         self.bid_prices: list[int] = []  # ascending; best bid last
         self.ask_keys: list[int] = []  # negated ask prices ascending; best ask last
         self.order_count = 0  # live orders on both sides
+        self.digest: bytes | None = None  # cached hash of both sides; None when stale

@@ -60,6 +60,7 @@ from dex.core.types import (
     Side,
     TimeInForce,
 )
+from dex.engine.snapshot import window_term
 from dex.engine.book import (
     Account,
     Book,
@@ -101,6 +102,7 @@ OPEN_MAX = limits.OPEN_ORDERS_PER_ACCOUNT_MAX
 BOOK_MAX = limits.BOOK_ORDERS_MAX
 BPS = 10_000
 _NO_LIMIT = limits.PRICE_TICKS_MAX + 1  # a market buy's price limit
+_MASK256 = 2**256 - 1
 
 
 class OrderView(NamedTuple):
@@ -138,6 +140,10 @@ class Engine:
         self.next_trade_id = 1
         self.deposited = [0] * len(self.assets)
         self.withdrawn = [0] * len(self.assets)
+        # Incremental state hash (see dex/engine/snapshot.py): accounts whose
+        # digest is stale, and the sum of every account's digest.
+        self.dirty_accounts: list[Account] = []
+        self.accounts_sum = 0
         self._handlers: dict[type, Callable] = {
             PlaceOrder: self._place,
             CancelOrder: self._cancel,
@@ -171,6 +177,10 @@ class Engine:
         reason = self._check_place(cmd, book, acct)
         if reason is not None:
             return [_new(OrderRejected, (cmd.account, cmd.symbol, cid, 0, reason))]
+        if not acct.dirty:
+            acct.dirty = True
+            self.dirty_accounts.append(acct)
+        book.digest = None
 
         side = cmd.side
         otype = cmd.type
@@ -342,6 +352,7 @@ class Engine:
         q = book.quote
         tf = acct.free
         ff = self.fee_account.free
+        dirty = self.dirty_accounts
         symbol = book.symbol
         by_quote = qty == 0
         remaining = qty
@@ -354,6 +365,7 @@ class Engine:
             if best > limit:
                 break
             level = asks[best]
+            level.digest = None
             orders = level.orders
             unit_cost = best * nu
             while True:
@@ -391,6 +403,9 @@ class Engine:
                         if fill == 0:
                             stop = StopReason.NO_BALANCE
                             break
+                if not mk.dirty:
+                    mk.dirty = True
+                    dirty.append(mk)
                 notional = unit_cost * fill
                 base_amt = fill * lu
                 mfee = notional * mbps // BPS
@@ -447,6 +462,7 @@ class Engine:
         q = book.quote
         tf = acct.free
         ff = self.fee_account.free
+        dirty = self.dirty_accounts
         symbol = book.symbol
         remaining = qty
         trades = 0
@@ -458,6 +474,7 @@ class Engine:
             if best < limit:
                 break
             level = bids[best]
+            level.digest = None
             orders = level.orders
             unit_cost = best * nu
             while True:
@@ -482,6 +499,9 @@ class Engine:
                     stop = StopReason.TRADES_MAX
                     break
                 fill = mq if mq < remaining else remaining
+                if not mk.dirty:
+                    mk.dirty = True
+                    dirty.append(mk)
                 notional = unit_cost * fill
                 base_amt = fill * lu
                 mfee = base_amt * mbps // BPS
@@ -544,6 +564,12 @@ class Engine:
 
     # ----------------------------------------------------------------- cancel
 
+    def _touch(self, acct: Account) -> None:
+        """`acct` is about to change: its digest must be recomputed."""
+        if not acct.dirty:
+            acct.dirty = True
+            self.dirty_accounts.append(acct)
+
     def _stp_cancel(self, book: Book, level: Level, maker: Order, events: list) -> None:
         """Self-trade prevention cancels `maker`, the front of `level`, in the
         middle of matching: the caller's loop removes the level if it empties."""
@@ -572,6 +598,8 @@ class Engine:
         book = order.book
         acct = order.account
         qty = order.qty
+        self._touch(acct)
+        book.digest = None
         if order.side == BUY:
             acct.locked[book.quote] -= order.price * qty * book.notional_units
             acct.free[book.quote] += order.price * qty * book.notional_units
@@ -666,11 +694,14 @@ class Engine:
             return reject(Reason.INSUFFICIENT_BALANCE)
         if crosses and kind_post_only(order.kind):
             return reject(Reason.WOULD_TAKE)
+        self._touch(acct)
+        book.digest = None
 
         if price == order.price and remaining <= order.qty:
             # Lower (or same) quantity at the same price keeps its place.
             levels = book.bids if order.side == BUY else book.asks
             levels[price].total -= order.qty - remaining
+            levels[price].digest = None
             acct.locked[asset] += delta
             acct.free[asset] -= delta
             order.qty = remaining
@@ -726,8 +757,10 @@ class Engine:
         a = self._asset_index.get(cmd.asset)
         if a is None:
             return [OrderRejected(cmd.account, None, None, 0, Reason.UNKNOWN_ASSET)]
-        if cmd.account == FEE_ACCOUNT or cmd.account < 0:
+        if cmd.account <= FEE_ACCOUNT:
             return [OrderRejected(cmd.account, None, None, 0, Reason.RESERVED_ACCOUNT)]
+        if cmd.account > limits.ACCOUNT_ID_MAX:
+            return [OrderRejected(cmd.account, None, None, 0, Reason.BAD_PARAMETER)]
         if not 0 < cmd.amount <= limits.AMOUNT_UNITS_MAX:
             return [OrderRejected(cmd.account, None, None, 0, Reason.BAD_AMOUNT)]
         if self.deposited[a] - self.withdrawn[a] + cmd.amount > limits.BALANCE_UNITS_MAX:
@@ -737,6 +770,7 @@ class Engine:
             if len(self.accounts) > limits.ACCOUNTS_MAX:
                 return [OrderRejected(cmd.account, None, None, 0, Reason.TOO_MANY_ACCOUNTS)]
             acct = self.accounts[cmd.account] = Account(cmd.account, len(self.assets))
+        self._touch(acct)
         acct.free[a] += cmd.amount
         self.deposited[a] += cmd.amount
         return [BalanceChanged(acct.id, cmd.asset, cmd.amount, acct.free[a])]
@@ -745,13 +779,14 @@ class Engine:
         a = self._asset_index.get(cmd.asset)
         if a is None:
             return [OrderRejected(cmd.account, None, None, 0, Reason.UNKNOWN_ASSET)]
-        if cmd.account == FEE_ACCOUNT:
+        if cmd.account <= FEE_ACCOUNT:
             return [OrderRejected(cmd.account, None, None, 0, Reason.RESERVED_ACCOUNT)]
         if not 0 < cmd.amount <= limits.AMOUNT_UNITS_MAX:
             return [OrderRejected(cmd.account, None, None, 0, Reason.BAD_AMOUNT)]
         acct = self.accounts.get(cmd.account)
         if acct is None or acct.free[a] < cmd.amount:
             return [OrderRejected(cmd.account, None, None, 0, Reason.WITHDRAW_INSUFFICIENT)]
+        self._touch(acct)
         acct.free[a] -= cmd.amount
         self.withdrawn[a] += cmd.amount
         return [BalanceChanged(acct.id, cmd.asset, -cmd.amount, acct.free[a])]
@@ -854,6 +889,7 @@ def _rest(book: Book, acct: Account, order: Order) -> None:
             level = levels[price] = Level(price)
             insort(book.ask_keys, -price)
     order.price = level.price  # share one int object per level
+    level.digest = None
     level.orders.append(order)
     level.total += qty
     level.count += 1
@@ -867,6 +903,7 @@ def _unqueue(book: Book, levels: dict[int, Level], order: Order) -> None:
     assert order.status > PARTIALLY_FILLED
     price = order.price
     level = levels[price]
+    level.digest = None
     level.total -= order.qty
     level.count -= 1
     book.order_count -= 1
@@ -902,8 +939,12 @@ def _finish(acct: Account, order: Order) -> None:
     pushes the oldest finished order out once the window is full."""
     finished = acct.finished
     finished.append(order)
+    acct.window_sum = (acct.window_sum + window_term(acct.finished_total, order)) & _MASK256
+    acct.finished_total += 1
     if len(finished) > DEDUP_MAX:
+        old_position = acct.finished_total - len(finished)
         old = finished.popleft()
+        acct.window_sum = (acct.window_sum - window_term(old_position, old)) & _MASK256
         if acct.cids.get(old.cid) is old:
             del acct.cids[old.cid]
 

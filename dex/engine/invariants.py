@@ -61,6 +61,9 @@ def check(engine) -> None:
             assert o.status > _LIVE, f"finished order {o.id} is live"
     assert engine.fee_account is engine.accounts[FEE_ACCOUNT]
     assert not any(engine.fee_account.locked), "fee account has locked funds"
+    from dex.engine.snapshot import state_hash, state_hash_from_scratch
+
+    assert state_hash(engine) == state_hash_from_scratch(engine), "cached state hash disagrees with a full recomputation"
     for i, name in enumerate(engine.assets):
         assert totals[i] == engine.deposited[i] - engine.withdrawn[i], (
             f"{name}: free + locked + fees {totals[i]} != deposits - withdrawals "

@@ -3,21 +3,38 @@
 The encoding depends only on the engine's logical state, never on how it got
 there: accounts are written in id order, books from the best price outwards
 in queue order, and dead queue entries are skipped. Two engines that would
-behave identically from now on therefore encode to the same bytes, and
-`state_hash` is the SHA-256 of those bytes.
+behave identically from now on therefore encode to the same bytes.
+
+The state hash covers the same state, arranged so that every block can afford
+it (a full encoding costs ~2 µs per resting order):
+
+    state_hash = SHA-256(counters, book digest per market, account sum, accounts)
+    book digest = SHA-256(symbol, per bid level best first: price, level digest,
+                  then the same for asks)
+    level digest = SHA-256(its live orders' records, FIFO)
+    account sum = sum over accounts of int(SHA-256(id, free, locked,
+                  finished_total, window_sum)) mod 2**256
+    window_sum = sum over the dedup window of int(SHA-256(position, record))
+
+Level and book digests are cached and dropped when they change; accounts that
+change are listed as dirty and their term in the sum is replaced. So a block
+costs in proportion to what it touched. `state_hash_from_scratch` recomputes
+everything without the caches; `check_invariants` asserts they agree.
 
 Layout (little-endian), version 1:
     magic "DEXS", u16 version
     u64 next_order_id, u64 next_trade_id
-    u16 assets; per asset: str name, i64 deposited, i64 withdrawn
+    u16 assets; per asset: str name, u128 deposited, u128 withdrawn (lifetime)
     u32 accounts (id order); per account: u64 id, i64 free[assets],
         i64 locked[assets], u32 finished; per finished order: u16 market,
         order record
     u16 markets; per market: str symbol, u32 live orders; per order (bids best
         first, then asks best first, each level FIFO): order record
+        (account: ... i64 locked[assets], u64 finished_total, u32 finished)
     order record: u64 id, u64 account, u8 side, u64 price, u64 qty,
         u64 filled, u8 status, u8 kind, i64 time_ms, str client order id
     str: u8 length + ASCII bytes; a client order id of length 0 means none
+    trailer: SHA-256 of everything before it (restore refuses a mismatch)
 """
 
 from __future__ import annotations
@@ -34,7 +51,8 @@ VERSION = 1
 _HEAD = struct.Struct("<4sHQQ")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
-_I64x2 = struct.Struct("<qq")
+_U64 = struct.Struct("<Q")
+_U128x2 = struct.Struct("<QQQQ")  # deposited lo, hi, withdrawn lo, hi
 _ORDER = struct.Struct("<QQBQQQBBqB")
 _LIVE = 1  # highest live OrderStatus (PARTIALLY_FILLED)
 
@@ -58,14 +76,14 @@ def encode(engine) -> bytes:
     parts.append(_U16.pack(len(engine.assets)))
     for i, name in enumerate(engine.assets):
         parts.append(_str(name))
-        parts.append(_I64x2.pack(engine.deposited[i], engine.withdrawn[i]))
+        parts.append(_totals(engine, i))
     n_assets = len(engine.assets)
-    balances = struct.Struct(f"<Q{2 * n_assets}qI")
+    balances = struct.Struct(f"<Q{2 * n_assets}qQI")
     market_index = {symbol: book.index for symbol, book in engine.books.items()}
     parts.append(_U32.pack(len(engine.accounts)))
     for account_id in sorted(engine.accounts):
         acct = engine.accounts[account_id]
-        parts.append(balances.pack(account_id, *acct.free, *acct.locked, len(acct.finished)))
+        parts.append(balances.pack(account_id, *acct.free, *acct.locked, acct.finished_total, len(acct.finished)))
         for o in acct.finished:
             parts.append(_U16.pack(market_index[o.book.symbol]))
             parts.append(_order(o))
@@ -81,11 +99,98 @@ def encode(engine) -> bytes:
                         parts.append(_order(o))
                         count += 1
         assert count == book.order_count, (symbol, count, book.order_count)
+    body = b"".join(parts)
+    return body + hashlib.sha256(body).digest()
+
+
+def _totals(engine, i: int) -> bytes:
+    d, w = engine.deposited[i], engine.withdrawn[i]
+    return _U128x2.pack(d & _MASK64, d >> 64, w & _MASK64, w >> 64)
+
+
+_MASK64 = 2**64 - 1
+_MASK256 = 2**256 - 1
+_sha256 = hashlib.sha256
+
+
+def window_term(position: int, order: Order) -> int:
+    """An order's term in its account's dedup-window sum."""
+    return int.from_bytes(_sha256(_U64.pack(position) + _order(order)).digest(), "big")
+
+
+def _level_digest(level) -> bytes:
+    return _sha256(b"".join([_order(o) for o in level.orders if o.status <= _LIVE])).digest()
+
+
+def _book_digest(book, cached: bool) -> bytes:
+    parts = [_str(book.symbol)]
+    for prices, levels, sign in ((book.bid_prices, book.bids, 1), (book.ask_keys, book.asks, -1)):
+        for i in range(len(prices) - 1, -1, -1):
+            price = sign * prices[i]
+            level = levels[price]
+            digest = level.digest if cached else None
+            if digest is None:
+                digest = _level_digest(level)
+                if cached:
+                    level.digest = digest
+            parts.append(_U64.pack(price))
+            parts.append(digest)
+        parts.append(b"|")
+    return _sha256(b"".join(parts)).digest()
+
+
+def _account_term(acct, balances) -> int:
+    raw = balances.pack(acct.id, *acct.free, *acct.locked, acct.finished_total, len(acct.finished))
+    return int.from_bytes(_sha256(raw + acct.window_sum.to_bytes(32, "big")).digest(), "big")
+
+
+def _counters(engine) -> bytes:
+    parts = [_HEAD.pack(MAGIC, VERSION, engine.next_order_id, engine.next_trade_id)]
+    for i in range(len(engine.assets)):
+        parts.append(_totals(engine, i))
     return b"".join(parts)
 
 
 def state_hash(engine) -> str:
-    return hashlib.sha256(encode(engine)).hexdigest()
+    """The state hash, recomputing only what changed since the last call."""
+    balances = struct.Struct(f"<Q{2 * len(engine.assets)}qQI")
+    total = engine.accounts_sum
+    fee = engine.fee_account
+    if not fee.dirty:  # fees change with every trade: always recompute
+        fee.dirty = True
+        engine.dirty_accounts.append(fee)
+    for acct in engine.dirty_accounts:
+        term = _account_term(acct, balances)
+        total = (total - acct.digest + term) & _MASK256
+        acct.digest = term
+        acct.dirty = False
+    engine.dirty_accounts.clear()
+    engine.accounts_sum = total
+    parts = [_counters(engine)]
+    for book in engine.books.values():
+        if book.digest is None:
+            book.digest = _book_digest(book, cached=True)
+        parts.append(book.digest)
+    parts.append(total.to_bytes(32, "big"))
+    parts.append(_U32.pack(len(engine.accounts)))
+    return _sha256(b"".join(parts)).hexdigest()
+
+
+def state_hash_from_scratch(engine) -> str:
+    """The same value as `state_hash`, ignoring and leaving every cache."""
+    balances = struct.Struct(f"<Q{2 * len(engine.assets)}qQI")
+    total = 0
+    for acct in engine.accounts.values():
+        window = 0
+        for i, o in enumerate(acct.finished):
+            window = (window + window_term(acct.finished_total - len(acct.finished) + i, o)) & _MASK256
+        assert window == acct.window_sum, f"account {acct.id}: dedup window digest is stale"
+        total = (total + _account_term(acct, balances)) & _MASK256
+    parts = [_counters(engine)]
+    parts.extend(_book_digest(book, cached=False) for book in engine.books.values())
+    parts.append(total.to_bytes(32, "big"))
+    parts.append(_U32.pack(len(engine.accounts)))
+    return _sha256(b"".join(parts)).hexdigest()
 
 
 class SnapshotError(ValueError):
@@ -116,6 +221,9 @@ def _read_order(data, at: int, accounts: dict, book) -> tuple[Order, int]:
 
 
 def _decode(engine, data):
+    if len(data) < 32 or hashlib.sha256(data[:-32]).digest() != bytes(data[-32:]):
+        raise SnapshotError("snapshot checksum mismatch: the bytes are corrupt or truncated")
+    data = data[:-32]
     magic, version, next_order_id, next_trade_id = _HEAD.unpack_from(data, 0)
     if magic != MAGIC or version != VERSION:
         raise SnapshotError(f"not a dex snapshot v{VERSION}: {bytes(magic)!r} v{version}")
@@ -128,11 +236,13 @@ def _decode(engine, data):
     for i in range(n_assets):
         name, at = _read_str(data, at)
         names.append(name)
-        engine.deposited[i], engine.withdrawn[i] = _I64x2.unpack_from(data, at) if i < len(engine.deposited) else (0, 0)
-        at += _I64x2.size
+        if i < len(engine.deposited):
+            dlo, dhi, wlo, whi = _U128x2.unpack_from(data, at)
+            engine.deposited[i], engine.withdrawn[i] = dlo | dhi << 64, wlo | whi << 64
+        at += _U128x2.size
     if tuple(names) != engine.assets:
         raise SnapshotError(f"snapshot assets {names} differ from config {list(engine.assets)}")
-    balances = struct.Struct(f"<Q{2 * n_assets}qI")
+    balances = struct.Struct(f"<Q{2 * n_assets}qQI")
     books = list(engine.books.values())
     engine.accounts.clear()
     (n_accounts,) = _U32.unpack_from(data, at)
@@ -144,12 +254,15 @@ def _decode(engine, data):
         acct = Account(fields[0], n_assets)
         acct.free = list(fields[1 : 1 + n_assets])
         acct.locked = list(fields[1 + n_assets : 1 + 2 * n_assets])
+        acct.finished_total = fields[-2]
         engine.accounts[acct.id] = acct
         pending_finished.append((acct, fields[-1]))
         for _ in range(fields[-1]):
             (m,) = _U16.unpack_from(data, at)
             at += 2
             order, at = _read_order(data, at, {acct.id: acct}, books[m])
+            position = acct.finished_total - fields[-1] + len(acct.finished)
+            acct.window_sum = (acct.window_sum + window_term(position, order)) & _MASK256
             acct.finished.append(order)
             acct.cids[order.cid] = order
     engine.fee_account = engine.accounts[0]
@@ -186,4 +299,8 @@ def _decode(engine, data):
         book.ask_keys.reverse()
     if at != len(data):
         raise SnapshotError(f"{len(data) - at} trailing bytes")
+    engine.dirty_accounts = list(engine.accounts.values())
+    for acct in engine.dirty_accounts:
+        acct.dirty = True
+    engine.accounts_sum = 0
     return engine
