@@ -205,7 +205,7 @@ def run(config_path: str | Path, node_id: str) -> int:
         cfg = load_cluster(config_path)
         cfg.node(node_id)
         cfg.secret()
-    except (ConfigError, OSError) as e:
+    except (ConfigError, OSError, KeyError, ValueError) as e:  # tomllib's errors are ValueErrors
         log.error("refusing to start: %s", e)
         return 2
     import uvicorn

@@ -110,6 +110,10 @@ class Replica(SyncObj):
             logCompactionMinTime=LOG_COMPACTION_TIME_MIN_S,
             commandsQueueSize=cfg.inflight_blocks_max * 4,
             bindAddress=f"{me.raft_host}:{me.raft_port}",
+            # Containers come and go with new addresses: don't cache lookups
+            # (PySyncObj's defaults are 600 s, and 30 s for failures).
+            dnsCacheTime=10.0,
+            dnsFailCacheTime=1.0,
         )
         others = [n.raft_address for n in cfg.nodes if n.id != node_id]
         super().__init__(me.raft_address, others, conf)
