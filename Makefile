@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: test install bench clean
+CONFIG ?= configs/local-4.toml
+
+.PHONY: up down status test install bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +15,23 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+# Start the four-node local cluster in the background (SQLite wherever a
+# database is needed, so no server is required) and print where to look.
+up: install
+	@test -f var/local-4/cluster.secret || $(VENV)/bin/dex cluster init --config $(CONFIG)
+	$(VENV)/bin/dex cluster up --detach --config $(CONFIG)
+	@echo
+	@echo "  status:    $(VENV)/bin/dex cluster status"
+	@echo "  API docs:  http://127.0.0.1:8101/docs"
+	@echo "  try it:    $(VENV)/bin/dex cluster demo"
+	@echo "  stop:      make down"
+
+down:
+	-$(VENV)/bin/dex cluster down --config $(CONFIG)
+
+status:
+	$(VENV)/bin/dex cluster status --config $(CONFIG)
 
 test: install
 	$(PY) -m pytest

@@ -234,12 +234,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from cluster.demo import demo
 
     cfg = _load(args.config)
-    try:
-        result = demo(cfg)
-    except NotImplementedError as e:
-        _err(f"cluster demo: not implemented yet ({e})")
-        return EXIT_FAILED
-    return result if isinstance(result, int) else EXIT_OK
+    result = demo(cfg)
+    return EXIT_OK if result["lost"] == 0 and result["duplicated"] == 0 else EXIT_FAILED
 
 
 # --- parsing ---------------------------------------------------------------

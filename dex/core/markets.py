@@ -43,7 +43,7 @@ class Market:
     taker_fee_bps: int = 0
 
     def __post_init__(self) -> None:
-        assert self.tick_size > 0 and self.step_size > 0, self.symbol
+        _require(self.tick_size > 0 and self.step_size > 0, f"{self.symbol}: tick_size and step_size must be positive")
         _require_whole(self.step_size / self.base.unit, f"{self.symbol}: step_size in base units")
         _require_whole(
             self.tick_size * self.step_size / self.quote.unit,
@@ -53,11 +53,11 @@ class Market:
         _require_whole(self.max_qty / self.step_size, f"{self.symbol}: max_qty in lots")
         _require_whole(self.max_price / self.tick_size, f"{self.symbol}: max_price in ticks")
         _require_whole(self.min_notional / self.quote.unit, f"{self.symbol}: min_notional in units")
-        assert 0 < self.min_qty_lots <= self.max_qty_lots <= limits.QUANTITY_LOTS_MAX, self.symbol
-        assert 0 < self.max_price_ticks <= limits.PRICE_TICKS_MAX, self.symbol
-        assert 0 <= self.maker_fee_bps <= limits.FEE_BPS_MAX, self.symbol
-        assert 0 <= self.taker_fee_bps <= limits.FEE_BPS_MAX, self.symbol
-        assert self.base.name != self.quote.name, self.symbol
+        _require(0 < self.min_qty_lots <= self.max_qty_lots <= limits.QUANTITY_LOTS_MAX, f"{self.symbol}: need 0 < min_qty <= max_qty <= 2^40 lots")
+        _require(0 < self.max_price_ticks <= limits.PRICE_TICKS_MAX, f"{self.symbol}: need 0 < max_price <= 2^40 ticks")
+        _require(0 <= self.maker_fee_bps <= limits.FEE_BPS_MAX, f"{self.symbol}: maker_fee_bps out of 0..{limits.FEE_BPS_MAX}")
+        _require(0 <= self.taker_fee_bps <= limits.FEE_BPS_MAX, f"{self.symbol}: taker_fee_bps out of 0..{limits.FEE_BPS_MAX}")
+        _require(self.base.name != self.quote.name, f"{self.symbol}: base and quote must differ")
 
     # Integer forms used by the engine.
     @property
@@ -136,7 +136,7 @@ def parse_markets(doc: dict) -> MarketConfig:
         Asset(name=str(a["name"]), decimals=int(a["decimals"])) for a in doc["assets"]
     )
     names = [a.name for a in assets]
-    assert len(set(names)) == len(names), "asset names must be unique"
+    _require(len(set(names)) == len(names), "asset names must be unique")
     by_name = {a.name: a for a in assets}
     markets = []
     for m in doc["markets"]:
@@ -156,8 +156,13 @@ def parse_markets(doc: dict) -> MarketConfig:
             )
         )
     symbols = [m.symbol for m in markets]
-    assert len(set(symbols)) == len(symbols), "market symbols must be unique"
+    _require(len(set(symbols)) == len(symbols), "market symbols must be unique")
     return MarketConfig(assets=assets, markets=tuple(markets))
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
 
 
 def _require_whole(value: Decimal, what: str) -> None:

@@ -21,7 +21,7 @@ change are listed as dirty and their term in the sum is replaced. So a block
 costs in proportion to what it touched. `state_hash_from_scratch` recomputes
 everything without the caches; `check_invariants` asserts they agree.
 
-Layout (little-endian), version 1:
+Layout (little-endian), version 2:
     magic "DEXS", u16 version
     u64 next_order_id, u64 next_trade_id
     u16 assets; per asset: str name, u128 deposited, u128 withdrawn (lifetime)
@@ -46,7 +46,7 @@ from collections import deque
 from dex.engine.book import Account, Level, Order
 
 MAGIC = b"DEXS"
-VERSION = 1
+VERSION = 2  # 2: u128 lifetime totals, finished_total, SHA-256 trailer
 
 _HEAD = struct.Struct("<4sHQQ")
 _U16 = struct.Struct("<H")

@@ -28,6 +28,7 @@ mutates.
 from __future__ import annotations
 
 import logging
+import os
 import struct
 import threading
 from collections.abc import Callable
@@ -197,7 +198,21 @@ class Replica(SyncObj):
         log.info("full dump written at height %d (%d bytes of engine state)", self.height, len(snapshot))
 
     def _deserialize(self, file_name: str):
-        """Load a full dump (our own at start-up, or one sent by the leader)."""
+        """Load a full dump (our own at start-up, or one sent by the leader).
+
+        PySyncObj logs and swallows a failure here and would go on with an
+        empty engine, so a dump that cannot be loaded stops the node instead."""
+        try:
+            return self._load_dump(file_name)
+        except Exception as e:
+            log.critical(
+                "cannot load %s (%s): stopping. To rebuild this node from the others, "
+                "move its data directory %s aside and start it again.", file_name, e, self.data_dir,
+            )
+            logging.shutdown()
+            os._exit(70)
+
+    def _load_dump(self, file_name: str):
         with open(file_name, "rb") as f:
             data = f.read()
         magic, version, n_snapshot, n_head = _DUMP_HEAD.unpack_from(data, 0)

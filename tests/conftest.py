@@ -1,0 +1,26 @@
+"""Shared fixtures. The repository root goes on sys.path so tests import the
+kit as `tests.kit` (and subprocesses run `python -m tests.streams`) however
+pytest was started."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests import kit  # noqa: E402
+
+
+@pytest.fixture
+def ex() -> Iterator[kit.Exchange]:
+    """ALICE, BOB and CAROL funded on the real markets; invariants are
+    checked after every command and once more when the test ends."""
+    exchange = kit.funded_exchange()
+    yield exchange
+    exchange.engine.check_invariants()

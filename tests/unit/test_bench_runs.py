@@ -1,0 +1,51 @@
+"""The engine benchmark runs and reports what it should (not how fast)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH = REPO / "bench" / "engine.py"
+
+
+def run_bench(*args: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), *args, "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_throughput_mode_reports_positive_figures():
+    r = run_bench("--orders", "2000", "--runs", "1")
+    for key in ("orders_per_s", "p50_us", "p99_us", "peak_rss_mb"):
+        assert isinstance(r[key], (int, float)) and r[key] > 0, key
+    assert r["p50_us"] <= r["p99_us"] <= r["max_us"]
+    assert r["orders"] == 2000
+    assert r["trades"] > 0
+    assert r["rejections"] == 0
+    kinds = r["workload"]["by_kind"]
+    assert sum(kinds.values()) == 2000 and all(kinds[k] > 0 for k in ("passive", "aggressive", "cancel", "market"))
+    assert len(r["state_hash"]) == 64
+
+
+def test_throughput_is_deterministic_across_runs():
+    a = run_bench("--orders", "1000", "--runs", "2", "--seed", "7")
+    b = run_bench("--orders", "1000", "--runs", "1", "--seed", "7")
+    assert a["state_hash"] == b["state_hash"]
+    assert a["trades"] == b["trades"]
+
+
+def test_resting_mode_reports_memory_snapshot_and_restore():
+    r = run_bench("--resting", "20000")
+    assert r["resting_orders"] == 20000
+    for key in ("bytes_per_resting_order", "snapshot_s", "restore_s", "snapshot_bytes", "peak_rss_mb"):
+        assert isinstance(r[key], (int, float)) and r[key] > 0, key
+    assert r["restored_hash_matches"] is True

@@ -1,0 +1,291 @@
+"""Market config loading and validation, and the decimal <-> integer
+conversions at the edge (whole steps only, never rounded)."""
+
+from decimal import Decimal
+
+import pytest
+
+from dex.core.markets import (
+    amount_to_units,
+    load_markets,
+    parse_markets,
+    units_to_amount,
+)
+from tests import kit
+
+# ------------------------------------------------------------ config loading
+
+
+def test_real_config_loads_every_asset_and_market():
+    config = load_markets(kit.MARKETS_TOML)
+
+    assert [a.name for a in config.assets] == ["BTC", "ETH", "USDT"]
+    assert [m.symbol for m in config.markets] == ["BTCUSDT", "ETHUSDT", "ETHBTC"]
+
+
+def test_btcusdt_integer_parameters_match_engine_md_units_table():
+    btcusdt = load_markets(kit.MARKETS_TOML).market("BTCUSDT")
+
+    assert btcusdt.lot_units == 1_000  # 0.00001 BTC in satoshi-like units
+    assert btcusdt.notional_units == 10  # 0.01 USDT x 0.00001 BTC = 1e-7 USDT
+    assert btcusdt.price_to_ticks("50000.00") == 5_000_000
+    assert btcusdt.qty_to_lots("0.01") == 1_000
+    assert btcusdt.min_qty_lots == 1
+    assert btcusdt.max_qty_lots == 900_000_000
+    assert btcusdt.max_price_ticks == 100_000_000
+    assert btcusdt.min_notional_units == 100_000_000
+    assert (btcusdt.maker_fee_bps, btcusdt.taker_fee_bps) == (2, 5)
+
+
+def test_ethbtc_one_tick_times_one_lot_is_one_quote_unit():
+    ethbtc = load_markets(kit.MARKETS_TOML).market("ETHBTC")
+
+    assert ethbtc.notional_units == 1
+    assert ethbtc.lot_units == 100_000
+
+
+def test_config_lookup_of_unknown_market_or_asset_raises_key_error():
+    config = kit.markets()
+
+    with pytest.raises(KeyError):
+        config.market("DOGEUSDT")
+    with pytest.raises(KeyError):
+        config.asset("DOGE")
+
+
+def test_inline_config_loads_from_a_toml_file(tmp_path):
+    path = tmp_path / "markets.toml"
+    path.write_text(
+        '[[assets]]\nname = "BASE"\ndecimals = 3\n'
+        '[[assets]]\nname = "QUOTE"\ndecimals = 2\n'
+        '[[markets]]\nsymbol = "TESTUSD"\nbase = "BASE"\nquote = "QUOTE"\n'
+        'tick_size = "0.5"\nstep_size = "0.1"\nmin_qty = "0.1"\nmax_qty = "1000"\n'
+        'max_price = "10000"\nmin_notional = "1"\n'
+    )
+
+    market = load_markets(path).market("TESTUSD")
+
+    assert (market.lot_units, market.notional_units) == (100, 5)
+    assert (market.maker_fee_bps, market.taker_fee_bps) == (0, 0)  # fees default to 0
+
+
+def test_tick_times_step_not_whole_quote_units_is_refused():
+    # 0.001 QUOTE x 0.1 BASE = 0.0001 QUOTE, but QUOTE has 2 decimals.
+    doc = kit.market_doc(tick_size="0.001")
+
+    with pytest.raises(ValueError, match="tick_size \\* step_size"):
+        parse_markets(doc)
+
+
+def test_tick_times_step_not_whole_quote_units_is_refused_from_a_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        '[[assets]]\nname = "BTC"\ndecimals = 8\n'
+        '[[assets]]\nname = "USDT"\ndecimals = 8\n'
+        '[[markets]]\nsymbol = "BTCUSDT"\nbase = "BTC"\nquote = "USDT"\n'
+        'tick_size = "0.001"\nstep_size = "0.000001"\nmin_qty = "0.000001"\n'
+        'max_qty = "9000"\nmax_price = "1000000"\nmin_notional = "1"\n'
+    )
+
+    with pytest.raises(ValueError, match="tick_size \\* step_size"):
+        load_markets(path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "what"),
+    [
+        ("step_size", "0.0001", "step_size in base units"),  # BASE has 3 decimals
+        ("min_qty", "0.15", "min_qty in lots"),
+        ("max_qty", "1000.05", "max_qty in lots"),
+        ("max_price", "10000.25", "max_price in ticks"),
+        ("min_notional", "0.001", "min_notional in units"),
+    ],
+)
+def test_config_value_that_is_not_a_whole_number_of_steps_is_refused(field, value, what):
+    doc = kit.market_doc(**{field: value})
+
+    with pytest.raises(ValueError, match=what):
+        parse_markets(doc)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"min_qty": "2", "max_qty": "1"},  # min above max
+        {"maker_fee_bps": 1001},  # above FEE_BPS_MAX
+        {"taker_fee_bps": -1},
+        {"quote": "BASE"},  # a market trades two different assets
+        {"tick_size": "0"},
+    ],
+)
+def test_config_with_inconsistent_market_is_refused(overrides):
+    doc = kit.market_doc(**overrides)
+
+    with pytest.raises((AssertionError, ValueError)):
+        parse_markets(doc)
+
+
+def test_config_with_duplicate_symbol_is_refused():
+    doc = kit.market_doc()
+    doc["markets"].append(dict(doc["markets"][0]))
+
+    with pytest.raises(ValueError, match="unique"):
+        parse_markets(doc)
+
+
+def test_config_with_unknown_asset_is_refused():
+    doc = kit.market_doc(base="DOGE")
+
+    with pytest.raises(KeyError):
+        parse_markets(doc)
+
+
+# ---------------------------------------------------- decimal -> integer
+
+
+@pytest.fixture
+def btcusdt():
+    return kit.markets().market("BTCUSDT")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("50000", 5_000_000),
+        ("50000.00", 5_000_000),
+        ("50000.01", 5_000_001),
+        ("0.01", 1),
+        (" 50000.01 ", 5_000_001),  # surrounding whitespace is ignored
+        (Decimal("1000000"), 100_000_000),
+    ],
+)
+def test_price_to_ticks_converts_whole_ticks(btcusdt, text, expected):
+    assert btcusdt.price_to_ticks(text) == expected
+
+
+@pytest.mark.parametrize("text", ["50000.001", "0.005", "0.00999999", "50000.0000000001"])
+def test_price_to_ticks_rejects_fraction_of_a_tick_rather_than_rounding(btcusdt, text):
+    assert btcusdt.price_to_ticks(text) is None
+
+
+# Regressions: dividing in Decimal's default 28-digit context used to round
+# these fractions away and accept them.
+@pytest.mark.parametrize(
+    ("convert", "text"),
+    [
+        ("price_to_ticks", "50000.0100000000000000000000000001"),
+        ("qty_to_lots", "0.000010000000000000000000000000001"),
+    ],
+)
+def test_converters_reject_a_fraction_of_a_step_hidden_past_28_digits(btcusdt, convert, text):
+    assert getattr(btcusdt, convert)(text) is None
+
+
+def test_amount_to_units_rejects_a_fraction_of_a_unit_hidden_past_28_digits():
+    btc = kit.markets().asset("BTC")
+
+    assert amount_to_units(btc, "1.00000000000000000000000000001") is None
+
+
+@pytest.mark.parametrize("text", ["", "   ", "abc", "1.2.3", "0x10", "1,000", "50000 USDT", "--1"])
+def test_price_to_ticks_rejects_garbage_strings(btcusdt, text):
+    assert btcusdt.price_to_ticks(text) is None
+
+
+# Regressions: Decimal() itself accepts these.
+@pytest.mark.parametrize("text", ["5_0000", "\u0665\u0660", "\uff15\uff10"])  # "50" in Arabic-Indic and fullwidth digits
+def test_price_to_ticks_rejects_underscores_and_non_ascii_digits(btcusdt, text):
+    assert btcusdt.price_to_ticks(text) is None
+
+
+@pytest.mark.parametrize("text", ["-0.01", "+50000", "1e3", "5E+4", ".5", "5."])
+def test_price_to_ticks_accepts_plain_digits_only(btcusdt, text):
+    assert btcusdt.price_to_ticks(text) is None
+
+
+@pytest.mark.parametrize("text", ["NaN", "nan", "sNaN", "Infinity", "-Infinity", "inf", Decimal("NaN"), Decimal("Infinity")])
+def test_price_to_ticks_rejects_nan_and_infinity(btcusdt, text):
+    assert btcusdt.price_to_ticks(text) is None
+
+
+def test_price_to_ticks_rejects_a_non_string(btcusdt):
+    assert btcusdt.price_to_ticks(None) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("0.00001", 1), ("0.01", 1_000), ("1", 100_000), ("9000", 900_000_000)],
+)
+def test_qty_to_lots_converts_whole_lots(btcusdt, text, expected):
+    assert btcusdt.qty_to_lots(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0.000001", "0.000015", "1.000000001"])
+def test_qty_to_lots_rejects_fraction_of_a_lot_rather_than_rounding(btcusdt, text):
+    assert btcusdt.qty_to_lots(text) is None
+
+
+@pytest.mark.parametrize("text", ["", "one", "NaN", "Infinity", "-inf", "1e"])
+def test_qty_to_lots_rejects_garbage_nan_and_infinity(btcusdt, text):
+    assert btcusdt.qty_to_lots(text) is None
+
+
+# ---------------------------------------------------- integer -> decimal
+
+
+@pytest.mark.parametrize(
+    ("ticks", "text"), [(5_000_000, "50000.00"), (5_000_001, "50000.01"), (1, "0.01"), (0, "0.00")]
+)
+def test_ticks_to_price_formats_with_the_tick_size_decimals(btcusdt, ticks, text):
+    assert btcusdt.ticks_to_price(ticks) == text
+
+
+@pytest.mark.parametrize(("lots", "text"), [(1, "0.00001"), (1_000, "0.01000"), (100_000, "1.00000")])
+def test_lots_to_qty_formats_with_the_step_size_decimals(btcusdt, lots, text):
+    assert btcusdt.lots_to_qty(lots) == text
+
+
+@pytest.mark.parametrize("ticks", [1, 7, 5_000_000, 99_999_999, 100_000_000])
+def test_price_round_trips_through_its_decimal_string(btcusdt, ticks):
+    assert btcusdt.price_to_ticks(btcusdt.ticks_to_price(ticks)) == ticks
+
+
+@pytest.mark.parametrize("lots", [1, 3, 1_000, 900_000_000])
+def test_qty_round_trips_through_its_decimal_string(btcusdt, lots):
+    assert btcusdt.qty_to_lots(btcusdt.lots_to_qty(lots)) == lots
+
+
+def test_formatting_uses_no_exponent_for_a_coarse_tick():
+    market = kit.inline_config(tick_size="10", max_price="10000").market("TESTUSD")
+
+    assert market.ticks_to_price(3) == "30"
+
+
+# ------------------------------------------------------------ asset amounts
+
+
+@pytest.mark.parametrize(
+    ("asset", "text", "expected"),
+    [
+        ("USDT", "1", 100_000_000),
+        ("USDT", "0.00000001", 1),
+        ("BTC", "21000000", 2_100_000_000_000_000),
+        ("BTC", "0", 0),
+    ],
+)
+def test_amount_to_units_converts_whole_units(asset, text, expected):
+    assert amount_to_units(kit.markets().asset(asset), text) == expected
+
+
+@pytest.mark.parametrize("text", ["0.000000001", "1.000000005", "", "x", "NaN", "Infinity"])
+def test_amount_to_units_rejects_fractions_garbage_nan_and_infinity(text):
+    assert amount_to_units(kit.markets().asset("BTC"), text) is None
+
+
+@pytest.mark.parametrize(("units", "text"), [(1, "0.00000001"), (100_000_000, "1.00000000"), (0, "0.00000000")])
+def test_units_to_amount_formats_with_the_asset_decimals(units, text):
+    assert units_to_amount(kit.markets().asset("BTC"), units) == text
+
+
+def test_asset_unit_is_ten_to_the_minus_decimals():
+    assert kit.markets().asset("USDT").unit == Decimal("0.00000001")
