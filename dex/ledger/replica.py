@@ -39,6 +39,7 @@ from pysyncobj import SyncObj, SyncObjConf, replicated
 from dex.config import ClusterConfig
 from dex.engine import Engine
 from dex.ledger.chain import Chain
+from dex.ledger.raft_fixes import keep_next_index_monotonic, raft_correct_journals
 from dex.ledger.codec import (
     GENESIS_PARENT,
     BlockHeader,
@@ -117,7 +118,9 @@ class Replica(SyncObj):
             dnsFailCacheTime=1.0,
         )
         others = [n.raft_address for n in cfg.nodes if n.id != node_id]
-        super().__init__(me.raft_address, others, conf)
+        with raft_correct_journals():
+            super().__init__(me.raft_address, others, conf)
+        keep_next_index_monotonic(self)
 
     # ---------------------------------------------------------------- views
 
