@@ -54,41 +54,31 @@ def kind_stp(kind: int) -> int:
     return (kind >> KIND_STP_SHIFT) & 3
 
 
-class Order:
-    """A live order, or a finished one kept in its account's dedup window.
+# An order is a list, not an object: building an 11-field slotted object
+# costs ~480 ns in CPython 3.11 against ~50 ns for a list, and an engine makes
+# one for most commands. Fields are read by these constant indexes:
+#
+#   O_ID       order id
+#   O_ACCOUNT  the Account object (not its id: settlement needs no lookup)
+#   O_BOOK     the Book object
+#   O_SIDE     Side
+#   O_PRICE    ticks
+#   O_QTY      lots still open; for a finished order, the lots it never filled
+#   O_FILLED   lots traded
+#   O_CID      client order id or None
+#   O_TIME     block time it was placed (or re-queued by an amend)
+#   O_STATUS   OrderStatus; NEW and PARTIALLY_FILLED are live, the rest are
+#              finished (a cancelled order stays dead in its queue until it
+#              reaches the front)
+#   O_KIND     packed type, tif, post-only and stp (pack_kind)
+O_ID, O_ACCOUNT, O_BOOK, O_SIDE, O_PRICE, O_QTY, O_FILLED, O_CID, O_TIME, O_STATUS, O_KIND = range(11)
+O_FIELDS = 11
 
-    `qty` is what is still open (lots); `filled` what has traded. A live order
-    always has qty > 0; qty == 0 marks an order that is no longer in the book.
-    `account` and `book` are the objects themselves, not ids, so settlement
-    needs no lookups.
-    """
+Order = list  # for annotations
 
-    __slots__ = (
-        "id",
-        "account",
-        "book",
-        "side",
-        "price",
-        "qty",
-        "filled",
-        "cid",
-        "time_ms",
-        "status",
-        "kind",
-    )
 
-    def __init__(self, id, account, book, side, price, qty, filled, cid, time_ms, status, kind):
-        self.id = id
-        self.account = account
-        self.book = book
-        self.side = side
-        self.price = price
-        self.qty = qty
-        self.filled = filled
-        self.cid = cid
-        self.time_ms = time_ms
-        self.status = status
-        self.kind = kind
+def new_order(id, account, book, side, price, qty, filled, cid, time_ms, status, kind) -> Order:
+    return [id, account, book, side, price, qty, filled, cid, time_ms, status, kind]
 
 
 class Level:

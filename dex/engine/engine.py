@@ -62,6 +62,17 @@ from dex.core.types import (
 )
 from dex.engine.snapshot import window_term
 from dex.engine.book import (
+    O_ACCOUNT,
+    O_BOOK,
+    O_CID,
+    O_FILLED,
+    O_ID,
+    O_KIND,
+    O_PRICE,
+    O_QTY,
+    O_SIDE,
+    O_STATUS,
+    O_TIME,
     Account,
     Book,
     Level,
@@ -174,6 +185,140 @@ class Engine:
                     return [_duplicate(prev)]
             if not _valid_cid(cid):
                 return [_new(OrderRejected, (cmd.account, cmd.symbol, cid, 0, Reason.BAD_CLIENT_ORDER_ID))]
+        otype = cmd.type
+        if otype != LIMIT:
+            return self._place_market(cmd, book, acct, now)
+
+        # LIMIT: the checks of _check_place, in the same order, inlined.
+        side = cmd.side
+        tif = cmd.tif
+        stp = cmd.stp
+        price = cmd.price
+        qty = cmd.qty
+        post_only = cmd.post_only
+        if (side != BUY and side != SELL) or (tif != GTC and tif != IOC and tif != FOK) or not 0 <= stp <= 2:
+            reason = Reason.BAD_PARAMETER
+        elif acct is None:
+            reason = Reason.INSUFFICIENT_BALANCE
+        elif acct.id == FEE_ACCOUNT:
+            reason = Reason.RESERVED_ACCOUNT
+        elif cmd.quote_qty:
+            reason = Reason.BAD_PARAMETER
+        elif not 0 < price <= book.max_price:
+            reason = Reason.PRICE_FILTER
+        elif not book.min_qty <= qty <= book.max_qty:
+            reason = Reason.LOT_SIZE
+        else:
+            reason = None
+            cost = price * qty * book.notional_units
+            if side == BUY:
+                ask_keys = book.ask_keys
+                crosses = ask_keys and -ask_keys[-1] <= price
+            else:
+                bid_prices = book.bid_prices
+                crosses = bid_prices and bid_prices[-1] >= price
+            if cost < book.min_notional:
+                reason = Reason.NOTIONAL
+            elif post_only and tif != GTC:
+                reason = Reason.BAD_PARAMETER
+            elif post_only and crosses:
+                reason = Reason.WOULD_TAKE
+            elif tif == GTC and len(acct.open) >= OPEN_MAX:
+                reason = Reason.MAX_NUM_ORDERS
+            elif tif == GTC and book.order_count >= BOOK_MAX:
+                reason = Reason.BOOK_FULL
+            elif side == BUY:
+                if acct.free[book.quote] < cost:
+                    reason = Reason.INSUFFICIENT_BALANCE
+            elif acct.free[book.base] < qty * book.lot_units:
+                reason = Reason.INSUFFICIENT_BALANCE
+        if reason is not None:
+            return [_new(OrderRejected, (cmd.account, cmd.symbol, cid, 0, reason))]
+
+        if not acct.dirty:
+            acct.dirty = True
+            self.dirty_accounts.append(acct)
+        book.digest = None
+        oid = self.next_order_id
+        self.next_order_id = oid + 1
+        events = [_new(OrderAccepted, (oid, acct.id, book.symbol, side, LIMIT, tif, price, qty, 0, cid))]
+        kind = (tif << 1) | (post_only << 3) | (stp << 4)  # pack_kind(LIMIT, tif, post_only, stp)
+
+        if not crosses:  # passive: no matching
+            if tif != GTC:
+                events.append(_new(OrderExpired, (oid, acct.id, book.symbol, qty, StopReason.IOC if tif == IOC else StopReason.FOK)))
+                if cid is not None:
+                    order = [oid, acct, book, side, price, qty, 0, cid, now, EXPIRED, kind]
+                    acct.cids[cid] = order
+                    _finish(acct, order)
+                return events
+            # Rest it (inlined _rest).
+            if side == BUY:
+                acct.free[book.quote] -= cost
+                acct.locked[book.quote] += cost
+                levels = book.bids
+                level = levels.get(price)
+                if level is None:
+                    level = levels[price] = Level(price)
+                    insort(book.bid_prices, price)
+            else:
+                amount = qty * book.lot_units
+                acct.free[book.base] -= amount
+                acct.locked[book.base] += amount
+                levels = book.asks
+                level = levels.get(price)
+                if level is None:
+                    level = levels[price] = Level(price)
+                    insort(book.ask_keys, -price)
+            order = [oid, acct, book, side, level.price, qty, 0, cid, now, NEW, kind]
+            level.digest = None
+            level.orders.append(order)
+            level.total += qty
+            level.count += 1
+            acct.open[oid] = order
+            book.order_count += 1
+            if cid is not None:
+                acct.cids[cid] = order
+            return events
+
+        if tif == FOK and not _fok_fillable(book, acct, side, price, qty, stp):
+            events.append(_new(OrderExpired, (oid, acct.id, book.symbol, qty, StopReason.FOK)))
+            if cid is not None:
+                order = [oid, acct, book, side, price, qty, 0, cid, now, EXPIRED, kind]
+                acct.cids[cid] = order
+                _finish(acct, order)
+            return events
+
+        # Crossing: match, then rest or expire what remains.
+        order = [oid, acct, book, side, price, qty, 0, cid, now, NEW, kind]
+        if cid is not None:
+            acct.cids[cid] = order
+        if side == BUY:
+            remaining, stop = self._take_buy(book, acct, oid, price, qty, acct.free[book.quote], stp, events, order)
+        else:
+            remaining, stop = self._take_sell(book, acct, oid, price, qty, stp, events, order)
+        if remaining == 0:
+            order[O_QTY] = 0
+            order[O_STATUS] = FILLED
+            if cid is not None:
+                _finish(acct, order)
+            return events
+        if stop is None:
+            if tif == GTC:
+                order[O_QTY] = remaining
+                order[O_STATUS] = PARTIALLY_FILLED if order[O_FILLED] else NEW
+                _rest(book, acct, order)
+                return events
+            stop = StopReason.IOC if tif == IOC else StopReason.FOK
+        events.append(_new(OrderExpired, (oid, acct.id, book.symbol, remaining, stop)))
+        order[O_QTY] = remaining
+        order[O_STATUS] = EXPIRED
+        if cid is not None:
+            _finish(acct, order)
+        return events
+
+    def _place_market(self, cmd: PlaceOrder, book: Book, acct: Account | None, now: int) -> list:
+        cid = cmd.client_order_id
         reason = self._check_place(cmd, book, acct)
         if reason is not None:
             return [_new(OrderRejected, (cmd.account, cmd.symbol, cid, 0, reason))]
@@ -181,70 +326,25 @@ class Engine:
             acct.dirty = True
             self.dirty_accounts.append(acct)
         book.digest = None
-
         side = cmd.side
-        otype = cmd.type
-        tif = cmd.tif if otype == LIMIT else IOC
-        price = cmd.price
         qty = cmd.qty
         quote_qty = cmd.quote_qty
         oid = self.next_order_id
         self.next_order_id = oid + 1
-        events = [
-            _new(
-                OrderAccepted,
-                (oid, acct.id, book.symbol, side, otype, tif, price, qty, quote_qty, cid),
-            )
-        ]
-        if otype == MARKET:
-            order = None
-            if cid is not None:
-                order = Order(oid, acct, book, side, 0, qty, 0, cid, now, NEW, pack_kind(otype, tif, False, cmd.stp))
-                acct.cids[cid] = order
-            if side == BUY:
-                if quote_qty:
-                    self._take_buy(book, acct, oid, _NO_LIMIT, 0, quote_qty, cmd.stp, events, order)
-                else:
-                    self._take_buy(book, acct, oid, _NO_LIMIT, qty, acct.free[book.quote], cmd.stp, events, order)
-            else:
-                self._take_sell(book, acct, oid, 0, qty, cmd.stp, events, order)
-            if order is not None:
-                _finish(acct, order)
-            return events
-
-        # LIMIT. A passive order skips matching entirely.
-        if side == BUY:
-            ask_keys = book.ask_keys
-            crosses = ask_keys and -ask_keys[-1] <= price
-        else:
-            bid_prices = book.bid_prices
-            crosses = bid_prices and bid_prices[-1] >= price
-        if not crosses:
-            if tif != GTC:
-                events.append(_new(OrderExpired, (oid, acct.id, book.symbol, qty, StopReason.IOC if tif == IOC else StopReason.FOK)))
-                if cid is not None:
-                    order = Order(oid, acct, book, side, price, qty, 0, cid, now, EXPIRED, pack_kind(otype, tif, False, cmd.stp))
-                    acct.cids[cid] = order
-                    _finish(acct, order)
-                return events
-            order = Order(oid, acct, book, side, price, qty, 0, cid, now, NEW, pack_kind(LIMIT, GTC, cmd.post_only, cmd.stp))
-            _rest(book, acct, order)
-            if cid is not None:
-                acct.cids[cid] = order
-            return events
-
-        if tif == FOK and not _fok_fillable(book, acct, side, price, qty, cmd.stp):
-            events.append(_new(OrderExpired, (oid, acct.id, book.symbol, qty, StopReason.FOK)))
-            if cid is not None:
-                order = Order(oid, acct, book, side, price, qty, 0, cid, now, EXPIRED, pack_kind(otype, tif, False, cmd.stp))
-                acct.cids[cid] = order
-                _finish(acct, order)
-            return events
-
-        order = Order(oid, acct, book, side, price, qty, 0, cid, now, NEW, pack_kind(LIMIT, tif, cmd.post_only, cmd.stp))
+        events = [_new(OrderAccepted, (oid, acct.id, book.symbol, side, MARKET, IOC, 0, qty, quote_qty, cid))]
+        order = None
         if cid is not None:
+            order = [oid, acct, book, side, 0, qty, 0, cid, now, NEW, pack_kind(MARKET, IOC, False, cmd.stp)]
             acct.cids[cid] = order
-        self._take_limit(book, acct, order, events)
+        if side == BUY:
+            if quote_qty:
+                self._take_buy(book, acct, oid, _NO_LIMIT, 0, quote_qty, cmd.stp, events, order)
+            else:
+                self._take_buy(book, acct, oid, _NO_LIMIT, qty, acct.free[book.quote], cmd.stp, events, order)
+        else:
+            self._take_sell(book, acct, oid, 0, qty, cmd.stp, events, order)
+        if order is not None:
+            _finish(acct, order)
         return events
 
     def _check_place(self, cmd: PlaceOrder, book: Book, acct: Account | None) -> Reason | None:
@@ -310,33 +410,6 @@ class Engine:
             return Reason.INSUFFICIENT_BALANCE
         return None
 
-    def _take_limit(self, book: Book, acct: Account, order: Order, events: list) -> None:
-        """Match a crossing limit order, then rest or expire what remains."""
-        stp = kind_stp(order.kind)
-        if order.side == BUY:
-            remaining, stop = self._take_buy(book, acct, order.id, order.price, order.qty, acct.free[book.quote], stp, events, order)
-        else:
-            remaining, stop = self._take_sell(book, acct, order.id, order.price, order.qty, stp, events, order)
-        if remaining == 0:
-            order.qty = 0
-            order.status = FILLED
-            if order.cid is not None:
-                _finish(acct, order)
-            return
-        if stop is None:
-            tif = kind_tif(order.kind)
-            if tif == GTC:
-                order.qty = remaining
-                order.status = PARTIALLY_FILLED if order.filled else NEW
-                _rest(book, acct, order)
-                return
-            stop = StopReason.IOC if tif == IOC else StopReason.FOK
-        events.append(_new(OrderExpired, (order.id, acct.id, book.symbol, remaining, stop)))
-        order.qty = remaining
-        order.status = EXPIRED
-        if order.cid is not None:
-            _finish(acct, order)
-
     def _take_buy(self, book, acct, oid, limit, qty, budget, stp, events, order):
         """Buy from the asks up to `limit`, for `qty` lots or, when qty is 0,
         for as much as `budget` quote units buy. Never spends more than
@@ -357,6 +430,7 @@ class Engine:
         by_quote = qty == 0
         remaining = qty
         trades = 0
+        trades_max = TRADES_MAX
         stop = None
         filled = 0
         tid = self.next_trade_id
@@ -370,11 +444,11 @@ class Engine:
             unit_cost = best * nu
             while True:
                 maker = orders[0]
-                if maker.status > PARTIALLY_FILLED:  # cancelled: dead in the queue
+                if maker[O_STATUS] > PARTIALLY_FILLED:  # cancelled: dead in the queue
                     orders.popleft()
                     continue
-                mq = maker.qty
-                mk = maker.account
+                mq = maker[O_QTY]
+                mk = maker[O_ACCOUNT]
                 if mk is acct:
                     if stp == EXPIRE_TAKER:
                         stop = StopReason.SELF_TRADE
@@ -386,7 +460,7 @@ class Engine:
                     if level.count == 0:
                         break
                     continue
-                if trades == TRADES_MAX:
+                if trades == trades_max:
                     stop = StopReason.TRADES_MAX
                     break
                 if by_quote:
@@ -417,23 +491,27 @@ class Engine:
                 mk.free[q] += notional - mfee
                 ff[b] += tfee
                 ff[q] += mfee
-                events.append(_new(Trade, (tid, symbol, best, fill, BUY, maker.id, oid, mk.id, acct.id, mfee, tfee)))
+                events.append(_new(Trade, (tid, symbol, best, fill, BUY, maker[O_ID], oid, mk.id, acct.id, mfee, tfee)))
                 tid += 1
                 trades += 1
                 filled += fill
                 remaining -= fill
                 level.total -= fill
-                maker.filled += fill
-                if mq == fill:
-                    maker.qty = 0
+                maker[O_FILLED] += fill
+                if mq == fill:  # the maker is done
+                    maker[O_QTY] = 0
+                    maker[O_STATUS] = FILLED
                     orders.popleft()
                     level.count -= 1
-                    _maker_done(maker)
+                    book.order_count -= 1
+                    del mk.open[maker[O_ID]]
+                    if maker[O_CID] is not None:
+                        _finish(mk, maker)
                     if level.count == 0:
                         break
                 else:
-                    maker.qty = mq - fill
-                    maker.status = PARTIALLY_FILLED
+                    maker[O_QTY] = mq - fill
+                    maker[O_STATUS] = PARTIALLY_FILLED
                 if not by_quote and remaining == 0:
                     break
             if level.count == 0:
@@ -443,7 +521,7 @@ class Engine:
                 break
         self.next_trade_id = tid
         if order is not None:
-            order.filled = filled
+            order[O_FILLED] = filled
         if by_quote:
             remaining = budget
         if limit == _NO_LIMIT:  # market order: finish it here
@@ -466,6 +544,7 @@ class Engine:
         symbol = book.symbol
         remaining = qty
         trades = 0
+        trades_max = TRADES_MAX
         stop = None
         filled = 0
         tid = self.next_trade_id
@@ -479,11 +558,11 @@ class Engine:
             unit_cost = best * nu
             while True:
                 maker = orders[0]
-                if maker.status > PARTIALLY_FILLED:  # cancelled: dead in the queue
+                if maker[O_STATUS] > PARTIALLY_FILLED:  # cancelled: dead in the queue
                     orders.popleft()
                     continue
-                mq = maker.qty
-                mk = maker.account
+                mq = maker[O_QTY]
+                mk = maker[O_ACCOUNT]
                 if mk is acct:
                     if stp == EXPIRE_TAKER:
                         stop = StopReason.SELF_TRADE
@@ -495,7 +574,7 @@ class Engine:
                     if level.count == 0:
                         break
                     continue
-                if trades == TRADES_MAX:
+                if trades == trades_max:
                     stop = StopReason.TRADES_MAX
                     break
                 fill = mq if mq < remaining else remaining
@@ -512,23 +591,27 @@ class Engine:
                 mk.free[b] += base_amt - mfee
                 ff[b] += mfee
                 ff[q] += tfee
-                events.append(_new(Trade, (tid, symbol, best, fill, SELL, maker.id, oid, mk.id, acct.id, mfee, tfee)))
+                events.append(_new(Trade, (tid, symbol, best, fill, SELL, maker[O_ID], oid, mk.id, acct.id, mfee, tfee)))
                 tid += 1
                 trades += 1
                 filled += fill
                 remaining -= fill
                 level.total -= fill
-                maker.filled += fill
-                if mq == fill:
-                    maker.qty = 0
+                maker[O_FILLED] += fill
+                if mq == fill:  # the maker is done
+                    maker[O_QTY] = 0
+                    maker[O_STATUS] = FILLED
                     orders.popleft()
                     level.count -= 1
-                    _maker_done(maker)
+                    book.order_count -= 1
+                    del mk.open[maker[O_ID]]
+                    if maker[O_CID] is not None:
+                        _finish(mk, maker)
                     if level.count == 0:
                         break
                 else:
-                    maker.qty = mq - fill
-                    maker.status = PARTIALLY_FILLED
+                    maker[O_QTY] = mq - fill
+                    maker[O_STATUS] = PARTIALLY_FILLED
                 if remaining == 0:
                     break
             if level.count == 0:
@@ -538,7 +621,7 @@ class Engine:
                 break
         self.next_trade_id = tid
         if order is not None:
-            order.filled = filled
+            order[O_FILLED] = filled
         if limit == 0:
             self._end_market(book, acct, oid, False, remaining, filled, stop, events, order)
         return remaining, stop
@@ -553,14 +636,14 @@ class Engine:
             if not done:
                 events.append(_new(OrderExpired, (oid, acct.id, book.symbol, 0, stop or StopReason.IOC)))
             if order is not None:
-                order.qty = 0
-                order.status = FILLED if done else EXPIRED
+                order[O_QTY] = 0
+                order[O_STATUS] = FILLED if done else EXPIRED
             return
         if remaining:
             events.append(_new(OrderExpired, (oid, acct.id, book.symbol, remaining, stop or StopReason.IOC)))
         if order is not None:
-            order.qty = remaining
-            order.status = EXPIRED if remaining else FILLED
+            order[O_QTY] = remaining
+            order[O_STATUS] = EXPIRED if remaining else FILLED
 
     # ----------------------------------------------------------------- cancel
 
@@ -573,10 +656,10 @@ class Engine:
     def _stp_cancel(self, book: Book, level: Level, maker: Order, events: list) -> None:
         """Self-trade prevention cancels `maker`, the front of `level`, in the
         middle of matching: the caller's loop removes the level if it empties."""
-        acct = maker.account
-        qty = maker.qty
-        if maker.side == BUY:
-            amount = maker.price * qty * book.notional_units
+        acct = maker[O_ACCOUNT]
+        qty = maker[O_QTY]
+        if maker[O_SIDE] == BUY:
+            amount = maker[O_PRICE] * qty * book.notional_units
             acct.locked[book.quote] -= amount
             acct.free[book.quote] += amount
         else:
@@ -587,33 +670,33 @@ class Engine:
         level.total -= qty
         level.count -= 1
         book.order_count -= 1
-        maker.status = CANCELED
-        del acct.open[maker.id]
-        if maker.cid is not None:
+        maker[O_STATUS] = CANCELED
+        del acct.open[maker[O_ID]]
+        if maker[O_CID] is not None:
             _finish(acct, maker)
-        events.append(_new(OrderCancelled, (maker.id, acct.id, book.symbol, qty, StopReason.SELF_TRADE)))
+        events.append(_new(OrderCancelled, (maker[O_ID], acct.id, book.symbol, qty, StopReason.SELF_TRADE)))
 
     def _cancel_order(self, order: Order, reason: StopReason, events: list) -> None:
         """Take a live order out of its book, release its lock, finish it."""
-        book = order.book
-        acct = order.account
-        qty = order.qty
+        book = order[O_BOOK]
+        acct = order[O_ACCOUNT]
+        qty = order[O_QTY]
         self._touch(acct)
         book.digest = None
-        if order.side == BUY:
-            acct.locked[book.quote] -= order.price * qty * book.notional_units
-            acct.free[book.quote] += order.price * qty * book.notional_units
+        if order[O_SIDE] == BUY:
+            acct.locked[book.quote] -= order[O_PRICE] * qty * book.notional_units
+            acct.free[book.quote] += order[O_PRICE] * qty * book.notional_units
             levels = book.bids
         else:
             acct.locked[book.base] -= qty * book.lot_units
             acct.free[book.base] += qty * book.lot_units
             levels = book.asks
-        order.status = CANCELED
+        order[O_STATUS] = CANCELED
         _unqueue(book, levels, order)
-        del acct.open[order.id]
-        if order.cid is not None:
+        del acct.open[order[O_ID]]
+        if order[O_CID] is not None:
             _finish(acct, order)
-        events.append(_new(OrderCancelled, (order.id, acct.id, book.symbol, qty, reason)))
+        events.append(_new(OrderCancelled, (order[O_ID], acct.id, book.symbol, qty, reason)))
 
     def _find(self, acct: Account | None, symbol: str, order_id: int, cid: str | None) -> Order | None:
         """The account's order in `symbol` by id (live only) or by client id
@@ -626,7 +709,7 @@ class Engine:
             order = acct.cids.get(cid)
         else:
             return None
-        if order is None or order.book.symbol != symbol:
+        if order is None or order[O_BOOK].symbol != symbol:
             return None
         return order
 
@@ -636,8 +719,8 @@ class Engine:
         if order is None:
             reason = Reason.UNKNOWN_ORDER if cmd.symbol in self.books else Reason.UNKNOWN_SYMBOL
             return [OrderRejected(cmd.account, cmd.symbol, cmd.client_order_id, cmd.order_id, reason)]
-        if order.status > PARTIALLY_FILLED:
-            return [OrderRejected(cmd.account, cmd.symbol, cmd.client_order_id, order.id, Reason.CANCEL_REJECTED)]
+        if order[O_STATUS] > PARTIALLY_FILLED:
+            return [OrderRejected(cmd.account, cmd.symbol, cmd.client_order_id, order[O_ID], Reason.CANCEL_REJECTED)]
         events: list = []
         self._cancel_order(order, StopReason.USER, events)
         return events
@@ -651,7 +734,7 @@ class Engine:
             return events
         for order_id in sorted(acct.open):
             order = acct.open[order_id]
-            if cmd.symbol is None or order.book.symbol == cmd.symbol:
+            if cmd.symbol is None or order[O_BOOK].symbol == cmd.symbol:
                 self._cancel_order(order, StopReason.CANCEL_ALL, events)
         return events
 
@@ -662,92 +745,92 @@ class Engine:
         order = self._find(acct, cmd.symbol, cmd.order_id, cmd.client_order_id)
 
         def reject(reason: Reason) -> list:
-            target = order.id if order is not None else cmd.order_id
+            target = order[O_ID] if order is not None else cmd.order_id
             return [OrderRejected(cmd.account, cmd.symbol, cmd.client_order_id, target, reason)]
 
         if order is None:
             return reject(Reason.UNKNOWN_ORDER if cmd.symbol in self.books else Reason.UNKNOWN_SYMBOL)
-        if order.status > PARTIALLY_FILLED:
+        if order[O_STATUS] > PARTIALLY_FILLED:
             return reject(Reason.UNKNOWN_ORDER)
-        book = order.book
-        price = cmd.price or order.price
-        total = cmd.qty or (order.filled + order.qty)
+        book = order[O_BOOK]
+        price = cmd.price or order[O_PRICE]
+        total = cmd.qty or (order[O_FILLED] + order[O_QTY])
         if cmd.price < 0 or cmd.qty < 0:
             return reject(Reason.BAD_PARAMETER)
         if not 0 < price <= book.max_price:
             return reject(Reason.PRICE_FILTER)
-        if not (book.min_qty <= total <= book.max_qty) or total <= order.filled:
+        if not (book.min_qty <= total <= book.max_qty) or total <= order[O_FILLED]:
             return reject(Reason.LOT_SIZE)
-        remaining = total - order.filled
+        remaining = total - order[O_FILLED]
         if price * total * book.notional_units < book.min_notional:
             return reject(Reason.NOTIONAL)
         # What the order will reserve against what it reserves now.
-        if order.side == BUY:
+        if order[O_SIDE] == BUY:
             asset = book.quote
-            delta = price * remaining * book.notional_units - order.price * order.qty * book.notional_units
+            delta = price * remaining * book.notional_units - order[O_PRICE] * order[O_QTY] * book.notional_units
             crosses = bool(book.ask_keys) and -book.ask_keys[-1] <= price
         else:
             asset = book.base
-            delta = (remaining - order.qty) * book.lot_units
+            delta = (remaining - order[O_QTY]) * book.lot_units
             crosses = bool(book.bid_prices) and book.bid_prices[-1] >= price
         if delta > acct.free[asset]:
             return reject(Reason.INSUFFICIENT_BALANCE)
-        if crosses and kind_post_only(order.kind):
+        if crosses and kind_post_only(order[O_KIND]):
             return reject(Reason.WOULD_TAKE)
         self._touch(acct)
         book.digest = None
 
-        if price == order.price and remaining <= order.qty:
+        if price == order[O_PRICE] and remaining <= order[O_QTY]:
             # Lower (or same) quantity at the same price keeps its place.
-            levels = book.bids if order.side == BUY else book.asks
-            levels[price].total -= order.qty - remaining
+            levels = book.bids if order[O_SIDE] == BUY else book.asks
+            levels[price].total -= order[O_QTY] - remaining
             levels[price].digest = None
             acct.locked[asset] += delta
             acct.free[asset] -= delta
-            order.qty = remaining
-            return [OrderAmended(order.id, acct.id, book.symbol, price, total, True)]
+            order[O_QTY] = remaining
+            return [OrderAmended(order[O_ID], acct.id, book.symbol, price, total, True)]
 
         # New price or more quantity: leave the queue and come back as if new
         # (matching first if the new price crosses), keeping id and fills.
-        if order.side == BUY:
-            old_lock = order.price * order.qty * book.notional_units
+        if order[O_SIDE] == BUY:
+            old_lock = order[O_PRICE] * order[O_QTY] * book.notional_units
             levels = book.bids
         else:
-            old_lock = order.qty * book.lot_units
+            old_lock = order[O_QTY] * book.lot_units
             levels = book.asks
         acct.locked[asset] -= old_lock
         acct.free[asset] += old_lock
-        status = order.status
-        order.status = CANCELED  # the old queue entry is dead; `fresh` replaces it
+        status = order[O_STATUS]
+        order[O_STATUS] = CANCELED  # the old queue entry is dead; `fresh` replaces it
         _unqueue(book, levels, order)
-        del acct.open[order.id]
-        fresh = Order(order.id, acct, book, order.side, price, remaining, order.filled, order.cid, now, status, order.kind)
-        if fresh.cid is not None:
-            acct.cids[fresh.cid] = fresh
-        events: list = [OrderAmended(order.id, acct.id, book.symbol, price, total, False)]
+        del acct.open[order[O_ID]]
+        fresh = [order[O_ID], acct, book, order[O_SIDE], price, remaining, order[O_FILLED], order[O_CID], now, status, order[O_KIND]]
+        if fresh[O_CID] is not None:
+            acct.cids[fresh[O_CID]] = fresh
+        events: list = [OrderAmended(order[O_ID], acct.id, book.symbol, price, total, False)]
         if not crosses:
             _rest(book, acct, fresh)
             return events
-        filled_before = fresh.filled
-        if fresh.side == BUY:
-            remaining_after, stop = self._take_buy(book, acct, fresh.id, price, remaining, acct.free[book.quote], kind_stp(fresh.kind), events, None)
+        filled_before = fresh[O_FILLED]
+        if fresh[O_SIDE] == BUY:
+            remaining_after, stop = self._take_buy(book, acct, fresh[O_ID], price, remaining, acct.free[book.quote], kind_stp(fresh[O_KIND]), events, None)
         else:
-            remaining_after, stop = self._take_sell(book, acct, fresh.id, price, remaining, kind_stp(fresh.kind), events, None)
-        fresh.filled = filled_before + (remaining - remaining_after)
+            remaining_after, stop = self._take_sell(book, acct, fresh[O_ID], price, remaining, kind_stp(fresh[O_KIND]), events, None)
+        fresh[O_FILLED] = filled_before + (remaining - remaining_after)
         if remaining_after == 0:
-            fresh.qty = 0
-            fresh.status = FILLED
-            if fresh.cid is not None:
+            fresh[O_QTY] = 0
+            fresh[O_STATUS] = FILLED
+            if fresh[O_CID] is not None:
                 _finish(acct, fresh)
         elif stop is not None:
-            events.append(OrderExpired(fresh.id, acct.id, book.symbol, remaining_after, stop))
-            fresh.qty = remaining_after
-            fresh.status = EXPIRED
-            if fresh.cid is not None:
+            events.append(OrderExpired(fresh[O_ID], acct.id, book.symbol, remaining_after, stop))
+            fresh[O_QTY] = remaining_after
+            fresh[O_STATUS] = EXPIRED
+            if fresh[O_CID] is not None:
                 _finish(acct, fresh)
         else:
-            fresh.qty = remaining_after
-            fresh.status = PARTIALLY_FILLED if fresh.filled else NEW
+            fresh[O_QTY] = remaining_after
+            fresh[O_STATUS] = PARTIALLY_FILLED if fresh[O_FILLED] else NEW
             _rest(book, acct, fresh)
         return events
 
@@ -804,7 +887,7 @@ class Engine:
         return [
             _view(acct.open[i])
             for i in sorted(acct.open)
-            if symbol is None or acct.open[i].book.symbol == symbol
+            if symbol is None or acct.open[i][O_BOOK].symbol == symbol
         ]
 
     def balances(self, account: int) -> dict[str, tuple[int, int]]:
@@ -826,11 +909,11 @@ class Engine:
         book = self.books[symbol]
         for p in reversed(book.bid_prices):
             for o in book.bids[p].orders:
-                if o.status <= PARTIALLY_FILLED:
+                if o[O_STATUS] <= PARTIALLY_FILLED:
                     yield o
         for k in reversed(book.ask_keys):
             for o in book.asks[-k].orders:
-                if o.status <= PARTIALLY_FILLED:
+                if o[O_STATUS] <= PARTIALLY_FILLED:
                     yield o
 
     # ------------------------------------------------- state hash and snapshot
@@ -868,9 +951,9 @@ def _valid_cid(cid: str) -> bool:
 
 def _rest(book: Book, acct: Account, order: Order) -> None:
     """Queue a live order at the back of its level and lock what it reserves."""
-    price = order.price
-    qty = order.qty
-    if order.side == BUY:
+    price = order[O_PRICE]
+    qty = order[O_QTY]
+    if order[O_SIDE] == BUY:
         cost = price * qty * book.notional_units
         acct.free[book.quote] -= cost
         acct.locked[book.quote] += cost
@@ -888,23 +971,23 @@ def _rest(book: Book, acct: Account, order: Order) -> None:
         if level is None:
             level = levels[price] = Level(price)
             insort(book.ask_keys, -price)
-    order.price = level.price  # share one int object per level
+    order[O_PRICE] = level.price  # share one int object per level
     level.digest = None
     level.orders.append(order)
     level.total += qty
     level.count += 1
-    acct.open[order.id] = order
+    acct.open[order[O_ID]] = order
     book.order_count += 1
 
 
 def _unqueue(book: Book, levels: dict[int, Level], order: Order) -> None:
     """Take an order that was just marked finished out of its level (lazily:
     it stays in the deque, dead, until it reaches the front)."""
-    assert order.status > PARTIALLY_FILLED
-    price = order.price
+    assert order[O_STATUS] > PARTIALLY_FILLED
+    price = order[O_PRICE]
     level = levels[price]
     level.digest = None
-    level.total -= order.qty
+    level.total -= order[O_QTY]
     level.count -= 1
     book.order_count -= 1
     if level.count == 0:
@@ -913,7 +996,7 @@ def _unqueue(book: Book, levels: dict[int, Level], order: Order) -> None:
         key = price if levels is book.bids else -price
         keys.pop(_index(keys, key))
     elif len(level.orders) > 2 * level.count + 32:
-        level.orders = deque(o for o in level.orders if o.status <= PARTIALLY_FILLED)
+        level.orders = deque(o for o in level.orders if o[O_STATUS] <= PARTIALLY_FILLED)
 
 
 def _index(keys: list[int], key: int) -> int:
@@ -922,16 +1005,6 @@ def _index(keys: list[int], key: int) -> int:
     i = bisect_left(keys, key)
     assert keys[i] == key
     return i
-
-
-def _maker_done(maker: Order) -> None:
-    """A maker has filled completely: it leaves its account's open orders."""
-    acct = maker.account
-    del acct.open[maker.id]
-    maker.book.order_count -= 1
-    maker.status = FILLED
-    if maker.cid is not None:
-        _finish(acct, maker)
 
 
 def _finish(acct: Account, order: Order) -> None:
@@ -945,8 +1018,8 @@ def _finish(acct: Account, order: Order) -> None:
         old_position = acct.finished_total - len(finished)
         old = finished.popleft()
         acct.window_sum = (acct.window_sum - window_term(old_position, old)) & _MASK256
-        if acct.cids.get(old.cid) is old:
-            del acct.cids[old.cid]
+        if acct.cids.get(old[O_CID]) is old:
+            del acct.cids[old[O_CID]]
 
 
 def _fok_fillable(book: Book, acct: Account, side: int, limit: int, qty: int, stp: int) -> bool:
@@ -968,16 +1041,16 @@ def _fok_fillable(book: Book, acct: Account, side: int, limit: int, qty: int, st
         if (side == BUY and price > limit) or (side == SELL and price < limit):
             return False
         for o in levels[price].orders:
-            if o.status > PARTIALLY_FILLED:
+            if o[O_STATUS] > PARTIALLY_FILLED:
                 continue
-            if o.account is acct:
+            if o[O_ACCOUNT] is acct:
                 if stp == EXPIRE_MAKER:
                     continue
                 return False
             if makers == TRADES_MAX:
                 return False
             makers += 1
-            need -= o.qty
+            need -= o[O_QTY]
             if need <= 0:
                 return True
     return False
@@ -985,29 +1058,29 @@ def _fok_fillable(book: Book, acct: Account, side: int, limit: int, qty: int, st
 
 def _duplicate(order: Order) -> OrderDuplicate:
     return OrderDuplicate(
-        order.id,
-        order.account.id,
-        order.book.symbol,
-        order.cid,
-        order.status,
-        order.filled,
-        order.filled + order.qty,
+        order[O_ID],
+        order[O_ACCOUNT].id,
+        order[O_BOOK].symbol,
+        order[O_CID],
+        order[O_STATUS],
+        order[O_FILLED],
+        order[O_FILLED] + order[O_QTY],
     )
 
 
 def _view(order: Order) -> OrderView:
     return OrderView(
-        order.id,
-        order.account.id,
-        order.book.symbol,
-        Side(order.side),
-        OrderType(kind_type(order.kind)),
-        TimeInForce(kind_tif(order.kind)),
-        kind_post_only(order.kind),
-        order.price,
-        order.filled + order.qty,
-        order.filled,
-        OrderStatus(order.status),
-        order.cid,
-        order.time_ms,
+        order[O_ID],
+        order[O_ACCOUNT].id,
+        order[O_BOOK].symbol,
+        Side(order[O_SIDE]),
+        OrderType(kind_type(order[O_KIND])),
+        TimeInForce(kind_tif(order[O_KIND])),
+        kind_post_only(order[O_KIND]),
+        order[O_PRICE],
+        order[O_FILLED] + order[O_QTY],
+        order[O_FILLED],
+        OrderStatus(order[O_STATUS]),
+        order[O_CID],
+        order[O_TIME],
     )
