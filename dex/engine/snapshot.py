@@ -39,6 +39,7 @@ Layout (little-endian), version 2:
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import struct
 
@@ -198,10 +199,17 @@ class SnapshotError(ValueError):
 
 def decode(engine, data: bytes):
     """Load `data` into a freshly constructed `engine` and return it."""
+    # Restoring makes millions of long-lived objects and frees none: the
+    # cyclic collector would only rescan them (measured: restore 2.3x slower).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         return _decode(engine, memoryview(data))
     except (struct.error, IndexError, UnicodeDecodeError, KeyError) as e:
         raise SnapshotError(f"corrupt snapshot: {e}") from e
+    finally:
+        if gc_was_enabled:
+            gc.enable()
 
 
 def _read_str(data, at: int) -> tuple[str, int]:

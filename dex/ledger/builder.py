@@ -29,7 +29,6 @@ from pysyncobj import FAIL_REASON
 
 from dex.config import ClusterConfig
 from dex.ledger.codec import (
-    AUTH_OVERHEAD_BYTES,
     COMMAND_OVERHEAD_BYTES,
     NO_AUTH,
     PROPOSAL_OVERHEAD_BYTES,
