@@ -11,7 +11,10 @@ docs/CLUSTER.md for why HTTP forwarding rather than Raft's own).
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
+import threading
 import signal
 import sys
 import time
@@ -32,6 +35,7 @@ REQUEST_TIMEOUT_S = 5.0  # from queueing a command to its block applied
 FORWARD_TIMEOUT_S = REQUEST_TIMEOUT_S + 2.0
 APPLY_WAIT_S = 5.0  # a follower waiting to apply a block the leader applied
 PEER_STATUS_TIMEOUT_S = 0.5
+FORWARDS_INFLIGHT_MAX = 256  # a follower's concurrent forwards; more is 503 -1008
 _ROLES = {0: "follower", 1: "candidate", 2: "leader"}
 
 
@@ -45,16 +49,42 @@ class Node:
         self.replica = Replica(cfg, node_id, listeners=[self.history, self._on_block])
         self.builder = BlockBuilder(self.replica, cfg)
         self.http: httpx.AsyncClient | None = None
+        self.forwards_inflight = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        # Requests waiting for this node to apply a height: (height, seq, future).
+        self._waiters: list = []
+        self._waiters_lock = threading.Lock()
+        self._waiter_seq = itertools.count()
         self.started_s = time.monotonic()
 
     def _on_block(self, header, block_hash, proposal, results) -> None:
         for listener in self.block_listeners:
             listener(header, block_hash, proposal, results)
+        due = []
+        with self._waiters_lock:
+            while self._waiters and self._waiters[0][0] <= header.height:
+                due.append(heapq.heappop(self._waiters)[2])
+        if due and self.loop is not None:
+            self.loop.call_soon_threadsafe(_release, due)
+
+    async def wait_applied(self, height: int, timeout_s: float) -> bool:
+        """Wait, without a thread, until this node has applied `height`."""
+        future = self.loop.create_future()
+        with self._waiters_lock:
+            if self.replica.height >= height:
+                return True
+            heapq.heappush(self._waiters, (height, next(self._waiter_seq), future))
+        try:
+            await asyncio.wait_for(future, timeout_s)
+            return True
+        except asyncio.TimeoutError:
+            return self.replica.height >= height
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        self.http = httpx.AsyncClient(timeout=FORWARD_TIMEOUT_S, limits=httpx.Limits(max_connections=200))
+        self.loop = asyncio.get_running_loop()
+        self.http = httpx.AsyncClient(timeout=FORWARD_TIMEOUT_S, limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
 
     async def stop(self) -> None:
         self.builder.stop()
@@ -159,6 +189,15 @@ class Node:
     async def forward(self, leader: str, method: str, path: str, query: str, headers: dict, body: bytes):
         """Send a request to the leader as received; wait until this node has
         applied the block that holds it. Returns (status, json)."""
+        if self.forwards_inflight >= FORWARDS_INFLIGHT_MAX:
+            raise ApiError.unavailable(OVERLOADED, "Server is currently overloaded with forwarded requests. Please try again.")
+        self.forwards_inflight += 1
+        try:
+            return await self._forward(leader, method, path, query, headers, body)
+        finally:
+            self.forwards_inflight -= 1
+
+    async def _forward(self, leader: str, method: str, path: str, query: str, headers: dict, body: bytes):
         url = f"{self.cfg.node(leader).api_url}{path}" + (f"?{query}" if query else "")
         headers = {k: v for k, v in headers.items() if k.lower() in ("x-api-key", "x-timestamp", "x-signature", "content-type")}
         headers["X-DEX-FORWARDED"] = self.node_id
@@ -174,7 +213,7 @@ class Node:
             raise ApiError.unavailable(DISCONNECTED, "The leader answered garbage. Please try again.") from None
         height = payload.get("blockHeight") if isinstance(payload, dict) else None
         if r.status_code == 200 and isinstance(height, int):
-            applied = await asyncio.to_thread(self.replica.wait_applied, height, APPLY_WAIT_S)
+            applied = await self.wait_applied(height, APPLY_WAIT_S)
             if not applied:
                 raise ApiError.unavailable(TIMEOUT, f"Committed in block {height}, which this node has not applied yet.")
         return r.status_code, payload, r.headers.get("Retry-After")
@@ -183,6 +222,12 @@ class Node:
 def _p50(samples) -> float | None:
     values = sorted(samples)
     return round(values[len(values) // 2], 2) if values else None
+
+
+def _release(futures: list) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(True)
 
 
 def _settle(future: asyncio.Future, value, error) -> None:
@@ -215,7 +260,10 @@ def run(config_path: str | Path, node_id: str) -> int:
     node = Node(cfg, node_id)
     app = create_app(node)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=node.me.api_host, port=node.me.api_port, log_level="warning", access_log=False, lifespan="on")
+        uvicorn.Config(
+            app, host=node.me.api_host, port=node.me.api_port, log_level="warning", access_log=False,
+            lifespan="on", loop="uvloop", http="httptools",
+        )
     )
     log.info("node %s: raft %s, api %s", node_id, node.me.raft_address, node.me.api_url)
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))

@@ -34,8 +34,11 @@ class Signed:
     auth: Auth  # travels inside the block with the commands it authorized
 
 
-async def signed(request: Request) -> Signed:
-    """Verify X-API-KEY / X-TIMESTAMP / X-SIGNATURE over the request as sent."""
+async def verify_request(request: Request) -> Signed:
+    """Verify X-API-KEY / X-TIMESTAMP / X-SIGNATURE over the request as sent.
+
+    Routes that may forward to the leader call this only where the request
+    executes, so a forwarded request is verified once, by the leader."""
     h = request.headers
     key, ts, sig = h.get("x-api-key"), h.get("x-timestamp"), h.get("x-signature")
     if not key or not ts or not sig:
@@ -69,4 +72,4 @@ async def signed(request: Request) -> Signed:
     )
 
 
-SignedDep = Annotated[Signed, Depends(signed)]
+SignedDep = Annotated[Signed, Depends(verify_request)]

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dex.api import render
-from dex.api.deps import NodeDep, SignedDep
+from dex.api.deps import NodeDep, SignedDep, verify_request
 from dex.api.errors import BAD_PRECISION, DISABLED, DISCONNECTED, MANDATORY_PARAM, ApiError
 from dex.core import limits
 from dex.core.commands import CancelOrder, Deposit, PlaceOrder
@@ -96,11 +96,29 @@ def _reject(events: list) -> None:
         raise ApiError.of(first.reason)
 
 
-@router.post("/order", summary="New order (signed)", responses={400: {"description": "Rejected: {code, msg}"}, 503: {"description": "No leader, lost quorum, or outcome unknown; retry with the same newClientOrderId"}})
-async def new_order(request: Request, node: NodeDep, signed: SignedDep, order: NewOrder | None = None):
+def _body(model: type[BaseModel]) -> dict:
+    """Document a JSON body that the route parses itself (after forwarding
+    and signature checks, from the exact bytes that were signed)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+SIGNED_HEADERS = [
+    {"name": "X-API-KEY", "in": "header", "required": True, "schema": {"type": "string"}, "description": "the account's Ed25519 public key, hex"},
+    {"name": "X-TIMESTAMP", "in": "header", "required": True, "schema": {"type": "string"}, "description": "epoch milliseconds"},
+    {"name": "X-SIGNATURE", "in": "header", "required": True, "schema": {"type": "string"}, "description": "base64 Ed25519 signature over timestamp + method + path + ('?' + query) + body"},
+]
+
+
+def _signed_body(model: type[BaseModel]) -> dict:
+    return {**_body(model), "parameters": SIGNED_HEADERS}
+
+
+@router.post("/order", summary="New order (signed)", openapi_extra=_signed_body(NewOrder), responses={400: {"description": "Rejected: {code, msg}"}, 503: {"description": "No leader, lost quorum, or outcome unknown; retry with the same newClientOrderId"}})
+async def new_order(request: Request, node: NodeDep):
     forwarded = await _forward_if_follower(node, request)
     if forwarded is not None:
         return forwarded
+    signed = await verify_request(request)
     o: NewOrder = _parse(NewOrder, await request.body())
     m = _market(node, o.symbol)
     otype = OrderType[o.type]
@@ -159,11 +177,10 @@ async def new_order(request: Request, node: NodeDep, signed: SignedDep, order: N
     return render.order_result(m, first, events, time_ms, height, block_hash, o.newOrderRespType)
 
 
-@router.delete("/order", summary="Cancel an order (signed)")
+@router.delete("/order", summary="Cancel an order (signed)", openapi_extra={"parameters": SIGNED_HEADERS})
 async def cancel_order(
     request: Request,
     node: NodeDep,
-    signed: SignedDep,
     symbol: str = Query(max_length=20),
     orderId: int | None = Query(default=None, ge=1, le=2**63 - 1),
     origClientOrderId: str | None = Query(default=None, min_length=1, max_length=limits.CLIENT_ORDER_ID_LENGTH_MAX),
@@ -171,6 +188,7 @@ async def cancel_order(
     forwarded = await _forward_if_follower(node, request)
     if forwarded is not None:
         return forwarded
+    signed = await verify_request(request)
     m = _market(node, symbol)
     if orderId is None and origClientOrderId is None:
         raise ApiError(400, MANDATORY_PARAM, "Either orderId or origClientOrderId must be sent.")
@@ -232,13 +250,14 @@ async def account(node: NodeDep, signed: SignedDep):
     }
 
 
-@router.post("/deposit", summary="Faucet deposit (signed; local clusters only)")
-async def deposit(request: Request, node: NodeDep, signed: SignedDep, body: DepositRequest | None = None):
+@router.post("/deposit", summary="Faucet deposit (signed; local clusters only)", openapi_extra=_signed_body(DepositRequest))
+async def deposit(request: Request, node: NodeDep):
     if not node.cfg.faucet:
         raise ApiError(403, DISABLED, "The faucet is disabled on this cluster.")
     forwarded = await _forward_if_follower(node, request)
     if forwarded is not None:
         return forwarded
+    signed = await verify_request(request)
     d: DepositRequest = _parse(DepositRequest, await request.body())
     try:
         asset = node.cfg.markets.asset(d.asset)
