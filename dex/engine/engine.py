@@ -447,6 +447,12 @@ class Engine:
                 if maker[O_STATUS] > PARTIALLY_FILLED:  # cancelled: dead in the queue
                     orders.popleft()
                     continue
+                if by_quote and budget < unit_cost:
+                    # Done: what is left buys no lot here. Checked before
+                    # self-trade prevention, which must not touch a maker the
+                    # order would never have traded with.
+                    stop = StopReason.NO_BALANCE
+                    break
                 mq = maker[O_QTY]
                 mk = maker[O_ACCOUNT]
                 if mk is acct:
@@ -864,6 +870,8 @@ class Engine:
             return [OrderRejected(cmd.account, None, None, 0, Reason.UNKNOWN_ASSET)]
         if cmd.account <= FEE_ACCOUNT:
             return [OrderRejected(cmd.account, None, None, 0, Reason.RESERVED_ACCOUNT)]
+        if cmd.account > limits.ACCOUNT_ID_MAX:
+            return [OrderRejected(cmd.account, None, None, 0, Reason.BAD_PARAMETER)]
         if not 0 < cmd.amount <= limits.AMOUNT_UNITS_MAX:
             return [OrderRejected(cmd.account, None, None, 0, Reason.BAD_AMOUNT)]
         acct = self.accounts.get(cmd.account)
