@@ -27,15 +27,21 @@ KIND_TYPE_SHIFT = 0  # 1 bit: OrderType
 KIND_TIF_SHIFT = 1  # 2 bits: TimeInForce
 KIND_POST_ONLY_SHIFT = 3  # 1 bit
 KIND_STP_SHIFT = 4  # 2 bits: SelfTradePrevention
+KIND_SIDE_SHIFT = 6  # 1 bit: Side (kept here rather than in a field of its own: 8 bytes an order)
 
 
-def pack_kind(order_type: int, tif: int, post_only: bool, stp: int) -> int:
+def pack_kind(order_type: int, tif: int, post_only: bool, stp: int, side: int = 0) -> int:
     return (
         (order_type << KIND_TYPE_SHIFT)
         | (tif << KIND_TIF_SHIFT)
         | (int(post_only) << KIND_POST_ONLY_SHIFT)
         | (stp << KIND_STP_SHIFT)
+        | (side << KIND_SIDE_SHIFT)
     )
+
+
+def kind_side(kind: int) -> int:
+    return kind >> KIND_SIDE_SHIFT
 
 
 def kind_type(kind: int) -> int:
@@ -61,7 +67,6 @@ def kind_stp(kind: int) -> int:
 #   O_ID       order id
 #   O_ACCOUNT  the Account object (not its id: settlement needs no lookup)
 #   O_BOOK     the Book object
-#   O_SIDE     Side
 #   O_PRICE    ticks
 #   O_QTY      lots still open; for a finished order, the lots it never filled
 #   O_FILLED   lots traded
@@ -70,15 +75,15 @@ def kind_stp(kind: int) -> int:
 #   O_STATUS   OrderStatus; NEW and PARTIALLY_FILLED are live, the rest are
 #              finished (a cancelled order stays dead in its queue until it
 #              reaches the front)
-#   O_KIND     packed type, tif, post-only and stp (pack_kind)
-O_ID, O_ACCOUNT, O_BOOK, O_SIDE, O_PRICE, O_QTY, O_FILLED, O_CID, O_TIME, O_STATUS, O_KIND = range(11)
-O_FIELDS = 11
+#   O_KIND     packed side, type, tif, post-only and stp (pack_kind)
+O_ID, O_ACCOUNT, O_BOOK, O_PRICE, O_QTY, O_FILLED, O_CID, O_TIME, O_STATUS, O_KIND = range(10)
+O_FIELDS = 10
 
 Order = list  # for annotations
 
 
-def new_order(id, account, book, side, price, qty, filled, cid, time_ms, status, kind) -> Order:
-    return [id, account, book, side, price, qty, filled, cid, time_ms, status, kind]
+def new_order(id, account, book, price, qty, filled, cid, time_ms, status, kind) -> Order:
+    return [id, account, book, price, qty, filled, cid, time_ms, status, kind]
 
 
 class Level:

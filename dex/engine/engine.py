@@ -70,7 +70,6 @@ from dex.engine.book import (
     O_KIND,
     O_PRICE,
     O_QTY,
-    O_SIDE,
     O_STATUS,
     O_TIME,
     Account,
@@ -242,13 +241,13 @@ class Engine:
         oid = self.next_order_id
         self.next_order_id = oid + 1
         events = [_new(OrderAccepted, (oid, acct.id, book.symbol, side, LIMIT, tif, price, qty, 0, cid))]
-        kind = (tif << 1) | (post_only << 3) | (stp << 4)  # pack_kind(LIMIT, tif, post_only, stp)
+        kind = (tif << 1) | (post_only << 3) | (stp << 4) | (side << 6)  # pack_kind(LIMIT, tif, post_only, stp, side)
 
         if not crosses:  # passive: no matching
             if tif != GTC:
                 events.append(_new(OrderExpired, (oid, acct.id, book.symbol, qty, StopReason.IOC if tif == IOC else StopReason.FOK)))
                 if cid is not None:
-                    order = [oid, acct, book, side, price, qty, 0, cid, now, EXPIRED, kind]
+                    order = [oid, acct, book, price, qty, 0, cid, now, EXPIRED, kind]
                     acct.cids[cid] = order
                     _finish(acct, order)
                 return events
@@ -270,7 +269,7 @@ class Engine:
                 if level is None:
                     level = levels[price] = Level(price)
                     insort(book.ask_keys, -price)
-            order = [oid, acct, book, side, level.price, qty, 0, cid, now, NEW, kind]
+            order = [oid, acct, book, level.price, qty, 0, cid, now, NEW, kind]
             level.digest = None
             level.orders.append(order)
             level.total += qty
@@ -284,13 +283,13 @@ class Engine:
         if tif == FOK and not _fok_fillable(book, acct, side, price, qty, stp):
             events.append(_new(OrderExpired, (oid, acct.id, book.symbol, qty, StopReason.FOK)))
             if cid is not None:
-                order = [oid, acct, book, side, price, qty, 0, cid, now, EXPIRED, kind]
+                order = [oid, acct, book, price, qty, 0, cid, now, EXPIRED, kind]
                 acct.cids[cid] = order
                 _finish(acct, order)
             return events
 
         # Crossing: match, then rest or expire what remains.
-        order = [oid, acct, book, side, price, qty, 0, cid, now, NEW, kind]
+        order = [oid, acct, book, price, qty, 0, cid, now, NEW, kind]
         if cid is not None:
             acct.cids[cid] = order
         if side == BUY:
@@ -334,7 +333,7 @@ class Engine:
         events = [_new(OrderAccepted, (oid, acct.id, book.symbol, side, MARKET, IOC, 0, qty, quote_qty, cid))]
         order = None
         if cid is not None:
-            order = [oid, acct, book, side, 0, qty, 0, cid, now, NEW, pack_kind(MARKET, IOC, False, cmd.stp)]
+            order = [oid, acct, book, 0, qty, 0, cid, now, NEW, pack_kind(MARKET, IOC, False, cmd.stp, side)]
             acct.cids[cid] = order
         if side == BUY:
             if quote_qty:
@@ -664,7 +663,7 @@ class Engine:
         middle of matching: the caller's loop removes the level if it empties."""
         acct = maker[O_ACCOUNT]
         qty = maker[O_QTY]
-        if maker[O_SIDE] == BUY:
+        if (maker[O_KIND] >> 6) == BUY:
             amount = maker[O_PRICE] * qty * book.notional_units
             acct.locked[book.quote] -= amount
             acct.free[book.quote] += amount
@@ -689,7 +688,7 @@ class Engine:
         qty = order[O_QTY]
         self._touch(acct)
         book.digest = None
-        if order[O_SIDE] == BUY:
+        if (order[O_KIND] >> 6) == BUY:
             acct.locked[book.quote] -= order[O_PRICE] * qty * book.notional_units
             acct.free[book.quote] += order[O_PRICE] * qty * book.notional_units
             levels = book.bids
@@ -771,7 +770,7 @@ class Engine:
         if price * total * book.notional_units < book.min_notional:
             return reject(Reason.NOTIONAL)
         # What the order will reserve against what it reserves now.
-        if order[O_SIDE] == BUY:
+        if (order[O_KIND] >> 6) == BUY:
             asset = book.quote
             delta = price * remaining * book.notional_units - order[O_PRICE] * order[O_QTY] * book.notional_units
             crosses = bool(book.ask_keys) and -book.ask_keys[-1] <= price
@@ -788,7 +787,7 @@ class Engine:
 
         if price == order[O_PRICE] and remaining <= order[O_QTY]:
             # Lower (or same) quantity at the same price keeps its place.
-            levels = book.bids if order[O_SIDE] == BUY else book.asks
+            levels = book.bids if (order[O_KIND] >> 6) == BUY else book.asks
             levels[price].total -= order[O_QTY] - remaining
             levels[price].digest = None
             acct.locked[asset] += delta
@@ -798,7 +797,7 @@ class Engine:
 
         # New price or more quantity: leave the queue and come back as if new
         # (matching first if the new price crosses), keeping id and fills.
-        if order[O_SIDE] == BUY:
+        if (order[O_KIND] >> 6) == BUY:
             old_lock = order[O_PRICE] * order[O_QTY] * book.notional_units
             levels = book.bids
         else:
@@ -810,7 +809,7 @@ class Engine:
         order[O_STATUS] = CANCELED  # the old queue entry is dead; `fresh` replaces it
         _unqueue(book, levels, order)
         del acct.open[order[O_ID]]
-        fresh = [order[O_ID], acct, book, order[O_SIDE], price, remaining, order[O_FILLED], order[O_CID], now, status, order[O_KIND]]
+        fresh = [order[O_ID], acct, book, price, remaining, order[O_FILLED], order[O_CID], now, status, order[O_KIND]]
         if fresh[O_CID] is not None:
             acct.cids[fresh[O_CID]] = fresh
         events: list = [OrderAmended(order[O_ID], acct.id, book.symbol, price, total, False)]
@@ -818,7 +817,7 @@ class Engine:
             _rest(book, acct, fresh)
             return events
         filled_before = fresh[O_FILLED]
-        if fresh[O_SIDE] == BUY:
+        if (fresh[O_KIND] >> 6) == BUY:
             remaining_after, stop = self._take_buy(book, acct, fresh[O_ID], price, remaining, acct.free[book.quote], kind_stp(fresh[O_KIND]), events, None)
         else:
             remaining_after, stop = self._take_sell(book, acct, fresh[O_ID], price, remaining, kind_stp(fresh[O_KIND]), events, None)
@@ -961,7 +960,7 @@ def _rest(book: Book, acct: Account, order: Order) -> None:
     """Queue a live order at the back of its level and lock what it reserves."""
     price = order[O_PRICE]
     qty = order[O_QTY]
-    if order[O_SIDE] == BUY:
+    if (order[O_KIND] >> 6) == BUY:
         cost = price * qty * book.notional_units
         acct.free[book.quote] -= cost
         acct.locked[book.quote] += cost
@@ -1081,7 +1080,7 @@ def _view(order: Order) -> OrderView:
         order[O_ID],
         order[O_ACCOUNT].id,
         order[O_BOOK].symbol,
-        Side(order[O_SIDE]),
+        Side((order[O_KIND] >> 6)),
         OrderType(kind_type(order[O_KIND])),
         TimeInForce(kind_tif(order[O_KIND])),
         kind_post_only(order[O_KIND]),

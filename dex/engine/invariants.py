@@ -7,7 +7,7 @@ violation is a programmer error and raises AssertionError naming it.
 from __future__ import annotations
 
 from dex.core.types import FEE_ACCOUNT, Side
-from dex.engine.book import O_ACCOUNT, O_BOOK, O_CID, O_ID, O_PRICE, O_QTY, O_SIDE, O_STATUS, O_TIME
+from dex.engine.book import O_ACCOUNT, O_BOOK, O_CID, O_ID, O_KIND, O_PRICE, O_QTY, O_STATUS, O_TIME
 
 _LIVE = 1  # highest live OrderStatus
 
@@ -35,7 +35,7 @@ def check(engine) -> None:
                 times = [o[O_TIME] for o in live]
                 assert times == sorted(times), f"{symbol}@{price}: queue not in time order"
                 for o in live:
-                    assert o[O_QTY] > 0 and o[O_PRICE] == price and o[O_SIDE] == side and o[O_BOOK] is book, (
+                    assert o[O_QTY] > 0 and o[O_PRICE] == price and (o[O_KIND] >> 6) == side and o[O_BOOK] is book, (
                         f"order {o[O_ID]} misplaced"
                     )
                     assert o[O_ACCOUNT].open.get(o[O_ID]) is o, f"order {o[O_ID]} missing from its account"

@@ -43,7 +43,7 @@ import gc
 import hashlib
 import struct
 
-from dex.engine.book import O_ACCOUNT, O_BOOK, O_CID, O_FILLED, O_ID, O_KIND, O_PRICE, O_QTY, O_SIDE, O_STATUS, O_TIME, Account, Level, Order
+from dex.engine.book import O_ACCOUNT, O_BOOK, O_CID, O_FILLED, O_ID, O_KIND, O_PRICE, O_QTY, O_STATUS, O_TIME, Account, Level, Order
 
 MAGIC = b"DEXS"
 VERSION = 2  # 2: u128 lifetime totals, finished_total, SHA-256 trailer
@@ -66,9 +66,9 @@ def _str(text: str) -> bytes:
 def _order(o: Order, pack=_ORDER.pack) -> bytes:
     cid = o[O_CID]
     if cid is None:
-        return pack(o[O_ID], o[O_ACCOUNT].id, o[O_SIDE], o[O_PRICE], o[O_QTY], o[O_FILLED], o[O_STATUS], o[O_KIND], o[O_TIME], 0)
+        return pack(o[O_ID], o[O_ACCOUNT].id, (o[O_KIND] >> 6), o[O_PRICE], o[O_QTY], o[O_FILLED], o[O_STATUS], o[O_KIND], o[O_TIME], 0)
     raw = cid.encode("ascii")
-    return pack(o[O_ID], o[O_ACCOUNT].id, o[O_SIDE], o[O_PRICE], o[O_QTY], o[O_FILLED], o[O_STATUS], o[O_KIND], o[O_TIME], len(raw)) + raw
+    return pack(o[O_ID], o[O_ACCOUNT].id, (o[O_KIND] >> 6), o[O_PRICE], o[O_QTY], o[O_FILLED], o[O_STATUS], o[O_KIND], o[O_TIME], len(raw)) + raw
 
 
 def encode(engine) -> bytes:
@@ -219,12 +219,14 @@ def _read_str(data, at: int) -> tuple[str, int]:
 
 def _read_order(data, at: int, accounts: dict, book) -> tuple[Order, int]:
     oid, account_id, side, price, qty, filled, status, kind, time_ms, n = _ORDER.unpack_from(data, at)
+    if side != kind >> 6:
+        raise SnapshotError(f"order {oid}: side {side} disagrees with its kind {kind}")
     at += _ORDER.size
     cid = None
     if n:
         cid = bytes(data[at : at + n]).decode("ascii")
         at += n
-    return [oid, accounts[account_id], book, side, price, qty, filled, cid, time_ms, status, kind], at
+    return [oid, accounts[account_id], book, price, qty, filled, cid, time_ms, status, kind], at
 
 
 def _decode(engine, data):
@@ -286,11 +288,11 @@ def _decode(engine, data):
         at += 4
         for _ in range(n_orders):
             order, at = _read_order(data, at, accounts, book)
-            levels = book.bids if order[O_SIDE] == 0 else book.asks
+            levels = book.bids if (order[O_KIND] >> 6) == 0 else book.asks
             level = levels.get(order[O_PRICE])
             if level is None:
                 level = levels[order[O_PRICE]] = Level(order[O_PRICE])
-                if order[O_SIDE] == 0:
+                if (order[O_KIND] >> 6) == 0:
                     book.bid_prices.append(order[O_PRICE])
                 else:
                     book.ask_keys.append(-order[O_PRICE])
