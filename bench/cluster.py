@@ -68,7 +68,6 @@ import json
 import math
 import multiprocessing as mp
 import os
-import platform
 import random
 import re
 import resource
@@ -92,6 +91,9 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 
 from cluster import local  # noqa: E402
+
+sys.path.append(str(HERE))  # after `cluster` is imported, so bench/cluster.py cannot shadow it
+from machine import describe  # noqa: E402 (bench/machine.py)
 from dex.auth import Keypair  # noqa: E402
 from dex.config import ClusterConfig, load_cluster  # noqa: E402
 
@@ -122,37 +124,7 @@ def log(args, msg: str) -> None:
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    mem_kb = 0
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    mem_kb = int(line.split()[1])
-    except OSError:
-        pass
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        nproc = os.cpu_count()
-    return {
-        "nproc": nproc,
-        "cpu_count": os.cpu_count(),
-        "cpu": cpu,
-        "ram_gb": round(mem_kb / 1024 / 1024, 1),
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "platform": platform.platform(),
-        "loadavg_at_start": os.getloadavg()[0],
-        "dex_commit": _git_commit(),
-    }
+    return {**describe(), "loadavg_at_start": os.getloadavg()[0], "dex_commit": _git_commit()}
 
 
 def _git_commit() -> str | None:

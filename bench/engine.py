@@ -53,7 +53,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import random
 import resource
 import statistics
@@ -65,6 +64,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from machine import describe  # noqa: E402 (bench/machine.py, beside this script)
 from dex.core import limits  # noqa: E402
 from dex.core.commands import CancelOrder, Deposit, PlaceOrder  # noqa: E402
 from dex.core.events import (  # noqa: E402
@@ -364,19 +364,6 @@ def peak_rss_bytes() -> int:
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
     import dex
 
     dex_dir = Path(dex.__file__).resolve().parent
@@ -386,11 +373,7 @@ def machine() -> dict:
     return {
         "dex_dir": str(dex_dir),
         "dex_src_sha256": digest.hexdigest()[:16],  # dex/core + dex/engine sources measured
-        "nproc": usable,
-        "cpu_count": os.cpu_count(),
-        "cpu": cpu,
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "platform": platform.platform(),
+        **describe(),
     }
 
 
