@@ -19,7 +19,7 @@ import pytest
 from cluster import local
 from dex.auth import Keypair
 from dex.client import Client, DexError
-from tests.cluster.harness import Cluster, TruncatedAppliedEntries, observe_constant, signed_request
+from tests.cluster.harness import Cluster, observe_constant, signed_request
 
 TRADERS = 4
 ACKS_BEFORE_KILL_MIN = 60

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import threading
 
-import pytest
 
 from cluster import local
 from dex.auth import Keypair
 from dex.client import Client
-from tests.cluster.harness import Cluster, TruncatedAppliedEntries
+from tests.cluster.harness import Cluster
 
 ROUNDS = 25  # x 4 nodes x 2 orders = 200 orders
 PRICE = "50000"

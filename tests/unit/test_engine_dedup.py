@@ -1,7 +1,6 @@
 """Client order ids and the dedup window: a retry with a reserved id makes
 no second order and describes the original as it stands."""
 
-import pytest
 
 from dex.core import limits
 from dex.core.events import OrderDuplicate
