@@ -125,6 +125,14 @@ class Client:
             body["selfTradePreventionMode"] = stp
         return self.request("POST", "/api/v1/order", body=body, signed=True)
 
+    def batch_orders(self, orders: list[dict]) -> list:
+        """Place up to 100 orders under one signature, in one block, in order.
+        Each order is a dict of POST /order fields; each gets a client order id
+        if it has none, so the whole batch can be retried safely. Returns one
+        entry per order: its answer, or {code, msg} if it alone was rejected."""
+        batch = [{**o, "newClientOrderId": o.get("newClientOrderId") or new_client_order_id()} for o in orders]
+        return self.request("POST", "/api/v1/batchOrders", body={"batchOrders": batch}, signed=True)
+
     def cancel_order(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None) -> dict:
         return self.request("DELETE", "/api/v1/order", params={"symbol": symbol, "orderId": order_id, "origClientOrderId": client_order_id}, signed=True)
 

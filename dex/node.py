@@ -212,6 +212,8 @@ class Node:
         except ValueError:
             raise ApiError.unavailable(DISCONNECTED, "The leader answered garbage. Please try again.") from None
         height = payload.get("blockHeight") if isinstance(payload, dict) else None
+        if height is None and r.headers.get("X-DEX-BLOCK-HEIGHT", "").isdigit():
+            height = int(r.headers["X-DEX-BLOCK-HEIGHT"])
         if r.status_code == 200 and isinstance(height, int):
             applied = await self.wait_applied(height, APPLY_WAIT_S)
             if not applied:

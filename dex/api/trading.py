@@ -113,13 +113,10 @@ def _signed_body(model: type[BaseModel]) -> dict:
     return {**_body(model), "parameters": SIGNED_HEADERS}
 
 
-@router.post("/order", summary="New order (signed)", openapi_extra=_signed_body(NewOrder), responses={400: {"description": "Rejected: {code, msg}"}, 503: {"description": "No leader, lost quorum, or outcome unknown; retry with the same newClientOrderId"}})
-async def new_order(request: Request, node: NodeDep):
-    forwarded = await _forward_if_follower(node, request)
-    if forwarded is not None:
-        return forwarded
-    signed = await verify_request(request)
-    o: NewOrder = _parse(NewOrder, await request.body())
+def _place_command(node, o: NewOrder, signed, index: int = 0):
+    """The engine command for one new order, after the edge's checks:
+    (market, PlaceOrder), or ApiError. `index` tells the orders of one
+    batch apart when their client ids are derived from its signature."""
     m = _market(node, o.symbol)
     otype = OrderType[o.type]
     price = quantity = quote_qty = 0
@@ -139,10 +136,9 @@ async def new_order(request: Request, node: NodeDep):
         raise ApiError(400, MANDATORY_PARAM, "A LIMIT order needs price and quantity.")
     if otype == OrderType.MARKET and (o.quantity is None) == (o.quoteOrderQty is None):
         raise ApiError(400, MANDATORY_PARAM, "A MARKET order needs exactly one of quantity and quoteOrderQty.")
-    if price < 0 or quantity < 0 or quote_qty < 0:
-        raise ApiError(400, MANDATORY_PARAM, "price and quantities must be positive.")
     tif = TimeInForce[o.timeInForce] if o.timeInForce else TimeInForce.GTC
-    cmd = PlaceOrder(
+    cid = o.newClientOrderId or _derived_client_id(signed.auth.signature + index.to_bytes(2, "big"))
+    return m, PlaceOrder(
         account=signed.account,
         symbol=o.symbol,
         side=Side[o.side],
@@ -153,10 +149,12 @@ async def new_order(request: Request, node: NodeDep):
         quote_qty=quote_qty,
         post_only=o.postOnly,
         stp=SelfTradePrevention[o.selfTradePreventionMode],
-        client_order_id=o.newClientOrderId or _derived_client_id(signed.auth.signature),
+        client_order_id=cid,
     )
-    height, block_hash, results = await node.submit([cmd], signed.auth)
-    events = results[0]
+
+
+def _order_answer(node, m, events: list, height: int, block_hash: bytes, resp_type: str) -> dict:
+    """The answer for one placed order from its events; ApiError if rejected."""
     _reject(events)
     first = events[0]
     if first.__class__ is OrderDuplicate:
@@ -174,7 +172,61 @@ async def new_order(request: Request, node: NodeDep):
     assert first.__class__ is OrderAccepted, first
     header = node.replica.chain.header(height)
     time_ms = header.time_ms if header is not None else 0
-    return render.order_result(m, first, events, time_ms, height, block_hash, o.newOrderRespType)
+    return render.order_result(m, first, events, time_ms, height, block_hash, resp_type)
+
+
+@router.post("/order", summary="New order (signed)", openapi_extra=_signed_body(NewOrder), responses={400: {"description": "Rejected: {code, msg}"}, 503: {"description": "No leader, lost quorum, or outcome unknown; retry with the same newClientOrderId"}})
+async def new_order(request: Request, node: NodeDep):
+    forwarded = await _forward_if_follower(node, request)
+    if forwarded is not None:
+        return forwarded
+    signed = await verify_request(request)
+    o: NewOrder = _parse(NewOrder, await request.body())
+    m, cmd = _place_command(node, o, signed)
+    height, block_hash, results = await node.submit([cmd], signed.auth)
+    return _order_answer(node, m, results[0], height, block_hash, o.newOrderRespType)
+
+
+BATCH_ORDERS_MAX = 100
+
+
+class BatchOrders(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    batchOrders: list[NewOrder] = Field(min_length=1, max_length=BATCH_ORDERS_MAX)
+
+
+@router.post(
+    "/batchOrders",
+    summary=f"Up to {BATCH_ORDERS_MAX} new orders under one signature, placed in one block, in order (signed)",
+    openapi_extra=_signed_body(BatchOrders),
+    responses={200: {"description": "One entry per order, in order: the order's answer, or {code, msg} for an order rejected alone"}},
+)
+async def batch_orders(request: Request, node: NodeDep):
+    forwarded = await _forward_if_follower(node, request)
+    if forwarded is not None:
+        return forwarded
+    signed = await verify_request(request)
+    batch: BatchOrders = _parse(BatchOrders, await request.body())
+    answers: list = [None] * len(batch.batchOrders)
+    placed = []  # (position, market, command, response type)
+    for i, o in enumerate(batch.batchOrders):
+        try:
+            m, cmd = _place_command(node, o, signed, i)
+        except ApiError as e:
+            answers[i] = {"code": e.code, "msg": e.msg}
+        else:
+            placed.append((i, m, cmd, o.newOrderRespType))
+    height = None
+    if placed:
+        height, block_hash, results = await node.submit([cmd for _, _, cmd, _ in placed], signed.auth)
+        for (i, m, _, resp_type), events in zip(placed, results):
+            try:
+                answers[i] = _order_answer(node, m, events, height, block_hash, resp_type)
+            except ApiError as e:
+                answers[i] = {"code": e.code, "msg": e.msg}
+    # The block height travels in a header so a forwarding follower can wait
+    # for it; the body is Binance's plain list.
+    return JSONResponse(answers, headers={"X-DEX-BLOCK-HEIGHT": str(height)} if height else None)
 
 
 @router.delete("/order", summary="Cancel an order (signed)", openapi_extra={"parameters": SIGNED_HEADERS})
