@@ -417,7 +417,57 @@ class Load:
 
     # -- the operations
 
+    async def place_batch(self) -> None:
+        """One POST /batchOrders of `batch` orders signed by one account:
+        passive GTC batches and crossing IOC batches alternate (a batch is one
+        account's, so it cannot cross itself), which keeps the book bounded."""
+        rng = self.rng
+        n = self.spec["batch"]
+        k = rng.randrange(len(self.keys))
+        passive = rng.random() * 100 >= max(self.spec["cross_pct"], 45)
+        buy = rng.random() < 0.5
+        orders, cids = [], []
+        for _ in range(n):
+            self.seq += 1
+            cid = f"{self.prefix}{self.seq}"
+            lots = rng.randint(QTY_LOTS_MIN, QTY_LOTS_MAX)
+            if passive:
+                off = rng.randint(1, PASSIVE_TICKS_MAX)
+                ticks, tif = (MID_TICKS - off if buy else MID_TICKS + off), "GTC"
+            else:
+                ticks, tif = (MID_TICKS + CROSS_TICKS if buy else MID_TICKS - CROSS_TICKS), "IOC"
+            orders.append(
+                f'{{"symbol":"{SYMBOL}","side":"{"BUY" if buy else "SELL"}","type":"LIMIT","timeInForce":"{tif}",'
+                f'"price":"{fmt_price(ticks)}","quantity":"{fmt_qty(lots)}","newClientOrderId":"{cid}",'
+                f'"newOrderRespType":"ACK"}}'
+            )
+            cids.append(cid)
+        body = ('{"batchOrders":[' + ",".join(orders) + "]}").encode()
+        t0 = time.monotonic()
+        self.counts["orders_sent"] += n
+        status, payload, attempt_start = await self.send("POST", "/api/v1/batchOrders", "", body, self.keys[k])
+        done = time.monotonic()
+        if status != 200:
+            self.counts["orders_unknown" if status is None else "orders_rejected"] += n
+            self.unacked.extend(cids)
+            return
+        for cid, r in zip(cids, json.loads(payload)):
+            if "orderId" not in r:
+                self.counts["orders_rejected"] += 1
+                self.unacked.append(cid)
+                continue
+            self.acked.append((cid, int(r["orderId"]), int(r.get("blockHeight", 0))))
+            if passive:
+                self.resting.append((k, int(r["orderId"])))
+            self.lat_ms.append((done - t0) * 1000)
+            self.counts["orders_acked"] += 1
+            if done <= self.end:
+                self.timeline[int(done - self.start)] += 1
+                self.counts["orders_acked_in_window"] += 1
+
     async def place(self, scheduled: float | None = None) -> None:
+        if self.spec.get("batch", 1) > 1:
+            return await self.place_batch()
         rng = self.rng
         k = rng.randrange(len(self.keys))
         self.seq += 1
@@ -610,6 +660,7 @@ class Workers:
                 seed=args.seed * 1000 + w + spec.get("seed_offset", 0),
                 cid_prefix=f"{spec['phase'][:2]}{RUN_TAG}{w}-",
                 cross_pct=args.cross_pct,
+                batch=args.batch,
                 book_target=max(1, args.book_target // self.n),
                 start_at=start_at,
                 stop_event=self.stop_event,
@@ -1287,6 +1338,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--client-procs", type=int, default=1)
     p.add_argument("--accounts", type=int, default=100)
     p.add_argument("--cross-pct", type=float, default=10.0, help="percent of orders that cross (IOC)")
+    p.add_argument("--batch", type=int, default=1, help="orders per request: >1 sends POST /api/v1/batchOrders (at most 100)")
     p.add_argument("--book-target", type=int, default=10_000, help="acked passive orders kept before cancelling the oldest")
     p.add_argument("--http", choices=("raw", "httpx"), default="raw")
     p.add_argument("--targets", choices=("all", "leader"), default="all",

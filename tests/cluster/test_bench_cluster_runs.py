@@ -47,3 +47,19 @@ def test_cluster_bench_runs_and_loses_nothing():
     assert r["duplicate_orders"] == 0
     assert r["verify"]["hashes_agree"] is True
     assert r["verify"]["acked_orders"] > 0
+
+
+def test_cluster_bench_batch_mode_runs_and_loses_nothing():
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--duration", "2", "--batch", "20", "--concurrency", "4", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, f"exit {proc.returncode}\n--- stderr\n{proc.stderr[-5000:]}"
+    r = json.loads(proc.stdout)
+    assert r["orders_per_s"] > 0
+    assert r["lost_orders"] == 0 and r["duplicate_orders"] == 0
+    assert r["verify"]["hashes_agree"] is True
+    assert r["verify"]["acked_orders"] >= 20  # at least one whole batch
