@@ -82,7 +82,6 @@ class Replica(SyncObj):
         self.data_dir: Path = cfg.node_data_dir(node_id)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
-        self.applied_cond = threading.Condition(self.lock)
         self.engine = Engine(cfg.markets)
         self.chain = Chain(self.data_dir / "blocks.dat")
         self.applied: BlockHeader | None = None  # the engine's state is after this block
@@ -137,10 +136,6 @@ class Replica(SyncObj):
     def height(self) -> int:
         return 0 if self.applied is None else self.applied.height
 
-    def wait_applied(self, height: int, timeout_s: float) -> bool:
-        with self.applied_cond:
-            return self.applied_cond.wait_for(lambda: self.height >= height, timeout_s)
-
     # ------------------------------------------------------------ the block
 
     @replicated
@@ -173,7 +168,6 @@ class Replica(SyncObj):
             block_hash = self.chain.append(header, proposal_bytes, b"".join(encoded))
             self.applied = header
             self.applied_hash = block_hash
-            self.applied_cond.notify_all()
         for listener in self.listeners:
             try:
                 listener(header, block_hash, proposal, results)
@@ -243,6 +237,5 @@ class Replica(SyncObj):
                     self.chain.reset_to(head)
                 elif stored is not None and stored.hash != head.hash:
                     raise RuntimeError(f"block {head.height} in the snapshot differs from the stored chain: replicas diverged")
-            self.applied_cond.notify_all()
         log.info("loaded full dump at height %d", self.height)
         return entries[0], entries[1], set()
