@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from dex.api import cluster, errors, ledger, market, trading
+from dex.api import cluster, errors, ledger, market, metrics, trading
 
 
 def create_app(node) -> FastAPI:
@@ -24,7 +24,10 @@ def create_app(node) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.node = node
+    trade_counter = metrics.TradeCounter()  # dex_trades_total: trades applied since start
+    node.block_listeners.append(trade_counter)
+    app.state.trade_counter = trade_counter
     errors.install(app)
-    for module in (market, trading, ledger, cluster):
+    for module in (market, trading, ledger, cluster, metrics):
         app.include_router(module.router)
     return app

@@ -1,0 +1,118 @@
+"""GET /metrics: this node's state in the Prometheus text exposition format.
+
+Written by hand (format version 0.0.4), no client library: a handful of
+gauges and one counter, each read from the node as it stands. Nothing here
+touches another node.
+
+`dex_trades_total{symbol}` counts the trades this node has applied since its
+process started, fed by `TradeCounter`, a block listener that `create_app`
+registers on the node.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+
+from dex.api.deps import NodeDep
+from dex.core.events import Trade
+
+router = APIRouter(tags=["cluster"])
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class TradeCounter:
+    """Trades per symbol in the blocks this node applies. Called on the Raft
+    thread with (header, block_hash, proposal, results): O(events), and the
+    counts are read from the API's thread under the same lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._height = 0
+
+    def __call__(self, header, block_hash, proposal, results) -> None:
+        found: Counter[str] = Counter()
+        for events in results:
+            for ev in events:
+                if ev.__class__ is Trade:
+                    found[ev.symbol] += 1
+        with self._lock:
+            if header.height <= self._height:
+                return  # seen already (a replay): never count a block twice
+            self._height = header.height
+            self._counts.update(found)
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    return repr(float(value))
+
+
+class _Exposition:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def metric(self, name: str, kind: str, help_text: str, samples) -> None:
+        """samples: [(labels dict or None, value)]"""
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            if labels:
+                inner = ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items())
+                self.lines.append(f"{name}{{{inner}}} {_number(value)}")
+            else:
+                self.lines.append(f"{name} {_number(value)}")
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def render(node, trade_counts: dict[str, int]) -> str:
+    s = node.self_status()
+    symbols = [m.symbol for m in node.cfg.markets.markets]
+    with node.replica.lock:
+        books = node.replica.engine.books
+        resting = {sym: books[sym].order_count for sym in symbols if sym in books}
+    out = _Exposition()
+    out.metric("dex_head_height", "gauge", "Height of the last block this node applied.", [(None, s["headHeight"])])
+    out.metric("dex_raft_term", "gauge", "This node's current Raft term.", [(None, s["term"])])
+    out.metric("dex_is_leader", "gauge", "1 if this node is the Raft leader.", [(None, s["role"] == "leader")])
+    out.metric("dex_has_quorum", "gauge", "1 if this node sees a quorum.", [(None, s["hasQuorum"])])
+    out.metric("dex_commit_index", "gauge", "Raft commit index.", [(None, s["commitIndex"])])
+    out.metric("dex_last_applied", "gauge", "Raft index of the last entry applied.", [(None, s["lastApplied"])])
+    out.metric("dex_pending_commands", "gauge", "Commands waiting in the block builder.", [(None, s["pendingCommands"])])
+    out.metric("dex_inflight_blocks", "gauge", "Blocks proposed and not yet applied.", [(None, s["inflightBlocks"])])
+    if s.get("commitMsP50") is not None:
+        out.metric(
+            "dex_block_commit_ms_p50", "gauge", "Median ms from proposing a block to applying it here (recent blocks).",
+            [(None, s["commitMsP50"])],
+        )
+    out.metric("dex_resting_orders", "gauge", "Live orders resting in the book.", [({"symbol": sym}, n) for sym, n in resting.items()])
+    out.metric(
+        "dex_trades_total", "counter", "Trades this node has applied since it started.",
+        [({"symbol": sym}, trade_counts.get(sym, 0)) for sym in symbols],
+    )
+    return out.text()
+
+
+@router.get("/metrics", summary="Prometheus metrics of this node", response_class=PlainTextResponse)
+async def metrics(node: NodeDep, request: Request):
+    counter = getattr(request.app.state, "trade_counter", None)
+    counts = counter.counts() if counter is not None else {}
+    return PlainTextResponse(render(node, counts), media_type=CONTENT_TYPE)
