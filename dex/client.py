@@ -110,19 +110,7 @@ class Client:
     def place_order(self, symbol: str, side: str, type: str = "LIMIT", *, price: str | None = None, quantity: str | None = None,
                     quote_order_qty: str | None = None, time_in_force: str | None = None, post_only: bool = False,
                     client_order_id: str | None = None, stp: str | None = None, resp_type: str = "FULL") -> dict:
-        body = {"symbol": symbol, "side": side, "type": type, "newClientOrderId": client_order_id or new_client_order_id(), "newOrderRespType": resp_type}
-        if price is not None:
-            body["price"] = str(price)
-        if quantity is not None:
-            body["quantity"] = str(quantity)
-        if quote_order_qty is not None:
-            body["quoteOrderQty"] = str(quote_order_qty)
-        if time_in_force is not None:
-            body["timeInForce"] = time_in_force
-        if post_only:
-            body["postOnly"] = True
-        if stp is not None:
-            body["selfTradePreventionMode"] = stp
+        body = _order_body(symbol, side, type, price, quantity, quote_order_qty, time_in_force, post_only, client_order_id, stp, resp_type)
         return self.request("POST", "/api/v1/order", body=body, signed=True)
 
     def batch_orders(self, orders: list[dict]) -> list:
@@ -135,6 +123,34 @@ class Client:
 
     def cancel_order(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None) -> dict:
         return self.request("DELETE", "/api/v1/order", params={"symbol": symbol, "orderId": order_id, "origClientOrderId": client_order_id}, signed=True)
+
+    def cancel_open_orders(self, symbol: str | None = None) -> list:
+        """Cancel every open order of this account, in `symbol` or in all markets."""
+        return self.request("DELETE", "/api/v1/openOrders", params={"symbol": symbol}, signed=True)
+
+    def amend_order(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None,
+                    new_price: str | None = None, new_qty: str | None = None) -> dict:
+        """Change an open order's price and/or total quantity (filled part included)."""
+        body: dict = {"symbol": symbol}
+        if order_id is not None:
+            body["orderId"] = order_id
+        if client_order_id is not None:
+            body["origClientOrderId"] = client_order_id
+        if new_price is not None:
+            body["newPrice"] = str(new_price)
+        if new_qty is not None:
+            body["newQty"] = str(new_qty)
+        return self.request("PUT", "/api/v1/order/amend", body=body, signed=True)
+
+    def test_order(self, symbol: str, side: str, type: str = "LIMIT", *, price: str | None = None, quantity: str | None = None,
+                   quote_order_qty: str | None = None, time_in_force: str | None = None, post_only: bool = False,
+                   client_order_id: str | None = None, stp: str | None = None, resp_type: str = "FULL") -> dict:
+        """Check a new order as POST /order would, without placing it: {} if it would be accepted."""
+        body = _order_body(symbol, side, type, price, quantity, quote_order_qty, time_in_force, post_only, client_order_id, stp, resp_type)
+        return self.request("POST", "/api/v1/order/test", body=body, signed=True)
+
+    def my_trades(self, symbol: str, limit: int = 500) -> list:
+        return self.request("GET", "/api/v1/myTrades", params={"symbol": symbol, "limit": limit}, signed=True)
 
     def get_order(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None) -> dict:
         return self.request("GET", "/api/v1/order", params={"symbol": symbol, "orderId": order_id, "origClientOrderId": client_order_id}, signed=True)
@@ -163,6 +179,23 @@ class Client:
 
     def cluster_status(self) -> dict:
         return self.request("GET", "/api/v1/cluster/status")
+
+
+def _order_body(symbol, side, type, price, quantity, quote_order_qty, time_in_force, post_only, client_order_id, stp, resp_type) -> dict:
+    body = {"symbol": symbol, "side": side, "type": type, "newClientOrderId": client_order_id or new_client_order_id(), "newOrderRespType": resp_type}
+    if price is not None:
+        body["price"] = str(price)
+    if quantity is not None:
+        body["quantity"] = str(quantity)
+    if quote_order_qty is not None:
+        body["quoteOrderQty"] = str(quote_order_qty)
+    if time_in_force is not None:
+        body["timeInForce"] = time_in_force
+    if post_only:
+        body["postOnly"] = True
+    if stp is not None:
+        body["selfTradePreventionMode"] = stp
+    return body
 
 
 def _json(r: httpx.Response) -> dict:

@@ -134,3 +134,23 @@ class History:
         with self._lock:
             trades = self._trades.get(symbol)
             return [] if trades is None else list(trades)[-limit:]
+
+    def account_trades(self, account: int, symbol: str, limit: int) -> list:
+        """The account's most recent trades in `symbol` (at most `limit`),
+        oldest first, as (trade, time_ms, is_maker): one row per side the
+        account took in the trade."""
+        rows: list = []
+        with self._lock:
+            trades = self._trades.get(symbol)
+            if trades is None or limit <= 0:
+                return rows
+            for ev, t in reversed(trades):
+                if ev.taker_account == account:
+                    rows.append((ev, t, False))
+                if ev.maker_account == account:
+                    rows.append((ev, t, True))
+                if len(rows) >= limit:
+                    break
+        rows = rows[:limit]
+        rows.reverse()
+        return rows

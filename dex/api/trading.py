@@ -18,13 +18,33 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dex.api import render
 from dex.api.deps import NodeDep, SignedDep, verify_request
-from dex.api.errors import BAD_PRECISION, DISABLED, DISCONNECTED, MANDATORY_PARAM, ApiError
+from dex.api.errors import (
+    BAD_PRECISION,
+    DISABLED,
+    DISCONNECTED,
+    MANDATORY_PARAM,
+    ApiError,
+)
 from dex.core import limits
-from dex.core.commands import CancelOrder, Deposit, PlaceOrder
-from dex.core.events import OrderAccepted, OrderCancelled, OrderDuplicate, OrderRejected
+from dex.core.commands import AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder
+from dex.core.events import (
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderDuplicate,
+    OrderExpired,
+    OrderRejected,
+    Trade,
+)
 from dex.core.markets import amount_to_units, units_to_amount
 from dex.core.reasons import Reason
-from dex.core.types import OrderType, SelfTradePrevention, Side, TimeInForce
+from dex.core.types import (
+    OrderStatus,
+    OrderType,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["trading"])
 
@@ -46,6 +66,17 @@ class NewOrder(BaseModel):
     postOnly: bool = False
     selfTradePreventionMode: Literal["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"] = "EXPIRE_TAKER"
     newOrderRespType: Literal["ACK", "RESULT", "FULL"] = "FULL"
+
+
+class AmendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"symbol": "BTCUSDT", "orderId": 12, "newQty": "0.005"}]
+    })
+    symbol: str = Field(max_length=20)
+    orderId: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    origClientOrderId: str | None = Field(default=None, min_length=1, max_length=limits.CLIENT_ORDER_ID_LENGTH_MAX)
+    newPrice: str | None = Field(default=None, max_length=40)
+    newQty: str | None = Field(default=None, max_length=40)  # new total quantity, filled part included
 
 
 class DepositRequest(BaseModel):
@@ -255,6 +286,165 @@ async def cancel_order(
     out.update(status="CANCELED", blockHeight=height, blockHash=block_hash.hex())
     if origClientOrderId:
         out["origClientOrderId"] = origClientOrderId
+    return out
+
+
+@router.delete("/openOrders", summary="Cancel every open order of the account, in one market or all (signed)", openapi_extra={"parameters": SIGNED_HEADERS})
+async def cancel_open_orders(request: Request, node: NodeDep, symbol: str | None = Query(default=None, max_length=20)):
+    forwarded = await _forward_if_follower(node, request)
+    if forwarded is not None:
+        return forwarded
+    signed = await verify_request(request)
+    if symbol is not None:
+        _market(node, symbol)
+    height, block_hash, results = await node.submit([CancelAll(account=signed.account, symbol=symbol)], signed.auth)
+    events = results[0]
+    _reject(events)
+    answers = []
+    for ev in events:
+        if ev.__class__ is not OrderCancelled:
+            continue
+        m = node.cfg.markets.market(ev.symbol)
+        record = node.history.order(ev.order_id)
+        out = render.order_record(m, record) if record is not None else {"symbol": ev.symbol, "orderId": ev.order_id}
+        out.update(status="CANCELED", blockHeight=height, blockHash=block_hash.hex())
+        answers.append(out)
+    # A plain list, as Binance answers; the height travels in a header so a
+    # forwarding follower can wait for the block.
+    return JSONResponse(answers, headers={"X-DEX-BLOCK-HEIGHT": str(height)})
+
+
+@router.put(
+    "/order/amend",
+    summary="Amend an open order's price and/or total quantity (signed)",
+    openapi_extra=_signed_body(AmendRequest),
+    responses={400: {"description": "Rejected: {code, msg}"}, 404: {"description": "No such open order of this account (-2013)"}},
+)
+async def amend_order(request: Request, node: NodeDep):
+    forwarded = await _forward_if_follower(node, request)
+    if forwarded is not None:
+        return forwarded
+    signed = await verify_request(request)
+    a: AmendRequest = _parse(AmendRequest, await request.body())
+    m = _market(node, a.symbol)
+    if a.orderId is None and a.origClientOrderId is None:
+        raise ApiError(400, MANDATORY_PARAM, "Either orderId or origClientOrderId must be sent.")
+    if a.newPrice is None and a.newQty is None:
+        raise ApiError(400, MANDATORY_PARAM, "At least one of newPrice and newQty must be sent.")
+    price = quantity = 0
+    if a.newPrice is not None:
+        price = m.price_to_ticks(a.newPrice)
+        if price is None or price <= 0:  # 0 would mean "keep" to the engine
+            raise ApiError.of(Reason.PRICE_FILTER)
+    if a.newQty is not None:
+        quantity = m.qty_to_lots(a.newQty)
+        if quantity is None or quantity <= 0:
+            raise ApiError.of(Reason.LOT_SIZE)
+    cmd = AmendOrder(
+        account=signed.account,
+        symbol=a.symbol,
+        order_id=a.orderId or 0,
+        client_order_id=None if a.orderId else a.origClientOrderId,
+        price=price,
+        qty=quantity,
+    )
+    height, block_hash, results = await node.submit([cmd], signed.auth)
+    events = results[0]
+    _reject(events)
+    amended = events[0]
+    assert amended.__class__ is OrderAmended, amended
+    oid = amended.order_id
+    fills = [e for e in events if e.__class__ is Trade and e.taker_order_id == oid]
+    expired = next((e for e in events if e.__class__ is OrderExpired and e.order_id == oid), None)
+    header = node.replica.chain.header(height)
+    record = node.history.order(oid)
+    if record is not None:
+        out = render.order_record(m, record)
+    else:  # older than the read model: what the engine still knows
+        with node.replica.lock:
+            view = node.replica.engine.order(signed.account, a.symbol, oid)
+        out = render.order_view(m, view) if view is not None else {"symbol": a.symbol, "orderId": oid}
+        out.update(price=render.price(m, amended.price), origQty=render.qty(m, amended.qty))
+        if view is None:
+            out["status"] = (OrderStatus.EXPIRED if expired is not None else OrderStatus.FILLED).name
+    if a.origClientOrderId:
+        out["origClientOrderId"] = a.origClientOrderId
+    out.update(
+        priorityKept=amended.priority_kept,
+        transactTime=header.time_ms if header is not None else 0,
+        blockHeight=height,
+        blockHash=block_hash.hex(),
+        fills=[
+            {
+                "price": render.price(m, f.price),
+                "qty": render.qty(m, f.qty),
+                "commission": units_to_amount(m.base if f.taker_side == Side.BUY else m.quote, f.taker_fee),
+                "commissionAsset": (m.base if f.taker_side == Side.BUY else m.quote).name,
+                "tradeId": f.trade_id,
+            }
+            for f in fills
+        ],
+    )
+    if expired is not None:
+        out["expiryReason"] = expired.reason.name
+    return out
+
+
+@router.post(
+    "/order/test",
+    summary="Test a new order: every check a new order passes, nothing placed (signed)",
+    openapi_extra=_signed_body(NewOrder),
+    responses={200: {"description": "{} when the order would be accepted"}, 400: {"description": "Would be rejected: {code, msg}"}},
+)
+async def test_order(request: Request, node: NodeDep):
+    # Read-only: answered by whichever node receives it, against its state.
+    signed = await verify_request(request)
+    o: NewOrder = _parse(NewOrder, await request.body())
+    _, cmd = _place_command(node, o, signed)
+    cid = cmd.client_order_id
+    if not (cid.isascii() and cid.isprintable()):  # the engine's client id rule
+        raise ApiError.of(Reason.BAD_CLIENT_ORDER_ID)
+    engine = node.replica.engine
+    with node.replica.lock:
+        book = engine.books.get(cmd.symbol)
+        if book is None:
+            raise ApiError.of(Reason.UNKNOWN_SYMBOL)
+        acct = engine.accounts.get(cmd.account)
+        reason = engine._check_place(cmd, book, acct)
+    if reason is not None:
+        raise ApiError.of(reason)
+    return {}
+
+
+MY_TRADES_LIMIT_DEFAULT = 500
+MY_TRADES_LIMIT_MAX = 1000
+
+
+@router.get("/myTrades", summary="The account's recent trades in a market (signed)")
+async def my_trades(
+    node: NodeDep,
+    signed: SignedDep,
+    symbol: str = Query(max_length=20),
+    limit: int = Query(default=MY_TRADES_LIMIT_DEFAULT, ge=1, le=MY_TRADES_LIMIT_MAX),
+):
+    m = _market(node, symbol)
+    out = []
+    for t, time_ms, is_maker in node.history.account_trades(signed.account, symbol, limit):
+        is_buyer = (t.taker_side == Side.SELL) if is_maker else (t.taker_side == Side.BUY)
+        receives = m.base if is_buyer else m.quote
+        out.append({
+            "symbol": symbol,
+            "id": t.trade_id,
+            "orderId": t.maker_order_id if is_maker else t.taker_order_id,
+            "price": render.price(m, t.price),
+            "qty": render.qty(m, t.qty),
+            "quoteQty": render.quote(m, t.price * t.qty * m.notional_units),
+            "commission": units_to_amount(receives, t.maker_fee if is_maker else t.taker_fee),
+            "commissionAsset": receives.name,
+            "time": time_ms,
+            "isBuyer": is_buyer,
+            "isMaker": is_maker,
+        })
     return out
 
 
