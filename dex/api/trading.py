@@ -130,7 +130,27 @@ def _reject(events: list) -> None:
 def _body(model: type[BaseModel]) -> dict:
     """Document a JSON body that the route parses itself (after forwarding
     and signature checks, from the exact bytes that were signed)."""
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": _inline_defs(model.model_json_schema())}}}}
+
+
+def _inline_defs(schema: dict) -> dict:
+    """The schema with its local `#/$defs/X` references replaced by the
+    definitions themselves: embedded in the OpenAPI document, such a
+    reference would resolve against the document's root, where there is no
+    `$defs`. The body models are not recursive."""
+    defs = schema.get("$defs", {})
+
+    def resolve(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)
 
 
 SIGNED_HEADERS = [
