@@ -22,8 +22,7 @@ def quote(m: Market, units: int) -> str:
 def order_result(m: Market, accepted, events: list, time_ms: int, height: int, block_hash: bytes, resp_type: str) -> dict:
     """The answer to a new order, from its events (Binance's FULL/RESULT/ACK)."""
     oid = accepted.order_id
-    fills = [e for e in events if e.__class__ is Trade and e.taker_order_id == oid]
-    expired = next((e for e in events if e.__class__ is OrderExpired and e.order_id == oid), None)
+    fills, expired = taker_outcome(events, oid)
     executed = sum(f.qty for f in fills)
     quote_units = sum(f.price * f.qty * m.notional_units for f in fills)
     if expired is not None:
@@ -59,16 +58,30 @@ def order_result(m: Market, accepted, events: list, time_ms: int, height: int, b
     if expired is not None:
         out["expiryReason"] = expired.reason.name
     if resp_type == "FULL":
-        out["fills"] = [
-            {
-                "price": price(m, f.price),
-                "qty": qty(m, f.qty),
-                "commission": units_to_amount(m.base if f.taker_side == Side.BUY else m.quote, f.taker_fee),
-                "commissionAsset": (m.base if f.taker_side == Side.BUY else m.quote).name,
-                "tradeId": f.trade_id,
-            }
-            for f in fills
-        ]
+        out["fills"] = taker_fills(m, fills)
+    return out
+
+
+def taker_outcome(events: list, order_id: int) -> tuple[list, object]:
+    """The fills an order made as taker in a command's events, and its
+    OrderExpired if it has one (else None)."""
+    fills = [e for e in events if e.__class__ is Trade and e.taker_order_id == order_id]
+    expired = next((e for e in events if e.__class__ is OrderExpired and e.order_id == order_id), None)
+    return fills, expired
+
+
+def taker_fills(m: Market, fills: list) -> list[dict]:
+    """Binance's `fills`: the taker's commission is in the asset it receives."""
+    out = []
+    for f in fills:
+        receives = m.base if f.taker_side == Side.BUY else m.quote
+        out.append({
+            "price": price(m, f.price),
+            "qty": qty(m, f.qty),
+            "commission": units_to_amount(receives, f.taker_fee),
+            "commissionAsset": receives.name,
+            "tradeId": f.trade_id,
+        })
     return out
 
 

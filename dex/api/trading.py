@@ -32,9 +32,7 @@ from dex.core.events import (
     OrderAmended,
     OrderCancelled,
     OrderDuplicate,
-    OrderExpired,
     OrderRejected,
-    Trade,
 )
 from dex.core.markets import amount_to_units, units_to_amount
 from dex.core.reasons import Reason
@@ -374,8 +372,7 @@ async def amend_order(request: Request, node: NodeDep):
     amended = events[0]
     assert amended.__class__ is OrderAmended, amended
     oid = amended.order_id
-    fills = [e for e in events if e.__class__ is Trade and e.taker_order_id == oid]
-    expired = next((e for e in events if e.__class__ is OrderExpired and e.order_id == oid), None)
+    fills, expired = render.taker_outcome(events, oid)
     header = node.replica.chain.header(height)
     record = node.history.order(oid)
     if record is not None:
@@ -394,16 +391,7 @@ async def amend_order(request: Request, node: NodeDep):
         transactTime=header.time_ms if header is not None else 0,
         blockHeight=height,
         blockHash=block_hash.hex(),
-        fills=[
-            {
-                "price": render.price(m, f.price),
-                "qty": render.qty(m, f.qty),
-                "commission": units_to_amount(m.base if f.taker_side == Side.BUY else m.quote, f.taker_fee),
-                "commissionAsset": (m.base if f.taker_side == Side.BUY else m.quote).name,
-                "tradeId": f.trade_id,
-            }
-            for f in fills
-        ],
+        fills=render.taker_fills(m, fills),
     )
     if expired is not None:
         out["expiryReason"] = expired.reason.name
