@@ -17,7 +17,14 @@ from dex.api.errors import (
     MANDATORY_PARAM,
     ApiError,
 )
-from dex.auth import RECV_WINDOW_MS_DEFAULT, RECV_WINDOW_MS_MAX, account_id, signed_payload, verify
+from dex.auth import (
+    RECV_WINDOW_MS_DEFAULT,
+    RECV_WINDOW_MS_MAX,
+    account_id,
+    signed_payload,
+    verify,
+)
+from dex.core.reasons import Reason
 from dex.ledger.codec import Auth
 
 
@@ -73,3 +80,11 @@ async def verify_request(request: Request) -> Signed:
 
 
 SignedDep = Annotated[Signed, Depends(verify_request)]
+
+
+def market_of(node, symbol: str):
+    """The market `symbol` names, or the -1121 error."""
+    try:
+        return node.cfg.markets.market(symbol)
+    except KeyError:
+        raise ApiError.of(Reason.UNKNOWN_SYMBOL) from None

@@ -16,7 +16,13 @@ import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from dex.core.events import OrderAccepted, OrderAmended, OrderCancelled, OrderExpired, Trade
+from dex.core.events import (
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderExpired,
+    Trade,
+)
 from dex.core.types import OrderStatus, OrderType, Side, TimeInForce
 from dex.ledger.codec import decode_events, decode_proposal
 

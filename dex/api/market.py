@@ -8,10 +8,9 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from fastapi import APIRouter, Query
 
 from dex.api import render
-from dex.api.deps import NodeDep
+from dex.api.deps import NodeDep, market_of
 from dex.api.errors import MANDATORY_PARAM, ApiError
 from dex.api.history import TRADES_PER_MARKET_MAX
-from dex.core.reasons import Reason
 from dex.core.types import Side
 
 router = APIRouter(prefix="/api/v1", tags=["market data"])
@@ -32,11 +31,6 @@ INTERVALS_MS = {
 TICKER_WINDOW_MS = 86_400_000
 
 
-def _market(node, symbol: str):
-    try:
-        return node.cfg.markets.market(symbol)
-    except KeyError:
-        raise ApiError.of(Reason.UNKNOWN_SYMBOL) from None
 
 
 @router.get("/time", summary="Server time")
@@ -73,7 +67,7 @@ async def exchange_info(node: NodeDep):
 
 @router.get("/depth", summary="Order book")
 async def depth(node: NodeDep, symbol: str = Query(max_length=20), limit: int = Query(default=100, ge=1, le=DEPTH_LIMIT_MAX)):
-    m = _market(node, symbol)
+    m = market_of(node, symbol)
     with node.replica.lock:
         bids, asks = node.replica.engine.depth(symbol, limit)
         height = node.replica.height
@@ -86,7 +80,7 @@ async def depth(node: NodeDep, symbol: str = Query(max_length=20), limit: int = 
 
 @router.get("/trades", summary="Recent trades")
 async def trades(node: NodeDep, symbol: str = Query(max_length=20), limit: int = Query(default=500, ge=1, le=TRADES_LIMIT_MAX)):
-    m = _market(node, symbol)
+    m = market_of(node, symbol)
     return [
         {
             "id": t.trade_id,
@@ -120,7 +114,7 @@ async def klines(
     candle. With startTime (and no endTime) the first `limit` candles from
     startTime are returned, otherwise the last `limit` up to endTime.
     """
-    m = _market(node, symbol)
+    m = market_of(node, symbol)
     step = INTERVALS_MS.get(interval)
     if step is None:
         raise ApiError(400, INVALID_INTERVAL, "Invalid interval.")
@@ -228,5 +222,5 @@ async def ticker_24hr(node: NodeDep, symbol: str | None = Query(default=None, ma
     (openTime = closeTime - 24 h), over the trades this node keeps (the last
     10,000 per market)."""
     if symbol is not None:
-        return _ticker(node, _market(node, symbol))
+        return _ticker(node, market_of(node, symbol))
     return [_ticker(node, m) for m in node.cfg.markets.markets]

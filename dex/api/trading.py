@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dex.api import render
-from dex.api.deps import NodeDep, SignedDep, verify_request
+from dex.api.deps import NodeDep, SignedDep, market_of, verify_request
 from dex.api.errors import (
     BAD_PRECISION,
     DISABLED,
@@ -91,11 +91,6 @@ def _parse(model: type[BaseModel], body: bytes) -> BaseModel:
         raise ApiError(400, MANDATORY_PARAM, problems or "invalid body") from None
 
 
-def _market(node, symbol: str):
-    try:
-        return node.cfg.markets.market(symbol)
-    except KeyError:
-        raise ApiError.of(Reason.UNKNOWN_SYMBOL) from None
 
 
 def _derived_client_id(signature: bytes) -> str:
@@ -166,7 +161,7 @@ def _place_command(node, o: NewOrder, signed, index: int = 0):
     """The engine command for one new order, after the edge's checks:
     (market, PlaceOrder), or ApiError. `index` tells the orders of one
     batch apart when their client ids are derived from its signature."""
-    m = _market(node, o.symbol)
+    m = market_of(node, o.symbol)
     otype = OrderType[o.type]
     price = quantity = quote_qty = 0
     if o.price is not None:
@@ -290,7 +285,7 @@ async def cancel_order(
     if forwarded is not None:
         return forwarded
     signed = await verify_request(request)
-    m = _market(node, symbol)
+    m = market_of(node, symbol)
     if orderId is None and origClientOrderId is None:
         raise ApiError(400, MANDATORY_PARAM, "Either orderId or origClientOrderId must be sent.")
     cmd = CancelOrder(account=signed.account, symbol=symbol, order_id=orderId or 0, client_order_id=None if orderId else origClientOrderId)
@@ -314,7 +309,7 @@ async def cancel_open_orders(request: Request, node: NodeDep, symbol: str | None
         return forwarded
     signed = await verify_request(request)
     if symbol is not None:
-        _market(node, symbol)
+        market_of(node, symbol)
     height, block_hash, results = await node.submit([CancelAll(account=signed.account, symbol=symbol)], signed.auth)
     events = results[0]
     _reject(events)
@@ -344,7 +339,7 @@ async def amend_order(request: Request, node: NodeDep):
         return forwarded
     signed = await verify_request(request)
     a: AmendRequest = _parse(AmendRequest, await request.body())
-    m = _market(node, a.symbol)
+    m = market_of(node, a.symbol)
     if a.orderId is None and a.origClientOrderId is None:
         raise ApiError(400, MANDATORY_PARAM, "Either orderId or origClientOrderId must be sent.")
     if a.newPrice is None and a.newQty is None:
@@ -435,7 +430,7 @@ async def my_trades(
     symbol: str = Query(max_length=20),
     limit: int = Query(default=MY_TRADES_LIMIT_DEFAULT, ge=1, le=MY_TRADES_LIMIT_MAX),
 ):
-    m = _market(node, symbol)
+    m = market_of(node, symbol)
     out = []
     for t, time_ms, is_maker in node.history.account_trades(signed.account, symbol, limit):
         is_buyer = (t.taker_side == Side.SELL) if is_maker else (t.taker_side == Side.BUY)
@@ -464,7 +459,7 @@ async def get_order(
     orderId: int | None = Query(default=None, ge=1, le=2**63 - 1),
     origClientOrderId: str | None = Query(default=None, min_length=1, max_length=limits.CLIENT_ORDER_ID_LENGTH_MAX),
 ):
-    m = _market(node, symbol)
+    m = market_of(node, symbol)
     if orderId is None and origClientOrderId is None:
         raise ApiError(400, MANDATORY_PARAM, "Either orderId or origClientOrderId must be sent.")
     with node.replica.lock:
@@ -480,7 +475,7 @@ async def get_order(
 @router.get("/openOrders", summary="Open orders (signed)")
 async def open_orders(node: NodeDep, signed: SignedDep, symbol: str | None = Query(default=None, max_length=20)):
     if symbol is not None:
-        _market(node, symbol)
+        market_of(node, symbol)
     with node.replica.lock:
         views = node.replica.engine.open_orders(signed.account, symbol)
     return [render.order_view(node.cfg.markets.market(v.symbol), v) for v in views]
