@@ -34,6 +34,7 @@ status:
 	$(VENV)/bin/dex cluster status --config $(CONFIG)
 
 test: install
+	sh tests/services.sh
 	$(PY) -m pytest
 
 bench: install
