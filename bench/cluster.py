@@ -230,6 +230,8 @@ def write_config(args, workdir: Path) -> Path:
         "faucet = true",
     ]
     lines += [f"{k} = {v}" for k, v in settings.items()]
+    if args.no_verify:
+        lines.append("verify_signatures = false  # --no-verify: measures what the Ed25519 check costs")
     for i in range(args.nodes):
         lines += ["", "[[nodes]]", f'id = "n{i + 1}"', f'raft = "127.0.0.1:{ports[2 * i]}"', f'api = "127.0.0.1:{ports[2 * i + 1]}"']
     path = workdir / "cluster.toml"
@@ -866,6 +868,20 @@ def measure_signing(seeds: list[bytes]) -> float:
     return (time.perf_counter() - t) / n * 1e6
 
 
+def measure_verifying(seeds: list[bytes]) -> float:
+    """What one node-side Ed25519 check costs (dex.auth.verify), in us."""
+    from dex.auth import signed_payload, verify
+
+    key = Keypair.from_private(seeds[0])
+    payload = signed_payload(1_700_000_000_000, "POST", "/api/v1/order", "", b'{"symbol":"BTCUSDT","quantity":"0.00010"}')
+    signature = key.sign(payload)
+    n = 2000
+    t = time.perf_counter()
+    for _ in range(n):
+        assert verify(key.public, signature, payload)
+    return (time.perf_counter() - t) / n * 1e6
+
+
 def phase_summary(m: dict, duration: float) -> dict:
     c = m["counts"]
     timeline = [m["timeline"].get(i, 0) for i in range(int(math.ceil(duration)))]
@@ -1347,6 +1363,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--block-commands-max", type=int)
     p.add_argument("--block-bytes-max", type=int)
     p.add_argument("--verify-concurrency", type=int, default=8, help="block requests in flight per node when checking the ledgers")
+    p.add_argument("--no-verify", action="store_true",
+                   help="nodes skip the Ed25519 check (verify_signatures = false); the client still signs. Compare with a run without it")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--keep", action="store_true", help="keep the temp dir (config, data, logs)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -1379,7 +1397,7 @@ def main(argv: list[str] | None = None) -> int:
             "inflight_blocks_max": cfg.inflight_blocks_max, "leader_wait_ms": cfg.leader_wait_ms,
             "client_procs": args.client_procs, "concurrency": args.concurrency, "http": args.http, "targets": args.targets,
             "accounts": args.accounts, "cross_pct": args.cross_pct, "book_target": args.book_target,
-            "workdir": str(workdir),
+            "verify_signatures": cfg.verify_signatures, "workdir": str(workdir),
         }
         local.init(cfg)
         log(args, f"starting {len(cfg.nodes)} nodes ({workdir})")
@@ -1388,6 +1406,7 @@ def main(argv: list[str] | None = None) -> int:
         rng = random.Random(args.seed)
         seeds = [rng.randbytes(32) for _ in range(args.accounts)]
         result["sign_us"] = round(measure_signing(seeds), 1)
+        result["verify_us"] = round(measure_verifying(seeds), 1)
         result["funding"] = asyncio.run(fund(args, cfg, seeds))
         log(args, f"funded {args.accounts} accounts in {result['funding']['seconds']}s; signing costs {result['sign_us']} us")
         ledger = {"acked": [], "unacked": []}

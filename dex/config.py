@@ -65,6 +65,10 @@ class ClusterConfig:
     inflight_blocks_max: int = INFLIGHT_BLOCKS_MAX_DEFAULT
     leader_wait_ms: int = 3000
     database_url: str | None = None
+    # Benchmarks only: `false` skips the Ed25519 check of signed requests (the
+    # key still names the account), to measure what the check costs. Refused
+    # unless every node is on loopback; a node logs a warning when it is off.
+    verify_signatures: bool = True
     extra: dict = field(default_factory=dict)
 
     def node(self, node_id: str) -> NodeConfig:
@@ -136,6 +140,7 @@ def load_cluster(path: str | Path) -> ClusterConfig:
         inflight_blocks_max=int(c.get("inflight_blocks_max", INFLIGHT_BLOCKS_MAX_DEFAULT)),
         leader_wait_ms=int(c.get("leader_wait_ms", 3000)),
         database_url=database_url,
+        verify_signatures=bool(c.get("verify_signatures", True)),
     )
     if not 1 <= cfg.block_commands_max <= 4096:
         raise ConfigError("block_commands_max must be in 1..4096")
@@ -143,4 +148,6 @@ def load_cluster(path: str | Path) -> ClusterConfig:
         raise ConfigError("block_bytes_max must be in 1024..65535 (PySyncObj batches 64 KiB)")
     if not 1 <= cfg.block_interval_ms <= 1000:
         raise ConfigError("block_interval_ms must be in 1..1000")
+    if not cfg.verify_signatures and not cfg.loopback_only:
+        raise ConfigError("verify_signatures = false is for benchmarks on loopback only")
     return cfg

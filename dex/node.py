@@ -268,6 +268,8 @@ def run(config_path: str | Path, node_id: str) -> int:
         )
     )
     log.info("node %s: raft %s, api %s", node_id, node.me.raft_address, node.me.api_url)
+    if not cfg.verify_signatures:
+        log.warning("verify_signatures = false: signed requests are NOT verified (benchmark config)")
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
     server.run()
     return 0
