@@ -20,7 +20,9 @@ dex.client does. The order mix, from --accounts funded accounts on BTCUSDT:
     cancels             whenever a client process holds more than its share
                         of --book-target acknowledged passive orders, it
                         cancels its oldest one (by orderId), so the book never
-                        holds more than --book-target resting orders
+                        holds more than --book-target resting orders; with
+                        --batch, it cancels all of that order's account's
+                        orders with one DELETE /openOrders instead
 
 Modes (any combination; they run in this order on the same cluster):
 
@@ -534,6 +536,23 @@ class Load:
         else:
             self.counts["cancels_failed"] += 1
 
+    async def cancel_account(self, k: int) -> None:
+        """Batch mode's cancel: one DELETE /openOrders clears account k's
+        resting orders (a market maker's mass cancel), so cancelling costs
+        a request per ~book_target/accounts orders, as placing does per batch."""
+        self.resting = collections.deque(entry for entry in self.resting if entry[0] != k)
+        self.counts["cancels_sent"] += 1
+        status, payload, _ = await self.send("DELETE", "/api/v1/openOrders", f"symbol={SYMBOL}", b"", self.keys[k])
+        if status == 200:
+            cancelled = len(json.loads(payload))
+            self.counts["cancels_acked"] += cancelled
+            if time.monotonic() <= self.end:
+                self.counts["cancels_acked_in_window"] += cancelled
+        elif status in (400, 404):
+            self.counts["cancels_of_finished_orders"] += 1
+        else:
+            self.counts["cancels_failed"] += 1
+
     def over_book(self) -> bool:
         return len(self.resting) > self.book_target
 
@@ -551,7 +570,9 @@ class Load:
     async def closed_loop(self) -> None:
         async def one() -> None:
             while not self.stopped():
-                if self.over_book():
+                if self.over_book() and self.spec.get("batch", 1) > 1:
+                    await self.cancel_account(self.resting[0][0])
+                elif self.over_book():
                     await self.cancel(*self.resting.popleft())
                 else:
                     await self.place()
