@@ -34,6 +34,7 @@ from dex.ledger.codec import (
     PROPOSAL_OVERHEAD_BYTES,
     Auth,
     assemble_proposal,
+    compress_proposal,
     encode_auth,
     encode_command,
 )
@@ -197,13 +198,13 @@ class BlockBuilder:
                 index = len(auths)
                 auths.append(r.auth)
             commands.extend((index, raw) for raw in r.raw)
-        proposal = assemble_proposal(
+        proposal = compress_proposal(assemble_proposal(
             leader=self.replica.node_id,
             term=self.replica.raftCurrentTerm,
             time_ms=self.clock_ms(),
             auths=auths,
             commands=commands,
-        )
+        ))
         now = time.monotonic()
         self.wait_ms_recent.append((now - batch[0].arrived_s) * 1000)
         with self._cond:

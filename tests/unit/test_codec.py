@@ -1,0 +1,71 @@
+"""Proposals through the codec: plain and deflated forms, and their bounds."""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+import pytest
+
+from dex.core.commands import Deposit, PlaceOrder
+from dex.core.types import Side
+from dex.ledger.codec import (
+    NO_AUTH,
+    PROPOSAL_COMPRESS_MIN_BYTES,
+    PROPOSAL_INFLATED_BYTES_MAX,
+    PROPOSAL_VERSION,
+    PROPOSAL_VERSION_ZLIB,
+    Auth,
+    CodecError,
+    assemble_proposal,
+    compress_proposal,
+    decode_proposal,
+    encode_command,
+)
+
+
+def _batch_proposal(orders: int) -> bytes:
+    """A block like a POST /batchOrders makes: one signed JSON body, many orders."""
+    body = json.dumps({"batchOrders": [
+        {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "price": f"{50000 + i}.00",
+         "quantity": "0.00100", "newClientOrderId": f"c-{i}", "newOrderRespType": "ACK"}
+        for i in range(orders)
+    ]}).encode()
+    auth = Auth(public_key=bytes(range(32)), timestamp_ms=1_700_000_000_000, signature=bytes(64), payload=body)
+    commands = [
+        (0, encode_command(PlaceOrder(account=7, symbol="BTCUSDT", side=Side.BUY, price=5_000_000 + i, qty=100, client_order_id=f"c-{i}")))
+        for i in range(orders)
+    ]
+    return assemble_proposal(leader="n1", term=3, time_ms=1_700_000_000_123, auths=[auth], commands=commands)
+
+
+def test_a_batch_deflates_and_decodes_to_the_same_proposal_and_leaves() -> None:
+    raw = _batch_proposal(100)
+    packed = compress_proposal(raw)
+    assert packed[0] == PROPOSAL_VERSION_ZLIB
+    assert len(packed) * 4 < len(raw), (len(packed), len(raw))
+    assert decode_proposal(packed) == decode_proposal(raw)
+
+
+def test_small_proposals_travel_as_they_are() -> None:
+    raw = assemble_proposal(leader="n1", term=1, time_ms=1, auths=[], commands=[(NO_AUTH, encode_command(Deposit(account=1, asset="USDT", amount=5)))])
+    assert len(raw) < PROPOSAL_COMPRESS_MIN_BYTES
+    assert compress_proposal(raw) == raw and raw[0] == PROPOSAL_VERSION
+
+
+def test_a_deflated_proposal_may_not_inflate_past_its_bound() -> None:
+    bomb = bytes((PROPOSAL_VERSION_ZLIB,)) + zlib.compress(bytes(PROPOSAL_INFLATED_BYTES_MAX + 1))
+    with pytest.raises(CodecError, match="inflates past"):
+        decode_proposal(bomb)
+
+
+@pytest.mark.parametrize("tamper", ["cut", "trailing", "garbage"])
+def test_damaged_deflated_proposals_are_codec_errors(tamper: str) -> None:
+    packed = compress_proposal(_batch_proposal(50))
+    damaged = {
+        "cut": packed[:-7],
+        "trailing": packed + b"\x00\x01",
+        "garbage": packed[:1] + b"\xff" * (len(packed) - 1),
+    }[tamper]
+    with pytest.raises(CodecError):
+        decode_proposal(damaged)
