@@ -86,12 +86,23 @@ def new_order(id, account, book, price, qty, filled, cid, time_ms, status, kind)
     return [id, account, book, price, qty, filled, cid, time_ms, status, kind]
 
 
+# `Level.digest` when the only changes since it was computed are orders
+# queued at the back: the state hash then extends `Level.hasher` with them
+# instead of re-encoding the whole level (see dex.engine.snapshot).
+APPENDED = b"appended"
+
+
 class Level:
-    __slots__ = ("price", "total", "count", "orders", "digest")
+    __slots__ = ("price", "total", "count", "orders", "digest", "hasher", "hashed")
 
     def __init__(self, price: int) -> None:
         self.price = price
-        self.digest: bytes | None = None  # cached hash of its live orders; None when stale
+        # The cached hash of its live orders: None when stale, APPENDED when
+        # orders were only queued at the back since `hasher` (a SHA-256 over
+        # the first `hashed` entries of `orders`, dead ones skipped) was taken.
+        self.digest: bytes | None = None
+        self.hasher = None
+        self.hashed = 0
         self.total = 0  # lots open across live orders
         self.count = 0  # live orders
         self.orders: deque[Order] = deque()

@@ -62,6 +62,7 @@ from dex.core.types import (
 )
 from dex.engine.snapshot import window_term
 from dex.engine.book import (
+    APPENDED,
     O_ACCOUNT,
     O_BOOK,
     O_CID,
@@ -270,7 +271,8 @@ class Engine:
                     level = levels[price] = Level(price)
                     insort(book.ask_keys, -price)
             order = [oid, acct, book, level.price, qty, 0, cid, now, NEW, kind]
-            level.digest = None
+            if level.digest is not None:
+                level.digest = APPENDED
             level.orders.append(order)
             level.total += qty
             level.count += 1
@@ -979,7 +981,8 @@ def _rest(book: Book, acct: Account, order: Order) -> None:
             level = levels[price] = Level(price)
             insort(book.ask_keys, -price)
     order[O_PRICE] = level.price  # share one int object per level
-    level.digest = None
+    if level.digest is not None:
+        level.digest = APPENDED
     level.orders.append(order)
     level.total += qty
     level.count += 1

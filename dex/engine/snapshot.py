@@ -43,7 +43,7 @@ import gc
 import hashlib
 import struct
 
-from dex.engine.book import O_ACCOUNT, O_BOOK, O_CID, O_FILLED, O_ID, O_KIND, O_PRICE, O_QTY, O_STATUS, O_TIME, Account, Level, Order
+from dex.engine.book import APPENDED, O_ACCOUNT, O_BOOK, O_CID, O_FILLED, O_ID, O_KIND, O_PRICE, O_QTY, O_STATUS, O_TIME, Account, Level, Order
 
 MAGIC = b"DEXS"
 VERSION = 2  # 2: u128 lifetime totals, finished_total, SHA-256 trailer
@@ -122,17 +122,35 @@ def _level_digest(level) -> bytes:
     return _sha256(b"".join([_order(o) for o in level.orders if o[O_STATUS] <= _LIVE])).digest()
 
 
+def _cache_level_digest(level) -> bytes:
+    """`_level_digest(level)`, extending the level's running hash when orders
+    were only queued at its back since the last call (the common change to a
+    level away from the touch), else hashing it afresh."""
+    orders = level.orders
+    if level.digest is APPENDED:
+        hasher = level.hasher
+        # Every entry queued since is live: any later change to one (a fill, a
+        # cancel) would have made the digest None, not APPENDED.
+        hasher.update(b"".join([_order(orders[i]) for i in range(level.hashed, len(orders))]))
+    else:
+        hasher = level.hasher = _sha256(b"".join([_order(o) for o in orders if o[O_STATUS] <= _LIVE]))
+    level.hashed = len(orders)
+    level.digest = digest = hasher.digest()
+    return digest
+
+
 def _book_digest(book, cached: bool) -> bytes:
     parts = [_str(book.symbol)]
     for prices, levels, sign in ((book.bid_prices, book.bids, 1), (book.ask_keys, book.asks, -1)):
         for i in range(len(prices) - 1, -1, -1):
             price = sign * prices[i]
             level = levels[price]
-            digest = level.digest if cached else None
-            if digest is None:
+            if not cached:
                 digest = _level_digest(level)
-                if cached:
-                    level.digest = digest
+            else:
+                digest = level.digest
+                if digest is None or digest is APPENDED:
+                    digest = _cache_level_digest(level)
             parts.append(_U64.pack(price))
             parts.append(digest)
         parts.append(b"|")
