@@ -26,7 +26,7 @@ from dex.api.errors import (
     ApiError,
 )
 from dex.core import limits
-from dex.core.commands import AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder
+from dex.core.commands import AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder, Withdraw
 from dex.core.events import (
     OrderAccepted,
     OrderAmended,
@@ -497,6 +497,21 @@ async def account(node: NodeDep, signed: SignedDep):
 
 @router.post("/deposit", summary="Faucet deposit (signed; local clusters only)", openapi_extra=_signed_body(DepositRequest))
 async def deposit(request: Request, node: NodeDep):
+    return await _faucet(request, node, Deposit)
+
+
+@router.post(
+    "/withdraw",
+    summary="Faucet withdrawal: take free balance out of the exchange (signed; local clusters only)",
+    openapi_extra=_signed_body(DepositRequest),
+)
+async def withdraw(request: Request, node: NodeDep):
+    return await _faucet(request, node, Withdraw)
+
+
+async def _faucet(request: Request, node, command: type[Deposit] | type[Withdraw]):
+    """A deposit or a withdrawal of the signer's own balance; the faucet
+    setting turns both on or off. A withdrawal over the free balance is -2010."""
     if not node.cfg.faucet:
         raise ApiError(403, DISABLED, "The faucet is disabled on this cluster.")
     forwarded = await _forward_if_follower(node, request)
@@ -511,7 +526,7 @@ async def deposit(request: Request, node: NodeDep):
     units = amount_to_units(asset, d.amount)
     if units is None or units <= 0:
         raise ApiError.of(Reason.BAD_AMOUNT)
-    height, block_hash, results = await node.submit([Deposit(account=signed.account, asset=d.asset, amount=units)], signed.auth)
+    height, block_hash, results = await node.submit([command(account=signed.account, asset=d.asset, amount=units)], signed.auth)
     events = results[0]
     _reject(events)
     ev = events[0]
