@@ -62,6 +62,21 @@ class CodecError(ValueError):
     """Bytes that are not a valid encoding."""
 
 
+def _members(enum) -> dict:
+    """value -> member: a dict lookup costs a tenth of calling the enum (and a
+    value it lacks is a KeyError, which the decoders turn into CodecError)."""
+    return {m.value: m for m in enum}
+
+
+_SIDE = _members(Side)
+_TYPE = _members(OrderType)
+_TIF = _members(TimeInForce)
+_STP = _members(SelfTradePrevention)
+_STATUS = _members(OrderStatus)
+_REASON = _members(Reason)
+_STOP = _members(StopReason)
+
+
 # ------------------------------------------------------------------ primitives
 
 _U8 = struct.Struct("<B")
@@ -147,14 +162,14 @@ def decode_command(buf, at: int = 0):
             return PlaceOrder(
                 account=account,
                 symbol=symbol,
-                side=Side(side),
-                type=OrderType(otype),
-                tif=TimeInForce(tif),
+                side=_SIDE[side],
+                type=_TYPE[otype],
+                tif=_TIF[tif],
                 price=price,
                 qty=qty,
                 quote_qty=quote_qty,
                 post_only=bool(flags & 1),
-                stp=SelfTradePrevention(flags >> 1),
+                stp=_STP[flags >> 1],
                 client_order_id=cid,
             ), at
         if tag == _CANCEL_TAG:
@@ -179,10 +194,10 @@ def decode_command(buf, at: int = 0):
             asset, at = _get_str(buf, at + _WALLET.size)
             cls = Deposit if tag == _DEPOSIT_TAG else Withdraw
             return cls(account=account, asset=asset, amount=amount), at
-    except (struct.error, IndexError, UnicodeDecodeError, ValueError) as e:
+    except (struct.error, IndexError, KeyError, UnicodeDecodeError, ValueError) as e:
         if isinstance(e, CodecError):
             raise
-        raise CodecError(f"bad command at {at}: {e}") from e
+        raise CodecError(f"bad command at {at}: {e!r}") from e
     raise CodecError(f"unknown command tag {tag}")
 
 
@@ -391,27 +406,27 @@ def decode_events(buf, at: int = 0) -> tuple[list, int]:
             if tag == _EV_TRADE:
                 f = _TRADE.unpack_from(buf, at)
                 symbol, at = _get_str(buf, at + _TRADE.size)
-                events.append(Trade(f[1], symbol, f[2], f[3], Side(f[4]), f[5], f[6], f[7], f[8], f[9], f[10]))
+                events.append(Trade(f[1], symbol, f[2], f[3], _SIDE[f[4]], f[5], f[6], f[7], f[8], f[9], f[10]))
             elif tag == _EV_ACCEPTED:
                 f = _ACCEPTED.unpack_from(buf, at)
                 symbol, at = _get_str(buf, at + _ACCEPTED.size)
                 cid, at = _get_str(buf, at)
-                events.append(OrderAccepted(f[1], f[2], symbol, Side(f[3]), OrderType(f[4]), TimeInForce(f[5]), f[6], f[7], f[8], cid))
+                events.append(OrderAccepted(f[1], f[2], symbol, _SIDE[f[3]], _TYPE[f[4]], _TIF[f[5]], f[6], f[7], f[8], cid))
             elif tag == _EV_REJECTED:
                 f = _REJECTED.unpack_from(buf, at)
                 symbol, at = _get_str(buf, at + _REJECTED.size)
                 cid, at = _get_str(buf, at)
-                events.append(OrderRejected(f[1], symbol, cid, f[2], Reason(f[3])))
+                events.append(OrderRejected(f[1], symbol, cid, f[2], _REASON[f[3]]))
             elif tag == _EV_DUPLICATE:
                 f = _DUPLICATE.unpack_from(buf, at)
                 symbol, at = _get_str(buf, at + _DUPLICATE.size)
                 cid, at = _get_str(buf, at)
-                events.append(OrderDuplicate(f[1], f[2], symbol, cid, OrderStatus(f[3]), f[4], f[5]))
+                events.append(OrderDuplicate(f[1], f[2], symbol, cid, _STATUS[f[3]], f[4], f[5]))
             elif tag in (_EV_CANCELLED, _EV_EXPIRED):
                 f = _STOPPED.unpack_from(buf, at)
                 symbol, at = _get_str(buf, at + _STOPPED.size)
                 cls = OrderCancelled if tag == _EV_CANCELLED else OrderExpired
-                events.append(cls(f[1], f[2], symbol, f[3], StopReason(f[4])))
+                events.append(cls(f[1], f[2], symbol, f[3], _STOP[f[4]]))
             elif tag == _EV_AMENDED:
                 f = _AMENDED.unpack_from(buf, at)
                 symbol, at = _get_str(buf, at + _AMENDED.size)
@@ -423,7 +438,7 @@ def decode_events(buf, at: int = 0) -> tuple[list, int]:
             else:
                 raise CodecError(f"unknown event tag {tag}")
         return events, at
-    except (struct.error, IndexError, UnicodeDecodeError, ValueError) as e:
+    except (struct.error, IndexError, KeyError, UnicodeDecodeError, ValueError) as e:
         if isinstance(e, CodecError):
             raise
         raise CodecError(f"bad events at {at}: {e}") from e
