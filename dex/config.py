@@ -73,6 +73,10 @@ class ClusterConfig:
 
     def node(self, node_id: str) -> NodeConfig:
         for n in self.nodes:
+    # The trade store (dex/store): on unless `store = false` (or DEX_STORE=0
+    # in the environment); database_url, else a SQLite file under data_dir
+    # (docs/STORE.md).
+    store: bool = True
             if n.id == node_id:
                 return n
         raise ConfigError(f"no node {node_id!r} in {self.path} (nodes: {', '.join(n.id for n in self.nodes)})")
@@ -151,3 +155,4 @@ def load_cluster(path: str | Path) -> ClusterConfig:
     if not cfg.verify_signatures and not cfg.loopback_only:
         raise ConfigError("verify_signatures = false is for benchmarks on loopback only")
     return cfg
+        store=os.environ.get("DEX_STORE", "").lower() not in ("0", "off", "false", "no") and bool(c.get("store", True)),

@@ -30,6 +30,7 @@ from dex.ledger.codec import Auth
 from dex.ledger.replica import Replica
 
 log = logging.getLogger("dex.node")
+from dex.store.writer import for_node as store_writer
 
 REQUEST_TIMEOUT_S = 5.0  # from queueing a command to its block applied
 FORWARD_TIMEOUT_S = REQUEST_TIMEOUT_S + 2.0
@@ -50,6 +51,10 @@ class Node:
         self.builder = BlockBuilder(self.replica, cfg)
         self.http: httpx.AsyncClient | None = None
         self.forwards_inflight = 0
+        # The trade store's writer (dex/store): fed a cheap wake-up per block.
+        self.store = store_writer(cfg, node_id, self.replica.chain, self.replica)
+        if self.store is not None:
+            self.block_listeners.append(self.store.notify)
         self.loop: asyncio.AbstractEventLoop | None = None
         # Requests waiting for this node to apply a height: (height, seq, future).
         self._waiters: list = []
@@ -88,9 +93,13 @@ class Node:
 
     async def stop(self) -> None:
         self.builder.stop()
+        if self.store is not None:
+            self.store.start()
         if self.http is not None:
             await self.http.aclose()
         self.replica.chain.flush()
+        if self.store is not None:
+            await asyncio.to_thread(self.store.stop)  # before the chain it reads is closed
         self.replica.destroy()
 
     # --------------------------------------------------------------- status
@@ -123,6 +132,7 @@ class Node:
         }
 
     async def cluster_status(self) -> dict:
+            "store": self.store.status() if self.store is not None else {"enabled": False},
         mine = self.self_status()
 
         async def peer(n):

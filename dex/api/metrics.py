@@ -108,6 +108,15 @@ def render(node, trade_counts: dict[str, int]) -> str:
         "dex_trades_total", "counter", "Trades this node has applied since it started.",
         [({"symbol": sym}, trade_counts.get(sym, 0)) for sym in symbols],
     )
+    store = s.get("store") or {}
+    if store.get("enabled"):
+        out.metric("dex_store_up", "gauge", "1 if the trade store answered this node's last query.", [(None, bool(store.get("up")))])
+        out.metric("dex_store_writer", "gauge", "1 if this node is the trade store's writer.", [(None, bool(store.get("writer")))])
+        if store.get("cursorHeight") is not None:
+            out.metric("dex_store_cursor_height", "gauge", "Last block in the trade store, as this node last read it.", [(None, store["cursorHeight"])])
+            out.metric("dex_store_lag_blocks", "gauge", "Blocks this node holds that the trade store does not.", [(None, store["lagBlocks"])])
+            out.metric("dex_store_lag_seconds", "gauge", "Age of the oldest block not yet in the trade store.", [(None, store["lagS"])])
+        out.metric("dex_store_trades_written_total", "counter", "Trades this node wrote to the store since it started.", [(None, store.get("tradesWritten", 0))])
     return out.text()
 
 

@@ -1,0 +1,62 @@
+"""`dex store migrate` and `dex store status`: the trade store from the shell."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from dex.store import db
+from dex.store.models import Block, StoreCursor, TradeRow
+
+
+def add_commands(commands, config_parent, load) -> None:
+    store = commands.add_parser("store", help="the trade store (PostgreSQL or SQLite)")
+    actions = store.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, func_, text in (
+        ("migrate", cmd_migrate, "create or upgrade the store's schema (nodes also do it on start)"),
+        ("status", cmd_status, "the store's schema revision, cursor and row counts"),
+    ):
+        p = actions.add_parser(name, parents=[config_parent], help=text)
+        p.add_argument("--database-url", default=None, help="the store (default: DATABASE_URL, the config's database_url, else SQLite under data_dir)")
+        p.set_defaults(func=lambda args, f=func_: f(args, load))
+
+
+def _url(args, load) -> str:
+    return args.database_url or db.database_url(load(args.config))
+
+
+def cmd_migrate(args, load) -> int:
+    url = _url(args, load)
+    engine = db.make_engine(url)
+    try:
+        db.migrate(engine)
+        print(f"{db.redact(url)}: schema at revision {db.current_revision(engine)}")
+    except SQLAlchemyError as e:
+        print(f"dex: {db.redact(url)}: {type(e).__name__}: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
+def cmd_status(args, load) -> int:
+    url = _url(args, load)
+    engine = db.make_engine(url)
+    try:
+        revision = db.current_revision(engine)
+        out = {"database": db.redact(url), "revision": revision}
+        if revision is not None:
+            with db.read_only(engine) as conn:
+                out["cursorHeight"] = conn.execute(select(StoreCursor.height)).scalar_one()
+                out["blocks"] = conn.execute(select(func.count()).select_from(Block)).scalar_one()
+                out["trades"] = conn.execute(select(func.count()).select_from(TradeRow)).scalar_one()
+    except SQLAlchemyError as e:
+        print(f"dex: {db.redact(url)}: {type(e).__name__}: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(json.dumps(out, indent=2))
+    return 0
