@@ -220,6 +220,9 @@ def write_config(args, workdir: Path) -> Path:
         "block_interval_ms": args.block_interval_ms or base.get("block_interval_ms", 5),
         "block_commands_max": args.block_commands_max or base.get("block_commands_max", 256),
         "block_bytes_max": args.block_bytes_max or base.get("block_bytes_max", 16384),
+        # A benchmark measures the cluster, not the per-account rate limit.
+        "rate_limit_per_s": 1_000_000,
+        "rate_limit_burst": 1_000_000,
     }
     ports = free_ports(2 * args.nodes)
     lines = [

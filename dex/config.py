@@ -25,6 +25,11 @@ BLOCK_COMMANDS_MAX_DEFAULT = 256
 BLOCK_BYTES_MAX_DEFAULT = 32 * 1024  # room for a signed batch of 100 orders (~20 KiB)
 PENDING_COMMANDS_MAX_DEFAULT = 20_000
 INFLIGHT_BLOCKS_MAX_DEFAULT = 64
+# Per account and node, on signed requests (dex/api/ratelimit.py): a token bucket.
+RATE_LIMIT_PER_S_DEFAULT = 50
+RATE_LIMIT_BURST_DEFAULT = 100
+# A WebSocket connection's outbound queue (docs/STREAMS.md); tests lower it.
+STREAM_QUEUE_MAX_DEFAULT = 4096
 assert BLOCK_BYTES_MAX_DEFAULT < 64 * 1024  # PySyncObj's batch size: one block per batch at most
 
 
@@ -64,7 +69,14 @@ class ClusterConfig:
     pending_commands_max: int = PENDING_COMMANDS_MAX_DEFAULT
     inflight_blocks_max: int = INFLIGHT_BLOCKS_MAX_DEFAULT
     leader_wait_ms: int = 3000
+    rate_limit_per_s: int = RATE_LIMIT_PER_S_DEFAULT
+    rate_limit_burst: int = RATE_LIMIT_BURST_DEFAULT
+    stream_queue_max: int = STREAM_QUEUE_MAX_DEFAULT
     database_url: str | None = None
+    # The trade store (dex/store): on unless `store = false` (or DEX_STORE=0
+    # in the environment); database_url, else a SQLite file under data_dir
+    # (docs/STORE.md).
+    store: bool = True
     # Benchmarks only: `false` skips the Ed25519 check of signed requests (the
     # key still names the account), to measure what the check costs. Refused
     # unless every node is on loopback; a node logs a warning when it is off.
@@ -73,10 +85,6 @@ class ClusterConfig:
 
     def node(self, node_id: str) -> NodeConfig:
         for n in self.nodes:
-    # The trade store (dex/store): on unless `store = false` (or DEX_STORE=0
-    # in the environment); database_url, else a SQLite file under data_dir
-    # (docs/STORE.md).
-    store: bool = True
             if n.id == node_id:
                 return n
         raise ConfigError(f"no node {node_id!r} in {self.path} (nodes: {', '.join(n.id for n in self.nodes)})")
@@ -143,7 +151,11 @@ def load_cluster(path: str | Path) -> ClusterConfig:
         pending_commands_max=int(c.get("pending_commands_max", PENDING_COMMANDS_MAX_DEFAULT)),
         inflight_blocks_max=int(c.get("inflight_blocks_max", INFLIGHT_BLOCKS_MAX_DEFAULT)),
         leader_wait_ms=int(c.get("leader_wait_ms", 3000)),
+        rate_limit_per_s=int(c.get("rate_limit_per_s", RATE_LIMIT_PER_S_DEFAULT)),
+        rate_limit_burst=int(c.get("rate_limit_burst", RATE_LIMIT_BURST_DEFAULT)),
+        stream_queue_max=int(c.get("stream_queue_max", STREAM_QUEUE_MAX_DEFAULT)),
         database_url=database_url,
+        store=os.environ.get("DEX_STORE", "").lower() not in ("0", "off", "false", "no") and bool(c.get("store", True)),
         verify_signatures=bool(c.get("verify_signatures", True)),
     )
     if not 1 <= cfg.block_commands_max <= 4096:
@@ -152,7 +164,10 @@ def load_cluster(path: str | Path) -> ClusterConfig:
         raise ConfigError("block_bytes_max must be in 1024..65535 (PySyncObj batches 64 KiB)")
     if not 1 <= cfg.block_interval_ms <= 1000:
         raise ConfigError("block_interval_ms must be in 1..1000")
+    if not 1 <= cfg.rate_limit_per_s <= cfg.rate_limit_burst:
+        raise ConfigError("rate_limit_per_s must be >= 1 and rate_limit_burst >= rate_limit_per_s")
+    if not 1 <= cfg.stream_queue_max <= 65536:
+        raise ConfigError("stream_queue_max must be in 1..65536")
     if not cfg.verify_signatures and not cfg.loopback_only:
         raise ConfigError("verify_signatures = false is for benchmarks on loopback only")
     return cfg
-        store=os.environ.get("DEX_STORE", "").lower() not in ("0", "off", "false", "no") and bool(c.get("store", True)),

@@ -24,13 +24,15 @@ import httpx
 
 from dex.api.errors import DISCONNECTED, OVERLOADED, TIMEOUT, ApiError
 from dex.api.history import History
+from dex.api.ratelimit import FORWARD_MAC_HEADER, forward_key, forward_mac
+from dex.auth import signed_payload
 from dex.config import ClusterConfig, ConfigError, load_cluster
 from dex.ledger.builder import BlockBuilder, NotLeader, Overloaded, Unknown
 from dex.ledger.codec import Auth
 from dex.ledger.replica import Replica
+from dex.store.writer import for_node as store_writer
 
 log = logging.getLogger("dex.node")
-from dex.store.writer import for_node as store_writer
 
 REQUEST_TIMEOUT_S = 5.0  # from queueing a command to its block applied
 FORWARD_TIMEOUT_S = REQUEST_TIMEOUT_S + 2.0
@@ -49,18 +51,19 @@ class Node:
         self.block_listeners: list = []  # extra listeners (streams) added by the API
         self.replica = Replica(cfg, node_id, listeners=[self.history, self._on_block])
         self.builder = BlockBuilder(self.replica, cfg)
-        self.http: httpx.AsyncClient | None = None
-        self.forwards_inflight = 0
         # The trade store's writer (dex/store): fed a cheap wake-up per block.
         self.store = store_writer(cfg, node_id, self.replica.chain, self.replica)
         if self.store is not None:
             self.block_listeners.append(self.store.notify)
+        self.http: httpx.AsyncClient | None = None
+        self.forwards_inflight = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         # Requests waiting for this node to apply a height: (height, seq, future).
         self._waiters: list = []
         self._waiters_lock = threading.Lock()
         self._waiter_seq = itertools.count()
         self.started_s = time.monotonic()
+        self.forward_key = forward_key(cfg.secret())  # proves a forward came from a peer (dex/api/ratelimit.py)
 
     def _on_block(self, header, block_hash, proposal, results) -> None:
         for listener in self.block_listeners:
@@ -90,16 +93,16 @@ class Node:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.http = httpx.AsyncClient(timeout=FORWARD_TIMEOUT_S, limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
+        if self.store is not None:
+            self.store.start()
 
     async def stop(self) -> None:
         self.builder.stop()
         if self.store is not None:
-            self.store.start()
+            await asyncio.to_thread(self.store.stop)  # before the chain it reads is closed
         if self.http is not None:
             await self.http.aclose()
         self.replica.chain.flush()
-        if self.store is not None:
-            await asyncio.to_thread(self.store.stop)  # before the chain it reads is closed
         self.replica.destroy()
 
     # --------------------------------------------------------------- status
@@ -129,10 +132,10 @@ class Node:
             "reachable": True,
             "apiUrl": self.me.api_url,
             "uptimeS": round(time.monotonic() - self.started_s, 1),
+            "store": self.store.status() if self.store is not None else {"enabled": False},
         }
 
     async def cluster_status(self) -> dict:
-            "store": self.store.status() if self.store is not None else {"enabled": False},
         mine = self.self_status()
 
         async def peer(n):
@@ -209,8 +212,10 @@ class Node:
 
     async def _forward(self, leader: str, method: str, path: str, query: str, headers: dict, body: bytes):
         url = f"{self.cfg.node(leader).api_url}{path}" + (f"?{query}" if query else "")
-        headers = {k: v for k, v in headers.items() if k.lower() in ("x-api-key", "x-timestamp", "x-signature", "content-type")}
-        headers["X-DEX-FORWARDED"] = self.node_id
+        headers = {k.lower(): v for k, v in headers.items() if k.lower() in ("x-api-key", "x-timestamp", "x-signature", "x-recv-window", "content-type")}
+        headers["x-dex-forwarded"] = self.node_id
+        payload = signed_payload(headers.get("x-timestamp", ""), method, path, query, body)
+        headers[FORWARD_MAC_HEADER] = forward_mac(self.forward_key, headers.get("x-api-key", ""), headers.get("x-signature", ""), payload)
         try:
             r = await self.http.request(method, url, content=body, headers=headers)
         except httpx.TimeoutException as e:
@@ -268,6 +273,7 @@ def run(config_path: str | Path, node_id: str) -> int:
     import uvicorn
 
     from dex.api.app import create_app
+    from dex.api.streams import WS_FRAME_BYTES_CLOSE, WS_PING_INTERVAL_S, WS_PING_TIMEOUT_S
 
     node = Node(cfg, node_id)
     app = create_app(node)
@@ -275,6 +281,7 @@ def run(config_path: str | Path, node_id: str) -> int:
         uvicorn.Config(
             app, host=node.me.api_host, port=node.me.api_port, log_level="warning", access_log=False,
             lifespan="on", loop="uvloop", http="httptools",
+            ws_ping_interval=WS_PING_INTERVAL_S, ws_ping_timeout=WS_PING_TIMEOUT_S, ws_max_size=WS_FRAME_BYTES_CLOSE,
         )
     )
     log.info("node %s: raft %s, api %s", node_id, node.me.raft_address, node.me.api_url)

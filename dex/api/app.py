@@ -6,13 +6,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from dex.api import cluster, errors, ledger, market, metrics, trading
+from dex.api import cluster, errors, ledger, market, metrics, ratelimit, streams, trading
 
 
 def create_app(node) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await node.start()
+        app.state.rate_limiter = ratelimit.AccountLimiter(node.cfg.rate_limit_per_s, node.cfg.rate_limit_burst)
+        app.state.hub = streams.Hub(node)  # WebSocket streams at /ws, fed by every block applied from now on
+        app.state.hub.attach()
         yield
         await node.stop()
 
@@ -28,6 +31,7 @@ def create_app(node) -> FastAPI:
     node.block_listeners.append(trade_counter)
     app.state.trade_counter = trade_counter
     errors.install(app)
-    for module in (market, trading, ledger, cluster, metrics):
+    ratelimit.document_429(trading.router)
+    for module in (market, trading, ledger, cluster, metrics, streams):
         app.include_router(module.router)
     return app

@@ -17,6 +17,7 @@ from dex.api.errors import (
     MANDATORY_PARAM,
     ApiError,
 )
+from dex.api.ratelimit import is_peer_forward
 from dex.auth import (
     RECV_WINDOW_MS_DEFAULT,
     RECV_WINDOW_MS_MAX,
@@ -41,41 +42,79 @@ class Signed:
     auth: Auth  # travels inside the block with the commands it authorized
 
 
-async def verify_request(request: Request) -> Signed:
-    """Verify X-API-KEY / X-TIMESTAMP / X-SIGNATURE over the request as sent.
-
-    Routes that may forward to the leader call this only where the request
-    executes, so a forwarded request is verified once, by the leader."""
-    h = request.headers
-    key, ts, sig = h.get("x-api-key"), h.get("x-timestamp"), h.get("x-signature")
-    if not key or not ts or not sig:
-        raise ApiError(401, MANDATORY_PARAM, "Signed endpoint: X-API-KEY, X-TIMESTAMP and X-SIGNATURE are required.")
+def parse_api_key(key: str) -> bytes:
+    """The Ed25519 public key an API key (hex) names, or the -2014 error."""
     try:
         public_key = bytes.fromhex(key)
         if len(public_key) != 32:
             raise ValueError
     except ValueError:
         raise ApiError(401, BAD_API_KEY, "API-key format invalid.") from None
-    if not ts.isdigit() or len(ts) > 15:
+    return public_key
+
+
+def check_timestamp(timestamp: str, window: str | None) -> int:
+    """The request's timestamp (ms) if it is inside its recvWindow (ms, as
+    sent; None for the default) of this node's clock, else -1021 / -1102."""
+    if not timestamp.isdigit() or len(timestamp) > 15:
         raise ApiError(400, INVALID_TIMESTAMP, "Timestamp for this request is not valid.")
-    timestamp_ms = int(ts)
-    window_text = request.query_params.get("recvWindow") or h.get("x-recv-window") or str(RECV_WINDOW_MS_DEFAULT)
-    if not window_text.isdigit() or not 0 < int(window_text) <= RECV_WINDOW_MS_MAX:
+    timestamp_ms = int(timestamp)
+    window = window or str(RECV_WINDOW_MS_DEFAULT)
+    if not window.isdigit() or not 0 < int(window) <= RECV_WINDOW_MS_MAX:
         raise ApiError(400, MANDATORY_PARAM, f"recvWindow must be 1..{RECV_WINDOW_MS_MAX} ms.")
     now_ms = time.time_ns() // 1_000_000
-    if timestamp_ms > now_ms + 1000 or now_ms - timestamp_ms > int(window_text):
+    if timestamp_ms > now_ms + 1000 or now_ms - timestamp_ms > int(window):
         raise ApiError(400, INVALID_TIMESTAMP, "Timestamp for this request is outside of the recvWindow.")
+    return timestamp_ms
+
+
+def decode_signature(signature_b64: str) -> bytes:
+    """The 64 raw bytes of a base64 signature header, or -1022."""
     try:
-        signature = base64.b64decode(sig, validate=True)
+        signature = base64.b64decode(signature_b64, validate=True)
     except (binascii.Error, ValueError):
         signature = b""
+    if len(signature) != 64:
+        raise ApiError(401, INVALID_SIGNATURE, "Signature for this request is not valid.")
+    return signature
+
+
+def check_signature(public_key: bytes, signature_b64: str, payload: bytes) -> bytes:
+    """The signature (raw) if it signs `payload` with `public_key`, else -1022."""
+    signature = decode_signature(signature_b64)
+    if not verify(public_key, signature, payload):
+        raise ApiError(401, INVALID_SIGNATURE, "Signature for this request is not valid.")
+    return signature
+
+
+async def verify_request(request: Request) -> Signed:
+    """Verify X-API-KEY / X-TIMESTAMP / X-SIGNATURE over the request as sent,
+    and charge the account's rate limit (dex/api/ratelimit.py) unless a peer
+    forwarded the request, having charged it already.
+
+    Routes that may forward to the leader call this where the request
+    arrives (before forwarding) and where it executes."""
+    h = request.headers
+    key, ts, sig = h.get("x-api-key"), h.get("x-timestamp"), h.get("x-signature")
+    if not key or not ts or not sig:
+        raise ApiError(401, MANDATORY_PARAM, "Signed endpoint: X-API-KEY, X-TIMESTAMP and X-SIGNATURE are required.")
+    public_key = parse_api_key(key)
+    timestamp_ms = check_timestamp(ts, request.query_params.get("recvWindow") or h.get("x-recv-window"))
     body = await request.body()
     payload = signed_payload(timestamp_ms, request.method, request.url.path, request.url.query, body)
-    checked = request.app.state.node.cfg.verify_signatures  # false only in loopback benchmarks
-    if len(signature) != 64 or (checked and not verify(public_key, signature, payload)):
-        raise ApiError(401, INVALID_SIGNATURE, "Signature for this request is not valid.")
+    node = request.app.state.node
+    # A request a peer forwarded was verified and charged there (its MAC binds
+    # key, signature and signed bytes): one Ed25519 check per request.
+    peer = is_peer_forward(node.forward_key, h, payload)
+    if peer or not node.cfg.verify_signatures:  # verify_signatures: false only in loopback benchmarks
+        signature = decode_signature(sig)
+    else:
+        signature = check_signature(public_key, sig, payload)
+    account = account_id(public_key)
+    if not peer:
+        request.app.state.rate_limiter.charge(account)
     return Signed(
-        account=account_id(public_key),
+        account=account,
         auth=Auth(public_key=public_key, timestamp_ms=timestamp_ms, signature=signature, payload=payload),
     )
 

@@ -120,26 +120,12 @@ async def klines(
         raise ApiError(400, INVALID_INTERVAL, "Invalid interval.")
     if startTime is not None and endTime is not None and startTime > endTime:
         raise ApiError(400, MANDATORY_PARAM, "startTime must not be after endTime.")
-    candles: list[list] = []  # [open_ms, o, h, l, c, lots, quote_units, count, taker_buy_lots, taker_buy_units]
-    for t, time_ms in node.history.trades(symbol, TRADES_PER_MARKET_MAX):
-        if (startTime is not None and time_ms < startTime) or (endTime is not None and time_ms > endTime):
-            continue
-        open_ms = time_ms - time_ms % step
-        units = t.price * t.qty * m.notional_units
-        buy = t.taker_side == Side.BUY
-        c = candles[-1] if candles else None
-        if c is None or c[0] != open_ms:  # trades come oldest first, block times never go back
-            candles.append([open_ms, t.price, t.price, t.price, t.price, t.qty, units, 1, t.qty if buy else 0, units if buy else 0])
-            continue
-        c[2] = max(c[2], t.price)
-        c[3] = min(c[3], t.price)
-        c[4] = t.price
-        c[5] += t.qty
-        c[6] += units
-        c[7] += 1
-        if buy:
-            c[8] += t.qty
-            c[9] += units
+    trades = [
+        (t, time_ms)
+        for t, time_ms in node.history.trades(symbol, TRADES_PER_MARKET_MAX)
+        if (startTime is None or time_ms >= startTime) and (endTime is None or time_ms <= endTime)
+    ]
+    candles = fold_candles([], m, trades, step)
     candles = candles[:limit] if startTime is not None and endTime is None else candles[-limit:]
     return [
         [
@@ -158,6 +144,31 @@ async def klines(
         ]
         for c in candles
     ]
+
+
+def fold_candles(candles: list, m, trades, step: int) -> list:
+    """Add `trades` ((Trade, block time ms), oldest first) to `candles`, a
+    list of [open_ms, o, h, l, c, lots, quote_units, count, taker_buy_lots,
+    taker_buy_units] oldest first (the REST klines and the kline stream)."""
+    notional_units = m.notional_units  # a Decimal computation: once, not per trade
+    for t, time_ms in trades:
+        open_ms = time_ms - time_ms % step
+        units = t.price * t.qty * notional_units
+        buy = t.taker_side == Side.BUY
+        c = candles[-1] if candles else None
+        if c is None or c[0] != open_ms:  # trades come oldest first, block times never go back
+            candles.append([open_ms, t.price, t.price, t.price, t.price, t.qty, units, 1, t.qty if buy else 0, units if buy else 0])
+            continue
+        c[2] = max(c[2], t.price)
+        c[3] = min(c[3], t.price)
+        c[4] = t.price
+        c[5] += t.qty
+        c[6] += units
+        c[7] += 1
+        if buy:
+            c[8] += t.qty
+            c[9] += units
+    return candles
 
 
 def _ticker(node, m) -> dict:

@@ -1,4 +1,32 @@
 """The real-cluster fixtures (`cluster`, `cluster_config`) and their log
-check, shared with tests/cluster."""
+check, shared with tests/cluster; and `tuned_cluster`, a running cluster
+with extra [cluster] settings from the test's `cluster_settings` marker."""
 
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dex.config import SECRET_ENV
 from tests.cluster.conftest import *  # noqa: F403
+from tests.cluster.conftest import CLUSTERS
+from tests.cluster.harness import Cluster
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cluster_settings(**settings): extra [cluster] config keys for tuned_cluster")
+
+
+@pytest.fixture
+def tuned_cluster(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+    marker = request.node.get_closest_marker("cluster_settings")
+    assert marker is not None, "tuned_cluster needs @pytest.mark.cluster_settings(...)"
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    c = Cluster.create(tmp_path / "cluster", name=f"test-{request.node.name}"[:60], settings=marker.kwargs)
+    request.node.stash.setdefault(CLUSTERS, []).append(c)
+    try:
+        c.up()
+        yield c
+    finally:
+        c.close()
+    c.check_log()

@@ -73,7 +73,8 @@ def free_ports(count: int, rng: random.Random) -> list[int]:
     raise RuntimeError(f"found only {len(ports)} free ports of {count} in {PORT_PICKS_MAX} picks")
 
 
-def write_config(directory: Path, *, name: str, ports: list[int], secret_file: str = "var/cluster.secret") -> Path:
+def write_config(directory: Path, *, name: str, ports: list[int], secret_file: str = "var/cluster.secret", settings: dict | None = None) -> Path:
+    """`settings`: extra [cluster] keys (integers), e.g. {"rate_limit_per_s": 5}."""
     assert len(ports) == 2 * len(NODE_IDS)
     directory.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -84,6 +85,7 @@ def write_config(directory: Path, *, name: str, ports: list[int], secret_file: s
         f'secret_file = "{secret_file}"',
         "faucet = true",
     ]
+    lines += [f"{k} = {int(v)}" for k, v in (settings or {}).items()]
     for i, node_id in enumerate(NODE_IDS):
         raft, api = ports[2 * i], ports[2 * i + 1]
         lines += ["", "[[nodes]]", f'id = "{node_id}"', f'raft = "127.0.0.1:{raft}"', f'api = "127.0.0.1:{api}"']
@@ -120,10 +122,10 @@ class Cluster:
         self.truncations_reported: set[str] = set()
 
     @classmethod
-    def create(cls, directory: Path, *, name: str, seed: int | None = None) -> Cluster:
+    def create(cls, directory: Path, *, name: str, seed: int | None = None, settings: dict | None = None) -> Cluster:
         seed = random.randrange(2**32) if seed is None else seed
         ports = free_ports(2 * len(NODE_IDS), random.Random(seed))
-        path = write_config(directory, name=name, ports=ports)
+        path = write_config(directory, name=name, ports=ports, settings=settings)
         return cls(load_cluster(path), directory / "archived-logs")
 
     # ------------------------------------------------------------ processes
