@@ -1,32 +1,70 @@
-"""A Python client for dex: signs requests, retries safely, moves between nodes.
+"""A Python client for dex, sync and asyncio: signs requests, retries safely,
+moves between nodes, and keeps a local order book from the depth stream.
 
     from dex.auth import Keypair
-    from dex.client import Client
+    from dex.client import AsyncClient, Client
 
     c = Client(["http://127.0.0.1:8101", "http://127.0.0.1:8102"], Keypair.generate())
     c.deposit("USDT", "10000")
     c.place_order("BTCUSDT", "BUY", "LIMIT", price="50000", quantity="0.01")
 
+    async with AsyncClient(urls, keys) as a:
+        await a.place_order("BTCUSDT", "SELL", price="51000", quantity="0.01")
+        async for book in a.stream_book("BTCUSDT"):
+            print(book.bids(5), book.asks(5))
+
 Every new order carries a client order id (one is made if you pass none), so
 a retry after a timeout, a 503 or a dead node returns the original outcome
 instead of placing a second order. Errors from the exchange raise `DexError`
 with its `code` and `msg`.
+
+How the two transports share one policy: each endpoint builds a
+`RequestSpec` (in `_Endpoints`, written once); `_attempts(spec)` is a
+sans-IO generator that yields the next `_Send` (URL, body, freshly signed
+headers) or `_Sleep`, is sent back the response or the transport error, and
+returns the decoded answer or raises `DexError`. `Client` drives it with
+httpx.Client and time.sleep, `AsyncClient` with httpx.AsyncClient and
+asyncio.sleep. Retries are bounded (`retries` attempts); a connection
+failure or timeout moves to the next node at once, a 503 every second try.
+A request marked retry=False (a deposit) is sent again only after a refused
+connection, which proves it never arrived.
+
+`BookKeeper` (from `AsyncClient.stream_book`) subscribes to `<symbol>@depth`
+over WebSocket and feeds a `dex.client_book.LocalBook`; on a gap it
+resubscribes for a fresh snapshot, on a dead connection it reconnects to the
+next node. The book is only yielded while it is in sync.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
+from collections.abc import AsyncIterator, Generator
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import httpx
 
 from dex.auth import Keypair
+from dex.client_book import GapDetected, LocalBook
 
 RETRIES_MAX = 8
 BACKOFF_S = 0.1
 BACKOFF_MAX_S = 1.0
+TIMEOUT_S_DEFAULT = 10.0
+TRANSPORT_ERRORS = (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError, httpx.TimeoutException)
+NO_NODE = -1001  # the API's DISCONNECTED: what the client reports when no node answered
+
+# Streams (docs/STREAMS.md)
+WS_PATH = "/ws"
+WS_CONNECT_TIMEOUT_S = 5.0
+WS_ANSWER_TIMEOUT_S = 5.0  # for the answer to a SUBSCRIBE
+WS_FRAME_BYTES_MAX = 4 * 1024 * 1024  # a snapshot of 2 x 1,000 levels is ~60 KiB
+WS_RECONNECTS_MAX = 32  # in a row without reaching a snapshot; then the keeper gives up
+WS_RECONNECT_BACKOFF_MAX_S = 2.0
+assert WS_RECONNECT_BACKOFF_MAX_S >= BACKOFF_S
 
 
 class DexError(Exception):
@@ -41,79 +79,135 @@ def new_client_order_id() -> str:
     return "c-" + secrets.token_hex(12)
 
 
-class Client:
-    def __init__(self, urls: list[str] | str, keys: Keypair | None = None, *, timeout_s: float = 10.0, retries: int = RETRIES_MAX) -> None:
-        self.urls = [urls] if isinstance(urls, str) else list(urls)
+# ---------------------------------------------------------------- the policy
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSpec:
+    """One API call, before any node, time or signature is chosen."""
+
+    method: str
+    path: str
+    params: dict | None = None
+    body: dict | None = None
+    signed: bool = False
+    retry: bool = True  # only for requests a retry cannot duplicate
+
+    @property
+    def query(self) -> str:
+        return urlencode({k: v for k, v in (self.params or {}).items() if v is not None})
+
+    @property
+    def content(self) -> bytes:
+        return b"" if self.body is None else json.dumps(self.body, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    method: str
+    url: str
+    content: bytes | None
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Sleep:
+    seconds: float
+
+
+class _Nodes:
+    """The node list, the one in use, keys and retry policy: shared by both transports."""
+
+    def __init__(self, urls: list[str] | str, keys: Keypair | None, retries: int) -> None:
+        self.urls = [urls] if isinstance(urls, str) else [u.rstrip("/") for u in urls]
         assert self.urls, "at least one node URL"
+        assert retries >= 1
         self.keys = keys
         self.retries = retries
+        self.on_retry = None  # called with one line of text before each retry (a CLI's progress)
         self._current = 0
-        self._http = httpx.Client(timeout=timeout_s)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     @property
     def url(self) -> str:
         return self.urls[self._current]
 
-    # ------------------------------------------------------------ transport
+    def rotate(self) -> None:
+        self._current = (self._current + 1) % len(self.urls)
+
+    def _send(self, spec: RequestSpec, query: str, raw: bytes) -> _Send:
+        headers = {"Content-Type": "application/json"} if spec.body is not None else {}
+        if spec.signed:
+            assert self.keys is not None, "a signed request needs keys"
+            # Signed afresh for every attempt: a retry must fall inside recvWindow too.
+            headers.update(self.keys.headers(time.time_ns() // 1_000_000, spec.method, spec.path, query, raw))
+        url = f"{self.url}{spec.path}" + (f"?{query}" if query else "")
+        return _Send(spec.method, url, raw or None, headers)
+
+    def _attempts(self, spec: RequestSpec) -> Generator[_Send | _Sleep, httpx.Response | Exception | None, object]:
+        """The retry and failover policy, free of IO (see the module docstring)."""
+        query, raw = spec.query, spec.content
+        attempts = self.retries
+        delay = BACKOFF_S
+        last: Exception | None = None
+        for attempt in range(attempts):
+            outcome = yield self._send(spec, query, raw)
+            if isinstance(outcome, Exception):
+                last = outcome
+                self.rotate()
+                # A refused connection never carried the request: even a
+                # non-idempotent one may go to the next node.
+                if not spec.retry and not isinstance(outcome, httpx.ConnectError):
+                    break
+            else:
+                assert isinstance(outcome, httpx.Response)
+                if outcome.status_code not in (429, 503):
+                    if outcome.status_code >= 400:
+                        payload = _json(outcome)
+                        raise DexError(outcome.status_code, payload.get("code", 0), payload.get("msg", outcome.text))
+                    return outcome.json()
+                payload = _json(outcome)
+                last = DexError(outcome.status_code, payload.get("code", 0), payload.get("msg", outcome.text))
+                retry_after = outcome.headers.get("Retry-After")
+                if retry_after and retry_after.isdigit():
+                    delay = max(delay, min(float(retry_after), BACKOFF_MAX_S))
+                if outcome.status_code == 503 and len(self.urls) > 1 and attempt % 2:
+                    self.rotate()
+                if not spec.retry:
+                    break
+            if attempt + 1 < attempts:
+                if self.on_retry is not None:
+                    self.on_retry(f"{spec.method} {spec.path}: {_why(last)}; retry {attempt + 1}/{attempts - 1} on {self.url}")
+                yield _Sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX_S)
+        if isinstance(last, DexError):
+            raise last
+        if isinstance(last, httpx.ConnectError):
+            raise DexError(503, NO_NODE, f"no node answered: {type(last).__name__}: {last}")
+        raise DexError(503, NO_NODE, f"outcome unknown: {type(last).__name__}: {last}")
+
+
+# ------------------------------------------------------------- the endpoints
+
+
+class _Endpoints:
+    """Every endpoint, once. `_call` is the transport's: it returns the answer
+    (Client) or an awaitable of it (AsyncClient)."""
+
+    def _call(self, spec: RequestSpec):  # pragma: no cover - each transport defines it
+        raise NotImplementedError
 
     def request(self, method: str, path: str, *, params: dict | None = None, body: dict | None = None, signed: bool = False, retry: bool = True):
         """Send a request, retrying on 503, timeouts and dead nodes (moving to
         the next node). Only idempotent requests should pass retry=True."""
-        query = urlencode({k: v for k, v in (params or {}).items() if v is not None})
-        raw = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
-        attempts = self.retries if retry else 1
-        delay = BACKOFF_S
-        last: Exception | None = None
-        for attempt in range(attempts):
-            headers = {"Content-Type": "application/json"} if body is not None else {}
-            if signed:
-                assert self.keys is not None, "a signed request needs keys"
-                headers.update(self.keys.headers(time.time_ns() // 1_000_000, method, path, query, raw))
-            url = f"{self.url}{path}" + (f"?{query}" if query else "")
-            try:
-                r = self._http.request(method, url, content=raw or None, headers=headers)
-            except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError, httpx.TimeoutException) as e:
-                last = e
-                self._current = (self._current + 1) % len(self.urls)
-            else:
-                if r.status_code == 503 or r.status_code == 429:
-                    payload = _json(r)
-                    last = DexError(r.status_code, payload.get("code", 0), payload.get("msg", r.text))
-                    retry_after = r.headers.get("Retry-After")
-                    if retry_after and retry_after.isdigit():
-                        delay = max(delay, min(float(retry_after), BACKOFF_MAX_S))
-                    if r.status_code == 503 and len(self.urls) > 1 and attempt % 2:
-                        self._current = (self._current + 1) % len(self.urls)
-                else:
-                    if r.status_code >= 400:
-                        payload = _json(r)
-                        raise DexError(r.status_code, payload.get("code", 0), payload.get("msg", r.text))
-                    return r.json()
-            if attempt + 1 < attempts:
-                time.sleep(delay)
-                delay = min(delay * 2, BACKOFF_MAX_S)
-        if isinstance(last, DexError):
-            raise last
-        raise DexError(503, -1001, f"no node answered: {last}")
-
-    # ------------------------------------------------------------ endpoints
+        return self._call(RequestSpec(method, path, params, body, signed, retry))
 
     def place_order(self, symbol: str, side: str, type: str = "LIMIT", *, price: str | None = None, quantity: str | None = None,
                     quote_order_qty: str | None = None, time_in_force: str | None = None, post_only: bool = False,
-                    client_order_id: str | None = None, stp: str | None = None, resp_type: str = "FULL") -> dict:
+                    client_order_id: str | None = None, stp: str | None = None, resp_type: str = "FULL"):
         body = _order_body(symbol, side, type, price, quantity, quote_order_qty, time_in_force, post_only, client_order_id, stp, resp_type)
         return self.request("POST", "/api/v1/order", body=body, signed=True)
 
-    def batch_orders(self, orders: list[dict]) -> list:
+    def batch_orders(self, orders: list[dict]):
         """Place up to 100 orders under one signature, in one block, in order.
         Each order is a dict of POST /order fields; each gets a client order id
         if it has none, so the whole batch can be retried safely. Returns one
@@ -121,15 +215,15 @@ class Client:
         batch = [{**o, "newClientOrderId": o.get("newClientOrderId") or new_client_order_id()} for o in orders]
         return self.request("POST", "/api/v1/batchOrders", body={"batchOrders": batch}, signed=True)
 
-    def cancel_order(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None) -> dict:
+    def cancel_order(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None):
         return self.request("DELETE", "/api/v1/order", params={"symbol": symbol, "orderId": order_id, "origClientOrderId": client_order_id}, signed=True)
 
-    def cancel_open_orders(self, symbol: str | None = None) -> list:
+    def cancel_open_orders(self, symbol: str | None = None):
         """Cancel every open order of this account, in `symbol` or in all markets."""
         return self.request("DELETE", "/api/v1/openOrders", params={"symbol": symbol}, signed=True)
 
     def amend_order(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None,
-                    new_price: str | None = None, new_qty: str | None = None) -> dict:
+                    new_price: str | None = None, new_qty: str | None = None):
         """Change an open order's price and/or total quantity (filled part included)."""
         body: dict = {"symbol": symbol}
         if order_id is not None:
@@ -144,41 +238,272 @@ class Client:
 
     def test_order(self, symbol: str, side: str, type: str = "LIMIT", *, price: str | None = None, quantity: str | None = None,
                    quote_order_qty: str | None = None, time_in_force: str | None = None, post_only: bool = False,
-                   client_order_id: str | None = None, stp: str | None = None, resp_type: str = "FULL") -> dict:
+                   client_order_id: str | None = None, stp: str | None = None, resp_type: str = "FULL"):
         """Check a new order as POST /order would, without placing it: {} if it would be accepted."""
         body = _order_body(symbol, side, type, price, quantity, quote_order_qty, time_in_force, post_only, client_order_id, stp, resp_type)
         return self.request("POST", "/api/v1/order/test", body=body, signed=True)
 
-    def my_trades(self, symbol: str, limit: int = 500) -> list:
+    def my_trades(self, symbol: str, limit: int = 500):
         return self.request("GET", "/api/v1/myTrades", params={"symbol": symbol, "limit": limit}, signed=True)
 
-    def get_order(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None) -> dict:
+    def get_order(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None):
         return self.request("GET", "/api/v1/order", params={"symbol": symbol, "orderId": order_id, "origClientOrderId": client_order_id}, signed=True)
 
-    def open_orders(self, symbol: str | None = None) -> list:
+    def open_orders(self, symbol: str | None = None):
         return self.request("GET", "/api/v1/openOrders", params={"symbol": symbol}, signed=True)
 
-    def account(self) -> dict:
+    def account(self):
         return self.request("GET", "/api/v1/account", signed=True)
 
-    def deposit(self, asset: str, amount: str) -> dict:
+    def deposit(self, asset: str, amount: str):
         # Not idempotent: a retry after an unknown outcome could deposit twice.
         return self.request("POST", "/api/v1/deposit", body={"asset": asset, "amount": str(amount)}, signed=True, retry=False)
 
-    def depth(self, symbol: str, limit: int = 100) -> dict:
+    def depth(self, symbol: str, limit: int = 100):
         return self.request("GET", "/api/v1/depth", params={"symbol": symbol, "limit": limit})
 
-    def trades(self, symbol: str, limit: int = 100) -> list:
+    def trades(self, symbol: str, limit: int = 100):
         return self.request("GET", "/api/v1/trades", params={"symbol": symbol, "limit": limit})
 
-    def blocks(self, limit: int = 20, from_height: int | None = None) -> dict:
+    def exchange_info(self):
+        return self.request("GET", "/api/v1/exchangeInfo")
+
+    def blocks(self, limit: int = 20, from_height: int | None = None):
         return self.request("GET", "/api/v1/blocks", params={"limit": limit, "fromHeight": from_height})
 
-    def block(self, height: int) -> dict:
+    def block(self, height: int):
         return self.request("GET", f"/api/v1/blocks/{height}")
 
-    def cluster_status(self) -> dict:
+    def cluster_status(self):
         return self.request("GET", "/api/v1/cluster/status")
+
+
+# ---------------------------------------------------------------- transports
+
+
+class Client(_Nodes, _Endpoints):
+    """The blocking client (httpx.Client)."""
+
+    def __init__(self, urls: list[str] | str, keys: Keypair | None = None, *, timeout_s: float = TIMEOUT_S_DEFAULT, retries: int = RETRIES_MAX) -> None:
+        _Nodes.__init__(self, urls, keys, retries)
+        self._http = httpx.Client(timeout=timeout_s)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _call(self, spec: RequestSpec):
+        steps = self._attempts(spec)
+        step = next(steps)
+        while True:
+            outcome: httpx.Response | Exception | None = None
+            if isinstance(step, _Sleep):
+                time.sleep(step.seconds)
+            else:
+                try:
+                    outcome = self._http.request(step.method, step.url, content=step.content, headers=step.headers)
+                except TRANSPORT_ERRORS as e:
+                    outcome = e
+            try:
+                step = steps.send(outcome)
+            except StopIteration as done:
+                return done.value
+
+
+class AsyncClient(_Nodes, _Endpoints):
+    """The asyncio client (httpx.AsyncClient): the same methods, awaited."""
+
+    def __init__(self, urls: list[str] | str, keys: Keypair | None = None, *, timeout_s: float = TIMEOUT_S_DEFAULT, retries: int = RETRIES_MAX) -> None:
+        _Nodes.__init__(self, urls, keys, retries)
+        self._http = httpx.AsyncClient(timeout=timeout_s)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    async def _call(self, spec: RequestSpec):
+        steps = self._attempts(spec)
+        step = next(steps)
+        while True:
+            outcome: httpx.Response | Exception | None = None
+            if isinstance(step, _Sleep):
+                await asyncio.sleep(step.seconds)
+            else:
+                try:
+                    outcome = await self._http.request(step.method, step.url, content=step.content, headers=step.headers)
+                except TRANSPORT_ERRORS as e:
+                    outcome = e
+            try:
+                step = steps.send(outcome)
+            except StopIteration as done:
+                return done.value
+
+    def stream_book(self, symbol: str, **options) -> BookKeeper:
+        """A local order book of `symbol` kept from the depth stream, starting at
+        this client's current node: `async for book in client.stream_book(s)`.
+        Options go to BookKeeper (on_status, connect_timeout_s)."""
+        urls = self.urls[self._current :] + self.urls[: self._current]
+        return BookKeeper(urls, symbol, **options)
+
+
+# ------------------------------------------------------------------ streams
+
+
+def ws_url(http_url: str) -> str:
+    """ws://host:port/ws for a node's http://host:port (wss for https)."""
+    if http_url.startswith("https://"):
+        return "wss://" + http_url[len("https://") :] + WS_PATH
+    assert http_url.startswith("http://"), f"not an http URL: {http_url}"
+    return "ws://" + http_url[len("http://") :] + WS_PATH
+
+
+class StreamError(DexError):
+    """The node answered a stream request with an error (e.g. -1121 Invalid symbol)."""
+
+
+class BookKeeper:
+    """Keeps `book` (a LocalBook) in sync with one market's depth stream.
+
+        async with BookKeeper(urls, "BTCUSDT") as keeper:
+            async for book in keeper:           # after each snapshot and applied diff
+                print(book.last_update_id, book.bids(1), book.asks(1))
+
+    Only a synced book is yielded. On a gap it unsubscribes and subscribes
+    again (the server then sends a fresh snapshot) and skips diffs until that
+    snapshot; on a closed or failed connection it moves to the next node and
+    subscribes there. After `reconnects_max` failed connections in a row
+    without a snapshot it raises DexError(-1001). `on_status` receives one
+    line of progress text per connection event (for a CLI).
+
+    Test hook: `drop_next_diffs(n)` drops the next n diffs as if the network
+    had lost them, so the gap detection and resync can be exercised.
+    """
+
+    def __init__(self, urls: list[str] | str, symbol: str, *, on_status=None, connect_timeout_s: float = WS_CONNECT_TIMEOUT_S,
+                 reconnects_max: int = WS_RECONNECTS_MAX) -> None:
+        assert reconnects_max >= 1
+        self.nodes = _Nodes(urls, None, 1)
+        self.reconnects_max = reconnects_max
+        self.symbol = symbol
+        self.stream = f"{symbol.lower()}@depth"
+        self.book = LocalBook(symbol)
+        self.on_status = on_status or (lambda line: None)
+        self.connect_timeout_s = connect_timeout_s
+        self.gaps = 0
+        self.resubscribes = 0
+        self.reconnects = 0
+        self._drop_diffs = 0
+        self._request_id = 0
+        self._ws = None
+        self._closed = False
+        self._updates: AsyncIterator[LocalBook] | None = None
+
+    @property
+    def url(self) -> str:
+        return self.nodes.url
+
+    def drop_next_diffs(self, count: int = 1) -> None:
+        """Test hook: lose the next `count` diffs before they reach the book."""
+        assert count >= 1
+        self._drop_diffs += count
+
+    async def __aenter__(self) -> BookKeeper:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> AsyncIterator[LocalBook]:
+        if self._updates is None:
+            self._updates = self._run()
+        return self._updates
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._ws is not None:
+            await self._ws.close()  # ends a pending receive: the generator then returns
+        if self._updates is not None and not self._updates.ag_running:
+            await self._updates.aclose()
+
+    async def _send(self, ws, method: str, params: list) -> int:
+        self._request_id += 1
+        await ws.send(json.dumps({"method": method, "params": params, "id": self._request_id}))
+        return self._request_id
+
+    async def _run(self) -> AsyncIterator[LocalBook]:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidHandshake, InvalidURI, WebSocketException
+
+        failures = 0
+        delay = BACKOFF_S
+        while not self._closed:
+            target = ws_url(self.url)
+            self.on_status(f"connecting to {target}")
+            try:
+                async with connect(target, open_timeout=self.connect_timeout_s, max_size=WS_FRAME_BYTES_MAX, proxy=None, compression=None) as ws:
+                    self._ws = ws
+                    subscribe_id = await self._send(ws, "SUBSCRIBE", [self.stream])
+                    self.on_status(f"subscribed to {self.stream} on {self.url}; waiting for the first snapshot")
+                    async for raw in ws:
+                        msg = json.loads(raw)
+                        if not isinstance(msg, dict):
+                            continue
+                        if "stream" not in msg:
+                            error = msg.get("error")
+                            if error and msg.get("id") == subscribe_id:
+                                raise StreamError(400, error.get("code", 0), error.get("msg", "subscription refused"))
+                            continue
+                        if msg["stream"] != self.stream or not isinstance(msg.get("data"), dict):
+                            continue
+                        data = msg["data"]
+                        kind = data.get("e")
+                        if kind == "depthSnapshot":
+                            self.book.apply_snapshot(data)
+                            failures, delay = 0, BACKOFF_S
+                            yield self.book
+                        elif kind == "depthUpdate" and self.book.synced:
+                            if self._drop_diffs:
+                                self._drop_diffs -= 1
+                                continue
+                            try:
+                                applied = self.book.apply_diff(data)
+                            except GapDetected as gap:
+                                self.gaps += 1
+                                self.resubscribes += 1
+                                self.on_status(f"{gap}; resubscribing for a fresh snapshot")
+                                await self._send(ws, "UNSUBSCRIBE", [self.stream])
+                                subscribe_id = await self._send(ws, "SUBSCRIBE", [self.stream])
+                                continue
+                            if applied:
+                                yield self.book
+                    why = f"closed by {self.url} ({ws.close_code} {ws.close_reason})"
+            except StreamError:
+                raise
+            except (OSError, TimeoutError, InvalidURI, InvalidHandshake, WebSocketException, ValueError) as e:
+                why = f"{type(e).__name__}: {e}"
+            finally:
+                self._ws = None
+            if self._closed:
+                return
+            self.book.clear()
+            failures += 1
+            self.reconnects += 1
+            if failures >= self.reconnects_max:
+                raise DexError(503, NO_NODE, f"depth stream of {self.symbol}: {failures} connections failed in a row; last: {why}")
+            self.nodes.rotate()
+            self.on_status(f"stream lost: {why}; moving to {self.url}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, WS_RECONNECT_BACKOFF_MAX_S)
 
 
 def _order_body(symbol, side, type, price, quantity, quote_order_qty, time_in_force, post_only, client_order_id, stp, resp_type) -> dict:
@@ -196,6 +521,12 @@ def _order_body(symbol, side, type, price, quantity, quote_order_qty, time_in_fo
     if stp is not None:
         body["selfTradePreventionMode"] = stp
     return body
+
+
+def _why(error: Exception | None) -> str:
+    if isinstance(error, DexError):
+        return f"HTTP {error.status} {error.code} {error.msg}"
+    return type(error).__name__
 
 
 def _json(r: httpx.Response) -> dict:

@@ -1,0 +1,523 @@
+"""The `dex` command's client side: keys, deposits, orders, the book, trades.
+
+    dex keys new [--out FILE] [--show-secret]
+    dex deposit ASSET AMOUNT
+    dex order place SYMBOL BUY|SELL QTY [--price P] [--type LIMIT|MARKET] [--tif GTC|IOC|FOK]
+                    [--post-only] [--client-order-id ID] [--count N]
+    dex order cancel SYMBOL (--order-id N | --client-order-id ID)
+    dex order list [SYMBOL]
+    dex book SYMBOL [--depth 10] [--once]
+    dex trades SYMBOL [--limit N] [--follow]
+
+Every one takes --node URL (default: the first API of --config, with failover
+across the config's nodes), --json (machine output), and the signed ones
+--key FILE (or $DEX_KEY_FILE). A key file is JSON, mode 0600, with the
+private key as hex; it is never printed unless `keys new --show-secret`.
+
+Errors from the exchange print its code and msg to stderr and exit 1; usage
+and key-file problems exit 2. Progress (waiting for a node, for the book's
+first snapshot, bulk placing) goes to stderr so stdout stays parseable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from dex.auth import Keypair
+from dex.config import ConfigError
+
+KEY_FILE_ENV = "DEX_KEY_FILE"
+KEY_FILE_MODE = 0o600
+PRIVATE_KEY_HEX_CHARS = 64
+BOOK_DEPTH_DEFAULT = 10
+BOOK_DEPTH_MAX = 100
+LADDER_REDRAW_INTERVAL_S = 0.1  # a live ladder redraws at most this often
+TRADES_LIMIT_DEFAULT = 20
+TRADES_LIMIT_MAX = 1000  # the API's bound on GET /trades
+BULK_COUNT_MAX = 10_000
+BATCH_ORDERS_MAX = 100  # the API's bound on POST /batchOrders
+FIRST_SNAPSHOT_TIMEOUT_S = 30.0
+assert BULK_COUNT_MAX % BATCH_ORDERS_MAX == 0
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+ANSI_HOME_CLEAR = "\x1b[H\x1b[2J"
+ANSI_RED = "\x1b[31m"
+ANSI_GREEN = "\x1b[32m"
+ANSI_RESET = "\x1b[0m"
+
+
+class UsageError(ConfigError):
+    """Bad arguments or key file: exit 2."""
+
+
+# --- nodes and keys ----------------------------------------------------------
+
+
+def node_urls(args: argparse.Namespace) -> list[str]:
+    """--node first, then the config's other nodes for failover."""
+    from dex.cli import _load
+
+    urls: list[str] = []
+    if args.node:
+        urls.append(args.node.rstrip("/"))
+    try:
+        cfg = _load(args.config)
+    except ConfigError:
+        if not urls:
+            raise
+    else:
+        urls += [n.api_url for n in cfg.nodes if n.api_url not in urls]
+    return urls
+
+
+def write_key_file(path: Path, keys: Keypair) -> None:
+    """Create `path` (never replace one) readable by its owner only."""
+    doc = {"account": str(keys.account), "apiKey": keys.api_key, "privateKey": keys.private.hex()}
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)
+    except FileExistsError:
+        raise UsageError(f"{path} exists; not replacing a key file") from None
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    assert (path.stat().st_mode & 0o777) == KEY_FILE_MODE
+
+
+def read_key_file(path: Path) -> Keypair:
+    """A key file: our JSON, or just the private key's 64 hex characters."""
+    try:
+        text = path.read_text().strip()
+    except OSError as e:
+        raise UsageError(f"cannot read key file {path}: {e.strerror}") from None
+    secret = text
+    if text.startswith("{"):
+        try:
+            secret = json.loads(text).get("privateKey", "")
+        except (ValueError, AttributeError):
+            raise UsageError(f"{path}: not a dex key file") from None
+    if len(secret) != PRIVATE_KEY_HEX_CHARS:
+        raise UsageError(f"{path}: no private key ({PRIVATE_KEY_HEX_CHARS} hex characters) in it")
+    try:
+        return Keypair.from_private(bytes.fromhex(secret))
+    except ValueError:
+        raise UsageError(f"{path}: the private key is not hex") from None
+
+
+def _keys(args: argparse.Namespace) -> Keypair:
+    path = args.key or os.environ.get(KEY_FILE_ENV)
+    if not path:
+        raise UsageError(f"this command is signed: pass --key FILE or set {KEY_FILE_ENV} (make one with `dex keys new`)")
+    return read_key_file(Path(path))
+
+
+def _client(args: argparse.Namespace, signed: bool = False):
+    from dex.client import Client
+
+    client = Client(node_urls(args), _keys(args) if signed else None)
+    client.on_retry = _progress  # "waiting for a node": every retry shows on stderr
+    return client
+
+
+# --- output ------------------------------------------------------------------
+
+
+def _progress(line: str) -> None:
+    print(f"\r\x1b[K{line}" if sys.stderr.isatty() else line, end="" if sys.stderr.isatty() else "\n", file=sys.stderr, flush=True)
+
+
+def _progress_done() -> None:
+    if sys.stderr.isatty():
+        print(file=sys.stderr, flush=True)
+
+
+def table(header: tuple[str, ...], rows: list[tuple]) -> list[str]:
+    cells = [tuple(str(c) for c in header)] + [tuple("-" if c is None else str(c) for c in r) for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+
+
+def _print_json(doc: object) -> None:
+    print(json.dumps(doc, indent=2))
+
+
+# --- keys ----------------------------------------------------------------------
+
+
+def cmd_keys_new(args: argparse.Namespace) -> int:
+    keys = Keypair.generate()
+    path = Path(args.out) if args.out else Path(f"dex-{keys.account}.key")
+    write_key_file(path, keys)
+    doc = {"account": str(keys.account), "apiKey": keys.api_key, "keyFile": str(path)}
+    if args.show_secret:
+        doc["privateKey"] = keys.private.hex()
+    if args.json:
+        _print_json(doc)
+    else:
+        print(f"account  {doc['account']}")
+        print(f"api key  {doc['apiKey']}")
+        print(f"key file {path} (mode 0600)")
+        if args.show_secret:
+            print(f"private  {doc['privateKey']}")
+    return EXIT_OK
+
+
+# --- deposit -------------------------------------------------------------------
+
+
+def cmd_deposit(args: argparse.Namespace) -> int:
+    with _client(args, signed=True) as c:
+        r = c.deposit(args.asset, args.amount)
+    if args.json:
+        _print_json(r)
+    else:
+        print(f"deposited {r['amount']} {r['asset']}; free {r['free']} (block {r['blockHeight']})")
+    return EXIT_OK
+
+
+# --- orders --------------------------------------------------------------------
+
+
+def _order_fields(args: argparse.Namespace, client_order_id: str | None) -> dict:
+    fields = {"symbol": args.symbol, "side": args.side, "type": args.type, "quantity": args.qty}
+    if args.price is not None:
+        fields["price"] = args.price
+    if args.tif is not None:
+        fields["timeInForce"] = args.tif
+    elif args.type == "LIMIT":
+        fields["timeInForce"] = "GTC"
+    if args.post_only:
+        fields["postOnly"] = True
+    if client_order_id is not None:
+        fields["newClientOrderId"] = client_order_id
+    return fields
+
+
+def cmd_order_place(args: argparse.Namespace) -> int:
+    if args.type == "LIMIT" and args.price is None:
+        raise UsageError("a LIMIT order needs --price")
+    if not 1 <= args.count <= BULK_COUNT_MAX:
+        raise UsageError(f"--count must be 1..{BULK_COUNT_MAX}")
+    with _client(args, signed=True) as c:
+        if args.count == 1:
+            f = _order_fields(args, args.client_order_id)
+            r = c.place_order(f["symbol"], f["side"], f["type"], price=f.get("price"), quantity=f["quantity"], time_in_force=f.get("timeInForce"),
+                              post_only=args.post_only, client_order_id=args.client_order_id)
+            results = [r]
+        else:
+            results = _place_bulk(c, args)
+    if args.json:
+        _print_json(results[0] if args.count == 1 else results)
+        return EXIT_OK if all("orderId" in r for r in results) else EXIT_FAILED
+    rows = [(r.get("orderId"), r.get("clientOrderId"), r.get("status"), r.get("price"), r.get("origQty"), r.get("executedQty"), r.get("blockHeight"))
+            if "orderId" in r else ("-", "-", f"REJECTED {r.get('code')}: {r.get('msg')}", "-", "-", "-", "-") for r in results]
+    for line in table(("orderId", "clientOrderId", "status", "price", "qty", "executed", "block"), rows):
+        print(line)
+    return EXIT_OK if all("orderId" in r for r in results) else EXIT_FAILED
+
+
+def _place_bulk(c, args: argparse.Namespace) -> list[dict]:
+    """`--count N`: N copies in batches of BATCH_ORDERS_MAX, a progress line per batch."""
+    results: list[dict] = []
+    started = time.monotonic()
+    base = args.client_order_id
+    for start in range(0, args.count, BATCH_ORDERS_MAX):
+        size = min(BATCH_ORDERS_MAX, args.count - start)
+        batch = [_order_fields(args, f"{base}-{start + i}" if base else None) for i in range(size)]
+        results += c.batch_orders(batch)
+        rate = len(results) / max(time.monotonic() - started, 1e-9)
+        _progress(f"placed {len(results)}/{args.count} orders ({rate:.0f}/s)")
+    _progress_done()
+    return results
+
+
+def cmd_order_cancel(args: argparse.Namespace) -> int:
+    with _client(args, signed=True) as c:
+        r = c.cancel_order(args.symbol, order_id=args.order_id, client_order_id=args.client_order_id)
+    if args.json:
+        _print_json(r)
+    else:
+        print(f"canceled order {r.get('orderId')} ({r.get('clientOrderId')}): {r.get('status')}, executed {r.get('executedQty')} of {r.get('origQty')}")
+    return EXIT_OK
+
+
+def cmd_order_list(args: argparse.Namespace) -> int:
+    with _client(args, signed=True) as c:
+        orders = c.open_orders(args.symbol)
+    if args.json:
+        _print_json(orders)
+        return EXIT_OK
+    rows = [(o["orderId"], o["clientOrderId"], o["symbol"], o["side"], o["type"], o["price"], o["origQty"], o["executedQty"], o["status"]) for o in orders]
+    for line in table(("orderId", "clientOrderId", "symbol", "side", "type", "price", "qty", "executed", "status"), rows):
+        print(line)
+    if not orders:
+        print("no open orders")
+    return EXIT_OK
+
+
+# --- the book ------------------------------------------------------------------
+
+
+def ladder(book, depth: int, *, color: bool) -> list[str]:
+    """Asks above (best lowest, next to the spread), bids below."""
+    asks = list(reversed(book.asks(depth)))
+    bids = book.bids(depth)
+    width_p = max((len(p) for p, _ in asks + bids), default=5)
+    width_q = max((len(q) for _, q in asks + bids), default=3)
+    red, green, reset = (ANSI_RED, ANSI_GREEN, ANSI_RESET) if color else ("", "", "")
+    lines = [f"{book.symbol}  height {book.last_update_id}", f"{'price'.rjust(width_p)}  {'qty'.rjust(width_q)}"]
+    lines += [f"{red}{p.rjust(width_p)}  {q.rjust(width_q)}{reset}" for p, q in asks]
+    best_bid, best_ask = book.best_bid(), book.best_ask()
+    spread = f"spread {best_ask - best_bid}" if best_bid is not None and best_ask is not None else "spread -"
+    lines.append(f"{'-' * 4} {spread} {'-' * 4}")
+    lines += [f"{green}{p.rjust(width_p)}  {q.rjust(width_q)}{reset}" for p, q in bids]
+    return lines
+
+
+async def _book(args: argparse.Namespace) -> int:
+    from dex.client import BookKeeper
+
+    keeper = BookKeeper(node_urls(args), args.symbol, on_status=_progress)
+    async with keeper:
+        updates = aiter(keeper)
+        try:
+            book = await asyncio.wait_for(anext(updates), FIRST_SNAPSHOT_TIMEOUT_S)
+        except TimeoutError:
+            raise _DexFailure(-1001, f"no snapshot of {args.symbol} within {FIRST_SNAPSHOT_TIMEOUT_S:.0f} s") from None
+        _progress_done()
+        if args.once:
+            _draw(book, args, live=False)
+            return EXIT_OK
+        # Live: one task follows the stream, this loop redraws the latest book
+        # when it changed, at most once per LADDER_REDRAW_INTERVAL_S.
+        changed = asyncio.Event()
+        changed.set()
+
+        async def follow() -> None:
+            async for _ in updates:
+                changed.set()
+
+        follower = asyncio.create_task(follow())
+        try:
+            while not follower.done():
+                waiter = asyncio.create_task(changed.wait())
+                await asyncio.wait({follower, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                if changed.is_set():
+                    changed.clear()
+                    _draw(book, args, live=True)
+                    await asyncio.sleep(LADDER_REDRAW_INTERVAL_S)  # the frame-rate cap
+            follower.result()  # the stream's error, if it ended with one
+        finally:
+            follower.cancel()
+        return EXIT_OK
+
+
+def _draw(book, args: argparse.Namespace, *, live: bool) -> None:
+    if args.json:
+        print(json.dumps({"symbol": args.symbol, "lastUpdateId": book.last_update_id, "bids": book.bids(args.depth), "asks": book.asks(args.depth)}), flush=True)
+    else:
+        lines = ladder(book, args.depth, color=sys.stdout.isatty())
+        print((ANSI_HOME_CLEAR if live else "") + "\n".join(lines), flush=True)
+
+
+class _DexFailure(Exception):
+    def __init__(self, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+
+
+def cmd_book(args: argparse.Namespace) -> int:
+    if not 1 <= args.depth <= BOOK_DEPTH_MAX:
+        raise UsageError(f"--depth must be 1..{BOOK_DEPTH_MAX}")
+    return asyncio.run(_book(args))
+
+
+# --- trades --------------------------------------------------------------------
+
+
+def _trade_row(t: dict) -> tuple:
+    stamp = time.strftime("%H:%M:%S", time.gmtime(t["time"] / 1000)) + f".{t['time'] % 1000:03d}"
+    side = "SELL" if t["isBuyerMaker"] else "BUY"  # the taker's side
+    return (t["id"], stamp, side, t["price"], t["qty"], t["quoteQty"])
+
+
+TRADE_HEADER = ("id", "time (UTC)", "taker", "price", "qty", "quote")
+
+
+def cmd_trades(args: argparse.Namespace) -> int:
+    if not 1 <= args.limit <= TRADES_LIMIT_MAX:
+        raise UsageError(f"--limit must be 1..{TRADES_LIMIT_MAX}")
+    with _client(args) as c:
+        trades = c.trades(args.symbol, args.limit)
+        quote_step = _quote_step(c.exchange_info(), args.symbol) if args.follow else None
+    trades.sort(key=lambda t: t["id"])
+    if args.json:
+        for t in trades if args.follow else ():
+            print(json.dumps(t), flush=True)
+        if not args.follow:
+            _print_json(trades)
+    else:
+        for line in table(TRADE_HEADER, [_trade_row(t) for t in trades]):
+            print(line, flush=True)
+    if args.follow:
+        last_id = trades[-1]["id"] if trades else 0
+        return asyncio.run(_follow_trades(args, last_id, quote_step))
+    return EXIT_OK
+
+
+def _quote_step(info: dict, symbol: str) -> Decimal:
+    """The quote asset's smallest unit, to render a streamed trade's quoteQty as GET /trades does."""
+    decimals = {a["asset"]: a["decimals"] for a in info["assets"]}
+    market = next(m for m in info["symbols"] if m["symbol"] == symbol)
+    return Decimal(1).scaleb(-decimals[market["quoteAsset"]])
+
+
+async def _follow_trades(args: argparse.Namespace, last_id: int, quote_step: Decimal) -> int:
+    """Print trades from `<symbol>@trade` as they come, moving nodes when one dies.
+
+    After each SUBSCRIBE is acknowledged, GET /trades fills in what happened
+    since `last_id` (while connecting, or while the last node was dying);
+    trade ids printed are strictly increasing, so nothing prints twice."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import WebSocketException
+
+    from dex.client import WS_ANSWER_TIMEOUT_S, WS_CONNECT_TIMEOUT_S, WS_RECONNECTS_MAX, AsyncClient, DexError, ws_url
+
+    urls = node_urls(args)
+    stream = f"{args.symbol.lower()}@trade"
+    failures = 0
+    current = 0
+
+    def emit(t: dict) -> None:
+        nonlocal last_id
+        if t["id"] > last_id:
+            last_id = t["id"]
+            print(json.dumps(t) if args.json else table(TRADE_HEADER, [_trade_row(t)])[1], flush=True)
+
+    def from_stream(data: dict) -> dict:
+        quote = (Decimal(data["p"]) * Decimal(data["q"])).quantize(quote_step)
+        return {"id": data["t"], "price": data["p"], "qty": data["q"], "quoteQty": str(quote), "time": data["T"], "isBuyerMaker": data["m"]}
+
+    while failures < WS_RECONNECTS_MAX:
+        url = urls[current]
+        _progress(f"following {stream} on {url}")
+        try:
+            async with connect(ws_url(url), open_timeout=WS_CONNECT_TIMEOUT_S, proxy=None) as ws:
+                await ws.send(json.dumps({"method": "SUBSCRIBE", "params": [stream], "id": 1}))
+                early: list[dict] = []
+                async with asyncio.timeout(WS_ANSWER_TIMEOUT_S):
+                    while True:
+                        msg = json.loads(await ws.recv())
+                        if msg.get("id") == 1 and "stream" not in msg:
+                            if msg.get("error"):
+                                raise _DexFailure(msg["error"].get("code", 0), msg["error"].get("msg", ""))
+                            break
+                        early.append(msg)
+                async with AsyncClient(url, retries=1) as c:
+                    for t in sorted(await c.trades(args.symbol, TRADES_LIMIT_MAX), key=lambda t: t["id"]):
+                        emit(t)
+                failures = 0
+                for msg in early:
+                    if msg.get("stream") == stream and isinstance(msg.get("data"), dict):
+                        emit(from_stream(msg["data"]))
+                async for raw in ws:
+                    msg = json.loads(raw)
+                    if msg.get("stream") == stream and isinstance(msg.get("data"), dict):
+                        emit(from_stream(msg["data"]))
+        except _DexFailure:
+            raise
+        except (OSError, TimeoutError, WebSocketException, ValueError, DexError) as e:
+            _progress(f"trade stream lost on {url}: {type(e).__name__}")
+        failures += 1
+        current = (current + 1) % len(urls)
+        await asyncio.sleep(min(0.1 * 2**failures, 2.0))
+    raise _DexFailure(-1001, f"no node serves {stream}")
+
+
+# --- wiring --------------------------------------------------------------------
+
+
+def add_commands(commands, config: argparse.ArgumentParser) -> None:
+    """Add the client commands to the `dex` parser's subcommands."""
+    common = argparse.ArgumentParser(add_help=False, parents=[config])
+    common.add_argument("--node", default=None, help="a node's API URL (default: the config's first node; the others are the failover)")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    signed = argparse.ArgumentParser(add_help=False, parents=[common])
+    signed.add_argument("--key", default=None, help=f"key file from `dex keys new` (default: ${KEY_FILE_ENV})")
+
+    keys = commands.add_parser("keys", help="account keys")
+    keys_actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = keys_actions.add_parser("new", help="make a new account key, written to a 0600 file")
+    p.add_argument("--out", default=None, help="the key file (default: ./dex-<account>.key); never replaced")
+    p.add_argument("--show-secret", action="store_true", help="also print the private key")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=guarded(cmd_keys_new))
+
+    p = commands.add_parser("deposit", parents=[signed], help="faucet deposit (local clusters)")
+    p.add_argument("asset")
+    p.add_argument("amount")
+    p.set_defaults(func=guarded(cmd_deposit))
+
+    order = commands.add_parser("order", help="place, cancel and list orders")
+    order_actions = order.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = order_actions.add_parser("place", parents=[signed], help="place an order (or --count N copies, with progress)")
+    p.add_argument("symbol")
+    p.add_argument("side", type=str.upper, choices=["BUY", "SELL"])
+    p.add_argument("qty")
+    p.add_argument("--price", default=None)
+    p.add_argument("--type", type=str.upper, choices=["LIMIT", "MARKET"], default="LIMIT")
+    p.add_argument("--tif", type=str.upper, choices=["GTC", "IOC", "FOK"], default=None)
+    p.add_argument("--post-only", action="store_true")
+    p.add_argument("--client-order-id", default=None, help="(with --count: the prefix of each order's id)")
+    p.add_argument("--count", type=int, default=1, help=f"place N copies, in batches of {BATCH_ORDERS_MAX} (max {BULK_COUNT_MAX})")
+    p.set_defaults(func=guarded(cmd_order_place))
+
+    p = order_actions.add_parser("cancel", parents=[signed], help="cancel one order")
+    p.add_argument("symbol")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--order-id", type=int, default=None)
+    which.add_argument("--client-order-id", default=None)
+    p.set_defaults(func=guarded(cmd_order_cancel))
+
+    p = order_actions.add_parser("list", parents=[signed], help="open orders")
+    p.add_argument("symbol", nargs="?", default=None)
+    p.set_defaults(func=guarded(cmd_order_list))
+
+    p = commands.add_parser("book", parents=[common], help="a live order book ladder from the depth stream")
+    p.add_argument("symbol")
+    p.add_argument("--depth", type=int, default=BOOK_DEPTH_DEFAULT, help=f"levels a side (max {BOOK_DEPTH_MAX})")
+    p.add_argument("--once", action="store_true", help="print the first snapshot and exit")
+    p.set_defaults(func=guarded(cmd_book))
+
+    p = commands.add_parser("trades", parents=[common], help="recent trades; --follow streams new ones")
+    p.add_argument("symbol")
+    p.add_argument("--limit", type=int, default=TRADES_LIMIT_DEFAULT)
+    p.add_argument("--follow", action="store_true")
+    p.set_defaults(func=guarded(cmd_trades))
+
+
+def guarded(func):
+    """`func` with the exchange's errors printed as `dex: error CODE: MSG`, exit 1."""
+
+    def run(args: argparse.Namespace) -> int:
+        from dex.client import DexError
+
+        try:
+            return func(args)
+        except (DexError, _DexFailure) as e:
+            print(f"dex: error {e.code}: {e.msg}", file=sys.stderr)
+            return EXIT_FAILED
+
+    run.__name__ = func.__name__
+    return run

@@ -1,0 +1,157 @@
+"""The `dex` client commands end to end, as subprocesses against a real
+cluster, their outputs checked against the API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from decimal import Decimal
+from pathlib import Path
+
+from cluster import local
+from dex.auth import Keypair
+from dex.cli_client import read_key_file
+from dex.client import Client
+from tests.cluster.harness import Cluster
+
+REPO = Path(__file__).resolve().parents[2]
+CLI_TIMEOUT_S = 60.0
+DEAD_NODE = "http://127.0.0.1:9"  # nothing listens on the discard port
+
+
+def dex(cluster: Cluster, *args: str, env: dict | None = None, ok: bool = True) -> subprocess.CompletedProcess:
+    config = [] if args[0] == "keys" else ["--config", str(cluster.cfg.path)]
+    command = [sys.executable, "-m", "dex.cli", *args, *config]
+    p = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=CLI_TIMEOUT_S, env={**os.environ, **(env or {})})
+    if ok:
+        assert p.returncode == 0, f"{' '.join(args)}: exit {p.returncode}\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+def test_keys_new_writes_a_private_file_and_prints_no_secret(tmp_path: Path, cluster_config: Cluster) -> None:
+    path = tmp_path / "alice.key"
+    p = dex(cluster_config, "keys", "new", "--out", str(path))
+    keys = read_key_file(path)
+    assert (path.stat().st_mode & 0o777) == 0o600
+    assert str(keys.account) in p.stdout and keys.api_key in p.stdout
+    assert keys.private.hex() not in p.stdout + p.stderr
+
+    again = dex(cluster_config, "keys", "new", "--out", str(path), ok=False)
+    assert again.returncode == 2 and "exists" in again.stderr
+    assert read_key_file(path).private == keys.private, "an existing key file was replaced"
+
+    shown = json.loads(dex(cluster_config, "keys", "new", "--out", str(tmp_path / "bob.key"), "--show-secret", "--json").stdout)
+    assert Keypair.from_private(bytes.fromhex(shown["privateKey"])).account == int(shown["account"])
+
+
+def test_cli_trades_end_to_end(tmp_path: Path, cluster: Cluster) -> None:
+    alice_key, bob_key = tmp_path / "alice.key", tmp_path / "bob.key"
+    dex(cluster, "keys", "new", "--out", str(alice_key))
+    dex(cluster, "keys", "new", "--out", str(bob_key))
+    alice = Client(cluster.urls, read_key_file(alice_key))
+    bob = Client(cluster.urls, read_key_file(bob_key))
+
+    # Deposits; the first node given is dead, so the CLI has to fail over.
+    p = dex(cluster, "deposit", "USDT", "100000", "--key", str(alice_key), "--node", DEAD_NODE)
+    assert "deposited 100000 USDT" in p.stdout
+    dex(cluster, "deposit", "BTC", "10", env={"DEX_KEY_FILE": str(bob_key)})
+    balances = {b["asset"]: b["free"] for b in alice.account()["balances"]}
+    assert balances["USDT"].startswith("100000")
+
+    placed = json.loads(dex(cluster, "order", "place", "BTCUSDT", "BUY", "0.010", "--price", "49000", "--client-order-id", "cli-1", "--json", "--key", str(alice_key)).stdout)
+    assert placed["clientOrderId"] == "cli-1" and placed["status"] == "NEW"
+    assert alice.get_order("BTCUSDT", order_id=placed["orderId"])["clientOrderId"] == "cli-1"
+
+    table = dex(cluster, "order", "list", "BTCUSDT", "--key", str(alice_key)).stdout
+    assert "cli-1" in table and "49000.00" in table
+    listed = json.loads(dex(cluster, "order", "list", "--json", "--key", str(alice_key)).stdout)
+    assert [o["orderId"] for o in listed] == [o["orderId"] for o in alice.open_orders()]
+
+    # Bulk mode: progress on stderr, every order on the book.
+    bulk = dex(cluster, "order", "place", "BTCUSDT", "SELL", "0.001", "--price", "52000", "--count", "150", "--key", str(bob_key))
+    assert "placed 150/150" in bulk.stderr
+    assert len(bob.open_orders("BTCUSDT")) == 150
+
+    # The book, once, from the depth stream: the API's top levels.
+    book = json.loads(dex(cluster, "book", "BTCUSDT", "--once", "--depth", "5", "--json").stdout)
+    depth = alice.depth("BTCUSDT", 5)
+    assert book["bids"] == depth["bids"] and book["asks"] == depth["asks"]
+    ladder = dex(cluster, "book", "BTCUSDT", "--once").stdout
+    assert "49000.00" in ladder and "52000.00" in ladder and "\x1b[" not in ladder  # no colour into a pipe
+
+    # A trade: bob sells into alice's bid.
+    fill = json.loads(dex(cluster, "order", "place", "BTCUSDT", "SELL", "0.004", "--type", "MARKET", "--json", "--key", str(bob_key)).stdout)
+    assert fill["status"] == "FILLED", fill
+    trades = json.loads(dex(cluster, "trades", "BTCUSDT", "--json").stdout)
+    api = alice.trades("BTCUSDT", 20)
+    assert [t["id"] for t in trades] == sorted(t["id"] for t in api) and trades[-1]["price"] == "49000.00"
+    assert "49000.00" in dex(cluster, "trades", "BTCUSDT").stdout
+
+    canceled = json.loads(dex(cluster, "order", "cancel", "BTCUSDT", "--client-order-id", "cli-1", "--json", "--key", str(alice_key)).stdout)
+    assert canceled["status"] == "CANCELED" and Decimal(canceled["executedQty"]) == Decimal("0.004")
+    assert alice.open_orders("BTCUSDT") == []
+
+    # Errors: the API's code and msg, exit 1.
+    bad = dex(cluster, "order", "place", "BTCUSDT", "BUY", "0.010", "--price", "49000.001", "--key", str(alice_key), ok=False)
+    assert bad.returncode == 1 and "-1013" in bad.stderr and "PRICE_FILTER" in bad.stderr
+    gone = dex(cluster, "order", "cancel", "BTCUSDT", "--order-id", str(placed["orderId"]), "--key", str(alice_key), ok=False)
+    assert gone.returncode == 1 and "error -20" in gone.stderr
+    nope = dex(cluster, "book", "NOPE", "--once", ok=False)
+    assert nope.returncode == 1 and "dex: error -1121" in nope.stderr
+    unsigned = dex(cluster, "order", "list", ok=False, env={"DEX_KEY_FILE": ""})
+    assert unsigned.returncode == 2 and "--key" in unsigned.stderr
+    alice.close()
+    bob.close()
+
+
+class Follower:
+    """A long-running `dex` subprocess whose output lines are collected by threads."""
+
+    def __init__(self, cluster: Cluster, *args: str) -> None:
+        command = [sys.executable, "-m", "dex.cli", *args, "--config", str(cluster.cfg.path)]
+        self.proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.out: list[str] = []
+        self.err: list[str] = []
+        for pipe, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
+            threading.Thread(target=lambda p=pipe, l=lines: l.extend(iter(p.readline, "")), daemon=True).start()
+
+    def json_lines(self) -> list[dict]:
+        return [json.loads(line) for line in list(self.out) if line.startswith("{")]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(FOLLOW_TIMEOUT_S)
+
+
+FOLLOW_TIMEOUT_S = 30.0
+
+
+def test_cli_followers_print_new_trades_and_redraw_the_book(cluster: Cluster) -> None:
+    alice, bob = Client(cluster.urls, Keypair.generate()), Client(cluster.urls, Keypair.generate())
+    alice.deposit("USDT", "100000")
+    bob.deposit("BTC", "10")
+    alice.place_order("BTCUSDT", "BUY", price="49000.00", quantity="0.010")
+    trades = Follower(cluster, "trades", "BTCUSDT", "--follow", "--json")
+    book = Follower(cluster, "book", "BTCUSDT", "--json", "--depth", "3")
+    try:
+        local.wait_for(lambda: book.json_lines() or book.proc.poll() is not None, FOLLOW_TIMEOUT_S, what="the live book's first frame")
+        assert book.json_lines()[0]["bids"] == [["49000.00", alice.depth("BTCUSDT", 3)["bids"][0][1]]]
+
+        for _ in range(3):  # trades while the follower runs: each is printed once, in order
+            assert bob.place_order("BTCUSDT", "SELL", "MARKET", quantity="0.002")["status"] == "FILLED"
+        api = sorted(alice.trades("BTCUSDT", 10), key=lambda t: t["id"])
+        assert len(api) == 3
+        local.wait_for(lambda: len(trades.json_lines()) >= 3 or trades.proc.poll() is not None, FOLLOW_TIMEOUT_S, what="three followed trades")
+        assert trades.json_lines() == api, "the follower's trades differ from GET /trades"
+
+        depth = alice.depth("BTCUSDT", 3)
+        local.wait_for(lambda: any(f["bids"] == depth["bids"] and f["lastUpdateId"] == depth["lastUpdateId"] for f in book.json_lines()), FOLLOW_TIMEOUT_S, what="the ladder redrawn at the new height")
+    finally:
+        trades.stop()
+        book.stop()
+        alice.close()
+        bob.close()
+    assert not [line for line in trades.err + book.err if "Traceback" in line]

@@ -1,0 +1,96 @@
+"""The retry and failover policy both transports share (`_Nodes._attempts`),
+driven step by step with made-up outcomes: which node each attempt goes to,
+that every retry of an order carries the same body (so the same client order
+id), when it gives up, and what it raises."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from dex.auth import Keypair
+from dex.client import RETRIES_MAX, DexError, RequestSpec, _Nodes, _Send, _Sleep, _order_body
+
+URLS = ["http://a", "http://b", "http://c"]
+REQUEST = httpx.Request("POST", "http://a/api/v1/order")
+
+
+def response(status: int, doc: object, headers: dict | None = None) -> httpx.Response:
+    return httpx.Response(status, json=doc, headers=headers, request=REQUEST)
+
+
+def drive(nodes: _Nodes, spec: RequestSpec, outcomes: list) -> tuple[list[_Send], object]:
+    """Feed `outcomes` to the policy; the sends it made and what it returned (or raised)."""
+    steps = nodes._attempts(spec)
+    sends: list[_Send] = []
+    step = next(steps)
+    feed = iter(outcomes)
+    try:
+        while True:
+            if isinstance(step, _Sleep):
+                assert 0 < step.seconds <= 1.0
+                step = steps.send(None)
+                continue
+            sends.append(step)
+            step = steps.send(next(feed))
+    except StopIteration as done:
+        return sends, done.value
+    except DexError as e:
+        return sends, e
+
+
+def order_spec() -> RequestSpec:
+    body = _order_body("BTCUSDT", "BUY", "LIMIT", "50000", "0.01", None, None, False, None, None, "FULL")
+    return RequestSpec("POST", "/api/v1/order", body=body, signed=True)
+
+
+def test_dead_node_then_503_then_success_moves_on_and_resends_the_same_order() -> None:
+    nodes = _Nodes(URLS, Keypair.generate(), RETRIES_MAX)
+    outcomes = [httpx.ConnectError("refused"), response(503, {"code": -1001, "msg": "no leader"}), response(503, {"code": -1007, "msg": "timeout"}), response(200, {"orderId": 7})]
+    sends, result = drive(nodes, order_spec(), outcomes)
+    assert result == {"orderId": 7}
+    assert [s.url.split("/api")[0] for s in sends] == ["http://a", "http://b", "http://c", "http://c"]  # a 503 on an odd attempt moves on
+    ids = {json.loads(s.content)["newClientOrderId"] for s in sends}
+    assert len(ids) == 1, "a retry carried another client order id"
+    assert all("X-SIGNATURE" in s.headers for s in sends)
+
+
+def test_a_4xx_is_raised_at_once_with_its_code() -> None:
+    nodes = _Nodes(URLS, Keypair.generate(), RETRIES_MAX)
+    sends, result = drive(nodes, order_spec(), [response(400, {"code": -1013, "msg": "Filter failure: PRICE_FILTER"})])
+    assert len(sends) == 1
+    assert isinstance(result, DexError) and result.code == -1013 and result.status == 400
+
+
+def test_attempts_are_bounded_and_the_last_503_is_raised() -> None:
+    nodes = _Nodes(URLS, Keypair.generate(), 4)
+    sends, result = drive(nodes, order_spec(), [response(503, {"code": -1001, "msg": "no leader"})] * 10)
+    assert len(sends) == 4
+    assert isinstance(result, DexError) and result.code == -1001 and result.status == 503
+
+
+def test_a_deposit_is_not_resent_after_an_unknown_outcome_but_is_after_a_refused_connection() -> None:
+    spec = RequestSpec("POST", "/api/v1/deposit", body={"asset": "USDT", "amount": "1"}, signed=True, retry=False)
+    nodes = _Nodes(URLS, Keypair.generate(), RETRIES_MAX)
+    sends, result = drive(nodes, spec, [httpx.ReadTimeout("slow")])
+    assert len(sends) == 1
+    assert isinstance(result, DexError) and "outcome unknown" in result.msg
+
+    nodes = _Nodes(URLS, Keypair.generate(), RETRIES_MAX)
+    sends, result = drive(nodes, spec, [httpx.ConnectError("refused"), response(200, {"free": "1"})])
+    assert result == {"free": "1"} and [s.url.split("/api")[0] for s in sends] == ["http://a", "http://b"]
+
+    nodes = _Nodes(URLS, Keypair.generate(), RETRIES_MAX)
+    sends, result = drive(nodes, spec, [response(503, {"code": -1007, "msg": "timeout"})])
+    assert len(sends) == 1 and isinstance(result, DexError) and result.code == -1007
+
+
+@pytest.mark.parametrize("retries", [1, 3])
+def test_every_node_refusing_gives_no_node_answered(retries: int) -> None:
+    nodes = _Nodes(URLS, None, retries)
+    spec = RequestSpec("GET", "/api/v1/depth", params={"symbol": "BTCUSDT", "limit": 5, "x": None})
+    sends, result = drive(nodes, spec, [httpx.ConnectError("refused")] * retries)
+    assert len(sends) == retries and sends[0].url == "http://a/api/v1/depth?symbol=BTCUSDT&limit=5"
+    assert isinstance(result, DexError) and result.code == -1001 and "no node answered" in result.msg
