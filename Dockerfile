@@ -1,5 +1,12 @@
 # One dex node. docker-compose.yml runs four of these (n1..n4) and PostgreSQL;
 # each container picks its node with DEX_NODE_ID.
+# The dashboard's assets: npm installs the pinned front-end packages and
+# web/build.mjs writes dex/api/static/ (served by every node at /).
+FROM node:20-slim AS assets
+WORKDIR /src
+COPY web ./web
+RUN cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -18,6 +25,7 @@ RUN groupadd --system --gid 10001 dex \
 WORKDIR /app
 COPY pyproject.toml ./
 COPY dex ./dex
+COPY --from=assets /src/dex/api/static ./dex/api/static
 COPY cluster ./cluster
 COPY configs ./configs
 RUN pip install . \

@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 
 CONFIG ?= configs/local-4.toml
 
-.PHONY: up down status test install bench clean
+.PHONY: up down status test install assets bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,21 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed assets
+
+# The dashboard's assets (web/ -> dex/api/static/, not committed): npm ci
+# installs the pinned lightweight-charts, web/build.mjs copies the page and it.
+# Without npm the nodes still run; their / page then says to run `make assets`.
+WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/build.mjs web/package.json web/package-lock.json
+
+assets: dex/api/static/BUILT
+
+dex/api/static/BUILT: $(WEB_SOURCES)
+	@if command -v npm >/dev/null 2>&1; then \
+		cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build; \
+	else \
+		echo "assets: *** npm not found: the dashboard is not built (install Node.js and run make assets) ***" >&2; \
+	fi
 
 # Start the four-node local cluster in the background (SQLite wherever a
 # database is needed, so no server is required) and print where to look.
@@ -41,4 +55,4 @@ bench: install
 	$(PY) bench/engine.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .hypothesis
+	rm -rf $(VENV) var .pytest_cache .hypothesis dex/api/static web/node_modules

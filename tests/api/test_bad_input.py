@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 from dex.api.app import create_app
+from dex.config import load_cluster
 
 
 def _refs(node):
@@ -35,7 +37,8 @@ def test_every_schema_reference_in_openapi_resolves():
     once embedded `#/$defs/NewOrder` for POST /api/v1/batchOrders: relative to
     the OpenAPI document that resolves to nothing, so clients and fuzzers
     could not generate or validate its orders."""
-    app = create_app(SimpleNamespace(block_listeners=[]))  # the schema only: no node is started
+    cfg = load_cluster(Path(__file__).resolve().parents[2] / "configs" / "local-4.toml")
+    app = create_app(SimpleNamespace(block_listeners=[], cfg=cfg))  # the schema only: no node is started
     doc = app.openapi()
     unresolved = sorted({ref for ref in _refs(doc) if _resolve(doc, ref) is None})
     assert not unresolved, unresolved

@@ -1,0 +1,130 @@
+// Cluster view: every node's role, term, head, state hash, lag and
+// reachability, the leader highlighted, hashes compared (a mismatch in
+// red); a live feed of committed blocks (the `blocks` stream); on local
+// clusters, kill and restart buttons (they need the cluster secret).
+import { $, el, row, short, time } from "./util.js";
+
+const STATUS_POLL_MS = 1_000; // heads move with every block; the `cluster` stream says when roles change
+const FEED_ROWS_MAX = 40;
+const SECRET_KEY = "dex.clusterSecret";
+
+export class ClusterView {
+  constructor(conn) {
+    this.conn = conn;
+    this.status = null;
+    this.blocks = [];
+    this.admin = null; // {secretFile, secretHeader} on local clusters
+    this.shown = false;
+    this.polling = null;
+  }
+
+  async start() {
+    this.conn.subscribe("cluster", (st) => this.show(st));
+    this.conn.subscribe("blocks", (b) => this.onBlock(b));
+    try {
+      this.admin = await this.conn.get("/api/v1/admin/nodes");
+    } catch (e) {
+      this.admin = null; // 404: not a local cluster; no controls
+    }
+    if (this.admin) {
+      $("#admin").hidden = false;
+      $("#admin-hint").textContent = `the secret is in ${this.admin.secretFile}`;
+      $("#admin-secret").value = sessionStorage.getItem(SECRET_KEY) || "";
+      $("#admin").addEventListener("submit", (e) => {
+        e.preventDefault();
+        sessionStorage.setItem(SECRET_KEY, $("#admin-secret").value.trim());
+        this.adminMessage("secret kept for this tab", "ok");
+      });
+    }
+    this.poll();
+  }
+
+  visible(on) {
+    this.shown = on;
+    if (on) this.poll();
+  }
+
+  async poll() {
+    clearTimeout(this.polling);
+    const generation = (this.generation = (this.generation ?? 0) + 1); // one polling loop at a time
+    try {
+      this.show(await this.conn.get("/api/v1/cluster/status"));
+    } catch (e) {
+      console.warn("dex: cluster status:", e.message);
+    }
+    if (this.shown && generation === this.generation) this.polling = setTimeout(() => this.poll(), STATUS_POLL_MS);
+  }
+
+  show(st) {
+    this.status = st;
+    const reachable = st.nodes.filter((n) => n.reachable);
+    const top = Math.max(0, ...reachable.map((n) => n.headHeight ?? 0));
+    // Nodes at the same height must have the same head and state hash.
+    const byHeight = new Map();
+    for (const n of reachable) {
+      if (!byHeight.has(n.headHeight)) byHeight.set(n.headHeight, []);
+      byHeight.get(n.headHeight).push(n);
+    }
+    const bad = new Set();
+    let mismatchAt = null;
+    for (const [height, nodes] of byHeight) {
+      if (new Set(nodes.map((n) => n.stateHash)).size > 1 || new Set(nodes.map((n) => n.headHash)).size > 1) {
+        for (const n of nodes) bad.add(n.id);
+        mismatchAt = height;
+      }
+    }
+    const agreement = $("#hash-agreement");
+    agreement.className = `pill ${mismatchAt === null ? "ok" : "bad"}`;
+    agreement.textContent = mismatchAt === null
+      ? `hashes agree · leader ${st.leader ?? "none"} · term ${st.term}`
+      : `hashes DISAGREE at height ${mismatchAt}`;
+    $("#nodes").replaceChildren(...st.nodes.map((n) => {
+      const leader = n.id === st.leader && n.reachable;
+      const cls = [leader ? "leader" : "", n.reachable ? "" : "unreachable"].join(" ").trim();
+      const mismatch = bad.has(n.id) ? "mismatch" : null;
+      const actions = this.admin ? el("td", { class: "admin-col" },
+        el("button", { class: "danger small", "data-kill": n.id, onclick: () => this.act(n.id, "kill") }, "kill"), " ",
+        el("button", { class: "ghost small", "data-restart": n.id, onclick: () => this.act(n.id, "restart") }, "restart")) : el("td");
+      return row([
+        n.id + (leader ? " ★" : ""), n.role ?? "–", n.term ?? "–", n.headHeight ?? "–",
+        el("td", { class: mismatch }, short(n.headHash, 12)), el("td", { class: mismatch }, short(n.stateHash, 12)),
+        n.reachable ? String(top - (n.headHeight ?? 0)) : "–", n.reachable ? "yes" : "NO",
+        n.commitMsP50 == null ? "–" : `${n.commitMsP50} ms`, n.apiUrl ?? "–", actions,
+      ].map((c) => (c instanceof Node ? c : String(c))), { class: cls || null, "data-node": n.id, "data-role": n.role ?? "", "data-height": n.headHeight ?? "" });
+    }));
+  }
+
+  onBlock(b) {
+    this.blocks.unshift(b);
+    this.blocks.length = Math.min(this.blocks.length, FEED_ROWS_MAX);
+    $("#block-feed").replaceChildren(...this.blocks.map((x) => row([
+      String(x.height), short(x.hash, 12), x.leader ?? "–", String(x.term), String(x.commands), String(x.trades),
+      x.commitMs == null ? "–" : x.commitMs.toFixed(1), x.E && x.time ? String(Math.max(0, x.E - x.time)) : "–", time(x.time),
+    ], { "data-height": x.height })));
+  }
+
+  adminMessage(text, kind) {
+    const m = $("#admin-msg");
+    m.textContent = text;
+    m.className = `msg ${kind}`;
+  }
+
+  async act(nodeId, action) {
+    const secret = sessionStorage.getItem(SECRET_KEY) || $("#admin-secret").value.trim();
+    if (!secret) {
+      this.adminMessage(`enter the cluster secret first (${this.admin.secretFile})`, "error");
+      $("#admin-secret").focus();
+      return;
+    }
+    try {
+      await this.conn.request("POST", `/api/v1/admin/nodes/${encodeURIComponent(nodeId)}/${action}`, {
+        headers: { [this.admin.secretHeader]: secret },
+      });
+      this.adminMessage(`${action} ${nodeId}: sent`, "ok");
+    } catch (e) {
+      this.adminMessage(`${action} ${nodeId}: ${e.message}`, "error");
+      if (e.status === 403) sessionStorage.removeItem(SECRET_KEY);
+    }
+    this.poll();
+  }
+}
