@@ -8,6 +8,9 @@
     dex cluster restart NODE [--config PATH]
     dex cluster down    [--config PATH]
     dex cluster demo    [--config PATH]
+    dex keys | deposit | order | book | trades   the client (see dex/cli_client.py)
+    dex audit (--node ID | --data DIR) [--config PATH] [--at HEIGHT] [--json] ...
+                                         re-derive a node's chain (see docs/AUDIT.md)
 
 --config defaults to configs/local-4.toml under the current directory, or the
 repository's own configs/local-4.toml when there is none.
@@ -238,6 +241,112 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK if result["lost"] == 0 and result["duplicated"] == 0 else EXIT_FAILED
 
 
+# --- dex audit -------------------------------------------------------------
+
+AUDIT_PROGRESS_WIDTH = 100
+
+
+def _audit_database_url(args: argparse.Namespace, cfg: ClusterConfig) -> str | None:
+    if args.no_store:
+        return None
+    url = args.database_url or cfg.database_url
+    if url is None and args.node is not None and getattr(cfg, "store", False):
+        try:  # the nodes' own default: one SQLite file per cluster, under data_dir
+            from dex.store.db import SQLITE_FILE, default_url
+        except ImportError:
+            return None
+        if (cfg.data_dir / SQLITE_FILE).exists():
+            url = default_url(cfg.data_dir)
+    return url
+
+
+def _audit_progress(args: argparse.Namespace):
+    if not (args.progress or sys.stderr.isatty()):
+        return None
+
+    def show(p) -> None:
+        rate = p.orders / p.elapsed_s if p.elapsed_s > 0 else 0
+        blocks = p.height / p.elapsed_s if p.elapsed_s > 0 else 0
+        line = f"audit: block {p.height}/{p.total}  {blocks:,.0f} blocks/s  {rate:,.0f} orders/s  {p.signatures:,} signatures  {p.elapsed_s:.1f} s"
+        print(line[:AUDIT_PROGRESS_WIDTH], file=sys.stderr, flush=True)
+
+    return show
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from dex import audit as auditing
+
+    cfg = _load(args.config)
+    if (args.node is None) == (args.data is None):
+        raise ConfigError("dex audit: give exactly one of --node ID and --data DIR")
+    path = auditing.chain_path(cfg.node_data_dir(cfg.node(args.node).id) if args.node else args.data)
+    if not 1 <= args.depth <= auditing.DEPTH_LEVELS_MAX:
+        raise ConfigError(f"--depth must be in 1..{auditing.DEPTH_LEVELS_MAX}")
+    if not 1 <= args.accounts <= auditing.ACCOUNTS_SHOWN_MAX:
+        raise ConfigError(f"--accounts must be in 1..{auditing.ACCOUNTS_SHOWN_MAX}")
+    if not 1 <= args.problems <= auditing.PROBLEMS_MAX_LIMIT:
+        raise ConfigError(f"--problems must be in 1..{auditing.PROBLEMS_MAX_LIMIT}")
+    if args.jobs is not None and not 1 <= args.jobs <= 256:
+        raise ConfigError("--jobs must be in 1..256")
+    try:
+        report, engine = auditing.audit(
+            path,
+            cfg.markets,
+            height_stop=args.at,
+            database_url=_audit_database_url(args, cfg),
+            signatures=not args.no_signatures,
+            jobs=args.jobs,
+            problems_max=args.problems,
+            progress=_audit_progress(args),
+        )
+    except auditing.AuditError as e:
+        _err(str(e))
+        return EXIT_USAGE
+    state = auditing.state_at(engine, cfg.markets, depth=args.depth, accounts_max=args.accounts) if args.at is not None else None
+    if args.json:
+        out = report.as_json()
+        if state is not None:
+            out["state"] = {"height": args.at, **state}
+        print(json.dumps(out, indent=2))
+    else:
+        if state is not None:
+            _print_state(args.at, state)
+        _print_audit(report)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _print_state(height: int, state: dict) -> None:
+    print(f"state after block {height} (state hash {state['stateHash']})")
+    for symbol, book in state["books"].items():
+        print(f"  {symbol}  bids {len(book['bids'])} levels, asks {len(book['asks'])} levels")
+        for price, qty in reversed(book["asks"]):
+            print(f"    ask {price:>16} {qty:>16}")
+        for price, qty in book["bids"]:
+            print(f"    bid {price:>16} {qty:>16}")
+    shown = len(state["accounts"])
+    print(f"  accounts: {state['accountsTotal']}" + (f" (the first {shown} by id shown)" if shown < state["accountsTotal"] else ""))
+    for a in state["accounts"]:
+        cells = [f"{b['asset']} {b['free']} free {b['locked']} locked" for b in a["balances"]]
+        print(f"    {a['accountId']:>20}  " + "; ".join(cells))
+
+
+def _print_audit(report) -> None:
+    rate = f"{report.orders / report.elapsed_s:,.0f} orders/s" if report.elapsed_s > 0 else "-"
+    print(
+        f"audited {report.path}: blocks 1..{report.height_stop} of {report.head_height}, "
+        f"{report.commands:,} commands ({report.orders:,} orders, {report.unsigned_commands:,} unsigned), "
+        f"{report.trades:,} trades, {report.signatures:,} signatures checked, store: {report.store}, "
+        f"{report.elapsed_s:.2f} s ({rate})"
+    )
+    if report.ok:
+        print("result: OK")
+        return
+    more = f" (and {report.problems_dropped} more)" if report.problems_dropped else ""
+    print(f"result: {len(report.problems) + report.problems_dropped} problems{more}")
+    for problem in report.problems:
+        print(f"  {problem}")
+
+
 # --- parsing ---------------------------------------------------------------
 
 
@@ -289,6 +398,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = actions.add_parser("demo", parents=[config], help="the failover demo")
     p.set_defaults(func=cmd_demo)
+
+    from dex import cli_client  # keys, deposit, order, book, trades
+
+    cli_client.add_commands(commands, config)
+
+    from dex.audit import ACCOUNTS_SHOWN_DEFAULT, DEPTH_LEVELS_DEFAULT, PROBLEMS_MAX_DEFAULT
+
+    p = commands.add_parser("audit", parents=[config], help="re-derive a node's chain from genesis and compare (exit 1 on a mismatch)")
+    p.add_argument("--node", default=None, help="audit this node's chain (its data directory in the config)")
+    p.add_argument("--data", default=None, help="audit the chain in this data directory (or this blocks.dat)")
+    p.add_argument("--at", type=int, default=None, metavar="HEIGHT", help="audit up to HEIGHT and print the books and balances after it")
+    p.add_argument("--database-url", default=None, help="the trade store to compare (default: the config's database_url)")
+    p.add_argument("--no-store", action="store_true", help="do not compare the trade store")
+    p.add_argument("--no-signatures", action="store_true", help="skip the Ed25519 checks (the slow part)")
+    p.add_argument("--jobs", type=int, default=None, help="processes verifying signatures (default: one per core)")
+    p.add_argument("--depth", type=int, default=DEPTH_LEVELS_DEFAULT, help="with --at: price levels per side")
+    p.add_argument("--accounts", type=int, default=ACCOUNTS_SHOWN_DEFAULT, help="with --at: accounts shown, by id")
+    p.add_argument("--problems", type=int, default=PROBLEMS_MAX_DEFAULT, help="problems listed at most")
+    p.add_argument("--progress", action="store_true", help="progress on stderr even when it is not a terminal")
+    p.add_argument("--json", action="store_true", help="print the report (and the state) as JSON")
+    p.set_defaults(func=cmd_audit)
+
+    from dex.store import commands as store_commands  # store migrate, store status
+
+    store_commands.add_commands(commands, config, _load)
     return parser
 
 

@@ -29,6 +29,11 @@ offset (8 bytes), hash (32) and encoded header (~170), about 220 bytes rather
 than the ~650 a BlockHeader object and its fields cost in CPython. `header()`
 decodes on demand (a few microseconds); the head is kept decoded.
 
+Read-only. `Chain(path, read_only=True)` (an auditor's view of a node's file,
+the node perhaps still running) opens no write descriptor, never creates,
+truncates or appends, and leaves a torn tail in the file: the index stops
+before it and `torn_tail` says where and why.
+
 Threads. Appends (and `reset_to`) come from one thread, reads from many. One
 lock guards the index and the file descriptors; record bodies are read with
 os.pread on a read-only descriptor, so reads never move the append position.
@@ -261,11 +266,22 @@ class Chain:
     """One node's chain of blocks, in the file at `path` (see the module
     docstring for the format and the guarantees)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self._path = Path(path)
-        self._path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._closed = False
+        self.read_only = read_only
+        self.torn_tail: tuple[int, str] | None = None  # read-only: (offset, why) of a tail left in place
+        if read_only:
+            self._write_fd = -1
+            self._read_fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)  # FileNotFoundError if none
+            try:
+                self._load(False)
+            except BaseException:
+                os.close(self._read_fd)
+                raise
+            return
+        self._path.parent.mkdir(parents=True, exist_ok=True)
         created = not self._path.exists()
         self._write_fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
@@ -283,7 +299,9 @@ class Chain:
     # ------------------------------------------------------------------ open
 
     def _load(self, created: bool) -> None:
-        size = os.fstat(self._write_fd).st_size
+        size = os.fstat(self._read_fd).st_size
+        if size < len(FILE_HEAD) and self.read_only:
+            raise ChainError(f"{self._path}: {size} bytes, not a chain file (no file head)")
         if size < len(FILE_HEAD):
             if FILE_HEAD[:size] != os.pread(self._read_fd, size, 0):
                 raise ChainError(f"{self._path}: {size} bytes that are not a chain file")
@@ -303,7 +321,9 @@ class Chain:
         if version != FILE_VERSION:
             raise ChainError(f"{self._path}: chain file version {version}, this code reads {FILE_VERSION}")
         index, torn = _mapped(self._read_fd, size, lambda buf: _scan(buf, size))
-        if torn is not None:
+        if torn is not None and self.read_only:
+            self.torn_tail = (index.end, torn)
+        elif torn is not None:
             log.warning("%s: cut a torn tail at offset %d (%d bytes: %s); the chain continues from block %d", self._path, index.end, size - index.end, torn, (index.base_header.height if index.base_header else 0) + len(index.offsets))
             os.ftruncate(self._write_fd, index.end)
         if index.links_broken:
@@ -437,7 +457,7 @@ class Chain:
         header_bytes = header.encode()
         block_hash = hashlib.sha256(header_bytes).digest()
         with self._lock:
-            self._check_open()
+            self._check_writable()
             height = self._base_height + len(self._offsets)
             if header.height == height + 1:
                 head_hash = self._head_hash_locked()
@@ -478,7 +498,7 @@ class Chain:
         header_bytes = header.encode()
         block_hash = hashlib.sha256(header_bytes).digest()
         with self._lock:
-            self._check_open()
+            self._check_writable()
             height = self._base_height + len(self._offsets)
             stored = self._hash_locked(header.height)
             if stored == block_hash:
@@ -528,7 +548,7 @@ class Chain:
     def flush(self) -> None:
         """Make every appended block durable (os.fsync)."""
         with self._lock:
-            self._check_open()
+            self._check_writable()
             fd = os.dup(self._write_fd)  # fsync outside the lock: readers need not wait for the disk
         try:
             os.fsync(fd)
@@ -541,6 +561,9 @@ class Chain:
             if self._closed:
                 return
             self._closed = True
+            if self.read_only:
+                os.close(self._read_fd)
+                return
             try:
                 os.fsync(self._write_fd)
             finally:
@@ -556,6 +579,11 @@ class Chain:
     def _check_open(self) -> None:
         if self._closed:
             raise ValueError(f"{self._path}: chain is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self.read_only:
+            raise ValueError(f"{self._path}: chain is open read-only")
 
     # ---------------------------------------------------------------- checks
 
@@ -601,7 +629,10 @@ class Chain:
                 assert i == 0 or self._offsets[i - 1] < self._offsets[i]
             assert n == 0 or self._offsets[-1] < self._end
             assert self._head == (self._decode_header_at(n - 1) if n else self._base_header)
-            assert self._closed or os.fstat(self._write_fd).st_size == self._end
+            if self.read_only:
+                assert self._closed or os.fstat(self._read_fd).st_size >= self._end
+            else:
+                assert self._closed or os.fstat(self._write_fd).st_size == self._end
 
 
 def _verify_records(buf: memoryview, size: int, base_height: int, offsets: array, hashes: bytes, problems: list[str]) -> None:

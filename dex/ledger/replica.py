@@ -47,9 +47,8 @@ from dex.ledger.codec import (
     Proposal,
     decode_header,
     decode_proposal,
-    encode_events,
-    merkle_root,
 )
+from dex.ledger.state import apply_proposal
 
 log = logging.getLogger("dex.ledger.replica")
 
@@ -149,22 +148,7 @@ class Replica(SyncObj):
             log.error("skipping an undecodable proposal: %s", e)
             return None
         with self.lock:
-            parent = self.applied
-            time_ms = proposal.time_ms if parent is None else max(proposal.time_ms, parent.time_ms)
-            engine = self.engine
-            results = [engine.apply(cmd, time_ms) for cmd in proposal.commands]
-            encoded = [encode_events(events) for events in results]
-            header = BlockHeader(
-                height=1 if parent is None else parent.height + 1,
-                parent=self.applied_hash,
-                leader=proposal.leader,
-                term=proposal.term,
-                time_ms=time_ms,
-                commands_count=len(proposal.commands),
-                commands_root=merkle_root(leaves),
-                results_root=merkle_root(encoded),
-                state_hash=bytes.fromhex(engine.state_hash()),
-            )
+            header, encoded, results = apply_proposal(self.engine, self.applied, self.applied_hash, proposal, leaves)
             block_hash = self.chain.append(header, proposal_bytes, b"".join(encoded))
             self.applied = header
             self.applied_hash = block_hash

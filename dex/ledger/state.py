@@ -1,0 +1,47 @@
+"""One block's state transition: a committed proposal applied to an engine.
+
+This is the whole of what a block *means*, shared by the Raft state machine
+(`Replica.apply_block`, on every node) and the auditor (`dex.audit`, which
+replays a stored chain through a fresh engine): both must compute exactly the
+same header from the same parent and proposal, so there is one function.
+
+Deterministic: the block time is the proposal's, raised to the parent's when
+the leader's clock went back; nothing here reads a clock, a random source or
+anything but its arguments and the engine.
+"""
+
+from __future__ import annotations
+
+from dex.ledger.codec import GENESIS_PARENT, BlockHeader, Proposal, encode_events, merkle_root
+
+
+def block_time_ms(parent: BlockHeader | None, proposal: Proposal) -> int:
+    """The block's time: the leader's stamp, never before the parent's."""
+    return proposal.time_ms if parent is None else max(proposal.time_ms, parent.time_ms)
+
+
+def apply_proposal(engine, parent: BlockHeader | None, parent_hash: bytes, proposal: Proposal, leaves: list[bytes]) -> tuple[BlockHeader, list[bytes], list]:
+    """Apply every command of `proposal` to `engine` (mutating it) at the
+    block's time and return (header, each command's encoded events, each
+    command's events). `leaves` are the commands' encodings from
+    `decode_proposal`; `parent` is None for the first block, whose
+    `parent_hash` is GENESIS_PARENT."""
+    assert len(leaves) == len(proposal.commands), (len(leaves), len(proposal.commands))
+    assert parent is not None or parent_hash == GENESIS_PARENT, parent_hash.hex()
+    assert len(parent_hash) == 32
+    time_ms = block_time_ms(parent, proposal)
+    apply = engine.apply
+    results = [apply(cmd, time_ms) for cmd in proposal.commands]
+    encoded = [encode_events(events) for events in results]
+    header = BlockHeader(
+        height=1 if parent is None else parent.height + 1,
+        parent=parent_hash,
+        leader=proposal.leader,
+        term=proposal.term,
+        time_ms=time_ms,
+        commands_count=len(proposal.commands),
+        commands_root=merkle_root(leaves),
+        results_root=merkle_root(encoded),
+        state_hash=bytes.fromhex(engine.state_hash()),
+    )
+    return header, encoded, results
