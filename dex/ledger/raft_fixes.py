@@ -16,13 +16,34 @@ PySyncObj combine to make a follower delete entries it has already applied
 conflicting entry; an entry that matches the one held (same index and term,
 hence the same entry by the Log Matching property) is kept. `keep_next_index_monotonic`
 fixes 1: a success never moves nextIndex backwards (a failure still does).
+
+Keeping the entries after a match makes a third rule of Raft's matter (§5.3):
+a follower may commit only up to the last entry the leader's message carried,
+`min(leaderCommit, index of last new entry)`. PySyncObj takes the minimum with
+its whole log instead, which is the same thing only when it has just deleted
+everything after the message. A follower holding an old leader's uncommitted
+entries beyond a message that stops short of them (the leader sends at most
+64 KiB a message) would otherwise commit and apply them. `install` caps each
+append_entries message's commit index at its last entry.
+
+The alarm. PySyncObj logs "truncating already-applied log entries" at CRITICAL
+whenever a message overlaps applied entries, before deciding anything; with
+the journal above, an overlap that matches deletes nothing, so the line is a
+false alarm there. `install` drops PySyncObj's line, and the journal logs it
+itself, with the same words, when a conflicting entry really replaces an
+applied one: replicas have diverged, and the tests fail on that line.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from contextlib import contextmanager
 
 import pysyncobj.syncobj as _syncobj
+
+TRUNCATION_LINE = "truncating already-applied log entries"
+log = logging.getLogger("dex.raft")
 
 
 class RaftCorrectJournal:
@@ -30,6 +51,7 @@ class RaftCorrectJournal:
 
     def __init__(self, inner) -> None:
         self._inner = inner
+        self.applied_index: Callable[[], int] = lambda: 0  # set by install()
 
     def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802 (PySyncObj's name)
         # Only called by a follower about to append; the appends delete what
@@ -45,6 +67,12 @@ class RaftCorrectJournal:
                 position = idx - first
                 if inner[position][2] == term:
                     return  # the same entry: keep it (and everything after it)
+                applied = self.applied_index()
+                if idx <= applied:
+                    log.critical(
+                        "%s from index %d (last applied: %d): a leader replaced an applied entry; this replica has diverged",
+                        TRUNCATION_LINE, idx, applied,
+                    )
                 inner.deleteEntriesFrom(position)  # a real conflict
         inner.add(command, idx, term)
 
@@ -69,13 +97,58 @@ def raft_correct_journals():
         _syncobj.createJournal = original
 
 
+class _DropOverlapAlarm(logging.Filter):
+    """PySyncObj's own truncation line, logged before it knows whether
+    anything conflicts (see the module docstring)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith(TRUNCATION_LINE))
+
+
+_OVERLAP_ALARM_FILTER = _DropOverlapAlarm()
+
+
+def install(syncobj) -> None:
+    """All three corrections on a constructed SyncObj whose journal came from
+    raft_correct_journals()."""
+    journal = syncobj._SyncObj__raftLog
+    assert isinstance(journal, RaftCorrectJournal), "construct the SyncObj inside raft_correct_journals()"
+    journal.applied_index = lambda: syncobj._SyncObj__raftLastApplied
+    pysyncobj_log = logging.getLogger(_syncobj.__name__)
+    if _OVERLAP_ALARM_FILTER not in pysyncobj_log.filters:
+        pysyncobj_log.addFilter(_OVERLAP_ALARM_FILTER)
+    keep_next_index_monotonic(syncobj)
+
+
+def cap_commit_index(message: dict) -> None:
+    """Raft's commit rule on a follower: never past the last entry this
+    append_entries message carries (or its prevLogIdx when it carries none)."""
+    if "prevLogIdx" not in message or "commit_index" not in message:
+        return  # a snapshot transmission: no log entries
+    transmission = message.get("transmission")
+    if transmission is None:
+        entries = message.get("entries") or ()
+        last = entries[-1][1] if entries else message["prevLogIdx"]
+    elif transmission == "finish":
+        last = message["prevLogIdx"] + 1  # one entry, sent in chunks
+    else:
+        return  # start/process: PySyncObj returns before committing anything
+    if message["commit_index"] > last:
+        message["commit_index"] = last
+
+
 def keep_next_index_monotonic(syncobj) -> None:
     """Hook the SyncObj's message handler so a successful acknowledgement
-    never lowers a follower's nextIndex."""
+    never lowers a follower's nextIndex, and a follower never commits past
+    what a message carried (cap_commit_index)."""
     transport = syncobj._SyncObj__transport
     handler = transport._onMessageReceivedCallback
 
     def on_message(node, message):
+        if isinstance(message, dict) and message.get("type") == "append_entries":
+            cap_commit_index(message)
+            handler(node, message)
+            return
         if isinstance(message, dict) and message.get("type") == "next_node_idx" and message.get("success") and not message.get("reset"):
             next_index = syncobj._SyncObj__raftNextIndex
             before = next_index.get(node)

@@ -39,7 +39,7 @@ from pysyncobj import SyncObj, SyncObjConf, replicated
 from dex.config import ClusterConfig
 from dex.engine import Engine
 from dex.ledger.chain import Chain
-from dex.ledger.raft_fixes import keep_next_index_monotonic, raft_correct_journals
+from dex.ledger.raft_fixes import install as install_raft_fixes, raft_correct_journals
 from dex.ledger.codec import (
     GENESIS_PARENT,
     BlockHeader,
@@ -118,7 +118,7 @@ class Replica(SyncObj):
         others = [n.raft_address for n in cfg.nodes if n.id != node_id]
         with raft_correct_journals():
             super().__init__(me.raft_address, others, conf)
-        keep_next_index_monotonic(self)
+        install_raft_fixes(self)
 
     # ---------------------------------------------------------------- views
 
