@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from dex.api import cluster, dashboard, errors, ledger, market, metrics, ratelimit, streams, trading
+from dex.api import cluster, dashboard, errors, examples, ledger, market, metrics, ratelimit, streams, trading
 
 
 def create_app(node) -> FastAPI:
@@ -36,4 +36,5 @@ def create_app(node) -> FastAPI:
         app.include_router(module.router)
     app.include_router(dashboard.router)  # the web page at /, its assets, and local-only node controls
     dashboard.allow_node_origins(app, node.cfg)  # the page moves to another node when its own dies
+    examples.install(app)  # a real answer under every route's 200 in /docs
     return app
