@@ -259,6 +259,10 @@ class _Endpoints:
         # Not idempotent: a retry after an unknown outcome could deposit twice.
         return self.request("POST", "/api/v1/deposit", body={"asset": asset, "amount": str(amount)}, signed=True, retry=False)
 
+    def withdraw(self, asset: str, amount: str):
+        # Not idempotent either: a retry after an unknown outcome could withdraw twice.
+        return self.request("POST", "/api/v1/withdraw", body={"asset": asset, "amount": str(amount)}, signed=True, retry=False)
+
     def depth(self, symbol: str, limit: int = 100):
         return self.request("GET", "/api/v1/depth", params={"symbol": symbol, "limit": limit})
 

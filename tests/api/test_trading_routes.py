@@ -237,11 +237,11 @@ def test_withdraw_takes_free_balance_out_and_refuses_more_than_is_free(cluster: 
     follower = follower_of(cluster)
     with funded(cluster.url(follower), USDT="1000") as a:
         buy(a, "40000.00", "0.01000")  # locks 400 USDT
-        out = a.request("POST", "/api/v1/withdraw", body={"asset": "USDT", "amount": "250.5"}, signed=True, retry=False)
+        out = a.withdraw("USDT", "250.5")
         assert (out["asset"], out["amount"], out["free"]) == ("USDT", "250.5", "349.50000000")
 
         with pytest.raises(DexError) as too_much:
-            a.request("POST", "/api/v1/withdraw", body={"asset": "USDT", "amount": "349.50000001"}, signed=True, retry=False)
+            a.withdraw("USDT", "349.50000001")
         assert (too_much.value.status, too_much.value.code) == (400, -4026)
         balances = {b["asset"]: (b["free"], b["locked"]) for b in a.account()["balances"]}
         assert balances["USDT"] == ("349.50000000", "400.00000000")
