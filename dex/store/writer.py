@@ -64,6 +64,11 @@ log = logging.getLogger("dex.store")
 BATCH_BLOCKS_MAX = 500
 BATCH_TRADES_MAX = 50_000
 CURSOR_POLL_S = 1.0  # a node that is not writing reads the cursor / tries the lock this often
+# After writing, the writer lets blocks gather this long before its next
+# transaction: at low rates a transaction per block cost the node ~8 ms of
+# p50 order latency (measured at 100 orders/s: 9.8 ms without the store,
+# 18 ms with), as its Python work shares the GIL with Raft and the API.
+WRITE_COALESCE_S = 0.1
 RETRY_S_MIN = 0.2
 RETRY_S_MAX = 5.0
 STOP_TIMEOUT_S = 10.0
@@ -158,7 +163,7 @@ class StoreWriter:
         while not self._stopping.is_set():
             self._wake.clear()  # before the step: a block that lands during it wakes the next one at once
             try:
-                self.step()
+                written = self.step()
             except Diverged as e:
                 self._fail(e)
                 log.critical("store writer stopped: %s", e)
@@ -175,6 +180,8 @@ class StoreWriter:
                 self._stopping.wait(RETRY_S_MAX)
                 continue
             delay = RETRY_S_MIN
+            if written:
+                self._stopping.wait(WRITE_COALESCE_S)
             self._wake.wait(CURSOR_POLL_S)
 
     def _fail(self, e: BaseException) -> None:
