@@ -4,7 +4,6 @@
 // clusters, kill and restart buttons (they need the cluster secret).
 import { $, el, row, short, time } from "./util.js";
 
-const STATUS_POLL_MS = 1_000; // heads move with every block; the `cluster` stream says when roles change
 const FEED_ROWS_MAX = 40;
 const SECRET_KEY = "dex.clusterSecret";
 
@@ -15,7 +14,6 @@ export class ClusterView {
     this.blocks = [];
     this.admin = null; // {secretFile, secretHeader} on local clusters
     this.shown = false;
-    this.polling = null;
   }
 
   async start() {
@@ -44,15 +42,15 @@ export class ClusterView {
     if (on) this.poll();
   }
 
+  // One read of the status when the view starts, is shown or acts: the
+  // `cluster` stream pushes it on every change of role, leader or
+  // reachability and at least once a second while heads move.
   async poll() {
-    clearTimeout(this.polling);
-    const generation = (this.generation = (this.generation ?? 0) + 1); // one polling loop at a time
     try {
       this.show(await this.conn.get("/api/v1/cluster/status"));
     } catch (e) {
       console.warn("dex: cluster status:", e.message);
     }
-    if (this.shown && generation === this.generation) this.polling = setTimeout(() => this.poll(), STATUS_POLL_MS);
   }
 
   show(st) {
