@@ -25,7 +25,6 @@ import httpx
 from dex.api.errors import DISCONNECTED, OVERLOADED, TIMEOUT, ApiError
 from dex.api.history import History
 from dex.api.ratelimit import FORWARD_MAC_HEADER, forward_key, forward_mac
-from dex.auth import signed_payload
 from dex.config import ClusterConfig, ConfigError, load_cluster
 from dex.ledger.builder import BlockBuilder, NotLeader, Overloaded, Unknown
 from dex.ledger.codec import Auth
@@ -199,23 +198,24 @@ class Node:
                 "Retry with the same client order id: it will not create a second order.",
             ) from e
 
-    async def forward(self, leader: str, method: str, path: str, query: str, headers: dict, body: bytes):
+    async def forward(self, leader: str, method: str, path: str, query: str, headers: dict, body: bytes, signed_bytes: bytes):
         """Send a request to the leader as received; wait until this node has
-        applied the block that holds it. Returns (status, json)."""
+        applied the block that holds it. `signed_bytes` are what this node
+        verified the request's signature over (dex.api.deps): the forward MAC
+        vouches for them. Returns (status, json)."""
         if self.forwards_inflight >= FORWARDS_INFLIGHT_MAX:
             raise ApiError.unavailable(OVERLOADED, "Server is currently overloaded with forwarded requests. Please try again.")
         self.forwards_inflight += 1
         try:
-            return await self._forward(leader, method, path, query, headers, body)
+            return await self._forward(leader, method, path, query, headers, body, signed_bytes)
         finally:
             self.forwards_inflight -= 1
 
-    async def _forward(self, leader: str, method: str, path: str, query: str, headers: dict, body: bytes):
+    async def _forward(self, leader: str, method: str, path: str, query: str, headers: dict, body: bytes, signed_bytes: bytes):
         url = f"{self.cfg.node(leader).api_url}{path}" + (f"?{query}" if query else "")
         headers = {k.lower(): v for k, v in headers.items() if k.lower() in ("x-api-key", "x-timestamp", "x-signature", "x-recv-window", "content-type")}
         headers["x-dex-forwarded"] = self.node_id
-        payload = signed_payload(headers.get("x-timestamp", ""), method, path, query, body)
-        headers[FORWARD_MAC_HEADER] = forward_mac(self.forward_key, headers.get("x-api-key", ""), headers.get("x-signature", ""), payload)
+        headers[FORWARD_MAC_HEADER] = forward_mac(self.forward_key, headers.get("x-api-key", ""), headers.get("x-signature", ""), signed_bytes)
         try:
             r = await self.http.request(method, url, content=body, headers=headers)
         except httpx.TimeoutException as e:

@@ -109,9 +109,11 @@ async def _forward_if_follower(node, request: Request):
         return None
     if request.headers.get(FORWARDED):
         raise ApiError.unavailable(DISCONNECTED, "Forwarded to a node that is no longer the leader. Please try again.")
-    await verify_request(request)  # here, where the user sent it: bad signatures stop here, the rate limit is charged once
+    signed = await verify_request(request)  # here, where the user sent it: bad signatures stop here, the rate limit is charged once
     body = await request.body()
-    status, payload, retry_after = await node.forward(leader, request.method, request.url.path, request.url.query, dict(request.headers), body)
+    status, payload, retry_after = await node.forward(
+        leader, request.method, request.url.path, request.url.query, dict(request.headers), body, signed.auth.payload
+    )
     return JSONResponse(payload, status_code=status, headers={"Retry-After": retry_after} if retry_after else None)
 
 
