@@ -527,17 +527,9 @@ class Load:
             self.unacked.append(cid)  # a rejection is not an ack; it may not be in the ledger
 
     async def cancel(self, k: int, oid: int) -> None:
-        query = f"symbol={SYMBOL}&orderId={oid}"
         self.counts["cancels_sent"] += 1
-        status, _, _ = await self.send("DELETE", "/api/v1/order", query, b"", self.keys[k])
-        if status == 200:
-            self.counts["cancels_acked"] += 1
-            if time.monotonic() <= self.end:
-                self.counts["cancels_acked_in_window"] += 1
-        elif status in (400, 404):
-            self.counts["cancels_of_finished_orders"] += 1  # filled by a crossing order first
-        else:
-            self.counts["cancels_failed"] += 1
+        status, _, _ = await self.send("DELETE", "/api/v1/order", f"symbol={SYMBOL}&orderId={oid}", b"", self.keys[k])
+        self._count_cancel(status, 1)
 
     async def cancel_account(self, k: int) -> None:
         """Batch mode's cancel: one DELETE /openOrders clears account k's
@@ -546,13 +538,15 @@ class Load:
         self.resting = collections.deque(entry for entry in self.resting if entry[0] != k)
         self.counts["cancels_sent"] += 1
         status, payload, _ = await self.send("DELETE", "/api/v1/openOrders", f"symbol={SYMBOL}", b"", self.keys[k])
+        self._count_cancel(status, len(json.loads(payload)) if status == 200 else 0)
+
+    def _count_cancel(self, status: int | None, cancelled: int) -> None:
         if status == 200:
-            cancelled = len(json.loads(payload))
             self.counts["cancels_acked"] += cancelled
             if time.monotonic() <= self.end:
                 self.counts["cancels_acked_in_window"] += cancelled
         elif status in (400, 404):
-            self.counts["cancels_of_finished_orders"] += 1
+            self.counts["cancels_of_finished_orders"] += 1  # filled by a crossing order first
         else:
             self.counts["cancels_failed"] += 1
 
