@@ -1,16 +1,19 @@
 """The real-cluster fixtures (`cluster`, `cluster_config`) and their log
 check, shared with tests/cluster; and `tuned_cluster`, a running cluster
-with extra [cluster] settings from the test's `cluster_settings` marker."""
+with extra [cluster] settings from the test's `cluster_settings` marker; and
+`openapi_doc`, the API's OpenAPI document with no node started."""
 
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from dex.config import SECRET_ENV
+from dex.api.app import create_app
+from dex.config import SECRET_ENV, load_cluster
 from tests.cluster.conftest import *  # noqa: F403
 from tests.cluster.conftest import CLUSTERS
-from tests.cluster.harness import Cluster
+from tests.cluster.harness import REPO, Cluster
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -30,3 +33,11 @@ def tuned_cluster(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: p
     finally:
         c.close()
     c.check_log()
+
+
+@pytest.fixture(scope="session")
+def openapi_doc() -> dict:
+    """The API's OpenAPI document, from an app around configs/local-4.toml
+    with no node started (the schema only)."""
+    node = SimpleNamespace(cfg=load_cluster(REPO / "configs" / "local-4.toml"), block_listeners=[], node_id="n1")
+    return create_app(node).openapi()

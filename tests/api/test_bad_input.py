@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from types import SimpleNamespace
 
-from dex.api.app import create_app
-from dex.config import load_cluster
 
 
 def _refs(node):
@@ -32,14 +28,12 @@ def _resolve(doc: dict, ref: str):
     return node
 
 
-def test_every_schema_reference_in_openapi_resolves():
+def test_every_schema_reference_in_openapi_resolves(openapi_doc: dict):
     """The signed routes' bodies (documented by hand from pydantic models)
     once embedded `#/$defs/NewOrder` for POST /api/v1/batchOrders: relative to
     the OpenAPI document that resolves to nothing, so clients and fuzzers
     could not generate or validate its orders."""
-    cfg = load_cluster(Path(__file__).resolve().parents[2] / "configs" / "local-4.toml")
-    app = create_app(SimpleNamespace(block_listeners=[], cfg=cfg))  # the schema only: no node is started
-    doc = app.openapi()
+    doc = openapi_doc
     unresolved = sorted({ref for ref in _refs(doc) if _resolve(doc, ref) is None})
     assert not unresolved, unresolved
     body = doc["paths"]["/api/v1/batchOrders"]["post"]["requestBody"]["content"]["application/json"]["schema"]
