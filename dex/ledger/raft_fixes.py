@@ -14,7 +14,7 @@ PySyncObj combine to make a follower delete entries it has already applied
 
 `RaftCorrectJournal` fixes 2 at the journal: deletion is deferred to the first
 conflicting entry; an entry that matches the one held (same index and term,
-hence the same entry by the Log Matching property) is kept. `keep_next_index_monotonic`
+hence the same entry by the Log Matching property) is kept. `_hook_messages`
 fixes 1: a success never moves nextIndex backwards (a failure still does).
 
 Keeping the entries after a match makes a third rule of Raft's matter (§5.3):
@@ -117,7 +117,7 @@ def install(syncobj) -> None:
     pysyncobj_log = logging.getLogger(_syncobj.__name__)
     if _OVERLAP_ALARM_FILTER not in pysyncobj_log.filters:
         pysyncobj_log.addFilter(_OVERLAP_ALARM_FILTER)
-    keep_next_index_monotonic(syncobj)
+    _hook_messages(syncobj)
 
 
 def cap_commit_index(message: dict) -> None:
@@ -137,7 +137,7 @@ def cap_commit_index(message: dict) -> None:
         message["commit_index"] = last
 
 
-def keep_next_index_monotonic(syncobj) -> None:
+def _hook_messages(syncobj) -> None:
     """Hook the SyncObj's message handler so a successful acknowledgement
     never lowers a follower's nextIndex, and a follower never commits past
     what a message carried (cap_commit_index)."""
