@@ -49,6 +49,7 @@ import os
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy import insert, select, text, update
@@ -101,6 +102,56 @@ class Diverged(RuntimeError):
     """The store's cursor names a block this node's chain holds with another hash."""
 
 
+class BatchReader:
+    """The rows of the next transaction, read from the chain: decoding the
+    blocks after the batch in flight is done on a helper thread while that
+    batch is in the database (psycopg2 and sqlite3 release the GIL while they
+    wait on it), so the writer's Python work and the database's overlap.
+
+    At most one batch is read ahead. A batch read ahead is used only if it
+    starts where the cursor now ends and its last block is still this
+    chain's (one hash covers the blocks before it, by the parent links);
+    it is then extended with blocks that landed since, up to the bounds."""
+
+    def __init__(self, chain, markets: dict) -> None:
+        self.chain = chain
+        self.markets = markets
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-reader")
+        self._ahead: tuple[int, Future] | None = None
+
+    def take(self, start: int, head: int) -> BatchRows:
+        """The rows of blocks start..(at most) head, within the bounds."""
+        batch = None
+        if self._ahead is not None:
+            first, future = self._ahead
+            self._ahead = None
+            if first == start:
+                got = future.result()  # re-raises what the helper raised
+                if got.blocks and self.chain.hash_at(got.last_height) == bytes.fromhex(got.last_hash):
+                    batch = got
+        if batch is None:
+            batch = BatchRows(markets=self.markets)
+        return self._fill(batch, start, head)
+
+    def ahead(self, start: int) -> None:
+        """Start reading the batch from `start`, if the chain has blocks there."""
+        if self._ahead is None and self.chain.height >= start:
+            self._ahead = (start, self._pool.submit(self._fill, BatchRows(markets=self.markets), start, self.chain.height))
+
+    def close(self) -> None:
+        self._ahead = None
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _fill(self, batch: BatchRows, start: int, head: int) -> BatchRows:
+        first = batch.first_height or start
+        after = batch.last_height + 1 if batch.blocks else start
+        for block in self.chain.blocks(after, min(head, first + BATCH_BLOCKS_MAX - 1) + 1):
+            if batch.blocks and len(batch.trades) >= BATCH_TRADES_MAX:
+                break
+            batch.add(block, decode_block(block))
+        return batch
+
+
 class StoreWriter:
     def __init__(self, url: str, chain, markets, *, node_id: str = "", clock=time.time, healthy=None) -> None:
         """`healthy()`: whether this node follows a leader with a quorum (its
@@ -132,6 +183,7 @@ class StoreWriter:
         self.blocks_written = 0
         self.trades_written = 0
         self.lag_ms_recent: deque[int] = deque(maxlen=LAG_SAMPLES_MAX)
+        self._reader = BatchReader(chain, self.markets)
         self._outage = False
         self.diverged = False
 
@@ -154,6 +206,7 @@ class StoreWriter:
             if self._thread.is_alive():
                 log.warning("store writer still busy after %.0f s; leaving it (its transaction rolls back on exit)", timeout_s)
                 return
+        self._reader.close()
         self._disconnect()
         if self._engine is not None:
             self._engine.dispose()
@@ -330,14 +383,11 @@ class StoreWriter:
                 with self._state_lock:
                     self.cursor_height = cursor
                 return 0
-            batch = BatchRows(markets=self.markets)
-            for block in self.chain.blocks(cursor + 1, min(head, cursor + BATCH_BLOCKS_MAX) + 1):
-                batch.add(block, decode_block(block))
-                if len(batch.trades) >= BATCH_TRADES_MAX:
-                    break
+            batch = self._reader.take(cursor + 1, head)
             if not batch.blocks:
                 return 0
             assert batch.first_height == cursor + 1, (batch.first_height, cursor)
+            self._reader.ahead(batch.last_height + 1)  # decoded while this batch is in the database
             self._insert(conn, batch)
             conn.execute(
                 update(StoreCursor).where(StoreCursor.id == CURSOR_ID).values(height=batch.last_height, block_hash=batch.last_hash)
@@ -437,7 +487,10 @@ def _copy(cursor, table: str, columns: tuple, lines: list[str]) -> None:
     if not lines:
         return
     lines.append("")
-    cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", io.StringIO("\n".join(lines)))
+    data = "\n".join(lines).encode()
+    # One read, one PQputCopyData: psycopg2 holds the GIL for each chunk it reads, so
+    # with its 8 KiB default a batch's COPY would queue behind the read-ahead thread.
+    cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", io.BytesIO(data), size=len(data))
 
 
 def _dict_lines(columns: tuple, rows) -> list[str]:

@@ -19,7 +19,7 @@ from dex.store import db, writer as writer_module
 from dex.store.check import compare_store
 from dex.store.models import Block, OrderRow, StoreCursor, TradeRow
 from dex.store.rows import decode_block
-from dex.store.synthetic import MAKER_LOTS, MID_TICKS, SYMBOL, fund, trading_blocks
+from dex.store.synthetic import MAKER_LOTS, MID_TICKS, SYMBOL, ChainBuilder, fund, trading_blocks
 from dex.store.writer import Diverged, StoreWriter
 from tests import kit
 
@@ -378,3 +378,72 @@ def test_a_writer_without_a_leader_hands_the_lock_over(store_url, builder, monke
     a.stop()
     b.stop()
     assert compare_store(store_url, builder.chain, markets=kit.markets()) == []
+
+
+# ---------------------------------------------------------- reading ahead
+
+def rows_of(batch) -> tuple:
+    return (batch.first_height, batch.last_height, batch.last_hash, batch.blocks, batch.trades, batch.new_orders,
+            {oid: (t.filled_delta, t.final, t.price, t.qty, t.height) for oid, t in batch.touched.items()})
+
+
+def direct(chain, start: int, stop: int):
+    batch = writer_module.BatchRows(markets={m.symbol: m for m in kit.markets().markets})
+    for block in chain.blocks(start, stop + 1):
+        batch.add(block, decode_block(block))
+    return batch
+
+
+def test_a_batch_read_ahead_is_extended_with_blocks_that_landed_since(builder, monkeypatch):
+    trading_blocks(builder, 6, 10)
+    monkeypatch.setattr(writer_module, "BATCH_BLOCKS_MAX", 8)
+    reader = writer_module.BatchReader(builder.chain, {m.symbol: m for m in kit.markets().markets})
+    try:
+        reader.ahead(3)
+        ahead = reader._ahead[1].result(timeout=10)
+        assert (ahead.first_height, ahead.last_height) == (3, builder.chain.height)
+        trading_blocks(builder, 6, 10)  # more blocks land while the batch before is in the database
+        batch = reader.take(3, builder.chain.height)
+        assert batch is ahead  # used, not read again ...
+        assert rows_of(batch) == rows_of(direct(builder.chain, 3, 10))  # ... and extended to the block bound
+        assert reader._ahead is None
+    finally:
+        reader.close()
+
+
+def test_a_batch_read_ahead_from_elsewhere_or_another_chain_is_not_used(builder, tmp_path):
+    trading_blocks(builder, 6, 10)
+    markets = {m.symbol: m for m in kit.markets().markets}
+    reader = writer_module.BatchReader(builder.chain, markets)
+    other = ChainBuilder(tmp_path / "other" / "blocks.dat", kit.markets(), time_ms=1_800_000_000_000)
+    try:
+        reader.ahead(3)
+        stale = reader._ahead[1].result(timeout=10)
+        batch = reader.take(4, builder.chain.height)  # the cursor ended elsewhere
+        assert batch is not stale and rows_of(batch) == rows_of(direct(builder.chain, 4, builder.chain.height))
+
+        trading_blocks(other, 6, 10)  # same heights, other hashes
+        reader.ahead(3)
+        stale = reader._ahead[1].result(timeout=10)
+        reader.chain = other.chain  # as after a reset to other blocks
+        batch = reader.take(3, other.chain.height)
+        assert batch is not stale and rows_of(batch) == rows_of(direct(other.chain, 3, other.chain.height))
+    finally:
+        reader.close()
+        other.close()
+
+
+def test_an_error_while_reading_ahead_reaches_the_writer(builder, monkeypatch):
+    trading_blocks(builder, 3, 5)
+    reader = writer_module.BatchReader(builder.chain, {m.symbol: m for m in kit.markets().markets})
+
+    def broken(block):
+        raise ValueError(f"cannot decode block {block.header.height}")
+
+    monkeypatch.setattr(writer_module, "decode_block", broken)
+    try:
+        reader.ahead(2)
+        with pytest.raises(ValueError, match="cannot decode block 2"):
+            reader.take(2, builder.chain.height)
+    finally:
+        reader.close()
