@@ -25,3 +25,4 @@ def test_store_bench_smoke() -> None:
     assert out["write"]["sqlite"]["trades"] == out["write"]["postgresql"]["trades"]
     assert out["lag"]["blocks_in_store"] > 0 and out["lag"]["lag_p99_s"] is not None and out["lag_p99_s"] == out["lag"]["lag_p99_s"]
     assert out["lag"]["store_head"] == out["lag"]["blocks_in_store"]  # heights 1..head, each once
+    assert 0 < out["lag"]["order_p50_s"] <= out["lag"]["order_p99_s"]  # the cluster's own latency, beside the lag
