@@ -52,6 +52,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import psycopg2.extensions
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -487,7 +488,8 @@ def _copy(cursor, table: str, columns: tuple, lines: list[str]) -> None:
     if not lines:
         return
     lines.append("")
-    data = "\n".join(lines).encode()
+    # Encoded as psycopg2 encodes a str source: in the connection's client encoding.
+    data = "\n".join(lines).encode(psycopg2.extensions.encodings[cursor.connection.encoding])
     # One read, one PQputCopyData: psycopg2 holds the GIL for each chunk it reads, so
     # with its 8 KiB default a batch's COPY would queue behind the read-ahead thread.
     cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", io.BytesIO(data), size=len(data))

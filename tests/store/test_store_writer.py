@@ -248,6 +248,21 @@ def test_orders_keep_their_final_status_across_batches(store_url, builder):
     assert rows[1].account == 1 and rows[1].symbol == SYMBOL and m.symbol == SYMBOL
 
 
+def test_a_client_order_id_of_any_allowed_text_arrives_as_it_was(store_url, builder):
+    """COPY text escaping: any printable ASCII (the engine's rule), backslashes and a literal \\N included."""
+    odd = ["back\\slash", "\\N", "ends\\", " spaced ", "q\"u'o`te;,|", "".join(map(chr, range(0x20, 0x20 + 36)))]
+    builder.block(fund([1]))
+    builder.block([
+        PlaceOrder(account=1, symbol=SYMBOL, side=Side.SELL, price=MID_TICKS + i, qty=10, client_order_id=cid) for i, cid in enumerate(odd)
+    ])
+    write_all(store_url, builder.chain)
+    engine = db.make_engine(store_url)
+    with engine.connect() as conn:
+        stored = conn.execute(select(OrderRow.client_order_id).order_by(OrderRow.order_id)).scalars().all()
+    engine.dispose()
+    assert stored == odd
+
+
 # -------------------------------------------------------------- failure cases
 
 
