@@ -22,12 +22,12 @@ from pathlib import Path
 
 import httpx
 
-from dex.api.errors import DISCONNECTED, OVERLOADED, TIMEOUT, ApiError
+from dex.api.errors import DISCONNECTED, ILLEGAL_CHARS, OVERLOADED, TIMEOUT, ApiError
 from dex.api.history import History
 from dex.api.ratelimit import FORWARD_MAC_HEADER, forward_key, forward_mac
 from dex.config import ClusterConfig, ConfigError, load_cluster
 from dex.ledger.builder import BlockBuilder, NotLeader, Overloaded, Unknown
-from dex.ledger.codec import Auth
+from dex.ledger.codec import Auth, CodecError
 from dex.ledger.replica import Replica
 from dex.store.writer import for_node as store_writer
 
@@ -187,6 +187,8 @@ class Node:
             self.builder.submit(commands, auth, done)
         except Overloaded as e:
             raise ApiError.unavailable(OVERLOADED, f"Server is currently overloaded: {e}.") from e
+        except CodecError as e:  # the routes check their fields first; this is the backstop
+            raise ApiError(400, ILLEGAL_CHARS, f"A parameter cannot be recorded in a block ({e}).") from e
         try:
             return await asyncio.wait_for(future, REQUEST_TIMEOUT_S)
         except NotLeader as e:

@@ -22,11 +22,12 @@ from dex.api.errors import (
     BAD_PRECISION,
     DISABLED,
     DISCONNECTED,
+    ILLEGAL_CHARS,
     MANDATORY_PARAM,
     ApiError,
 )
 from dex.core import limits
-from dex.core.commands import AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder, Withdraw
+from dex.core.commands import AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder, Withdraw, valid_client_order_id
 from dex.core.events import (
     OrderAccepted,
     OrderAmended,
@@ -47,6 +48,7 @@ from dex.core.types import (
 router = APIRouter(prefix="/api/v1", tags=["trading"])
 
 FORWARDED = "x-dex-forwarded"
+CLIENT_ID_RULE = "1 to 36 printable ASCII characters; anything else is refused with -1100."
 
 
 class NewOrder(BaseModel):
@@ -60,7 +62,7 @@ class NewOrder(BaseModel):
     price: str | None = Field(default=None, max_length=40)
     quantity: str | None = Field(default=None, max_length=40)
     quoteOrderQty: str | None = Field(default=None, max_length=40)
-    newClientOrderId: str | None = Field(default=None, min_length=1, max_length=limits.CLIENT_ORDER_ID_LENGTH_MAX)
+    newClientOrderId: str | None = Field(default=None, min_length=1, max_length=limits.CLIENT_ORDER_ID_LENGTH_MAX, description=CLIENT_ID_RULE)
     postOnly: bool = False
     selfTradePreventionMode: Literal["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"] = "EXPIRE_TAKER"
     newOrderRespType: Literal["ACK", "RESULT", "FULL"] = "FULL"
@@ -72,7 +74,7 @@ class AmendRequest(BaseModel):
     })
     symbol: str = Field(max_length=20)
     orderId: int | None = Field(default=None, ge=1, le=2**63 - 1)
-    origClientOrderId: str | None = Field(default=None, min_length=1, max_length=limits.CLIENT_ORDER_ID_LENGTH_MAX)
+    origClientOrderId: str | None = Field(default=None, min_length=1, max_length=limits.CLIENT_ORDER_ID_LENGTH_MAX, description=CLIENT_ID_RULE)
     newPrice: str | None = Field(default=None, max_length=40)
     newQty: str | None = Field(default=None, max_length=40)  # new total quantity, filled part included
 
@@ -160,10 +162,30 @@ def _signed_body(model: type[BaseModel]) -> dict:
     return {**_body(model), "parameters": SIGNED_HEADERS}
 
 
-def _place_command(node, o: NewOrder, signed, index: int = 0):
+def _client_id(cid: str, param: str) -> str:
+    """A client order id the engine (and the ledger codec) can take, or -1100
+    here: an id outside printable ASCII must not reach a block."""
+    if not valid_client_order_id(cid):
+        raise ApiError(400, ILLEGAL_CHARS, f"Illegal characters found in parameter '{param}'.")
+    return cid
+
+
+def _order_ref(order_id: int | None, orig_cid: str | None) -> tuple[int, str | None]:
+    """(order_id, client_order_id) as the engine takes them: by id when one is
+    sent, otherwise by the client's id."""
+    if order_id is None and orig_cid is None:
+        raise ApiError(400, MANDATORY_PARAM, "Either orderId or origClientOrderId must be sent.")
+    if order_id:
+        return order_id, None
+    return 0, _client_id(orig_cid, "origClientOrderId")
+
+
+def _place_command(node, o: NewOrder, signed, index: int = 0, *, check_client_id: bool = True):
     """The engine command for one new order, after the edge's checks:
     (market, PlaceOrder), or ApiError. `index` tells the orders of one
-    batch apart when their client ids are derived from its signature."""
+    batch apart when their client ids are derived from its signature.
+    `check_client_id=False` (dex audit): blocks made before the edge checked
+    client ids hold orders whose ids only the engine refused."""
     m = market_of(node, o.symbol)
     otype = OrderType[o.type]
     price = quantity = quote_qty = 0
@@ -184,7 +206,10 @@ def _place_command(node, o: NewOrder, signed, index: int = 0):
     if otype == OrderType.MARKET and (o.quantity is None) == (o.quoteOrderQty is None):
         raise ApiError(400, MANDATORY_PARAM, "A MARKET order needs exactly one of quantity and quoteOrderQty.")
     tif = TimeInForce[o.timeInForce] if o.timeInForce else TimeInForce.GTC
-    cid = o.newClientOrderId or _derived_client_id(signed.auth.signature + index.to_bytes(2, "big"))
+    if o.newClientOrderId is not None:
+        cid = _client_id(o.newClientOrderId, "newClientOrderId") if check_client_id else o.newClientOrderId
+    else:
+        cid = _derived_client_id(signed.auth.signature + index.to_bytes(2, "big"))
     return m, PlaceOrder(
         account=signed.account,
         symbol=o.symbol,
@@ -282,16 +307,15 @@ async def cancel_order(
     node: NodeDep,
     symbol: str = Query(max_length=20),
     orderId: int | None = Query(default=None, ge=1, le=2**63 - 1),
-    origClientOrderId: str | None = Query(default=None, min_length=1, max_length=limits.CLIENT_ORDER_ID_LENGTH_MAX),
+    origClientOrderId: str | None = Query(default=None, min_length=1, max_length=limits.CLIENT_ORDER_ID_LENGTH_MAX, description=CLIENT_ID_RULE),
 ):
     forwarded = await _forward_if_follower(node, request)
     if forwarded is not None:
         return forwarded
     signed = await verify_request(request)
     m = market_of(node, symbol)
-    if orderId is None and origClientOrderId is None:
-        raise ApiError(400, MANDATORY_PARAM, "Either orderId or origClientOrderId must be sent.")
-    cmd = CancelOrder(account=signed.account, symbol=symbol, order_id=orderId or 0, client_order_id=None if orderId else origClientOrderId)
+    order_id, cid = _order_ref(orderId, origClientOrderId)
+    cmd = CancelOrder(account=signed.account, symbol=symbol, order_id=order_id, client_order_id=cid)
     height, block_hash, results = await node.submit([cmd], signed.auth)
     events = results[0]
     _reject(events)
@@ -343,8 +367,7 @@ async def amend_order(request: Request, node: NodeDep):
     signed = await verify_request(request)
     a: AmendRequest = _parse(AmendRequest, await request.body())
     m = market_of(node, a.symbol)
-    if a.orderId is None and a.origClientOrderId is None:
-        raise ApiError(400, MANDATORY_PARAM, "Either orderId or origClientOrderId must be sent.")
+    order_id, cid = _order_ref(a.orderId, a.origClientOrderId)
     if a.newPrice is None and a.newQty is None:
         raise ApiError(400, MANDATORY_PARAM, "At least one of newPrice and newQty must be sent.")
     price = quantity = 0
@@ -359,8 +382,8 @@ async def amend_order(request: Request, node: NodeDep):
     cmd = AmendOrder(
         account=signed.account,
         symbol=a.symbol,
-        order_id=a.orderId or 0,
-        client_order_id=None if a.orderId else a.origClientOrderId,
+        order_id=order_id,
+        client_order_id=cid,
         price=price,
         qty=quantity,
     )
@@ -406,10 +429,7 @@ async def test_order(request: Request, node: NodeDep):
     # Read-only: answered by whichever node receives it, against its state.
     signed = await verify_request(request)
     o: NewOrder = _parse(NewOrder, await request.body())
-    _, cmd = _place_command(node, o, signed)
-    cid = cmd.client_order_id
-    if not (cid.isascii() and cid.isprintable()):  # the engine's client id rule
-        raise ApiError.of(Reason.BAD_CLIENT_ORDER_ID)
+    _, cmd = _place_command(node, o, signed)  # the client id is checked there
     engine = node.replica.engine
     with node.replica.lock:
         book = engine.books.get(cmd.symbol)
@@ -460,14 +480,13 @@ async def get_order(
     signed: SignedDep,
     symbol: str = Query(max_length=20),
     orderId: int | None = Query(default=None, ge=1, le=2**63 - 1),
-    origClientOrderId: str | None = Query(default=None, min_length=1, max_length=limits.CLIENT_ORDER_ID_LENGTH_MAX),
+    origClientOrderId: str | None = Query(default=None, min_length=1, max_length=limits.CLIENT_ORDER_ID_LENGTH_MAX, description=CLIENT_ID_RULE),
 ):
     m = market_of(node, symbol)
-    if orderId is None and origClientOrderId is None:
-        raise ApiError(400, MANDATORY_PARAM, "Either orderId or origClientOrderId must be sent.")
+    order_id, cid = _order_ref(orderId, origClientOrderId)
     with node.replica.lock:
-        view = node.replica.engine.order(signed.account, symbol, orderId or 0, None if orderId else origClientOrderId)
-    record = node.history.order(view.order_id if view is not None else (orderId or 0))
+        view = node.replica.engine.order(signed.account, symbol, order_id, cid)
+    record = node.history.order(view.order_id if view is not None else order_id)
     if record is not None and record.account == signed.account and record.symbol == symbol:
         return render.order_record(m, record)
     if view is not None:

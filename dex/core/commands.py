@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dex.core import limits
 from dex.core.types import OrderType, SelfTradePrevention, Side, TimeInForce
+
+
+def valid_client_order_id(cid: str) -> bool:
+    """The engine's rule for a client order id: 1..36 printable ASCII
+    characters (the ledger codec stores it as ASCII)."""
+    return 0 < len(cid) <= limits.CLIENT_ORDER_ID_LENGTH_MAX and cid.isascii() and cid.isprintable()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -39,6 +39,7 @@ from dex.core.commands import (
     Deposit,
     PlaceOrder,
     Withdraw,
+    valid_client_order_id,
 )
 from dex.core.events import (
     BalanceChanged,
@@ -183,7 +184,7 @@ class Engine:
                 prev = acct.cids.get(cid)
                 if prev is not None:
                     return [_duplicate(prev)]
-            if not _valid_cid(cid):
+            if not valid_client_order_id(cid):
                 return [_new(OrderRejected, (cmd.account, cmd.symbol, cid, 0, Reason.BAD_CLIENT_ORDER_ID))]
         otype = cmd.type
         if otype != LIMIT:
@@ -952,10 +953,6 @@ class Engine:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _valid_cid(cid: str) -> bool:
-    return 0 < len(cid) <= limits.CLIENT_ORDER_ID_LENGTH_MAX and cid.isascii() and cid.isprintable()
 
 
 def _rest(book: Book, acct: Account, order: Order) -> None:

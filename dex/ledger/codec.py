@@ -89,7 +89,10 @@ def _put_str(out: list, text: str | None) -> None:
     if text is None:
         out.append(b"\x00")
         return
-    raw = text.encode("ascii")
+    try:
+        raw = text.encode("ascii")
+    except UnicodeEncodeError:
+        raise CodecError("string not ASCII") from None
     if not 0 < len(raw) < 256:
         raise CodecError(f"string of {len(raw)} bytes")
     out.append(bytes((len(raw),)))

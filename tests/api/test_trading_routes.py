@@ -245,3 +245,38 @@ def test_withdraw_takes_free_balance_out_and_refuses_more_than_is_free(cluster: 
         assert (too_much.value.status, too_much.value.code) == (400, -4026)
         balances = {b["asset"]: (b["free"], b["locked"]) for b in a.account()["balances"]}
         assert balances["USDT"] == ("349.50000000", "400.00000000")
+
+
+# ------------------------------------------------------------ client order ids
+
+
+@pytest.mark.parametrize("cid", ["ordré", "a\tb", "東京"])
+def test_a_client_order_id_outside_printable_ascii_is_refused_everywhere_it_is_taken(cluster: Cluster, cid: str) -> None:
+    """Refused with -1100 before it reaches a block: the ledger codec stores client ids as ASCII, and
+    one it cannot encode once made the leader answer 500."""
+    follower = follower_of(cluster)
+    with funded([cluster.url(follower)], USDT="100000") as a:
+        before = cluster.wait_converged(cluster.ids)
+        attempts = {
+            "POST /order": lambda: a.place_order("BTCUSDT", "BUY", price="40000.00", quantity="0.01000", client_order_id=cid),
+            "POST /batchOrders": lambda: a.batch_orders([
+                {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "price": "40000.00", "quantity": "0.01000", "newClientOrderId": cid},
+            ]),
+            "DELETE /order": lambda: a.cancel_order("BTCUSDT", client_order_id=cid),
+            "PUT /order/amend": lambda: a.amend_order("BTCUSDT", client_order_id=cid, new_qty="0.00500"),
+            "GET /order": lambda: a.get_order("BTCUSDT", client_order_id=cid),
+            "POST /order/test": lambda: a.test_order("BTCUSDT", "BUY", price="40000.00", quantity="0.01000", client_order_id=cid),
+        }
+        outcomes = {}
+        for route, attempt in attempts.items():
+            try:
+                outcomes[route] = ("answered", attempt())
+            except DexError as e:
+                outcomes[route] = (e.status, e.code)
+        refused = {route: (400, -1100) for route in attempts}
+        refused["POST /batchOrders"] = outcomes["POST /batchOrders"]  # checked below: per-order answers
+        assert outcomes == refused, outcomes
+        batch = outcomes["POST /batchOrders"]
+        assert batch[0] == "answered" and [o.get("code") for o in batch[1]] == [-1100], batch
+        assert cluster.head(cluster.wait_leader()) == before, "a refused client id reached a block"
+        assert a.open_orders() == []

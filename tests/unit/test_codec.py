@@ -69,3 +69,10 @@ def test_damaged_deflated_proposals_are_codec_errors(tamper: str) -> None:
     }[tamper]
     with pytest.raises(CodecError):
         decode_proposal(damaged)
+
+
+@pytest.mark.parametrize("cid", ["ordré", "東京", "x" * 256])
+def test_a_string_the_codec_cannot_store_is_a_codec_error(cid: str) -> None:
+    """Not a UnicodeEncodeError: the node turns a CodecError into a 400, never a 500."""
+    with pytest.raises(CodecError):
+        encode_command(PlaceOrder(account=7, symbol="BTCUSDT", side=Side.BUY, price=1, qty=1, client_order_id=cid))
