@@ -8,6 +8,11 @@ exception and never a silent truncation.
 # smallest unit of an asset. Everything fits in a signed 64-bit integer so the
 # ledger's codec can store it in fixed-width fields.
 INT64_MAX = 2**63 - 1
+# The widest number a command carries (the codec's unsigned 64-bit fields).
+# The edge refuses a decimal worth more steps than this as it refuses a
+# malformed one; anything from the engine's bounds below up to it reaches the
+# engine and is rejected there with a typed reason.
+UINT64_MAX = 2**64 - 1
 PRICE_TICKS_MAX = 2**40
 QUANTITY_LOTS_MAX = 2**40
 BALANCE_UNITS_MAX = 2**62

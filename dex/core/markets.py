@@ -86,7 +86,8 @@ class Market:
     def min_notional_units(self) -> int:
         return int(self.min_notional / self.quote.unit)
 
-    # Edge conversions: None means "not a whole number of steps" (or not a number).
+    # Edge conversions: None means "not a whole number of steps" (or not a
+    # number, or more steps than a command can carry: limits.UINT64_MAX).
     def price_to_ticks(self, text: str | Decimal) -> int | None:
         return _to_steps(text, self.tick_size)
 
@@ -191,7 +192,7 @@ def _to_steps(text: str | Decimal, step: Decimal) -> int | None:
     if not value.is_finite():
         return None
     steps = _EXACT.divide(value, step)
-    if steps != steps.to_integral_value():
+    if steps != steps.to_integral_value() or steps > limits.UINT64_MAX:
         return None
     return int(steps)
 

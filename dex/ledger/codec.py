@@ -125,6 +125,13 @@ _WALLET = struct.Struct("<BQQ")
 
 
 def encode_command(cmd) -> bytes:
+    try:
+        return _encode_command(cmd)
+    except struct.error as e:  # a number outside its field: the edge should have refused it
+        raise CodecError(f"{cmd.__class__.__name__}: {e}") from None
+
+
+def _encode_command(cmd) -> bytes:
     out: list[bytes] = []
     cls = cmd.__class__
     if cls is PlaceOrder:

@@ -76,3 +76,10 @@ def test_a_string_the_codec_cannot_store_is_a_codec_error(cid: str) -> None:
     """Not a UnicodeEncodeError: the node turns a CodecError into a 400, never a 500."""
     with pytest.raises(CodecError):
         encode_command(PlaceOrder(account=7, symbol="BTCUSDT", side=Side.BUY, price=1, qty=1, client_order_id=cid))
+
+
+@pytest.mark.parametrize("field", ["price", "qty", "quote_qty", "account"])
+def test_a_number_outside_its_field_is_a_codec_error(field: str) -> None:
+    fields = {"account": 7, "symbol": "BTCUSDT", "side": Side.BUY, "price": 1, "qty": 1, field: 2**64}
+    with pytest.raises(CodecError):
+        encode_command(PlaceOrder(**fields))

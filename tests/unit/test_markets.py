@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 
+from dex.core import limits
 from dex.core.markets import (
     amount_to_units,
     load_markets,
@@ -206,6 +207,16 @@ def test_price_to_ticks_accepts_plain_digits_only(btcusdt, text):
 @pytest.mark.parametrize("text", ["NaN", "nan", "sNaN", "Infinity", "-Infinity", "inf", Decimal("NaN"), Decimal("Infinity")])
 def test_price_to_ticks_rejects_nan_and_infinity(btcusdt, text):
     assert btcusdt.price_to_ticks(text) is None
+
+
+def test_converters_refuse_more_steps_than_a_command_can_carry(btcusdt):
+    """Regression: such a price reached the ledger codec and the leader answered 500."""
+    tick, lot = btcusdt.tick_size, btcusdt.step_size
+    assert btcusdt.price_to_ticks(str(limits.UINT64_MAX * tick)) == limits.UINT64_MAX
+    assert btcusdt.price_to_ticks(str((limits.UINT64_MAX + 1) * tick)) is None
+    assert btcusdt.price_to_ticks("99999999999999999999999999999") is None
+    assert btcusdt.qty_to_lots(str((limits.UINT64_MAX + 1) * lot)) is None
+    assert amount_to_units(kit.markets().asset("USDT"), "99999999999999999999999999999") is None
 
 
 def test_price_to_ticks_rejects_a_non_string(btcusdt):
