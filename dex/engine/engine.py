@@ -482,8 +482,10 @@ class Engine:
                     fill = mq if mq < remaining else remaining
                     if budget < fill * unit_cost:
                         fill = budget // unit_cost
+                        # It buys the lots it can; the rest expires for want of balance,
+                        # whatever the next step would have hit (ENGINE.md).
+                        stop = StopReason.NO_BALANCE
                         if fill == 0:
-                            stop = StopReason.NO_BALANCE
                             break
                 if not mk.dirty:
                     mk.dirty = True
@@ -520,6 +522,8 @@ class Engine:
                 else:
                     maker[O_QTY] = mq - fill
                     maker[O_STATUS] = PARTIALLY_FILLED
+                    if stop is not None:  # a fill the budget cut short (it never empties the maker)
+                        break
                 if not by_quote and remaining == 0:
                     break
             if level.count == 0:
