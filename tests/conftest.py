@@ -15,6 +15,16 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests import kit  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# `make test` (and CI) runs the property tests on the same examples every
+# time, so its outcome depends on the code alone and a failure replays.
+# `--hypothesis-profile=explore` draws new examples on every run: how the
+# model test found the last engine bugs. A failure prints the example and
+# lands in .hypothesis/, where the next run replays it first.
+settings.register_profile("default", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile("default")
 
 
 @pytest.fixture
