@@ -1,6 +1,8 @@
 """Market orders: by base quantity (buy or sell) and market buys by quote
 amount. They never rest; what they cannot fill expires."""
 
+import pytest
+
 from dex.core.events import OrderAccepted, OrderExpired
 from dex.core.reasons import StopReason
 from dex.core.types import OrderStatus
@@ -93,7 +95,14 @@ def test_market_buy_by_qty_spends_no_more_than_free_quote(ex):
     assert ex.free(DAVE, "USDT") == cost(P, 1) // 2
 
 
-def test_market_buy_by_qty_budget_runs_out_on_a_later_level(ex):
+@pytest.mark.parametrize("trades_max", [None, 2], ids=["usual-bound", "the-cut-short-fill-is-the-last-allowed"])
+def test_market_buy_by_qty_budget_runs_out_on_a_later_level(ex, monkeypatch, trades_max):
+    """With a bound of 2 fills, the fill the budget cuts short is also the
+    taker's last allowed one: the rest still expires for want of balance, what
+    stopped it (regression: it said TRADES_MAX; found by the small-bounds
+    model test)."""
+    if trades_max is not None:
+        monkeypatch.setattr(engine_module, "TRADES_MAX", trades_max)
     ex.sell(BOB, price=P, qty=100)
     ex.sell(CAROL, price=P + 100, qty=Q)
     ex.deposit(DAVE, "USDT", cost(P, 100) + cost(P + 100, 50) + 7)
@@ -103,21 +112,6 @@ def test_market_buy_by_qty_budget_runs_out_on_a_later_level(ex):
     assert [(t.price, t.qty) for t in kit.trades(events)] == [(P, 100), (P + 100, 50)]
     assert events[-1].qty == Q - 150 and events[-1].reason == StopReason.NO_BALANCE
     assert ex.free(DAVE, "USDT") == 7
-
-
-def test_market_buy_by_qty_cut_short_by_its_budget_on_its_last_allowed_fill_expires_for_balance(ex, monkeypatch):
-    """Regression (found by the small-bounds model test): when the fill the
-    budget cuts short is also the taker's last allowed fill, the rest expires
-    for want of balance (what stopped it), not for the fill bound."""
-    monkeypatch.setattr(engine_module, "TRADES_MAX", 2)
-    ex.sell(BOB, price=P, qty=100)
-    ex.sell(CAROL, price=P + 100, qty=Q)
-    ex.deposit(DAVE, "USDT", cost(P, 100) + cost(P + 100, 50) + 7)
-
-    events = ex.market_buy(DAVE, qty=Q)
-
-    assert [(t.price, t.qty) for t in kit.trades(events)] == [(P, 100), (P + 100, 50)]
-    assert events[-1].qty == Q - 150 and events[-1].reason == StopReason.NO_BALANCE
 
 
 def test_market_buy_by_qty_that_cannot_afford_one_lot_expires_unfilled(ex):
