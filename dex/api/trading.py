@@ -48,7 +48,7 @@ from dex.core.types import (
 router = APIRouter(prefix="/api/v1", tags=["trading"])
 
 FORWARDED = "x-dex-forwarded"
-CLIENT_ID_RULE = "1 to 36 printable ASCII characters; anything else is refused with -1100."
+CLIENT_ID_RULE = f"1 to {limits.CLIENT_ORDER_ID_LENGTH_MAX} printable ASCII characters; anything else is refused with -1100."
 
 
 class NewOrder(BaseModel):

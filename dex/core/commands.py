@@ -15,8 +15,8 @@ from dex.core.types import OrderType, SelfTradePrevention, Side, TimeInForce
 
 
 def valid_client_order_id(cid: str) -> bool:
-    """The engine's rule for a client order id: 1..36 printable ASCII
-    characters (the ledger codec stores it as ASCII)."""
+    """The engine's rule for a client order id: 1..CLIENT_ORDER_ID_LENGTH_MAX
+    printable ASCII characters (the ledger codec stores it as ASCII)."""
     return 0 < len(cid) <= limits.CLIENT_ORDER_ID_LENGTH_MAX and cid.isascii() and cid.isprintable()
 
 

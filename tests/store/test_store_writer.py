@@ -397,13 +397,18 @@ def test_a_writer_without_a_leader_hands_the_lock_over(store_url, builder, monke
 
 # ---------------------------------------------------------- reading ahead
 
+def by_symbol() -> dict:
+    """The markets as the writer keeps them."""
+    return {m.symbol: m for m in kit.markets().markets}
+
+
 def rows_of(batch) -> tuple:
     return (batch.first_height, batch.last_height, batch.last_hash, batch.blocks, batch.trades, batch.new_orders,
             {oid: (t.filled_delta, t.final, t.price, t.qty, t.height) for oid, t in batch.touched.items()})
 
 
 def direct(chain, start: int, stop: int):
-    batch = writer_module.BatchRows(markets={m.symbol: m for m in kit.markets().markets})
+    batch = writer_module.BatchRows(markets=by_symbol())
     for block in chain.blocks(start, stop + 1):
         batch.add(block, decode_block(block))
     return batch
@@ -412,7 +417,7 @@ def direct(chain, start: int, stop: int):
 def test_a_batch_read_ahead_is_extended_with_blocks_that_landed_since(builder, monkeypatch):
     trading_blocks(builder, 6, 10)
     monkeypatch.setattr(writer_module, "BATCH_BLOCKS_MAX", 8)
-    reader = writer_module.BatchReader(builder.chain, {m.symbol: m for m in kit.markets().markets})
+    reader = writer_module.BatchReader(builder.chain, by_symbol())
     try:
         reader.ahead(3)
         ahead = reader._ahead[1].result(timeout=10)
@@ -428,8 +433,7 @@ def test_a_batch_read_ahead_is_extended_with_blocks_that_landed_since(builder, m
 
 def test_a_batch_read_ahead_from_elsewhere_or_another_chain_is_not_used(builder, tmp_path):
     trading_blocks(builder, 6, 10)
-    markets = {m.symbol: m for m in kit.markets().markets}
-    reader = writer_module.BatchReader(builder.chain, markets)
+    reader = writer_module.BatchReader(builder.chain, by_symbol())
     other = ChainBuilder(tmp_path / "other" / "blocks.dat", kit.markets(), time_ms=1_800_000_000_000)
     try:
         reader.ahead(3)
@@ -450,7 +454,7 @@ def test_a_batch_read_ahead_from_elsewhere_or_another_chain_is_not_used(builder,
 
 def test_an_error_while_reading_ahead_reaches_the_writer(builder, monkeypatch):
     trading_blocks(builder, 3, 5)
-    reader = writer_module.BatchReader(builder.chain, {m.symbol: m for m in kit.markets().markets})
+    reader = writer_module.BatchReader(builder.chain, by_symbol())
 
     def broken(block):
         raise ValueError(f"cannot decode block {block.header.height}")
