@@ -76,6 +76,7 @@ from dex.ledger.codec import (  # noqa: E402
     encode_auth,
     encode_command,
 )
+from dex.ledger.replay import ReplayGuard  # noqa: E402
 from dex.ledger.state import apply_proposal  # noqa: E402
 
 CONFIG = REPO / "configs" / "local-4.toml"
@@ -188,6 +189,7 @@ def build(path: Path, orders: int, variant: str, seed: int) -> dict:
     markets = load_markets(MARKETS)
     w = Workload(seed, markets, variant)
     engine = Engine(markets)
+    guard = ReplayGuard()
     if path.exists():
         path.unlink()
     chain = Chain(path)
@@ -231,7 +233,7 @@ def build(path: Path, orders: int, variant: str, seed: int) -> dict:
         w.time_ms += BLOCK_MS
         proposal_bytes = assemble_proposal(leader="n1", term=1, time_ms=w.time_ms, auths=auths, commands=encoded)
         proposal, leaves = decode_proposal(proposal_bytes)
-        header, results_encoded, results = apply_proposal(engine, parent, parent_hash, proposal, leaves)
+        header, results_encoded, results = apply_proposal(engine, guard, parent, parent_hash, proposal, leaves)
         parent_hash = chain.append(header, proposal_bytes, b"".join(results_encoded))
         parent = header
         w.remember(results)

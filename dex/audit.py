@@ -24,6 +24,10 @@ auditor never writes, truncates or locks it), checking:
    signed request was used once only (a replay within recvWindow is harmless
    by the client-order-id dedup, which the replay itself checks), and
    recvWindow against the block time.
+   Each signed request is also named (dex.ledger.replay.request_id) across
+   the whole chain: a request carried a second time is counted in
+   `replays_refused` when the block refused it, and is a problem when it
+   executed again.
 4. the replay: a fresh `Engine(markets)` applies every block through
    `dex.ledger.state.apply_proposal` (the function `Replica.apply_block` uses),
    and the resulting header (leader, term, block time, command count, the
@@ -62,11 +66,13 @@ from urllib.parse import parse_qs
 
 from dex.auth import account_id
 from dex.core.commands import AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder
-from dex.core.events import Trade
+from dex.core.events import OrderRejected, Trade
+from dex.core.reasons import Reason
 from dex.core.markets import MarketConfig, amount_to_units, units_to_amount
 from dex.engine import Engine
 from dex.ledger.chain import Chain, ChainError
-from dex.ledger.codec import GENESIS_PARENT, NO_AUTH, Auth, BlockHeader, CodecError, decode_proposal
+from dex.ledger.codec import GENESIS_PARENT, NO_AUTH, Auth, BlockHeader, CodecError, decode_events, decode_proposal
+from dex.ledger.replay import ReplayGuard, request_id
 from dex.ledger.state import apply_proposal
 
 PROBLEMS_MAX_DEFAULT = 50
@@ -117,6 +123,7 @@ class Report:
     trades: int = 0
     signatures: int = 0
     unsigned_commands: int = 0
+    replays_refused: int = 0  # signed requests carried again and refused by the replay guard
     elapsed_s: float = 0.0
     main_cpu_s: float = 0.0  # this process's CPU time (not the signature pool's)
     pool_cpu_s: float = 0.0  # the signature pool's CPU time, its start-up included
@@ -139,6 +146,7 @@ class Report:
             "trades": self.trades,
             "signatures": self.signatures,
             "unsignedCommands": self.unsigned_commands,
+            "replaysRefused": self.replays_refused,
             "elapsedS": round(self.elapsed_s, 3),
             "mainCpuS": round(self.main_cpu_s, 3),
             "poolCpuS": round(self.pool_cpu_s, 3),
@@ -321,6 +329,8 @@ def _replay(chain: Chain, engine: Engine, stop: int, report: Report, problems: _
     next_progress = started + PROGRESS_INTERVAL_S
     place = PlaceOrder
     trade = Trade
+    guard = ReplayGuard()
+    first_use: dict[bytes, int] = {}  # request id -> the block that first carried it
     for block in chain.blocks(1, stop + 1):
         stored = block.header
         height = stored.height
@@ -333,7 +343,8 @@ def _replay(chain: Chain, engine: Engine, stop: int, report: Report, problems: _
             if proposal.auths:
                 checker.add(height, block.proposal, len(proposal.auths))
         report.unsigned_commands += proposal.auth_index.count(NO_AUTH)
-        replayed, encoded, results = apply_proposal(engine, parent, parent_hash, proposal, leaves)
+        replayed, encoded, results = apply_proposal(engine, guard, parent, parent_hash, proposal, leaves)
+        _check_reuse(height, proposal, block.results, first_use, report, problems)
         if replayed != stored:
             _compare_headers(height, stored, replayed, problems)
         if b"".join(encoded) != block.results:
@@ -355,6 +366,46 @@ def _replay(chain: Chain, engine: Engine, stop: int, report: Report, problems: _
                 _report_progress(progress, report, height, started)
     if report.blocks != stop:
         problems.add(f"block {report.blocks + 1}: the chain file yielded {report.blocks} blocks of {stop}")
+
+
+_REUSE_REFUSED = (Reason.REPLAYED, Reason.EXPIRED_REQUEST)
+
+
+def _check_reuse(height: int, proposal, stored_results: bytes, first_use: dict[bytes, int], report: Report, problems: _Problems) -> None:
+    """A signed request carried twice must have been refused the second time,
+    as the block stored it (the replay's own guard always refuses it)."""
+    stored = None
+    for i, a in enumerate(proposal.auths):
+        rid = request_id(a.public_key, a.payload)
+        first = first_use.get(rid)
+        if first is None:
+            first_use[rid] = height
+            continue
+        if stored is None:
+            stored = _decode_results(stored_results, len(proposal.commands))
+        refused = all(
+            events and events[0].__class__ is OrderRejected and events[0].reason in _REUSE_REFUSED
+            for index, events in zip(proposal.auth_index, stored)
+            if index == i
+        )
+        if refused:
+            report.replays_refused += 1
+        else:
+            problems.add(f"block {height}: auth {i} re-uses the signed request first carried in block {first}, and it executed again")
+
+
+def _decode_results(data: bytes, count: int) -> list[list]:
+    """Each command's stored events; [] for those past a damaged record
+    (the results comparison reports the damage)."""
+    out: list[list] = []
+    at = 0
+    try:
+        for _ in range(count):
+            events, at = decode_events(data, at)
+            out.append(events)
+    except CodecError:
+        pass
+    return out + [[] for _ in range(count - len(out))]
 
 
 def _compare_headers(height: int, stored: BlockHeader, replayed: BlockHeader, problems: _Problems) -> None:

@@ -74,6 +74,10 @@ class Node:
         if due and self.loop is not None:
             self.loop.call_soon_threadsafe(_release, due)
 
+    def request_used(self, public_key: bytes, payload: bytes) -> bool:
+        """True when a committed block already carried this signed request."""
+        return self.replica.guard.used(public_key, payload)
+
     async def wait_applied(self, height: int, timeout_s: float) -> bool:
         """Wait, without a thread, until this node has applied `height`."""
         future = self.loop.create_future()
@@ -215,7 +219,7 @@ class Node:
 
     async def _forward(self, leader: str, method: str, path: str, query: str, headers: dict, body: bytes, signed_bytes: bytes):
         url = f"{self.cfg.node(leader).api_url}{path}" + (f"?{query}" if query else "")
-        headers = {k.lower(): v for k, v in headers.items() if k.lower() in ("x-api-key", "x-timestamp", "x-signature", "x-recv-window", "content-type")}
+        headers = {k.lower(): v for k, v in headers.items() if k.lower() in ("x-api-key", "x-timestamp", "x-signature", "content-type")}
         headers["x-dex-forwarded"] = self.node_id
         headers[FORWARD_MAC_HEADER] = forward_mac(self.forward_key, headers.get("x-api-key", ""), headers.get("x-signature", ""), signed_bytes)
         try:

@@ -29,6 +29,9 @@ from dex.core.reasons import Reason
 from dex.ledger.codec import Auth
 
 
+RECV_WINDOW_HEADER = "x-recv-window"  # refused: an unsigned header must not stretch a signature's life
+
+
 def get_node(request: Request):
     return request.app.state.node
 
@@ -53,14 +56,22 @@ def parse_api_key(key: str) -> bytes:
     return public_key
 
 
+def _ascii_digits(text: str) -> bool:
+    """0-9 only: str.isdigit() also passes digits such as '²' that int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def check_timestamp(timestamp: str, window: str | None) -> int:
     """The request's timestamp (ms) if it is inside its recvWindow (ms, as
-    sent; None for the default) of this node's clock, else -1021 / -1102."""
-    if not timestamp.isdigit() or len(timestamp) > 15:
+    sent; None for the default) of this node's clock, else -1021 / -1102.
+    The window must be signed (a query parameter, or a field of a signed
+    LOGIN): an unsigned one would let anyone stretch a captured request's
+    life."""
+    if not _ascii_digits(timestamp) or len(timestamp) > 15:
         raise ApiError(400, INVALID_TIMESTAMP, "Timestamp for this request is not valid.")
     timestamp_ms = int(timestamp)
     window = window or str(RECV_WINDOW_MS_DEFAULT)
-    if not window.isdigit() or not 0 < int(window) <= RECV_WINDOW_MS_MAX:
+    if not _ascii_digits(window) or len(window) > 6 or not 0 < int(window) <= RECV_WINDOW_MS_MAX:
         raise ApiError(400, MANDATORY_PARAM, f"recvWindow must be 1..{RECV_WINDOW_MS_MAX} ms.")
     now_ms = time.time_ns() // 1_000_000
     if timestamp_ms > now_ms + 1000 or now_ms - timestamp_ms > int(window):
@@ -92,14 +103,20 @@ async def verify_request(request: Request) -> Signed:
     and charge the account's rate limit (dex/api/ratelimit.py) unless a peer
     forwarded the request, having charged it already.
 
+    A request this cluster already executed (the replicated replay guard,
+    dex/ledger/replay.py) is refused here, before the rate limit is charged;
+    the block's own check catches a replay that races its original.
+
     Routes that may forward to the leader call this where the request
     arrives (before forwarding) and where it executes."""
     h = request.headers
     key, ts, sig = h.get("x-api-key"), h.get("x-timestamp"), h.get("x-signature")
     if not key or not ts or not sig:
         raise ApiError(401, MANDATORY_PARAM, "Signed endpoint: X-API-KEY, X-TIMESTAMP and X-SIGNATURE are required.")
+    if RECV_WINDOW_HEADER in h:
+        raise ApiError(400, MANDATORY_PARAM, "X-RECV-WINDOW is not signed and is not accepted: send recvWindow as a query parameter (it is signed).")
     public_key = parse_api_key(key)
-    timestamp_ms = check_timestamp(ts, request.query_params.get("recvWindow") or h.get("x-recv-window"))
+    timestamp_ms = check_timestamp(ts, request.query_params.get("recvWindow"))
     body = await request.body()
     payload = signed_payload(timestamp_ms, request.method, request.url.path, request.url.query, body)
     node = request.app.state.node
@@ -110,6 +127,8 @@ async def verify_request(request: Request) -> Signed:
         signature = decode_signature(sig)
     else:
         signature = check_signature(public_key, sig, payload)
+    if node.request_used(public_key, payload):
+        raise ApiError.of(Reason.REPLAYED)
     account = account_id(public_key)
     if not peer:
         request.app.state.rate_limiter.charge(account)

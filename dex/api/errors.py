@@ -45,6 +45,8 @@ class ApiError(Exception):
 
     @classmethod
     def of(cls, reason: Reason) -> ApiError:
+        if reason == Reason.REQUESTS_WINDOW_FULL:  # nothing wrong with the request: later it will fit
+            return cls.unavailable(reason.code, reason.msg)
         status = 404 if reason == Reason.UNKNOWN_ORDER else 400
         return cls(status, reason.code, reason.msg)
 

@@ -15,7 +15,8 @@ a function of the chain alone, so every node computes the same value.
 Persistence, all in the node's data directory:
   raft.journal   PySyncObj's log (its FileJournal)
   raft.dump      PySyncObj's full dump at log compaction, in *our* format (see
-                 `_serialize`): the engine snapshot and the applied head, never
+                 `_serialize`): the engine snapshot, the replay guard
+                 (dex/ledger/replay.py) and the applied head, never
                  a pickle of live objects. A leader sends this file to a
                  follower too far behind to catch up from the log.
   blocks.dat     the chain (dex.ledger.chain), which outlives log compaction.
@@ -48,13 +49,15 @@ from dex.ledger.codec import (
     decode_header,
     decode_proposal,
 )
+from dex.ledger.replay import ReplayGuard
 from dex.ledger.state import apply_proposal
 
 log = logging.getLogger("dex.ledger.replica")
 
 DUMP_MAGIC = b"DEXD"
-DUMP_VERSION = 1
+DUMP_VERSION = 2  # 2: the replay guard after the header; version 1 (without it) still loads
 _DUMP_HEAD = struct.Struct("<4sHQI")  # magic, version, engine snapshot length, header length
+_DUMP_GUARD = struct.Struct("<Q")  # replay guard length (version 2)
 _ENTRY = struct.Struct("<IQQ")  # command length, index, term
 
 # Raft timing, tuned for 4 nodes on 2 shared cores (see docs/CLUSTER.md).
@@ -82,6 +85,7 @@ class Replica(SyncObj):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
         self.engine = Engine(cfg.markets)
+        self.guard = ReplayGuard()  # replicated beside the engine: signed requests already executed
         self.chain = Chain(self.data_dir / "blocks.dat")
         self.applied: BlockHeader | None = None  # the engine's state is after this block
         self.applied_hash: bytes = GENESIS_PARENT
@@ -148,7 +152,7 @@ class Replica(SyncObj):
             log.error("skipping an undecodable proposal: %s", e)
             return None
         with self.lock:
-            header, encoded, results = apply_proposal(self.engine, self.applied, self.applied_hash, proposal, leaves)
+            header, encoded, results = apply_proposal(self.engine, self.guard, self.applied, self.applied_hash, proposal, leaves)
             block_hash = self.chain.append(header, proposal_bytes, b"".join(encoded))
             self.applied = header
             self.applied_hash = block_hash
@@ -167,11 +171,14 @@ class Replica(SyncObj):
         last_entry, prev_entry, _cluster = raft_data
         with self.lock:
             snapshot = self.engine.snapshot()
+            guard = self.guard.encode()
             head = b"" if self.applied is None else self.applied.encode()
         with open(file_name, "wb") as f:
             f.write(_DUMP_HEAD.pack(DUMP_MAGIC, DUMP_VERSION, len(snapshot), len(head)))
             f.write(snapshot)
             f.write(head)
+            f.write(_DUMP_GUARD.pack(len(guard)))
+            f.write(guard)
             for command, index, term in (last_entry, prev_entry):
                 f.write(_ENTRY.pack(len(command), index, term))
                 f.write(command)
@@ -197,13 +204,19 @@ class Replica(SyncObj):
         with open(file_name, "rb") as f:
             data = f.read()
         magic, version, n_snapshot, n_head = _DUMP_HEAD.unpack_from(data, 0)
-        if magic != DUMP_MAGIC or version != DUMP_VERSION:
-            raise ValueError(f"{file_name}: not a dex dump v{DUMP_VERSION}")
+        if magic != DUMP_MAGIC or version not in (1, DUMP_VERSION):
+            raise ValueError(f"{file_name}: not a dex dump v1..{DUMP_VERSION}")
         at = _DUMP_HEAD.size
         engine = Engine.restore(self.cfg.markets, data[at : at + n_snapshot])
         at += n_snapshot
         head = decode_header(data, at)[0] if n_head else None
         at += n_head
+        guard = ReplayGuard()  # a version 1 dump predates the guard
+        if version >= 2:
+            (n_guard,) = _DUMP_GUARD.unpack_from(data, at)
+            at += _DUMP_GUARD.size
+            guard = ReplayGuard.decode(data[at : at + n_guard])
+            at += n_guard
         entries = []
         for _ in range(2):
             n, index, term = _ENTRY.unpack_from(data, at)
@@ -212,6 +225,7 @@ class Replica(SyncObj):
             at += n
         with self.lock:
             self.engine = engine
+            self.guard = guard
             self.applied = head
             self.applied_hash = GENESIS_PARENT if head is None else head.hash
             if head is not None:

@@ -5,6 +5,10 @@ This is the whole of what a block *means*, shared by the Raft state machine
 replays a stored chain through a fresh engine): both must compute exactly the
 same header from the same parent and proposal, so there is one function.
 
+A block's state is the engine and the replay guard (dex/ledger/replay.py):
+each signed request is admitted by the guard before its commands reach the
+engine; a request the guard refuses has each of its commands rejected whole.
+
 Deterministic: the block time is the proposal's, raised to the parent's when
 the leader's clock went back; nothing here reads a clock, a random source or
 anything but its arguments and the engine.
@@ -12,7 +16,8 @@ anything but its arguments and the engine.
 
 from __future__ import annotations
 
-from dex.ledger.codec import GENESIS_PARENT, BlockHeader, Proposal, encode_events, merkle_root
+from dex.ledger.codec import GENESIS_PARENT, NO_AUTH, BlockHeader, Proposal, encode_events, merkle_root
+from dex.ledger.replay import ReplayGuard, rejected
 
 
 def block_time_ms(parent: BlockHeader | None, proposal: Proposal) -> int:
@@ -20,9 +25,9 @@ def block_time_ms(parent: BlockHeader | None, proposal: Proposal) -> int:
     return proposal.time_ms if parent is None else max(proposal.time_ms, parent.time_ms)
 
 
-def apply_proposal(engine, parent: BlockHeader | None, parent_hash: bytes, proposal: Proposal, leaves: list[bytes]) -> tuple[BlockHeader, list[bytes], list]:
-    """Apply every command of `proposal` to `engine` (mutating it) at the
-    block's time and return (header, each command's encoded events, each
+def apply_proposal(engine, guard: ReplayGuard, parent: BlockHeader | None, parent_hash: bytes, proposal: Proposal, leaves: list[bytes]) -> tuple[BlockHeader, list[bytes], list]:
+    """Apply every command of `proposal` to `engine` (mutating it and
+    `guard`) at the block's time and return (header, each command's encoded events, each
     command's events). `leaves` are the commands' encodings from
     `decode_proposal`; `parent` is None for the first block, whose
     `parent_hash` is GENESIS_PARENT."""
@@ -31,7 +36,15 @@ def apply_proposal(engine, parent: BlockHeader | None, parent_hash: bytes, propo
     assert len(parent_hash) == 32
     time_ms = block_time_ms(parent, proposal)
     apply = engine.apply
-    results = [apply(cmd, time_ms) for cmd in proposal.commands]
+    guard.advance(time_ms)
+    verdicts = [guard.admit(a.public_key, a.timestamp_ms, a.payload, time_ms) for a in proposal.auths]
+    if not any(verdicts):
+        results = [apply(cmd, time_ms) for cmd in proposal.commands]
+    else:
+        results = [
+            apply(cmd, time_ms) if index == NO_AUTH or verdicts[index] is None else [rejected(cmd, verdicts[index])]
+            for cmd, index in zip(proposal.commands, proposal.auth_index)
+        ]
     encoded = [encode_events(events) for events in results]
     header = BlockHeader(
         height=1 if parent is None else parent.height + 1,

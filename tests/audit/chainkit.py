@@ -10,11 +10,12 @@ from types import SimpleNamespace
 
 from dex.api import trading
 from dex.auth import Keypair, signed_payload
-from dex.core.commands import AmendOrder, CancelAll, CancelOrder, Deposit
+from dex.core.commands import AmendOrder, CancelAll, CancelOrder, Deposit, Withdraw
 from dex.core.markets import MarketConfig, amount_to_units, load_markets
 from dex.engine import Engine
 from dex.ledger.chain import Chain
 from dex.ledger.codec import GENESIS_PARENT, NO_AUTH, Auth, Proposal, decode_proposal, encode_proposal
+from dex.ledger.replay import ReplayGuard
 from dex.ledger.state import apply_proposal
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,6 +40,7 @@ class Builder:
         self.markets = config or markets()
         self.chain = Chain(path)
         self.engine = Engine(self.markets)
+        self.guard = ReplayGuard()
         self.parent = None
         self.parent_hash = GENESIS_PARENT
         self.time_ms = TIME_MS_START
@@ -61,6 +63,11 @@ class Builder:
         auth, _ = self._sign(keys, "POST", "/api/v1/deposit", {"asset": asset, "amount": amount})
         units = amount_to_units(self.markets.asset(asset), amount)
         return Request(auth, [Deposit(account=keys.account, asset=asset, amount=units)])
+
+    def withdraw(self, keys: Keypair, asset: str, amount: str) -> Request:
+        auth, _ = self._sign(keys, "POST", "/api/v1/withdraw", {"asset": asset, "amount": amount})
+        units = amount_to_units(self.markets.asset(asset), amount)
+        return Request(auth, [Withdraw(account=keys.account, asset=asset, amount=units)])
 
     def order(self, keys: Keypair, symbol: str, side: str, price: str, quantity: str, **extra) -> Request:
         body = {"symbol": symbol, "side": side, "type": "LIMIT", "price": price, "quantity": quantity, **extra}
@@ -112,7 +119,7 @@ class Builder:
         self.time_ms += 10
         raw = encode_proposal(Proposal(leader="n1", term=1, time_ms=time_ms or self.time_ms, commands=tuple(commands), auth_index=tuple(indexes), auths=tuple(auths)))
         proposal, leaves = decode_proposal(raw)
-        header, encoded, results = apply_proposal(self.engine, self.parent, self.parent_hash, proposal, leaves)
+        header, encoded, results = apply_proposal(self.engine, self.guard, self.parent, self.parent_hash, proposal, leaves)
         self.parent_hash = self.chain.append(header, raw, b"".join(encoded))
         self.parent = header
         self.results.append(results)

@@ -17,6 +17,7 @@ from dex.core.commands import Deposit, PlaceOrder
 from dex.engine import Engine
 from dex.ledger.chain import Chain
 from dex.ledger.codec import decode_proposal
+from dex.ledger.replay import ReplayGuard
 from tests.audit import tamper
 from tests.audit.chainkit import REPO, Builder, Request, markets
 
@@ -268,3 +269,33 @@ def test_the_cli_exits_0_on_a_sound_chain_1_on_a_mismatch_2_on_usage(built) -> N
     assert run_cli("--data", str(path), "--node", "n1").returncode == 2
     assert run_cli("--data", str(path.parent / "missing")).returncode == 2
     assert run_cli("--data", str(path), "--at", "99").returncode == 2
+
+
+def test_a_replay_the_blocks_refused_is_counted_not_a_problem(tmp_path: Path) -> None:
+    b = Builder(tmp_path / "blocks.dat")
+    b.block(b.deposit(ALICE, "USDT", "1000"))
+    withdraw = b.withdraw(ALICE, "USDT", "1")
+    b.block(withdraw)
+    b.block(withdraw, withdraw)
+    b.close()
+
+    report, engine = audit(tmp_path / "blocks.dat", markets())
+
+    assert report.problems == []
+    assert report.replays_refused == 2
+    assert engine.balances(ALICE.account)["USDT"] == (999 * 10**6, 0)
+
+
+def test_a_signed_request_that_executed_twice_is_found(tmp_path: Path) -> None:
+    b = Builder(tmp_path / "blocks.dat")
+    b.block(b.deposit(ALICE, "USDT", "1000"))
+    withdraw = b.withdraw(ALICE, "USDT", "1")
+    b.block(withdraw)
+    b.guard = ReplayGuard()  # a replica that forgot what it executed
+    b.block(withdraw)
+    b.close()
+
+    report, _ = audit(tmp_path / "blocks.dat", markets())
+
+    assert "block 3: auth 0 re-uses the signed request first carried in block 2, and it executed again" in report.problems
+    assert report.replays_refused == 0

@@ -29,6 +29,9 @@ STABLE_VALUES = {
     "BALANCE_OVERFLOW": 42,
     "TOO_MANY_ACCOUNTS": 43,
     "RESERVED_ACCOUNT": 44,
+    "REPLAYED": 50,
+    "EXPIRED_REQUEST": 51,
+    "REQUESTS_WINDOW_FULL": 52,
 }
 
 WIRE_CODES = {
@@ -51,6 +54,9 @@ WIRE_CODES = {
     "BALANCE_OVERFLOW": -9003,
     "TOO_MANY_ACCOUNTS": -9004,
     "RESERVED_ACCOUNT": -9005,
+    "REPLAYED": -9006,
+    "EXPIRED_REQUEST": -1021,
+    "REQUESTS_WINDOW_FULL": -1008,
 }
 
 
@@ -102,6 +108,7 @@ def test_dex_own_codes_are_in_the_9000_range():
         "BALANCE_OVERFLOW",
         "TOO_MANY_ACCOUNTS",
         "RESERVED_ACCOUNT",
+        "REPLAYED",
     }
     assert all(-9999 <= r.code for r in own)
 
