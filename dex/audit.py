@@ -16,7 +16,7 @@ auditor never writes, truncates or locks it), checking:
    below), and the payload authorizes exactly the commands it covers: the
    payload starts with the auth's timestamp; its method and path name a route
    that makes commands (`POST /order`, `POST /batchOrders`, `DELETE /order`,
-   `DELETE /openOrders`, `PUT /order/amend`, `POST /deposit`); every command
+   `DELETE /openOrders`, `PUT /order/amend`, `POST /deposit`, `POST /withdraw`); every command
    under it is the account of the public key; and the commands are exactly
    those the API makes from that request (for orders, by the API's own
    `_place_command`: symbol, side, type, time in force, price, quantity, quote
@@ -65,7 +65,7 @@ from types import SimpleNamespace
 from urllib.parse import parse_qs
 
 from dex.auth import account_id
-from dex.core.commands import AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder
+from dex.core.commands import AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder, Withdraw
 from dex.core.events import OrderRejected, Trade
 from dex.core.reasons import Reason
 from dex.core.markets import MarketConfig, amount_to_units, units_to_amount
@@ -684,7 +684,7 @@ def _expected_commands(route: str, params: dict, body: bytes, auth: Auth, accoun
         return [CancelOrder(account=account, symbol=params.get("symbol", ""), order_id=oid, client_order_id=None if oid else params.get("origClientOrderId"))]
     if route == "DELETE /api/v1/openOrders":
         return [CancelAll(account=account, symbol=params.get("symbol"))]
-    if route in ("PUT /api/v1/order/amend", "POST /api/v1/deposit"):
+    if route in ("PUT /api/v1/order/amend", "POST /api/v1/deposit", "POST /api/v1/withdraw"):
         import json
 
         try:
@@ -693,13 +693,14 @@ def _expected_commands(route: str, params: dict, body: bytes, auth: Auth, accoun
             raise _Unauthorized("the body is not JSON") from None
         if not isinstance(doc, dict):
             raise _Unauthorized("the body is not a JSON object")
-        if route == "POST /api/v1/deposit":
+        if route in ("POST /api/v1/deposit", "POST /api/v1/withdraw"):
             try:
                 asset = markets.asset(str(doc.get("asset")))
             except KeyError:
                 raise _Unauthorized(f"unknown asset {doc.get('asset')!r}") from None
             units = amount_to_units(asset, str(doc.get("amount")))
-            return [Deposit(account=account, asset=asset.name, amount=units if units is not None else -1)]
+            command = Deposit if route == "POST /api/v1/deposit" else Withdraw
+            return [command(account=account, asset=asset.name, amount=units if units is not None else -1)]
         try:
             m = markets.market(str(doc.get("symbol")))
         except KeyError:
