@@ -2,7 +2,7 @@
 
 A node is `python -m dex.cli node --config <abs path> --id <id>`, started in
 its own session (so Ctrl-C in the starting terminal does not reach it), with
-stdout and stderr appended to `<data_dir>/<id>/node.log` and its pid in
+its log in `<data_dir>/<id>/node.log` (rotated by the node; stdout and stderr in node.out) and its pid in
 `<data_dir>/<id>/node.pid`.
 
 Invariants:
@@ -50,6 +50,7 @@ assert KILL_TIMEOUT_S <= STOP_TIMEOUT_S_DEFAULT
 HEALTH_PATH = "/healthz"
 STATUS_PATH = "/api/v1/cluster/status"
 LOG_FILE = "node.log"
+OUT_FILE = "node.out"
 PID_FILE = "node.pid"
 START_MARKER = "--- dex cluster:"  # start_node writes it before each run
 
@@ -117,12 +118,16 @@ def log_path(cfg: ClusterConfig, node_id: str) -> Path:
     return cfg.node_data_dir(node_id) / LOG_FILE
 
 
+def out_path(cfg: ClusterConfig, node_id: str) -> Path:
+    return cfg.node_data_dir(node_id) / OUT_FILE
+
+
 def pid_path(cfg: ClusterConfig, node_id: str) -> Path:
     return cfg.node_data_dir(node_id) / PID_FILE
 
 
 def node_command(cfg: ClusterConfig, node_id: str) -> list[str]:
-    return [sys.executable, "-m", "dex.cli", "node", "--config", str(cfg.path), "--id", node_id]
+    return [sys.executable, "-m", "dex.cli", "node", "--config", str(cfg.path), "--id", node_id, "--log-file", str(log_path(cfg, node_id))]
 
 
 def _cmdline(pid: int) -> list[str] | None:
@@ -176,11 +181,13 @@ def start_node(cfg: ClusterConfig, node_id: str) -> int:
     with open(log_path(cfg, node_id), "ab") as log:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         log.write(f"{START_MARKER} {stamp} starting node {node_id} ---\n".encode())
-        log.flush()
+    # The node logs into node.log itself, rotating it (dex.node.LOG_BYTES_MAX);
+    # node.out keeps only what bypasses logging (a crash's traceback).
+    with open(out_path(cfg, node_id), "ab") as out:
         proc = subprocess.Popen(
             node_command(cfg, node_id),
             stdin=subprocess.DEVNULL,
-            stdout=log,
+            stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,

@@ -14,6 +14,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+import logging.handlers
 import threading
 import signal
 import sys
@@ -37,6 +38,8 @@ REQUEST_TIMEOUT_S = 5.0  # from queueing a command to its block applied
 FORWARD_TIMEOUT_S = REQUEST_TIMEOUT_S + 2.0
 APPLY_WAIT_S = 5.0  # a follower waiting to apply a block the leader applied
 PEER_STATUS_TIMEOUT_S = 0.5
+LOG_BYTES_MAX = 16 * 1024 * 1024  # node.log rotates here; a flood of odd requests cannot fill the disk
+LOG_FILES_KEPT = 3
 FORWARDS_INFLIGHT_MAX = 256  # a follower's concurrent forwards; more is 503 -1008
 _ROLES = {0: "follower", 1: "candidate", 2: "leader"}
 
@@ -262,11 +265,17 @@ def _settle(future: asyncio.Future, value, error) -> None:
         future.set_result(value)
 
 
-def run(config_path: str | Path, node_id: str) -> int:
+def run(config_path: str | Path, node_id: str, *, log_file: str | Path | None = None) -> int:
+    """Run one node until SIGTERM. `log_file`: log there, rotated at
+    LOG_BYTES_MAX with LOG_FILES_KEPT old files (else to stderr)."""
+    handler: logging.Handler = logging.StreamHandler(sys.stderr)
+    if log_file is not None:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=LOG_BYTES_MAX, backupCount=LOG_FILES_KEPT)
     logging.basicConfig(
         level=logging.INFO,
         format=f"%(asctime)s {node_id} %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        handlers=[handler],
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
@@ -279,6 +288,7 @@ def run(config_path: str | Path, node_id: str) -> int:
     import uvicorn
 
     from dex.api.app import create_app
+    from dex.api.server import BoundedHttpProtocol
     from dex.api.streams import WS_FRAME_BYTES_CLOSE, WS_PING_INTERVAL_S, WS_PING_TIMEOUT_S
 
     node = Node(cfg, node_id)
@@ -286,7 +296,7 @@ def run(config_path: str | Path, node_id: str) -> int:
     server = uvicorn.Server(
         uvicorn.Config(
             app, host=node.me.api_host, port=node.me.api_port, log_level="warning", access_log=False,
-            lifespan="on", loop="uvloop", http="httptools",
+            lifespan="on", loop="uvloop", http=BoundedHttpProtocol,
             ws_ping_interval=WS_PING_INTERVAL_S, ws_ping_timeout=WS_PING_TIMEOUT_S, ws_max_size=WS_FRAME_BYTES_CLOSE,
         )
     )

@@ -8,6 +8,7 @@ answered -1000 without internals.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,7 +33,26 @@ INVALID_SIGNATURE = -1022
 BAD_API_KEY = -2014
 REJECTED_API_KEY = -2015
 NOT_FOUND = -9404
+PAYLOAD_TOO_LARGE = -9413
+HEAD_TOO_LARGE = -9431
 DISABLED = -9403
+
+
+# How often each kind of odd event happened in this process (refused
+# connections, unexpected errors by class): logged at the 1st, 10th, 100th...
+# occurrence, so a flood of bad requests cannot fill the disk with log lines.
+occurrences: Counter = Counter()
+
+
+def log_once(logger: logging.Logger, kind: str, msg: str, *args, exc_info=None) -> None:
+    """Log `msg` the first time `kind` happens, then at every power of ten,
+    with the count; a traceback (exc_info) only the first time."""
+    occurrences[kind] += 1
+    n = occurrences[kind]
+    if n == 1:
+        logger.warning(msg, *args, exc_info=exc_info)
+    elif n in (10, 100, 1_000, 10_000, 100_000) or n % 1_000_000 == 0:
+        logger.warning(msg + " (%d times so far)", *args, n)
 
 
 class ApiError(Exception):
@@ -75,5 +95,6 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        kind = f"unexpected {exc.__class__.__name__} on {request.method} {request.scope.get('route').path if request.scope.get('route') else request.url.path[:64]}"
+        log_once(log, kind, "%s: %s", kind, str(exc)[:200], exc_info=exc)
         return JSONResponse({"code": UNKNOWN, "msg": "An unknown error occurred while processing the request."}, status_code=500)

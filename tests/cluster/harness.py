@@ -194,7 +194,7 @@ class Cluster:
     # ---------------------------------------------------------------- logs
 
     def log_paths(self) -> list[Path]:
-        paths = [local.log_path(self.cfg, n) for n in self.ids]
+        paths = [local.log_path(self.cfg, n) for n in self.ids] + [local.out_path(self.cfg, n) for n in self.ids]
         if self.archive_dir.exists():
             paths += sorted(self.archive_dir.glob("*.node.log"))
         return [p for p in paths if p.exists()]
