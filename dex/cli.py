@@ -69,7 +69,7 @@ def _err(message: str) -> None:
 def cmd_node(args: argparse.Namespace) -> int:
     import dex.node  # lazily: only a node needs the Raft and HTTP stack
 
-    result = dex.node.run(args.config, args.id, log_file=args.log_file)
+    result = dex.node.run(args.config, args.id, log_file=args.log_file, rebuild=args.rebuild)
     return result if isinstance(result, int) else EXIT_OK
 
 
@@ -359,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     node = commands.add_parser("node", help="run one node in the foreground")
     node.add_argument("--config", required=True, help="cluster config file (TOML)")
     node.add_argument("--id", required=True, help="this node's id in the config")
+    node.add_argument("--rebuild", action="store_true", help="move this node's data directory aside and start empty, catching up from the cluster (after a damaged journal or chain)")
     node.add_argument("--log-file", help="log here, rotated at 16 MiB with 3 old files kept (default: stderr)")
     node.set_defaults(func=cmd_node)
 

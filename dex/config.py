@@ -72,6 +72,9 @@ class ClusterConfig:
     rate_limit_per_s: int = RATE_LIMIT_PER_S_DEFAULT
     rate_limit_burst: int = RATE_LIMIT_BURST_DEFAULT
     stream_queue_max: int = STREAM_QUEUE_MAX_DEFAULT
+    # "fsync": a node makes a Raft entry durable before acknowledging it or
+    # answering for it (dex/ledger/journal.py); "os": the OS page cache only.
+    durability: str = "fsync"
     database_url: str | None = None
     # The trade store (dex/store): on unless `store = false` (or DEX_STORE=0
     # in the environment); database_url, else a SQLite file under data_dir
@@ -154,6 +157,7 @@ def load_cluster(path: str | Path) -> ClusterConfig:
         rate_limit_per_s=int(c.get("rate_limit_per_s", RATE_LIMIT_PER_S_DEFAULT)),
         rate_limit_burst=int(c.get("rate_limit_burst", RATE_LIMIT_BURST_DEFAULT)),
         stream_queue_max=int(c.get("stream_queue_max", STREAM_QUEUE_MAX_DEFAULT)),
+        durability=str(c.get("durability", "fsync")),
         database_url=database_url,
         store=os.environ.get("DEX_STORE", "").lower() not in ("0", "off", "false", "no") and bool(c.get("store", True)),
         verify_signatures=bool(c.get("verify_signatures", True)),
@@ -166,6 +170,8 @@ def load_cluster(path: str | Path) -> ClusterConfig:
         raise ConfigError("block_interval_ms must be in 1..1000")
     if not 1 <= cfg.rate_limit_per_s <= cfg.rate_limit_burst:
         raise ConfigError("rate_limit_per_s must be >= 1 and rate_limit_burst >= rate_limit_per_s")
+    if cfg.durability not in ("fsync", "os"):
+        raise ConfigError('durability must be "fsync" or "os"')
     if not 1 <= cfg.stream_queue_max <= 65536:
         raise ConfigError("stream_queue_max must be in 1..65536")
     if not cfg.verify_signatures and not cfg.loopback_only:

@@ -28,7 +28,9 @@ from dex.api.history import History
 from dex.api.ratelimit import FORWARD_MAC_HEADER, forward_key, forward_mac
 from dex.config import ClusterConfig, ConfigError, load_cluster
 from dex.ledger.builder import BlockBuilder, NotLeader, Overloaded, Unknown
+from dex.ledger.chain import ChainError
 from dex.ledger.codec import Auth, CodecError
+from dex.ledger.journal import JournalCorrupt
 from dex.ledger.replica import Replica
 from dex.store.writer import for_node as store_writer
 
@@ -38,6 +40,7 @@ REQUEST_TIMEOUT_S = 5.0  # from queueing a command to its block applied
 FORWARD_TIMEOUT_S = REQUEST_TIMEOUT_S + 2.0
 APPLY_WAIT_S = 5.0  # a follower waiting to apply a block the leader applied
 PEER_STATUS_TIMEOUT_S = 0.5
+EXIT_DATA_UNTRUSTED = 3  # the journal or chain is damaged: the node refuses to run on it
 LOG_BYTES_MAX = 16 * 1024 * 1024  # node.log rotates here; a flood of odd requests cannot fill the disk
 LOG_FILES_KEPT = 3
 FORWARDS_INFLIGHT_MAX = 256  # a follower's concurrent forwards; more is 503 -1008
@@ -265,9 +268,28 @@ def _settle(future: asyncio.Future, value, error) -> None:
         future.set_result(value)
 
 
-def run(config_path: str | Path, node_id: str, *, log_file: str | Path | None = None) -> int:
+LEDGER_FILE_PREFIXES = ("raft.", "blocks.dat")  # the Raft log, term, dump and the chain
+
+
+def _move_ledger_aside(data_dir: Path) -> None:
+    """--rebuild: move the node's ledger files (not its log or pid) into
+    `damaged-<time>/` so it starts empty and catches up from the cluster."""
+    files = [p for p in data_dir.iterdir() if p.is_file() and p.name.startswith(LEDGER_FILE_PREFIXES)] if data_dir.exists() else []
+    if not files:
+        log.warning("--rebuild: %s holds no ledger files; starting as usual", data_dir)
+        return
+    aside = data_dir / f"damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside.mkdir()
+    for p in files:
+        p.rename(aside / p.name)
+    log.warning("--rebuild: moved %d ledger files of %s into %s; this node starts empty and catches up from the cluster", len(files), data_dir, aside)
+
+
+def run(config_path: str | Path, node_id: str, *, log_file: str | Path | None = None, rebuild: bool = False) -> int:
     """Run one node until SIGTERM. `log_file`: log there, rotated at
-    LOG_BYTES_MAX with LOG_FILES_KEPT old files (else to stderr)."""
+    LOG_BYTES_MAX with LOG_FILES_KEPT old files (else to stderr). `rebuild`:
+    move the node's data directory aside first, so it starts empty and
+    receives the chain from the cluster."""
     handler: logging.Handler = logging.StreamHandler(sys.stderr)
     if log_file is not None:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
@@ -291,7 +313,16 @@ def run(config_path: str | Path, node_id: str, *, log_file: str | Path | None = 
     from dex.api.server import BoundedHttpProtocol
     from dex.api.streams import WS_FRAME_BYTES_CLOSE, WS_PING_INTERVAL_S, WS_PING_TIMEOUT_S
 
-    node = Node(cfg, node_id)
+    if rebuild:
+        _move_ledger_aside(cfg.node_data_dir(node_id))
+    try:
+        node = Node(cfg, node_id)
+    except (JournalCorrupt, ChainError) as e:
+        log.critical(
+            "refusing to start: %s. This node's data cannot be trusted. To rebuild it from the other nodes, "
+            "start it with `dex node --rebuild` (or move the raft.* and blocks.dat files of %s aside and start it again).", e, cfg.node_data_dir(node_id),
+        )
+        return EXIT_DATA_UNTRUSTED
     app = create_app(node)
     server = uvicorn.Server(
         uvicorn.Config(

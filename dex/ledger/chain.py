@@ -59,6 +59,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from dex.ledger.durable import record_synced_length
 from dex.ledger.codec import GENESIS_PARENT, HEADER_VERSION, BlockHeader, CodecError, decode_header
 
 log = logging.getLogger("dex.ledger.chain")
@@ -291,6 +292,8 @@ class Chain:
             raise
         try:
             self._load(created)
+            os.fsync(self._write_fd)  # what a previous run left in the page cache, durable from here on
+            record_synced_length(self._path, self._size_locked())
         except BaseException:
             os.close(self._read_fd)
             os.close(self._write_fd)
@@ -550,10 +553,15 @@ class Chain:
         with self._lock:
             self._check_writable()
             fd = os.dup(self._write_fd)  # fsync outside the lock: readers need not wait for the disk
+            size = self._size_locked()
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+        record_synced_length(self._path, size)
+
+    def _size_locked(self) -> int:
+        return os.fstat(self._write_fd).st_size
 
     def close(self) -> None:
         """fsync and close; a second close does nothing."""
@@ -566,6 +574,7 @@ class Chain:
                 return
             try:
                 os.fsync(self._write_fd)
+                record_synced_length(self._path, self._size_locked())
             finally:
                 os.close(self._read_fd)
                 os.close(self._write_fd)

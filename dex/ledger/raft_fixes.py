@@ -87,10 +87,12 @@ class RaftCorrectJournal:
 
 
 @contextmanager
-def raft_correct_journals():
-    """While active, SyncObj constructors get a RaftCorrectJournal."""
+def raft_correct_journals(make_journal: Callable | None = None):
+    """While active, SyncObj constructors get a RaftCorrectJournal around
+    `make_journal(journal_file)` (default: PySyncObj's own journal)."""
     original = _syncobj.createJournal
-    _syncobj.createJournal = lambda journal_file=None: RaftCorrectJournal(original(journal_file))
+    inner = make_journal or original
+    _syncobj.createJournal = lambda journal_file=None: RaftCorrectJournal(inner(journal_file))
     try:
         yield
     finally:

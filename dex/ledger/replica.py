@@ -13,7 +13,9 @@ parent block's time if the clock went back (a new leader's clock may lag):
 a function of the chain alone, so every node computes the same value.
 
 Persistence, all in the node's data directory:
-  raft.journal   PySyncObj's log (its FileJournal)
+  raft.journal   the Raft log (dex/ledger/journal.py: checksummed records,
+                 fsynced before a node acknowledges them; raft.journal.term
+                 the durable term and vote)
   raft.dump      PySyncObj's full dump at log compaction, in *our* format (see
                  `_serialize`): the engine snapshot, the replay guard
                  (dex/ledger/replay.py) and the applied head, never
@@ -49,6 +51,7 @@ from dex.ledger.codec import (
     decode_header,
     decode_proposal,
 )
+from dex.ledger.journal import DexJournal, install_sync_before_send
 from dex.ledger.replay import ReplayGuard
 from dex.ledger.state import apply_proposal
 
@@ -120,9 +123,10 @@ class Replica(SyncObj):
             dnsFailCacheTime=1.0,
         )
         others = [n.raft_address for n in cfg.nodes if n.id != node_id]
-        with raft_correct_journals():
+        with raft_correct_journals(lambda path: DexJournal(path, durability=cfg.durability)):
             super().__init__(me.raft_address, others, conf)
         install_raft_fixes(self)
+        install_sync_before_send(self, self._SyncObj__raftLog)
 
     # ---------------------------------------------------------------- views
 
@@ -182,6 +186,8 @@ class Replica(SyncObj):
             for command, index, term in (last_entry, prev_entry):
                 f.write(_ENTRY.pack(len(command), index, term))
                 f.write(command)
+            f.flush()
+            os.fsync(f.fileno())  # PySyncObj renames it into place, then the journal fsyncs the directory
         self.chain.flush()
         log.info("full dump written at height %d (%d bytes of engine state)", self.height, len(snapshot))
 

@@ -74,7 +74,7 @@ def free_ports(count: int, rng: random.Random) -> list[int]:
 
 
 def write_config(directory: Path, *, name: str, ports: list[int], secret_file: str = "var/cluster.secret", settings: dict | None = None) -> Path:
-    """`settings`: extra [cluster] keys (integers), e.g. {"rate_limit_per_s": 5}."""
+    """`settings`: extra [cluster] keys (integers or strings), e.g. {"rate_limit_per_s": 5}."""
     assert len(ports) == 2 * len(NODE_IDS)
     directory.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -85,7 +85,7 @@ def write_config(directory: Path, *, name: str, ports: list[int], secret_file: s
         f'secret_file = "{secret_file}"',
         "faucet = true",
     ]
-    lines += [f"{k} = {int(v)}" for k, v in (settings or {}).items()]
+    lines += [f"{k} = {json.dumps(v) if isinstance(v, str) else int(v)}" for k, v in (settings or {}).items()]
     for i, node_id in enumerate(NODE_IDS):
         raft, api = ports[2 * i], ports[2 * i + 1]
         lines += ["", "[[nodes]]", f'id = "{node_id}"', f'raft = "127.0.0.1:{raft}"', f'api = "127.0.0.1:{api}"']
