@@ -223,6 +223,7 @@ def write_config(args, workdir: Path) -> Path:
         # A benchmark measures the cluster, not the per-account rate limit.
         "rate_limit_per_s": 1_000_000,
         "rate_limit_burst": 1_000_000,
+        "durability": f'"{args.durability}"',
     }
     ports = free_ports(2 * args.nodes)
     lines = [
@@ -1260,7 +1261,7 @@ def print_human(r: dict) -> None:
           f"load average at start {m['loadavg_at_start']:.2f}; dex at {m.get('dex_commit')}")
     print(f"cluster: {c['nodes']} nodes on loopback, block_interval_ms {c['block_interval_ms']}, "
           f"block_commands_max {c['block_commands_max']}, block_bytes_max {c['block_bytes_max']}, "
-          f"pending_commands_max {c['pending_commands_max']}, inflight_blocks_max {c['inflight_blocks_max']}")
+          f"pending_commands_max {c['pending_commands_max']}, inflight_blocks_max {c['inflight_blocks_max']}, durability {c.get('durability')}")
     print(f"client: {c['client_procs']} process(es), http {c['http']}, requests to {c['targets']} node(s), concurrency {c['concurrency']}, "
           f"{c['accounts']} accounts, {c['cross_pct']}% crossing IOC, book target {c['book_target']:,}; "
           f"signing {r['sign_us']:.1f} us/request (Keypair.headers)")
@@ -1383,6 +1384,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--verify-concurrency", type=int, default=8, help="block requests in flight per node when checking the ledgers")
     p.add_argument("--no-verify", action="store_true",
                    help="nodes skip the Ed25519 check (verify_signatures = false); the client still signs. Compare with a run without it")
+    p.add_argument("--durability", choices=("fsync", "os"), default="fsync", help="the nodes' durability setting (docs/CLUSTER.md)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--keep", action="store_true", help="keep the temp dir (config, data, logs)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -1415,7 +1417,7 @@ def main(argv: list[str] | None = None) -> int:
             "inflight_blocks_max": cfg.inflight_blocks_max, "leader_wait_ms": cfg.leader_wait_ms,
             "client_procs": args.client_procs, "concurrency": args.concurrency, "http": args.http, "targets": args.targets,
             "accounts": args.accounts, "cross_pct": args.cross_pct, "book_target": args.book_target,
-            "verify_signatures": cfg.verify_signatures, "workdir": str(workdir),
+            "verify_signatures": cfg.verify_signatures, "durability": cfg.durability, "workdir": str(workdir),
         }
         local.init(cfg)
         log(args, f"starting {len(cfg.nodes)} nodes ({workdir})")
