@@ -75,6 +75,15 @@ class DexError(Exception):
         self.msg = msg
 
 
+def market(symbol: str | None) -> str | None:
+    """A market symbol as the exchange spells it (upper case): "btcusdt" works too."""
+    return None if symbol is None else symbol.upper()
+
+
+def _market_of(order: dict) -> dict:
+    return {"symbol": market(order["symbol"])} if isinstance(order.get("symbol"), str) else {}
+
+
 def new_client_order_id() -> str:
     return "c-" + secrets.token_hex(12)
 
@@ -212,20 +221,20 @@ class _Endpoints:
         Each order is a dict of POST /order fields; each gets a client order id
         if it has none, so the whole batch can be retried safely. Returns one
         entry per order: its answer, or {code, msg} if it alone was rejected."""
-        batch = [{**o, "newClientOrderId": o.get("newClientOrderId") or new_client_order_id()} for o in orders]
+        batch = [{**o, **_market_of(o), "newClientOrderId": o.get("newClientOrderId") or new_client_order_id()} for o in orders]
         return self.request("POST", "/api/v1/batchOrders", body={"batchOrders": batch}, signed=True)
 
     def cancel_order(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None):
-        return self.request("DELETE", "/api/v1/order", params={"symbol": symbol, "orderId": order_id, "origClientOrderId": client_order_id}, signed=True)
+        return self.request("DELETE", "/api/v1/order", params={"symbol": market(symbol), "orderId": order_id, "origClientOrderId": client_order_id}, signed=True)
 
     def cancel_open_orders(self, symbol: str | None = None):
         """Cancel every open order of this account, in `symbol` or in all markets."""
-        return self.request("DELETE", "/api/v1/openOrders", params={"symbol": symbol}, signed=True)
+        return self.request("DELETE", "/api/v1/openOrders", params={"symbol": market(symbol)}, signed=True)
 
     def amend_order(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None,
                     new_price: str | None = None, new_qty: str | None = None):
         """Change an open order's price and/or total quantity (filled part included)."""
-        body: dict = {"symbol": symbol}
+        body: dict = {"symbol": market(symbol)}
         if order_id is not None:
             body["orderId"] = order_id
         if client_order_id is not None:
@@ -244,13 +253,13 @@ class _Endpoints:
         return self.request("POST", "/api/v1/order/test", body=body, signed=True)
 
     def my_trades(self, symbol: str, limit: int = 500):
-        return self.request("GET", "/api/v1/myTrades", params={"symbol": symbol, "limit": limit}, signed=True)
+        return self.request("GET", "/api/v1/myTrades", params={"symbol": market(symbol), "limit": limit}, signed=True)
 
     def get_order(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None):
-        return self.request("GET", "/api/v1/order", params={"symbol": symbol, "orderId": order_id, "origClientOrderId": client_order_id}, signed=True)
+        return self.request("GET", "/api/v1/order", params={"symbol": market(symbol), "orderId": order_id, "origClientOrderId": client_order_id}, signed=True)
 
     def open_orders(self, symbol: str | None = None):
-        return self.request("GET", "/api/v1/openOrders", params={"symbol": symbol}, signed=True)
+        return self.request("GET", "/api/v1/openOrders", params={"symbol": market(symbol)}, signed=True)
 
     def account(self):
         return self.request("GET", "/api/v1/account", signed=True)
@@ -264,10 +273,10 @@ class _Endpoints:
         return self.request("POST", "/api/v1/withdraw", body={"asset": asset, "amount": str(amount)}, signed=True, retry=False)
 
     def depth(self, symbol: str, limit: int = 100):
-        return self.request("GET", "/api/v1/depth", params={"symbol": symbol, "limit": limit})
+        return self.request("GET", "/api/v1/depth", params={"symbol": market(symbol), "limit": limit})
 
     def trades(self, symbol: str, limit: int = 100):
-        return self.request("GET", "/api/v1/trades", params={"symbol": symbol, "limit": limit})
+        return self.request("GET", "/api/v1/trades", params={"symbol": market(symbol), "limit": limit})
 
     def exchange_info(self):
         return self.request("GET", "/api/v1/exchangeInfo")
@@ -398,9 +407,9 @@ class BookKeeper:
         assert reconnects_max >= 1
         self.nodes = _Nodes(urls, None, 1)
         self.reconnects_max = reconnects_max
-        self.symbol = symbol
-        self.stream = f"{symbol.lower()}@depth"
-        self.book = LocalBook(symbol)
+        self.symbol = market(symbol)
+        self.stream = f"{self.symbol.lower()}@depth"
+        self.book = LocalBook(self.symbol)
         self.on_status = on_status or (lambda line: None)
         self.connect_timeout_s = connect_timeout_s
         self.gaps = 0
@@ -511,7 +520,7 @@ class BookKeeper:
 
 
 def _order_body(symbol, side, type, price, quantity, quote_order_qty, time_in_force, post_only, client_order_id, stp, resp_type) -> dict:
-    body = {"symbol": symbol, "side": side, "type": type, "newClientOrderId": client_order_id or new_client_order_id(), "newOrderRespType": resp_type}
+    body = {"symbol": market(symbol), "side": side, "type": type, "newClientOrderId": client_order_id or new_client_order_id(), "newOrderRespType": resp_type}
     if price is not None:
         body["price"] = str(price)
     if quantity is not None:

@@ -28,6 +28,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dex.core.markets import MarketConfig, load_markets
 
+DEFAULT_CONFIG = Path("configs") / "local-4.toml"  # under the current directory
+REPO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "local-4.toml"  # else the repository's own
 SECRET_ENV = "DEX_CLUSTER_SECRET"
 ENV_PREFIX = "DEX_"  # DEX_<KEY> overrides a [cluster] key, e.g. DEX_BLOCK_INTERVAL_MS
 SECRET_BYTES_MIN = 16
@@ -228,3 +230,21 @@ def load_cluster(path: str | Path) -> ClusterConfig:
     if not cfg.verify_signatures and not cfg.loopback_only:
         raise ConfigError(f"{path}: verify_signatures = false is for benchmarks on loopback only")
     return cfg
+
+
+def default_config_path() -> Path:
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else REPO_CONFIG
+
+
+def load_config(config: str | Path | None) -> ClusterConfig:
+    """load_cluster for a command line: `config` or the default path, and a
+    missing or malformed file as a ConfigError (one line, no traceback)."""
+    path = Path(config) if config else default_config_path()
+    try:
+        return load_cluster(path)
+    except FileNotFoundError as e:
+        raise ConfigError(f"no such config file: {e.filename or path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except KeyError as e:
+        raise ConfigError(f"{path}: missing key {e}") from None
