@@ -34,12 +34,11 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from dex import keyfile
 from dex.auth import Keypair
 from dex.config import ConfigError, load_config
 
 KEY_FILE_ENV = "DEX_KEY_FILE"
-KEY_FILE_MODE = 0o600
-PRIVATE_KEY_HEX_CHARS = 64
 BOOK_DEPTH_DEFAULT = 10
 BOOK_DEPTH_MAX = 100
 LADDER_REDRAW_INTERVAL_S = 0.1  # a live ladder redraws at most this often
@@ -97,35 +96,18 @@ def live_node_urls(args: argparse.Namespace) -> list[str]:
 
 def write_key_file(path: Path, keys: Keypair) -> None:
     """Create `path` (never replace one) readable by its owner only."""
-    doc = {"account": str(keys.account), "apiKey": keys.api_key, "privateKey": keys.private.hex()}
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)
-    except FileExistsError:
-        raise UsageError(f"{path} exists; not replacing a key file") from None
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
-    assert (path.stat().st_mode & 0o777) == KEY_FILE_MODE
+        keyfile.write_key(path, keys)
+    except keyfile.KeyFileError as e:
+        raise UsageError(str(e)) from None
 
 
 def read_key_file(path: Path) -> Keypair:
     """A key file: our JSON, or just the private key's 64 hex characters."""
     try:
-        text = path.read_text().strip()
-    except OSError as e:
-        raise UsageError(f"cannot read key file {path}: {e.strerror}") from None
-    secret = text
-    if text.startswith("{"):
-        try:
-            secret = json.loads(text).get("privateKey", "")
-        except (ValueError, AttributeError):
-            raise UsageError(f"{path}: not a dex key file") from None
-    if len(secret) != PRIVATE_KEY_HEX_CHARS:
-        raise UsageError(f"{path}: no private key ({PRIVATE_KEY_HEX_CHARS} hex characters) in it")
-    try:
-        return Keypair.from_private(bytes.fromhex(secret))
-    except ValueError:
-        raise UsageError(f"{path}: the private key is not hex") from None
+        return keyfile.load_key(path)
+    except keyfile.KeyFileError as e:
+        raise UsageError(str(e)) from None
 
 
 def _keys(args: argparse.Namespace) -> Keypair:
