@@ -49,7 +49,7 @@ def test_swagger_ui_and_redoc_render_offline(cluster, page):
     page.goto(f"{base}/docs")
     # Swagger UI draws one .opblock per operation once its bundle ran and the spec loaded.
     expect(page.locator(".swagger-ui .opblock").first).to_be_visible(timeout=RENDER_TIMEOUT_MS)
-    assert page.locator(".swagger-ui .opblock").count() == operations
+    expect(page.locator(".swagger-ui .opblock")).to_have_count(operations)
     expect(page.locator(".swagger-ui .opblock-summary-path", has_text="/api/v1/order").first).to_be_visible()
     assert any(u.startswith(f"{base}/docs-assets/swagger-ui-bundle.js") for u in requested), requested
 
