@@ -27,13 +27,13 @@ import json
 import signal
 import sys
 import time
-import tomllib
-from pathlib import Path
+from importlib.metadata import PackageNotFoundError, version
 
-from dex.config import ClusterConfig, ConfigError, load_cluster
+from dex import cli_client
+from dex.config import DEFAULT_CONFIG, REPO_CONFIG, ClusterConfig, ConfigError, default_config_path, load_config
 
-DEFAULT_CONFIG = Path("configs") / "local-4.toml"
-REPO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "local-4.toml"
+__all__ = ["default_config_path", "main", "build_parser"]
+
 FOLLOW_INTERVAL_S = 1.0
 HASH_CHARS = 12
 
@@ -43,20 +43,23 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-def default_config_path() -> Path:
-    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else REPO_CONFIG
+_load = load_config  # the commands' one way to read --config
+
+EXAMPLES = """examples:
+  make up                                   a local four-node cluster (or: dex cluster up --detach)
+  dex cluster status                        each node's role, head and hashes
+  dex keys new --out alice.key              a new account key (file mode 0600)
+  dex deposit USDT 10000 --key alice.key    faucet deposit (local clusters)
+  dex order place btcusdt buy 0.01 --price 50000 --key alice.key
+  dex book BTCUSDT --once                   the order book, once
+"""
 
 
-def _load(config: str | None) -> ClusterConfig:
-    path = Path(config) if config else default_config_path()
+def dex_version() -> str:
     try:
-        return load_cluster(path)
-    except FileNotFoundError as e:
-        raise ConfigError(f"no such config file: {e.filename or path}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    except KeyError as e:
-        raise ConfigError(f"{path}: missing key {e}") from None
+        return version("dex")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def _err(message: str) -> None:
@@ -353,7 +356,10 @@ def _print_audit(report) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from cluster.local import UP_TIMEOUT_S_DEFAULT
 
-    parser = argparse.ArgumentParser(prog="dex", description="An order-book exchange replicated by Raft.")
+    parser = argparse.ArgumentParser(
+        prog="dex", description="An order-book exchange replicated by Raft.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"dex {dex_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     node = commands.add_parser("node", help="run one node in the foreground")
@@ -401,9 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = actions.add_parser("demo", parents=[config], help="the failover demo")
     p.set_defaults(func=cmd_demo)
 
-    from dex import cli_client  # keys, deposit, order, book, trades
-
-    cli_client.add_commands(commands, config)
+    cli_client.add_commands(commands, config)  # keys, deposit, order, book, trades
 
     from dex.audit import ACCOUNTS_SHOWN_DEFAULT, DEPTH_LEVELS_DEFAULT, PROBLEMS_MAX_DEFAULT
 

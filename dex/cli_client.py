@@ -9,12 +9,14 @@
     dex book SYMBOL [--depth 10] [--once]
     dex trades SYMBOL [--limit N] [--follow]
 
-Every one takes --node URL (default: the first API of --config, with failover
-across the config's nodes), --json (machine output), and the signed ones
+Every one takes --node URL (that node only, no failover; default: the nodes
+of --config in order, with failover), --json (machine output), and the signed ones
 --key FILE (or $DEX_KEY_FILE). A key file is JSON, mode 0600, with the
 private key as hex; it is never printed unless `keys new --show-secret`.
 
-Errors from the exchange print its code and msg to stderr and exit 1; usage
+Errors from the exchange print its code and msg to stderr and exit 1; when
+no node listens at all, one line says so with the next step to take, before
+any retry. Usage
 and key-file problems exit 2. Progress (waiting for a node, for the book's
 first snapshot, bulk placing) goes to stderr so stdout stays parseable.
 """
@@ -25,17 +27,18 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from dex import keyfile
 from dex.auth import Keypair
-from dex.config import ConfigError
+from dex.config import ConfigError, load_config
 
 KEY_FILE_ENV = "DEX_KEY_FILE"
-KEY_FILE_MODE = 0o600
-PRIVATE_KEY_HEX_CHARS = 64
 BOOK_DEPTH_DEFAULT = 10
 BOOK_DEPTH_MAX = 100
 LADDER_REDRAW_INTERVAL_S = 0.1  # a live ladder redraws at most this often
@@ -44,6 +47,9 @@ TRADES_LIMIT_MAX = 1000  # the API's bound on GET /trades
 BULK_COUNT_MAX = 10_000
 BATCH_ORDERS_MAX = 100  # the API's bound on POST /batchOrders
 FIRST_SNAPSHOT_TIMEOUT_S = 30.0
+PROBE_TIMEOUT_S = 2.0  # a TCP connect to a node, before a command: is anything listening?
+NO_NODE = -1001  # the API's DISCONNECTED, as dex.client reports it
+NEXT_STEP_NO_NODE = "is the cluster up? try `make up` / `dex cluster status`"
 assert BULK_COUNT_MAX % BATCH_ORDERS_MAX == 0
 
 EXIT_OK = 0
@@ -64,53 +70,44 @@ class UsageError(ConfigError):
 
 
 def node_urls(args: argparse.Namespace) -> list[str]:
-    """--node first, then the config's other nodes for failover."""
-    from dex.cli import _load
-
-    urls: list[str] = []
+    """--node alone (pinned: no failover), else the config's nodes in order."""
     if args.node:
-        urls.append(args.node.rstrip("/"))
-    try:
-        cfg = _load(args.config)
-    except ConfigError:
-        if not urls:
-            raise
-    else:
-        urls += [n.api_url for n in cfg.nodes if n.api_url not in urls]
-    return urls
+        return [args.node.rstrip("/")]
+    return [n.api_url for n in load_config(args.config).nodes]
+
+
+def live_node_urls(args: argparse.Namespace) -> list[str]:
+    """node_urls, after checking that at least one of them accepts a TCP
+    connection: with the cluster down, fail at once with the next step to
+    take instead of retrying for seconds (a refused connection is proof that
+    nothing listens; a node that accepts but is slow is left to the retries)."""
+    urls = node_urls(args)
+    for url in urls:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            with socket.create_connection((parts.hostname or "", port), timeout=PROBE_TIMEOUT_S):
+                return urls
+        except OSError:
+            continue
+    pinned = " (pinned with --node)" if args.node else ""
+    raise _DexFailure(NO_NODE, f"no node answered at {', '.join(urls)}{pinned}; {NEXT_STEP_NO_NODE}")
 
 
 def write_key_file(path: Path, keys: Keypair) -> None:
     """Create `path` (never replace one) readable by its owner only."""
-    doc = {"account": str(keys.account), "apiKey": keys.api_key, "privateKey": keys.private.hex()}
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)
-    except FileExistsError:
-        raise UsageError(f"{path} exists; not replacing a key file") from None
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
-    assert (path.stat().st_mode & 0o777) == KEY_FILE_MODE
+        keyfile.write_key(path, keys)
+    except keyfile.KeyFileError as e:
+        raise UsageError(str(e)) from None
 
 
 def read_key_file(path: Path) -> Keypair:
     """A key file: our JSON, or just the private key's 64 hex characters."""
     try:
-        text = path.read_text().strip()
-    except OSError as e:
-        raise UsageError(f"cannot read key file {path}: {e.strerror}") from None
-    secret = text
-    if text.startswith("{"):
-        try:
-            secret = json.loads(text).get("privateKey", "")
-        except (ValueError, AttributeError):
-            raise UsageError(f"{path}: not a dex key file") from None
-    if len(secret) != PRIVATE_KEY_HEX_CHARS:
-        raise UsageError(f"{path}: no private key ({PRIVATE_KEY_HEX_CHARS} hex characters) in it")
-    try:
-        return Keypair.from_private(bytes.fromhex(secret))
-    except ValueError:
-        raise UsageError(f"{path}: the private key is not hex") from None
+        return keyfile.load_key(path)
+    except keyfile.KeyFileError as e:
+        raise UsageError(str(e)) from None
 
 
 def _keys(args: argparse.Namespace) -> Keypair:
@@ -123,7 +120,7 @@ def _keys(args: argparse.Namespace) -> Keypair:
 def _client(args: argparse.Namespace, signed: bool = False):
     from dex.client import Client
 
-    client = Client(node_urls(args), _keys(args) if signed else None)
+    client = Client(live_node_urls(args), _keys(args) if signed else None)
     client.on_retry = _progress  # "waiting for a node": every retry shows on stderr
     return client
 
@@ -286,7 +283,7 @@ def ladder(book, depth: int, *, color: bool) -> list[str]:
 async def _book(args: argparse.Namespace) -> int:
     from dex.client import BookKeeper
 
-    keeper = BookKeeper(node_urls(args), args.symbol, on_status=_progress)
+    keeper = BookKeeper(live_node_urls(args), args.symbol, on_status=_progress)
     async with keeper:
         updates = aiter(keeper)
         try:
@@ -394,7 +391,7 @@ async def _follow_trades(args: argparse.Namespace, last_id: int, quote_step: Dec
 
     from dex.client import WS_ANSWER_TIMEOUT_S, WS_CONNECT_TIMEOUT_S, WS_RECONNECTS_MAX, AsyncClient, DexError, ws_url
 
-    urls = node_urls(args)
+    urls = live_node_urls(args)
     stream = f"{args.symbol.lower()}@trade"
     failures = 0
     current = 0
@@ -451,7 +448,7 @@ async def _follow_trades(args: argparse.Namespace, last_id: int, quote_step: Dec
 def add_commands(commands, config: argparse.ArgumentParser) -> None:
     """Add the client commands to the `dex` parser's subcommands."""
     common = argparse.ArgumentParser(add_help=False, parents=[config])
-    common.add_argument("--node", default=None, help="a node's API URL (default: the config's first node; the others are the failover)")
+    common.add_argument("--node", default=None, help="talk to this node's API URL only (default: the config's nodes, in order, with failover)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
     signed = argparse.ArgumentParser(add_help=False, parents=[common])
     signed.add_argument("--key", default=None, help=f"key file from `dex keys new` (default: ${KEY_FILE_ENV})")
@@ -465,45 +462,45 @@ def add_commands(commands, config: argparse.ArgumentParser) -> None:
     p.set_defaults(func=guarded(cmd_keys_new))
 
     p = commands.add_parser("deposit", parents=[signed], help="faucet deposit (local clusters)")
-    p.add_argument("asset")
-    p.add_argument("amount")
+    p.add_argument("asset", type=str.upper, help="asset, any case (USDT)")
+    p.add_argument("amount", help="a decimal string, e.g. 10000")
     p.set_defaults(func=guarded(cmd_deposit))
 
     order = commands.add_parser("order", help="place, cancel and list orders")
     order_actions = order.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = order_actions.add_parser("place", parents=[signed], help="place an order (or --count N copies, with progress)")
-    p.add_argument("symbol")
+    p.add_argument("symbol", type=str.upper, help="market, any case (BTCUSDT)")
     p.add_argument("side", type=str.upper, choices=["BUY", "SELL"])
-    p.add_argument("qty")
-    p.add_argument("--price", default=None)
-    p.add_argument("--type", type=str.upper, choices=["LIMIT", "MARKET"], default="LIMIT")
-    p.add_argument("--tif", type=str.upper, choices=["GTC", "IOC", "FOK"], default=None)
-    p.add_argument("--post-only", action="store_true")
+    p.add_argument("qty", help="quantity in the base asset, a decimal string")
+    p.add_argument("--price", default=None, help="limit price, a decimal string (needed for LIMIT)")
+    p.add_argument("--type", type=str.upper, choices=["LIMIT", "MARKET"], default="LIMIT", help="order type (default LIMIT)")
+    p.add_argument("--tif", type=str.upper, choices=["GTC", "IOC", "FOK"], default=None, help="time in force (default GTC for LIMIT)")
+    p.add_argument("--post-only", action="store_true", help="rejected instead of taking liquidity")
     p.add_argument("--client-order-id", default=None, help="(with --count: the prefix of each order's id)")
     p.add_argument("--count", type=int, default=1, help=f"place N copies, in batches of {BATCH_ORDERS_MAX} (max {BULK_COUNT_MAX})")
     p.set_defaults(func=guarded(cmd_order_place))
 
     p = order_actions.add_parser("cancel", parents=[signed], help="cancel one order")
-    p.add_argument("symbol")
+    p.add_argument("symbol", type=str.upper, help="market, any case")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--order-id", type=int, default=None)
-    which.add_argument("--client-order-id", default=None)
+    which.add_argument("--order-id", type=int, default=None, help="the exchange's order id")
+    which.add_argument("--client-order-id", default=None, help="the id you gave the order")
     p.set_defaults(func=guarded(cmd_order_cancel))
 
     p = order_actions.add_parser("list", parents=[signed], help="open orders")
-    p.add_argument("symbol", nargs="?", default=None)
+    p.add_argument("symbol", nargs="?", default=None, type=str.upper, help="only this market (any case)")
     p.set_defaults(func=guarded(cmd_order_list))
 
     p = commands.add_parser("book", parents=[common], help="a live order book ladder from the depth stream")
-    p.add_argument("symbol")
+    p.add_argument("symbol", type=str.upper, help="market, any case")
     p.add_argument("--depth", type=int, default=BOOK_DEPTH_DEFAULT, help=f"levels a side (max {BOOK_DEPTH_MAX})")
     p.add_argument("--once", action="store_true", help="print the first snapshot and exit")
     p.set_defaults(func=guarded(cmd_book))
 
     p = commands.add_parser("trades", parents=[common], help="recent trades; --follow streams new ones")
-    p.add_argument("symbol")
-    p.add_argument("--limit", type=int, default=TRADES_LIMIT_DEFAULT)
-    p.add_argument("--follow", action="store_true")
+    p.add_argument("symbol", type=str.upper, help="market, any case")
+    p.add_argument("--limit", type=int, default=TRADES_LIMIT_DEFAULT, help=f"how many, newest (max {TRADES_LIMIT_MAX})")
+    p.add_argument("--follow", action="store_true", help="keep printing new trades as they happen")
     p.set_defaults(func=guarded(cmd_trades))
 
 
@@ -516,7 +513,8 @@ def guarded(func):
         try:
             return func(args)
         except (DexError, _DexFailure) as e:
-            print(f"dex: error {e.code}: {e.msg}", file=sys.stderr)
+            hint = f"; {NEXT_STEP_NO_NODE}" if e.code == NO_NODE and NEXT_STEP_NO_NODE not in e.msg else ""
+            print(f"dex: error {e.code}: {e.msg}{hint}", file=sys.stderr)
             return EXIT_FAILED
 
     run.__name__ = func.__name__

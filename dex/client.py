@@ -16,7 +16,12 @@ moves between nodes, and keeps a local order book from the depth stream.
 Every new order carries a client order id (one is made if you pass none), so
 a retry after a timeout, a 503 or a dead node returns the original outcome
 instead of placing a second order. Errors from the exchange raise `DexError`
-with its `code` and `msg`.
+with its `code` and `msg`, as the subclass the code names (InsufficientBalance,
+OrderRejected, UnknownOrder, BadParameter, RateLimited, OutcomeUnknown,
+Disconnected); `error_of` does the same for a batch_orders entry. Prices,
+quantities and amounts are decimal strings or Decimal, never floats
+(TypeError); `MarketRules` rounds a number to a market's tick and step;
+symbols may be in any case; `load_key` reads a `dex keys new` key file.
 
 How the two transports share one policy: each endpoint builds a
 `RequestSpec` (in `_Endpoints`, written once); `_attempts(spec)` is a
@@ -43,10 +48,12 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from urllib.parse import urlencode
 
 import httpx
 
+from dex import keyfile as _keyfile
 from dex.auth import Keypair
 from dex.client_book import GapDetected, LocalBook
 
@@ -68,11 +75,173 @@ assert WS_RECONNECT_BACKOFF_MAX_S >= BACKOFF_S
 
 
 class DexError(Exception):
+    """An error answer from the exchange, or no answer: `status` (HTTP),
+    `code` and `msg` as the API sent them.
+
+    Constructing DexError(status, code, msg) gives the subclass its code
+    names (InsufficientBalance, RateLimited, ...), so every place that raises
+    one, the retry policy included, raises the typed error without knowing
+    the table; `except DexError` still catches them all."""
+
+    def __new__(cls, status: int = 0, code: int = 0, msg: str = "", *rest):
+        if cls is DexError:
+            cls = _error_class(code, msg)
+        return super().__new__(cls, status, code, msg, *rest)
+
     def __init__(self, status: int, code: int, msg: str) -> None:
         super().__init__(f"{code}: {msg} (HTTP {status})")
         self.status = status
         self.code = code
         self.msg = msg
+
+    def __reduce__(self):
+        return (DexError, (self.status, self.code, self.msg))
+
+
+class Disconnected(DexError):
+    """-1001: no node answered (or the depth stream could not reach one)."""
+
+
+class RateLimited(DexError):
+    """-1003: over the account's rate limit on that node; the client already waited and retried."""
+
+
+class OutcomeUnknown(DexError):
+    """-1007: the request may or may not have been applied (e.g. the leader
+    changed while it was in flight). Retrying an order with the same client
+    order id is safe: it returns the original outcome."""
+
+
+class BadParameter(DexError):
+    """-1100..-1199: a parameter is missing, malformed or not allowed (-1121: no such symbol)."""
+
+
+class OrderRejected(DexError):
+    """-2010: the exchange refused the new order (the book is full, a post-only would take...)."""
+
+
+class InsufficientBalance(DexError):
+    """-2010 with an insufficient-balance reason, or -4026 (a withdrawal): not enough free funds."""
+
+
+class UnknownOrder(DexError):
+    """-2013: no such order for this account (never placed, or no longer open)."""
+
+
+BAD_PARAMETER_CODES = range(-1199, -1099)  # the -11xx family
+INSUFFICIENT_BALANCE_TEXT = "insufficient balance"  # in the msg of the -2010s that mean it (dex/core/reasons.py)
+_ERRORS_BY_CODE: dict[int, type[DexError]] = {
+    -1001: Disconnected,
+    -1003: RateLimited,
+    -1007: OutcomeUnknown,
+    -2013: UnknownOrder,
+    -4026: InsufficientBalance,
+}
+
+
+def _error_class(code: int, msg: str) -> type[DexError]:
+    if code == -2010:
+        return InsufficientBalance if INSUFFICIENT_BALANCE_TEXT in str(msg).lower() else OrderRejected
+    if code in BAD_PARAMETER_CODES:
+        return BadParameter
+    return _ERRORS_BY_CODE.get(code, DexError)
+
+
+def error_of(entry: dict) -> DexError | None:
+    """A batch_orders entry's error as a typed DexError, or None if that order was accepted.
+
+        results = c.batch_orders(orders)
+        problems = [(o, e) for o, e in zip(orders, map(error_of, results)) if e is not None]
+    """
+    if "code" in entry and "orderId" not in entry:
+        return DexError(400, int(entry["code"]), str(entry.get("msg", "")))
+    return None
+
+
+def load_key(path) -> Keypair:
+    """The key pair in a key file written by `dex keys new` (raises dex.keyfile.KeyFileError)."""
+    return _keyfile.load_key(path)
+
+
+def decimal_text(name: str, value: str | Decimal | int) -> str:
+    """A price, quantity or amount as the API's decimal string. A float is
+    refused (TypeError): 0.1 is not one tenth in binary, and a price off by
+    one ulp is rejected by PRICE_FILTER; pass "0.1" or Decimal("0.1"), or
+    round with MarketRules first."""
+    if isinstance(value, float) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a decimal string or Decimal, not {type(value).__name__} {value!r} "
+                        f"(binary floats are inexact): pass {name}={str(value)!r} or Decimal({str(value)!r}), "
+                        f"or round it with MarketRules")
+    if isinstance(value, Decimal):
+        return format(value, "f")  # never "1E-3", which the API refuses
+    if isinstance(value, int):
+        return str(value)
+    assert isinstance(value, str), f"{name}: a decimal string, got {type(value).__name__}"
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class MarketRules:
+    """A market's tick, step and bounds from exchangeInfo, to make a price or
+    a quantity the exchange accepts (it rejects, never rounds):
+
+        rules = MarketRules.from_exchange_info(c.exchange_info(), "BTCUSDT")
+        c.place_order("BTCUSDT", "BUY", price=rules.price(mid * Decimal("0.99")), quantity=rules.quantity("0.0123456"))
+
+    price() rounds to the nearest tick (half even) unless told otherwise
+    (ROUND_DOWN for a bid that must not pay more, ROUND_UP for an ask);
+    quantity() rounds down so that an order never asks for more than meant.
+    Both return strings; a float given here is read by its shortest repr."""
+
+    symbol: str
+    tick_size: Decimal
+    step_size: Decimal
+    min_qty: Decimal
+    max_qty: Decimal
+    min_price: Decimal
+    max_price: Decimal
+    min_notional: Decimal
+
+    @classmethod
+    def from_exchange_info(cls, info: dict, symbol: str) -> MarketRules:
+        wanted = market(symbol)
+        found = [m for m in info["symbols"] if m["symbol"] == wanted]
+        if not found:
+            raise BadParameter(400, -1121, f"Invalid symbol: {symbol!r} is not in exchangeInfo")
+        filters = {f["filterType"]: f for f in found[0]["filters"]}
+        price, lot, notional = filters["PRICE_FILTER"], filters["LOT_SIZE"], filters["NOTIONAL"]
+        rules = cls(wanted, Decimal(price["tickSize"]), Decimal(lot["stepSize"]), Decimal(lot["minQty"]), Decimal(lot["maxQty"]),
+                    Decimal(price["minPrice"]), Decimal(price["maxPrice"]), Decimal(notional["minNotional"]))
+        assert rules.tick_size > 0 and rules.step_size > 0
+        return rules
+
+    def price(self, value: str | Decimal | int | float, rounding: str = ROUND_HALF_EVEN) -> str:
+        return _to_step(_decimal(value), self.tick_size, rounding)
+
+    def quantity(self, value: str | Decimal | int | float, rounding: str = ROUND_DOWN) -> str:
+        return _to_step(_decimal(value), self.step_size, rounding)
+
+
+def _decimal(value: str | Decimal | int | float) -> Decimal:
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+def _to_step(value: Decimal, step: Decimal, rounding: str) -> str:
+    steps = (value / step).to_integral_value(rounding=rounding)
+    return format((steps * step).quantize(step), "f")
+
+
+def market(symbol: str | None) -> str | None:
+    """A market symbol as the exchange spells it (upper case): "btcusdt" works too."""
+    return None if symbol is None else symbol.upper()
+
+
+def _market_of(order: dict) -> dict:
+    """A batch entry's symbol upper-cased and its numbers as decimal strings (floats refused)."""
+    fixed = {k: decimal_text(k, order[k]) for k in ("price", "quantity", "quoteOrderQty") if order.get(k) is not None}
+    if isinstance(order.get("symbol"), str):
+        fixed["symbol"] = market(order["symbol"])
+    return fixed
 
 
 def new_client_order_id() -> str:
@@ -211,29 +380,30 @@ class _Endpoints:
         """Place up to 100 orders under one signature, in one block, in order.
         Each order is a dict of POST /order fields; each gets a client order id
         if it has none, so the whole batch can be retried safely. Returns one
-        entry per order: its answer, or {code, msg} if it alone was rejected."""
-        batch = [{**o, "newClientOrderId": o.get("newClientOrderId") or new_client_order_id()} for o in orders]
+        entry per order: its answer, or {code, msg} if it alone was rejected
+        (`error_of(entry)` makes that a typed DexError, None for an accepted one)."""
+        batch = [{**o, **_market_of(o), "newClientOrderId": o.get("newClientOrderId") or new_client_order_id()} for o in orders]
         return self.request("POST", "/api/v1/batchOrders", body={"batchOrders": batch}, signed=True)
 
     def cancel_order(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None):
-        return self.request("DELETE", "/api/v1/order", params={"symbol": symbol, "orderId": order_id, "origClientOrderId": client_order_id}, signed=True)
+        return self.request("DELETE", "/api/v1/order", params={"symbol": market(symbol), "orderId": order_id, "origClientOrderId": client_order_id}, signed=True)
 
     def cancel_open_orders(self, symbol: str | None = None):
         """Cancel every open order of this account, in `symbol` or in all markets."""
-        return self.request("DELETE", "/api/v1/openOrders", params={"symbol": symbol}, signed=True)
+        return self.request("DELETE", "/api/v1/openOrders", params={"symbol": market(symbol)}, signed=True)
 
     def amend_order(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None,
                     new_price: str | None = None, new_qty: str | None = None):
         """Change an open order's price and/or total quantity (filled part included)."""
-        body: dict = {"symbol": symbol}
+        body: dict = {"symbol": market(symbol)}
         if order_id is not None:
             body["orderId"] = order_id
         if client_order_id is not None:
             body["origClientOrderId"] = client_order_id
         if new_price is not None:
-            body["newPrice"] = str(new_price)
+            body["newPrice"] = decimal_text("new_price", new_price)
         if new_qty is not None:
-            body["newQty"] = str(new_qty)
+            body["newQty"] = decimal_text("new_qty", new_qty)
         return self.request("PUT", "/api/v1/order/amend", body=body, signed=True)
 
     def test_order(self, symbol: str, side: str, type: str = "LIMIT", *, price: str | None = None, quantity: str | None = None,
@@ -244,30 +414,30 @@ class _Endpoints:
         return self.request("POST", "/api/v1/order/test", body=body, signed=True)
 
     def my_trades(self, symbol: str, limit: int = 500):
-        return self.request("GET", "/api/v1/myTrades", params={"symbol": symbol, "limit": limit}, signed=True)
+        return self.request("GET", "/api/v1/myTrades", params={"symbol": market(symbol), "limit": limit}, signed=True)
 
     def get_order(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None):
-        return self.request("GET", "/api/v1/order", params={"symbol": symbol, "orderId": order_id, "origClientOrderId": client_order_id}, signed=True)
+        return self.request("GET", "/api/v1/order", params={"symbol": market(symbol), "orderId": order_id, "origClientOrderId": client_order_id}, signed=True)
 
     def open_orders(self, symbol: str | None = None):
-        return self.request("GET", "/api/v1/openOrders", params={"symbol": symbol}, signed=True)
+        return self.request("GET", "/api/v1/openOrders", params={"symbol": market(symbol)}, signed=True)
 
     def account(self):
         return self.request("GET", "/api/v1/account", signed=True)
 
     def deposit(self, asset: str, amount: str):
         # Not idempotent: a retry after an unknown outcome could deposit twice.
-        return self.request("POST", "/api/v1/deposit", body={"asset": asset, "amount": str(amount)}, signed=True, retry=False)
+        return self.request("POST", "/api/v1/deposit", body={"asset": asset, "amount": decimal_text("amount", amount)}, signed=True, retry=False)
 
     def withdraw(self, asset: str, amount: str):
         # Not idempotent either: a retry after an unknown outcome could withdraw twice.
-        return self.request("POST", "/api/v1/withdraw", body={"asset": asset, "amount": str(amount)}, signed=True, retry=False)
+        return self.request("POST", "/api/v1/withdraw", body={"asset": asset, "amount": decimal_text("amount", amount)}, signed=True, retry=False)
 
     def depth(self, symbol: str, limit: int = 100):
-        return self.request("GET", "/api/v1/depth", params={"symbol": symbol, "limit": limit})
+        return self.request("GET", "/api/v1/depth", params={"symbol": market(symbol), "limit": limit})
 
     def trades(self, symbol: str, limit: int = 100):
-        return self.request("GET", "/api/v1/trades", params={"symbol": symbol, "limit": limit})
+        return self.request("GET", "/api/v1/trades", params={"symbol": market(symbol), "limit": limit})
 
     def exchange_info(self):
         return self.request("GET", "/api/v1/exchangeInfo")
@@ -398,9 +568,9 @@ class BookKeeper:
         assert reconnects_max >= 1
         self.nodes = _Nodes(urls, None, 1)
         self.reconnects_max = reconnects_max
-        self.symbol = symbol
-        self.stream = f"{symbol.lower()}@depth"
-        self.book = LocalBook(symbol)
+        self.symbol = market(symbol)
+        self.stream = f"{self.symbol.lower()}@depth"
+        self.book = LocalBook(self.symbol)
         self.on_status = on_status or (lambda line: None)
         self.connect_timeout_s = connect_timeout_s
         self.gaps = 0
@@ -511,13 +681,13 @@ class BookKeeper:
 
 
 def _order_body(symbol, side, type, price, quantity, quote_order_qty, time_in_force, post_only, client_order_id, stp, resp_type) -> dict:
-    body = {"symbol": symbol, "side": side, "type": type, "newClientOrderId": client_order_id or new_client_order_id(), "newOrderRespType": resp_type}
+    body = {"symbol": market(symbol), "side": side, "type": type, "newClientOrderId": client_order_id or new_client_order_id(), "newOrderRespType": resp_type}
     if price is not None:
-        body["price"] = str(price)
+        body["price"] = decimal_text("price", price)
     if quantity is not None:
-        body["quantity"] = str(quantity)
+        body["quantity"] = decimal_text("quantity", quantity)
     if quote_order_qty is not None:
-        body["quoteOrderQty"] = str(quote_order_qty)
+        body["quoteOrderQty"] = decimal_text("quote_order_qty", quote_order_qty)
     if time_in_force is not None:
         body["timeInForce"] = time_in_force
     if post_only:

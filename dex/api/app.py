@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from dex.api import cluster, dashboard, errors, examples, ledger, market, metrics, ratelimit, streams, trading
+from dex.api import cluster, dashboard, docs, errors, examples, ledger, market, metrics, ratelimit, streams, trading
 
 
 def create_app(node) -> FastAPI:
@@ -25,6 +25,8 @@ def create_app(node) -> FastAPI:
         description="An order-book exchange whose ledger is replicated by Raft. Errors are {code, msg}; "
         "prices and quantities are decimal strings; signed routes need X-API-KEY, X-TIMESTAMP and X-SIGNATURE.",
         lifespan=lifespan,
+        docs_url=None,  # dex/api/docs.py serves /docs and /redoc with local assets, not a CDN's
+        redoc_url=None,
     )
     app.state.node = node
     trade_counter = metrics.TradeCounter()  # dex_trades_total: trades applied since start
@@ -37,4 +39,5 @@ def create_app(node) -> FastAPI:
     app.include_router(dashboard.router)  # the web page at /, its assets, and local-only node controls
     dashboard.allow_node_origins(app, node.cfg)  # the page moves to another node when its own dies
     examples.install(app)  # a real answer under every route's 200 in /docs
+    docs.install(app)  # /docs and /redoc, assets from the node itself (works offline)
     return app

@@ -21,6 +21,8 @@ def add_commands(commands, config_parent, load) -> None:
     ):
         p = actions.add_parser(name, parents=[config_parent], help=text)
         p.add_argument("--database-url", default=None, help="the store (default: DATABASE_URL, the config's database_url, else SQLite under data_dir)")
+        if name == "status":
+            p.add_argument("--json", action="store_true", help="print the status as JSON")
         p.set_defaults(func=lambda args, f=func_: f(args, load))
 
 
@@ -58,5 +60,11 @@ def cmd_status(args, load) -> int:
         return 1
     finally:
         engine.dispose()
-    print(json.dumps(out, indent=2))
+    if args.json:
+        print(json.dumps(out, indent=2))
+    elif revision is None:
+        print(f"store {out['database']}: no schema yet (run `dex store migrate`, or start a node)")
+    else:
+        print(f"store {out['database']}: schema at revision {revision}")
+        print(f"  written up to block {out['cursorHeight']}: {out['blocks']} blocks, {out['trades']} trades")
     return 0

@@ -20,6 +20,7 @@ from tests.cluster.harness import Cluster
 REPO = Path(__file__).resolve().parents[2]
 CLI_TIMEOUT_S = 60.0
 DEAD_NODE = "http://127.0.0.1:9"  # nothing listens on the discard port
+NEXT_STEP = "is the cluster up? try `make up` / `dex cluster status`"
 
 
 def dex(cluster: Cluster, *args: str, env: dict | None = None, ok: bool = True) -> subprocess.CompletedProcess:
@@ -54,18 +55,22 @@ def test_cli_trades_end_to_end(tmp_path: Path, cluster: Cluster) -> None:
     alice = Client(cluster.urls, read_key_file(alice_key))
     bob = Client(cluster.urls, read_key_file(bob_key))
 
-    # Deposits; the first node given is dead, so the CLI has to fail over.
-    p = dex(cluster, "deposit", "USDT", "100000", "--key", str(alice_key), "--node", DEAD_NODE)
+    # --node pins one node: a dead one fails at once with the next step, though the config's nodes are up.
+    pinned = dex(cluster, "deposit", "USDT", "100000", "--key", str(alice_key), "--node", DEAD_NODE, ok=False)
+    assert pinned.returncode == 1 and pinned.stdout == ""
+    assert pinned.stderr.splitlines() == [f"dex: error -1001: no node answered at {DEAD_NODE} (pinned with --node); {NEXT_STEP}"]
+    p = dex(cluster, "deposit", "usdt", "100000", "--key", str(alice_key), "--node", cluster.urls[2])
     assert "deposited 100000 USDT" in p.stdout
     dex(cluster, "deposit", "BTC", "10", env={"DEX_KEY_FILE": str(bob_key)})
     balances = {b["asset"]: b["free"] for b in alice.account()["balances"]}
     assert balances["USDT"].startswith("100000")
 
-    placed = json.loads(dex(cluster, "order", "place", "BTCUSDT", "BUY", "0.010", "--price", "49000", "--client-order-id", "cli-1", "--json", "--key", str(alice_key)).stdout)
+    # Any case for the symbol, as `dex book` always took it.
+    placed = json.loads(dex(cluster, "order", "place", "btcusdt", "buy", "0.010", "--price", "49000", "--client-order-id", "cli-1", "--json", "--key", str(alice_key)).stdout)
     assert placed["clientOrderId"] == "cli-1" and placed["status"] == "NEW"
-    assert alice.get_order("BTCUSDT", order_id=placed["orderId"])["clientOrderId"] == "cli-1"
+    assert alice.get_order("btcusdt", order_id=placed["orderId"])["clientOrderId"] == "cli-1"  # the client takes any case too
 
-    table = dex(cluster, "order", "list", "BTCUSDT", "--key", str(alice_key)).stdout
+    table = dex(cluster, "order", "list", "BtcUsdt", "--key", str(alice_key)).stdout
     assert "cli-1" in table and "49000.00" in table
     listed = json.loads(dex(cluster, "order", "list", "--json", "--key", str(alice_key)).stdout)
     assert [o["orderId"] for o in listed] == [o["orderId"] for o in alice.open_orders()]
@@ -155,3 +160,38 @@ def test_cli_followers_print_new_trades_and_redraw_the_book(cluster: Cluster) ->
         alice.close()
         bob.close()
     assert not [line for line in trades.err + book.err if "Traceback" in line]
+
+
+def test_with_the_cluster_down_each_command_says_so_in_one_line_with_the_next_step(tmp_path: Path, cluster_config: Cluster) -> None:
+    key = tmp_path / "k.key"
+    dex(cluster_config, "keys", "new", "--out", str(key))
+    urls = ", ".join(cluster_config.urls)
+    for args in (("order", "list", "--key", str(key)), ("book", "btcusdt", "--once"), ("trades", "BTCUSDT", "--follow")):
+        p = dex(cluster_config, *args, ok=False)
+        assert p.returncode == 1 and p.stdout == "", args
+        # One line, before any retry: not seven "retry n/7" lines and a bare ConnectError.
+        assert p.stderr.splitlines() == [f"dex: error -1001: no node answered at {urls}; {NEXT_STEP}"], (args, p.stderr)
+
+
+def test_version_and_help(cluster_config: Cluster) -> None:
+    from importlib.metadata import version
+
+    p = subprocess.run([sys.executable, "-m", "dex.cli", "--version"], cwd=REPO, capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+    assert p.returncode == 0 and p.stdout.strip() == f"dex {version('dex')}"
+    helped = subprocess.run([sys.executable, "-m", "dex.cli", "--help"], cwd=REPO, capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+    assert "--version" in helped.stdout and "examples:" in helped.stdout and "dex order place btcusdt" in helped.stdout
+
+
+def test_store_status_is_text_by_default_and_json_on_request(cluster_config: Cluster) -> None:
+    before = dex(cluster_config, "store", "status").stdout
+    assert "no schema yet (run `dex store migrate`" in before and not before.startswith("{")
+    dex(cluster_config, "store", "migrate")
+    text = dex(cluster_config, "store", "status").stdout.splitlines()
+    doc = json.loads(dex(cluster_config, "store", "status", "--json").stdout)
+    assert (doc["cursorHeight"], doc["blocks"], doc["trades"]) == (0, 0, 0)
+    assert text == [f"store {doc['database']}: schema at revision {doc['revision']}", "  written up to block 0: 0 blocks, 0 trades"]
+
+
+def test_the_cli_modules_import_each_other_in_one_direction_only() -> None:
+    source = (REPO / "dex" / "cli_client.py").read_text()
+    assert "dex.cli " not in source and "from dex.cli import" not in source and "import dex.cli\n" not in source

@@ -1,0 +1,35 @@
+"""The README's "Use it from Python" snippet, run as written against a real
+cluster (only its node list is replaced by the test cluster's), so the README
+cannot drift from the client: every line must work and print what it says."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+NODES_LINE = 'nodes = [f"http://127.0.0.1:810{i}" for i in range(1, 5)]'
+
+
+def readme_python_snippet() -> str:
+    text = README.read_text()
+    section = text[text.index("## Use it from Python"):]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, "no ```python block under 'Use it from Python'"
+    code = match.group(1)
+    assert NODES_LINE in code, "the snippet's node list changed: update this test"
+    return code
+
+
+def test_the_readme_python_snippet_runs_as_written(cluster) -> None:
+    code = readme_python_snippet().replace(NODES_LINE, f"nodes = {cluster.urls!r}")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, str(README), "exec"), {"__name__": "readme"})
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("NEW 50000.00 0.01000 "), lines
+    assert lines[2:5] == ["51000.00 NEW", "51500.00 NEW", "52000.00 NEW"], lines
+    assert lines[5].startswith("refused: -2010 ") and "insufficient balance" in lines[5], lines
+    assert len(lines) == 6, lines
