@@ -49,6 +49,7 @@ from dex.ledger.codec import (
     decode_proposal,
 )
 from dex.ledger.state import apply_proposal
+from dex.ledger.transport import RaftTransport
 
 log = logging.getLogger("dex.ledger.replica")
 
@@ -117,7 +118,7 @@ class Replica(SyncObj):
         )
         others = [n.raft_address for n in cfg.nodes if n.id != node_id]
         with raft_correct_journals():
-            super().__init__(me.raft_address, others, conf)
+            super().__init__(me.raft_address, others, conf, transportClass=RaftTransport)  # bounded Raft port
         install_raft_fixes(self)
 
     # ---------------------------------------------------------------- views
