@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import time
+import zlib
 
 import pysyncobj.pickle as raft_pickle
 from pysyncobj import SyncObj, SyncObjConf
@@ -180,3 +182,92 @@ def test_the_blackhole_really_drops_syns():
         listener.close()
         for f in fillers:
             f.close()
+
+
+# ------------------------------------------------------- the announced length
+
+def _frame(message, rand_key, encryptor) -> bytes:
+    data = encode_message(message, rand_key, encryptor)
+    return struct.pack("<i", len(data)) + data
+
+
+def _tick_until(node, predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        node.doTick(TICK_S)
+        value = predicate()
+        if value:
+            return value
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def _read_frame(node, sock: socket.socket) -> bytes:
+    buf = bytearray()
+
+    def whole():
+        try:
+            buf.extend(sock.recv(65536))
+        except BlockingIOError:
+            pass
+        return len(buf) >= 4 and len(buf) >= 4 + struct.unpack_from("<i", buf)[0]
+
+    _tick_until(node, whole, 5, "the node's handshake reply")
+    return bytes(buf[4:])
+
+
+def _listening_node():
+    port_holder = socket.socket()
+    port_holder.bind(("127.0.0.1", 0))
+    address = f"127.0.0.1:{port_holder.getsockname()[1]}"
+    port_holder.close()
+    conf = SyncObjConf(autoTick=False, password=PASSWORD, connectionRetryTime=0.5)
+    node = SyncObj(address, [], conf, transportClass=RaftTransport)
+    _tick_until(node, lambda: node._SyncObj__transport.ready, 5, "the node to bind")
+    host, port = address.rsplit(":", 1)
+    return node, (host, int(port))
+
+
+def test_before_the_handshake_a_message_may_announce_only_the_handshake_bound():
+    node, address = _listening_node()
+    try:
+        sock = socket.create_connection(address)
+        sock.setblocking(False)
+        sock.send(struct.pack("<i", HANDSHAKE_MESSAGE_BYTES_MAX + 1))
+        _tick_until(node, lambda: _closed_by_peer(sock), 2, "the node to close the connection")
+        sock.close()
+    finally:
+        node.destroy()
+
+
+def test_after_the_handshake_a_message_may_announce_up_to_the_message_bound_and_no_more():
+    encryptor = getEncryptor(PASSWORD)
+    node, address = _listening_node()
+    try:
+        for announced, closed in ((MESSAGE_BYTES_MAX, False), (MESSAGE_BYTES_MAX + 1, True)):
+            sock = socket.create_connection(address)
+            sock.setblocking(False)
+            my_key = os.urandom(32)
+            sock.send(_frame(my_key, None, encryptor))
+            reply = _read_frame(node, sock)
+            echoed, their_key = raft_pickle.loads(zlib.decompress(encryptor.decrypt(reply)))
+            assert echoed == my_key
+            sock.send(_frame("readonly", their_key, encryptor) + struct.pack("<i", announced) + b"x" * 1024)
+            if closed:
+                _tick_until(node, lambda: _closed_by_peer(sock), 2, f"the node to close a connection announcing {announced}")
+            else:
+                deadline = time.monotonic() + 1.0
+                while time.monotonic() < deadline:
+                    node.doTick(TICK_S)
+                    assert not _closed_by_peer(sock), f"a connection announcing {announced} was closed"
+            sock.close()
+    finally:
+        node.destroy()
