@@ -27,9 +27,10 @@ through `SyncObj(transportClass=RaftTransport)`. What it bounds:
   message is closed to make room; a connection that has (a peer mid-handshake)
   is never evicted, and if every one has, the new connection is refused. A
   connection that has not finished its handshake within HANDSHAKE_TIMEOUT_S is
-  closed. Accepting at most ACCEPTS_PER_EVENT_MAX per poll round, fewer than
-  the per-address cap, lets a new peer connection live through at least one
-  poll round, in which its first message is read, before anything can evict it.
+  closed. At most ACCEPTS_PER_EVENT_MAX connections are accepted per poll
+  round, fewer than the per-address cap: the eviction takes the oldest silent
+  connections first, so a peer's new connection normally lives through the
+  next poll round, in which its first message is read.
 - Outgoing connects: abandoned after CONNECT_TIMEOUT_S, checked on every tick
   (every autoTickPeriod, 50 ms) whatever the socket does, so a reconnect after
   a partition heals sends a fresh SYN instead of waiting out the backoff.
@@ -105,7 +106,7 @@ def wire_bytes_max(payload_bytes: int) -> int:
     return wire
 
 
-MESSAGE_BYTES_MAX = 12 * 2**20  # ~11.4 MB derived; the largest a dex block makes today is ~0.2 MB
+MESSAGE_BYTES_MAX = 12 * 2**20  # ~11.4 MB derived; with block_bytes_max at 32 KiB the largest is ~0.35 MB
 HANDSHAKE_MESSAGE_BYTES_MAX = 4 * 1024  # a random key (~230 bytes on the wire) or a node address
 HANDSHAKE_PAYLOAD_BYTES_MAX = 1024  # pickled (32-byte key, "host:port" of <= 261 ASCII characters)
 assert wire_bytes_max(MESSAGE_PAYLOAD_BYTES_MAX) <= MESSAGE_BYTES_MAX < 24 * 10**6  # the flood seen: 24 MB
