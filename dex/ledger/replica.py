@@ -54,6 +54,7 @@ from dex.ledger.codec import (
 from dex.ledger.journal import DexJournal, install_sync_before_send
 from dex.ledger.replay import ReplayGuard
 from dex.ledger.state import apply_proposal
+from dex.ledger.transport import RaftTransport
 
 log = logging.getLogger("dex.ledger.replica")
 
@@ -124,7 +125,7 @@ class Replica(SyncObj):
         )
         others = [n.raft_address for n in cfg.nodes if n.id != node_id]
         with raft_correct_journals(lambda path: DexJournal(path, durability=cfg.durability)):
-            super().__init__(me.raft_address, others, conf)
+            super().__init__(me.raft_address, others, conf, transportClass=RaftTransport)  # bounded Raft port
         install_raft_fixes(self)
         install_sync_before_send(self, self._SyncObj__raftLog)
 
