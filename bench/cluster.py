@@ -78,6 +78,7 @@ import shutil
 import signal
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -956,6 +957,32 @@ def run_saturate(args, cl: Cluster, seeds, ledger: dict) -> dict:
     return out
 
 
+def run_ceiling(args, seeds) -> dict:
+    """The saturating load, same shape and client, against bench/ceiling.py:
+    one process of the same HTTP stack doing only validation and one
+    Ed25519 check per request."""
+    port = free_ports(1)[0]
+    proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "ceiling.py"), str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def listening() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+        local.wait_for(lambda: listening() or None, 30, interval_s=0.05, what="bench/ceiling.py to listen")
+        log(args, f"ceiling: the same load against bench/ceiling.py for {args.duration:g}s")
+        w = Workers(args, seeds, [f"http://127.0.0.1:{port}"], phase="ceiling", mode="closed", concurrency=args.concurrency, duration=args.duration, seed_offset=500)
+        try:
+            m = merge(w.collect(args.duration + 120))
+        finally:
+            w.kill()
+        out = phase_summary(m, args.duration)
+        out["cpu_s"] = round(proc_cpu_s(proc.pid), 2)
+        log(args, f"ceiling: {out['orders_per_s']:,.0f} orders/s, p50 {out['p50_ms']} ms")
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def run_rate(args, cl: Cluster, seeds, ledger: dict) -> dict:
     log(args, f"open loop: {args.rate:g} orders/s for {args.rate_duration:g}s")
     probe = CpuProbe(cl.cfg)
@@ -1288,6 +1315,9 @@ def print_human(r: dict) -> None:
                      f"(+{s['cancels_per_s']:,.0f} cancels/s = {s['requests_per_s']:,.0f} requests/s)"))
         rows.append(("  orders/s each second", " ".join(str(x) for x in s["orders_per_s_timeline"])))
         common(s)
+    if (c := r.get("ceiling")) is not None:
+        rows.append(("ceiling (bench/ceiling.py)", f"{c['orders_per_s']:,.0f} orders/s, p50 {c['p50_ms']} ms: one process, "
+                     f"validation + one Ed25519 check; ceiling_ratio {r['ceiling_ratio']}"))
     if (s := r.get("rate")) is not None:
         rows.append((f"open loop {s['target_rate']:g}/s ({s['duration_s']:g} s)", f"{s['orders_per_s']:,.0f} orders/s acked "
                      f"(+{s['cancels_per_s']:,.0f} cancels/s)"))
@@ -1384,6 +1414,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--verify-concurrency", type=int, default=8, help="block requests in flight per node when checking the ledgers")
     p.add_argument("--no-verify", action="store_true",
                    help="nodes skip the Ed25519 check (verify_signatures = false); the client still signs. Compare with a run without it")
+    p.add_argument("--no-ceiling", action="store_true", help="skip the ceiling run (bench/ceiling.py) after the saturating one")
     p.add_argument("--durability", choices=("fsync", "os"), default="fsync", help="the nodes' durability setting (docs/CLUSTER.md)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--keep", action="store_true", help="keep the temp dir (config, data, logs)")
@@ -1431,6 +1462,10 @@ def main(argv: list[str] | None = None) -> int:
         log(args, f"funded {args.accounts} accounts in {result['funding']['seconds']}s; signing costs {result['sign_us']} us")
         ledger = {"acked": [], "unacked": []}
         result["saturate"] = run_saturate(args, cl, seeds, ledger) if run_saturating else None
+        if run_saturating and not args.no_ceiling:
+            result["ceiling"] = run_ceiling(args, seeds)
+            result["ceiling_orders_per_s"] = result["ceiling"]["orders_per_s"]
+            result["ceiling_ratio"] = round(result["saturate"]["orders_per_s"] / max(1.0, result["ceiling"]["orders_per_s"]), 3)
         result["rate"] = run_rate(args, cl, seeds, ledger) if args.rate else None
         result["kills"] = run_kills(args, cl, seeds, ledger) if args.kills else None
         result["catchup"] = run_catchup(args, cl, seeds, ledger) if args.catchup else None
