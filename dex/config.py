@@ -38,7 +38,7 @@ SECRET_BYTES_MIN = 16
 # Block builder bounds (see docs/CLUSTER.md for how the defaults were chosen).
 BLOCK_INTERVAL_MS_DEFAULT = 5
 BLOCK_COMMANDS_MAX_DEFAULT = 256
-BLOCK_BYTES_MAX_DEFAULT = 32 * 1024  # room for a signed batch of 100 orders (~20 KiB)
+BLOCK_BYTES_MAX_DEFAULT = 60 * 1024  # room for the largest batch the API takes (100 orders, a 48 KiB body)
 PENDING_COMMANDS_MAX_DEFAULT = 20_000
 INFLIGHT_BLOCKS_MAX_DEFAULT = 64
 LEADER_WAIT_MS_DEFAULT = 3000

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import httpx
 
-from dex.api.errors import DISCONNECTED, ILLEGAL_CHARS, OVERLOADED, TIMEOUT, ApiError
+from dex.api.errors import DISCONNECTED, ILLEGAL_CHARS, OVERLOADED, PAYLOAD_TOO_LARGE, TIMEOUT, ApiError
 from dex.api.history import History
 from dex.api.ratelimit import FORWARD_MAC_HEADER, forward_key, forward_mac
 from dex.config import ClusterConfig, ConfigError, load_cluster
-from dex.ledger.builder import BlockBuilder, NotLeader, Overloaded, Unknown
+from dex.ledger.builder import BlockBuilder, NotLeader, Overloaded, TooLarge, Unknown
 from dex.ledger.chain import ChainError
 from dex.ledger.codec import Auth, CodecError
 from dex.ledger.journal import JournalCorrupt
@@ -197,6 +197,8 @@ class Node:
             self.builder.submit(commands, auth, done)
         except Overloaded as e:
             raise ApiError.unavailable(OVERLOADED, f"Server is currently overloaded: {e}.") from e
+        except TooLarge as e:  # never retryable: send fewer orders per request
+            raise ApiError(413, PAYLOAD_TOO_LARGE, f"Request too large for a block: {e}. Send fewer orders per batch.") from e
         except CodecError as e:  # the routes check their fields first; this is the backstop
             raise ApiError(400, ILLEGAL_CHARS, f"A parameter cannot be recorded in a block ({e}).") from e
         try:

@@ -53,6 +53,10 @@ class Overloaded(Exception):
     """Too many commands are waiting; the request was not queued."""
 
 
+class TooLarge(Exception):
+    """One request needs more than a whole block: it can never be proposed."""
+
+
 class Unknown(Exception):
     """The block's fate is unknown (leader change); retry with the same client order id."""
 
@@ -96,7 +100,10 @@ class BlockBuilder:
         auth_raw = None if auth is None else encode_auth(auth)
         size = sum(len(r) + COMMAND_OVERHEAD_BYTES for r in raw) + (0 if auth_raw is None else len(auth_raw))
         if len(raw) > self.commands_max or size + PROPOSAL_OVERHEAD_BYTES > self.bytes_max:
-            raise Overloaded(f"request of {len(raw)} commands, {size} bytes exceeds a block")
+            raise TooLarge(
+                f"the request needs {len(raw)} commands and {size + PROPOSAL_OVERHEAD_BYTES} bytes of block; "
+                f"a block holds {self.commands_max} commands and {self.bytes_max} bytes"
+            )
         with self._cond:
             if self._pending_commands + len(raw) > self.pending_max:
                 raise Overloaded(f"{self._pending_commands} commands already waiting")
