@@ -166,7 +166,9 @@ class Node:
         deadline = time.monotonic() + self.cfg.leader_wait_ms / 1000
         while True:
             leader = self.replica.leader_id
-            if leader is not None and (leader != self.node_id or self.replica.hasQuorum):
+            if leader == self.node_id and not self.replica.hasQuorum:
+                return None  # a leader that has not heard from a majority refuses at once (docs/CLUSTER.md)
+            if leader is not None:
                 return leader
             if time.monotonic() >= deadline:
                 return None

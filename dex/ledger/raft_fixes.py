@@ -264,6 +264,11 @@ class PreVote:
         if now < self.deadline_s:
             return
         self.deadline_s = now + self._timeout_s()
+        # No word from a leader for a whole timeout: it is no longer ours to
+        # name (PySyncObj forgets it only when it campaigns).
+        if s._SyncObj__raftLeader is not None:
+            s._SyncObj__raftLeader = None
+            s._SyncObj__onLeaderChanged()
         self.round_term = term + 1
         self.grants = {s.selfNode.id}
         self.rounds += 1

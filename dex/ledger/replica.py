@@ -113,7 +113,7 @@ def stop_process(code: int, message: str, *args) -> None:
 
     os._exit, not sys.exit: this runs on PySyncObj's thread, which catches
     every exception and retries. Never returns (tests replace `_exit`)."""
-    log.critical(message, *args)
+    log.critical(message + " [exit %d]", *args, code)
     logging.shutdown()
     _exit(code)
 

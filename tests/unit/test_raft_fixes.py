@@ -183,6 +183,7 @@ def test_a_node_cut_off_for_many_election_timeouts_returns_without_deposing_the_
     net.cut = {loner}
     net.run_for(20 * RAFT_MAX_TIMEOUT_S)  # its election timer runs out again and again
     assert net[loner].raftCurrentTerm == term, "a cut-off node raised its term"
+    assert net[loner]._getLeader() is None, "a cut-off node still names a leader it has not heard from"
     net.append(leader, 10, ENTRY_BYTES)
     net.cut = set()
     net.run_for(5 * RAFT_MAX_TIMEOUT_S, step_s=0.05)
