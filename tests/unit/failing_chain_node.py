@@ -1,7 +1,7 @@
 """A one-node Replica whose chain fails on a chosen block: the child process
 of tests/unit/test_replica_fail_stop.py.
 
-    python -m tests.unit.failing_chain_node CONFIG FAIL_AT BLOCKS
+    python -m tests.unit.failing_chain_node CONFIG FAIL_AT BLOCKS [TIME_BASE_MS]
 
 Proposes BLOCKS blocks, each one faucet deposit of 1 USDT to account 1,
 through Raft (PySyncObj's real apply loop, with its retry on an exception).
@@ -44,12 +44,15 @@ class FailingChain:
         return getattr(self._inner, name)
 
 
-def proposal(k: int) -> bytes:
+TIME_BASE_MS = 1_000
+
+
+def proposal(k: int, time_base_ms: int) -> bytes:
     raw = encode_command(Deposit(account=ACCOUNT, asset=ASSET, amount=1))
-    return compress_proposal(assemble_proposal(leader="n1", term=1, time_ms=1_000 + k, auths=[], commands=[(NO_AUTH, raw)]))
+    return compress_proposal(assemble_proposal(leader="n1", term=1, time_ms=time_base_ms + k, auths=[], commands=[(NO_AUTH, raw)]))
 
 
-def main(config: str, fail_at: int, blocks: int) -> int:
+def main(config: str, fail_at: int, blocks: int, time_base_ms: int = TIME_BASE_MS) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     replica = Replica(load_cluster(config), "n1")
     replica.chain = FailingChain(replica.chain, fail_at)
@@ -66,7 +69,7 @@ def main(config: str, fail_at: int, blocks: int) -> int:
         time.sleep(0.05)
     start = replica.height
     for k in range(blocks):
-        replica.apply_block(proposal(k))
+        replica.apply_block(proposal(k, time_base_ms))
     while replica.height < start + blocks and time.monotonic() < deadline:
         time.sleep(0.01)
     print(f"head {replica.height} {replica.engine.balances(ACCOUNT)[ASSET][0]}", flush=True)
@@ -76,4 +79,4 @@ def main(config: str, fail_at: int, blocks: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+    sys.exit(main(sys.argv[1], *(int(a) for a in sys.argv[2:])))
