@@ -204,16 +204,15 @@ class NextIndexGuard:
         self.term = -1  # the term the barriers belong to
 
     def on_send(self, node, message: dict) -> None:
+        term = message.get("term")
+        if term != self.term:
+            # A new leadership: onBecomeLeader reset every nextIndex, so replies
+            # to what was sent in an earlier term are stale.
+            self.term = term
+            self.barrier = dict(self.sent_last)
         seq = next(self._seq)
         message[SEQ_KEY] = seq
         self.sent_last[node] = seq
-
-    def new_term(self, term: int) -> None:
-        """A new term (perhaps a new leadership): every reply to what was sent
-        before is stale for nextIndex, which onBecomeLeader reset."""
-        if term != self.term:
-            self.term = term
-            self.barrier = dict(self.sent_last)
 
     def is_stale(self, node, message: dict) -> bool:
         ack = message.get(ACK_KEY)
@@ -374,7 +373,6 @@ class Corrections:
                 handler(node, message)
                 return
             if kind == "next_node_idx" and syncobj._SyncObj__raftState == _LEADER:
-                guard.new_term(syncobj.raftCurrentTerm)
                 before = next_index_by_node.get(node)
                 stale = not message.get("success") and guard.is_stale(node, message)
                 handler(node, message)

@@ -226,3 +226,24 @@ def test_a_node_that_heard_from_its_leader_recently_refuses_a_pre_vote(clock):
     assert not answer(leader)
     clock.advance(RAFT_MIN_TIMEOUT_S + 0.01)  # and no word from the leader since
     assert answer(follower)
+
+
+def test_failure_replies_are_stale_only_for_messages_sent_before_the_last_reset_or_in_an_earlier_term():
+    from dex.ledger.raft_fixes import ACK_KEY, SEQ_KEY, NextIndexGuard
+
+    guard = NextIndexGuard()
+
+    def send(term: int) -> dict:
+        message = {"type": "append_entries", "term": term}
+        guard.on_send("b", message)
+        return {"type": "next_node_idx", ACK_KEY: message[SEQ_KEY]}
+
+    first, second = send(2), send(2)
+    assert not guard.is_stale("b", first)  # the first of a leadership counts
+    guard.on_reset("b")  # `first` answered "try k"
+    assert guard.is_stale("b", second)  # sent before the reset
+    third = send(2)
+    assert not guard.is_stale("b", third)
+    fourth = send(3)  # a new leadership
+    assert guard.is_stale("b", third) and not guard.is_stale("b", fourth)
+    assert not guard.is_stale("b", {"type": "next_node_idx"})  # a peer without the echo: PySyncObj's behaviour
