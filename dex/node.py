@@ -28,9 +28,7 @@ from dex.api.history import History
 from dex.api.ratelimit import FORWARD_MAC_HEADER, forward_key, forward_mac
 from dex.config import ClusterConfig, ConfigError, load_cluster
 from dex.ledger.builder import BlockBuilder, NotLeader, Overloaded, TooLarge, Unknown
-from dex.ledger.chain import ChainError
 from dex.ledger.codec import Auth, CodecError
-from dex.ledger.journal import JournalCorrupt
 from dex.ledger.replica import Replica
 from dex.store.writer import for_node as store_writer
 
@@ -40,7 +38,6 @@ REQUEST_TIMEOUT_S = 5.0  # from queueing a command to its block applied
 FORWARD_TIMEOUT_S = REQUEST_TIMEOUT_S + 2.0
 APPLY_WAIT_S = 5.0  # a follower waiting to apply a block the leader applied
 PEER_STATUS_TIMEOUT_S = 0.5
-EXIT_DATA_UNTRUSTED = 3  # the journal or chain is damaged: the node refuses to run on it
 LOG_BYTES_MAX = 16 * 1024 * 1024  # node.log rotates here; a flood of odd requests cannot fill the disk
 LOG_FILES_KEPT = 3
 FORWARDS_INFLIGHT_MAX = 256  # a follower's concurrent forwards; more is 503 -1008
@@ -176,7 +173,9 @@ class Node:
         deadline = time.monotonic() + self.cfg.leader_wait_ms / 1000
         while True:
             leader = self.replica.leader_id
-            if leader is not None and (leader != self.node_id or self.replica.hasQuorum):
+            if leader == self.node_id and not self.replica.hasQuorum:
+                return None  # a leader that has not heard from a majority refuses at once (docs/CLUSTER.md)
+            if leader is not None:
                 return leader
             if time.monotonic() >= deadline:
                 return None
@@ -317,14 +316,7 @@ def run(config_path: str | Path, node_id: str, *, log_file: str | Path | None = 
 
     if rebuild:
         _move_ledger_aside(cfg.node_data_dir(node_id))
-    try:
-        node = Node(cfg, node_id)
-    except (JournalCorrupt, ChainError) as e:
-        log.critical(
-            "refusing to start: %s. This node's data cannot be trusted. To rebuild it from the other nodes, "
-            "start it with `dex node --rebuild` (or move the raft.* and blocks.dat files of %s aside and start it again).", e, cfg.node_data_dir(node_id),
-        )
-        return EXIT_DATA_UNTRUSTED
+    node = Node(cfg, node_id)  # refuses (exits) on damaged data: dex/ledger/replica.py EXIT_*
     app = create_app(node)
     server = uvicorn.Server(
         uvicorn.Config(

@@ -28,4 +28,16 @@ if [ ! -x /usr/bin/chromium ]; then
     fi
     [ -x /usr/bin/chromium ] || echo "services: *** no /usr/bin/chromium: the browser tests will skip ***" >&2
 fi
+
+# nftables for the partition tests (tests/cluster/partition.py cuts a node's
+# Raft port on loopback; needs root).
+if ! command -v nft >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "services: installing Debian's nftables for the partition tests" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q nftables >/dev/null 2>&1 \
+            || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nftables >/dev/null 2>&1; } \
+            || true
+    fi
+    command -v nft >/dev/null 2>&1 || echo "services: *** no nft: the partition tests will skip ***" >&2
+fi
 exit 0

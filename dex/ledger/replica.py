@@ -26,10 +26,23 @@ Persistence, all in the node's data directory:
 Threads: PySyncObj's own thread applies blocks and runs elections; API
 threads read the engine under `lock`, which `apply_block` holds while it
 mutates.
+
+Fail-stop. Applying a block is all or nothing: once the engine has been
+touched, any failure (the chain write failing on a full disk, a replayed
+journal entry that disagrees with blocks.dat, a bug) logs one CRITICAL line
+naming the height, the cause and what to do, and ends the process with
+EXIT_APPLY_FAILED. It never returns into PySyncObj, which would retry the same
+log entry every tick and apply its commands to the engine again each time
+(a silent divergence). A restart recovers from the dump, the journal and the
+chain. The same holds for a data directory too full for the next journal
+entry (checked before each one: PySyncObj's journal is an mmap, and a write
+into a page the disk cannot back kills the process with SIGBUS and no log
+line) and for a chain file damaged in the middle. See docs/CLUSTER.md.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import struct
@@ -41,8 +54,8 @@ from pysyncobj import SyncObj, SyncObjConf, replicated
 
 from dex.config import ClusterConfig
 from dex.engine import Engine
-from dex.ledger.chain import Chain
-from dex.ledger.raft_fixes import install as install_raft_fixes, raft_correct_journals
+from dex.ledger.chain import Chain, ChainError
+from dex.ledger.raft_fixes import install as install_raft_fixes, leader_hears_majority, raft_correct_journals
 from dex.ledger.codec import (
     GENESIS_PARENT,
     BlockHeader,
@@ -51,7 +64,7 @@ from dex.ledger.codec import (
     decode_header,
     decode_proposal,
 )
-from dex.ledger.journal import DexJournal, install_sync_before_send
+from dex.ledger.journal import DexJournal, JournalCorrupt, install_sync_before_send
 from dex.ledger.replay import ReplayGuard
 from dex.ledger.state import apply_proposal
 from dex.ledger.transport import RaftTransport
@@ -71,7 +84,49 @@ APPEND_ENTRIES_PERIOD_S = 0.05
 CONNECTION_RETRY_S = 0.5
 LOG_COMPACTION_ENTRIES_MIN = 20_000
 LOG_COMPACTION_TIME_MIN_S = 600
+# A leader that has not heard from a majority for this long steps down
+# (PySyncObj's default is 30 s): by then the majority's own election timers
+# have run out, so it may already have a new leader. Until it steps down it
+# reports no quorum and refuses requests (hasQuorum below).
+LEADER_FALLBACK_TIMEOUT_S = RAFT_MAX_TIMEOUT_S
 assert APPEND_ENTRIES_PERIOD_S * 4 <= RAFT_MIN_TIMEOUT_S < RAFT_MAX_TIMEOUT_S
+assert RAFT_MIN_TIMEOUT_S <= LEADER_FALLBACK_TIMEOUT_S <= RAFT_MAX_TIMEOUT_S
+
+
+def raft_timing() -> dict:
+    """The timing part of SyncObjConf (shared with the tests that tick PySyncObj by hand)."""
+    return {
+        "raftMinTimeout": RAFT_MIN_TIMEOUT_S,
+        "raftMaxTimeout": RAFT_MAX_TIMEOUT_S,
+        "appendEntriesPeriod": APPEND_ENTRIES_PERIOD_S,
+        "leaderFallbackTimeout": LEADER_FALLBACK_TIMEOUT_S,
+    }
+
+# Exit codes of a node that stops itself rather than run on untrustworthy
+# state; each names what an operator must look at (docs/CLUSTER.md).
+EXIT_DUMP_UNLOADABLE = 70  # raft.dump cannot be loaded
+EXIT_APPLY_FAILED = 71  # a committed block failed after the engine was touched
+EXIT_CHAIN_DAMAGED = 72  # blocks.dat is damaged before its tail
+EXIT_DISK_FULL = 73  # no room for the next journal entry
+EXIT_JOURNAL_DAMAGED = 74  # raft.journal (or its term file) is damaged before its tail
+# Free space the data directory must keep beyond a journal entry: blocks.dat
+# and the dump share it, and PySyncObj's journal grows by doubling its mmap.
+DISK_FREE_BYTES_MIN = 4 * 1024 * 1024
+assert len({EXIT_DUMP_UNLOADABLE, EXIT_APPLY_FAILED, EXIT_CHAIN_DAMAGED, EXIT_DISK_FULL, EXIT_JOURNAL_DAMAGED}) == 5
+assert DISK_FREE_BYTES_MIN > 64 * 1024  # above one append batch of entries
+
+
+def stop_process(code: int, message: str, *args) -> None:
+    """Log one CRITICAL line and end the process at once with `code`.
+
+    os._exit, not sys.exit: this runs on PySyncObj's thread, which catches
+    every exception and retries. Never returns (tests replace `_exit`)."""
+    log.critical(message + " [exit %d]", *args, code)
+    logging.shutdown()
+    _exit(code)
+
+
+_exit = os._exit
 
 BlockListener = Callable[[BlockHeader, bytes, Proposal, list], None]
 
@@ -90,7 +145,20 @@ class Replica(SyncObj):
         self.lock = threading.RLock()
         self.engine = Engine(cfg.markets)
         self.guard = ReplayGuard()  # replicated beside the engine: signed requests already executed
-        self.chain = Chain(self.data_dir / "blocks.dat")
+        # A SIGBUS (a journal page the disk cannot back) or SIGSEGV then
+        # leaves a traceback in the node's log instead of nothing.
+        if not faulthandler.is_enabled():
+            faulthandler.enable()
+        try:
+            self.chain = Chain(self.data_dir / "blocks.dat")
+        except ChainError as e:
+            stop_process(
+                EXIT_CHAIN_DAMAGED,
+                "refusing to start: %s is damaged (%s). Its other replicas hold the same blocks: start the node "
+                "with `dex node --rebuild` (it moves the raft.* and blocks.dat files of %s aside, kept for "
+                "inspection) to rebuild it from the cluster.",
+                self.data_dir / "blocks.dat", e, self.data_dir,
+            )
         self.applied: BlockHeader | None = None  # the engine's state is after this block
         self.applied_hash: bytes = GENESIS_PARENT
         self.listeners: list[BlockListener] = []
@@ -106,9 +174,7 @@ class Replica(SyncObj):
             serializer=self._serialize,
             deserializer=self._deserialize,
             dynamicMembershipChange=False,
-            raftMinTimeout=RAFT_MIN_TIMEOUT_S,
-            raftMaxTimeout=RAFT_MAX_TIMEOUT_S,
-            appendEntriesPeriod=APPEND_ENTRIES_PERIOD_S,
+            **raft_timing(),
             # Our entries are already blocks: send each at once, and tell
             # followers of a new commit index at once, instead of on the
             # next 50 ms tick.
@@ -124,9 +190,17 @@ class Replica(SyncObj):
             dnsFailCacheTime=1.0,
         )
         others = [n.raft_address for n in cfg.nodes if n.id != node_id]
-        with raft_correct_journals(lambda path: DexJournal(path, durability=cfg.durability)):
-            super().__init__(me.raft_address, others, conf, transportClass=RaftTransport)  # bounded Raft port
-        install_raft_fixes(self)
+        try:
+            with raft_correct_journals(lambda path: DexJournal(path, durability=cfg.durability)):
+                super().__init__(me.raft_address, others, conf, transportClass=RaftTransport)  # bounded Raft port
+        except JournalCorrupt as e:
+            stop_process(
+                EXIT_JOURNAL_DAMAGED,
+                "refusing to start: %s. This node's Raft log cannot be trusted: start it with `dex node --rebuild` "
+                "(it moves the raft.* and blocks.dat files of %s aside, kept for inspection) to rebuild it from the cluster.",
+                e, self.data_dir,
+            )
+        install_raft_fixes(self, before_journal_add=self._check_disk_space)
         install_sync_before_send(self, self._SyncObj__raftLog)
 
     # ---------------------------------------------------------------- views
@@ -144,11 +218,22 @@ class Replica(SyncObj):
     def height(self) -> int:
         return 0 if self.applied is None else self.applied.height
 
+    @property
+    def hasQuorum(self) -> bool:  # noqa: N802 (PySyncObj's name, read by dex.node)
+        """PySyncObj's (a majority of connections open) and, on a leader, a
+        majority heard from within LEADER_FALLBACK_TIMEOUT_S."""
+        if not SyncObj.hasQuorum.fget(self):
+            return False
+        return not self._isLeader() or leader_hears_majority(self, LEADER_FALLBACK_TIMEOUT_S)
+
     # ------------------------------------------------------------ the block
 
     @replicated
     def apply_block(self, proposal_bytes: bytes):
-        """Apply one committed proposal. Runs on every node, in log order."""
+        """Apply one committed proposal. Runs on every node, in log order.
+
+        All or nothing: a failure after decoding stops the process (see the
+        module docstring); it never returns to PySyncObj half applied."""
         try:
             proposal, leaves = decode_proposal(proposal_bytes)
         except CodecError as e:
@@ -157,8 +242,13 @@ class Replica(SyncObj):
             log.error("skipping an undecodable proposal: %s", e)
             return None
         with self.lock:
-            header, encoded, results = apply_proposal(self.engine, self.guard, self.applied, self.applied_hash, proposal, leaves)
-            block_hash = self.chain.append(header, proposal_bytes, b"".join(encoded))
+            height = self.height + 1
+            try:
+                header, encoded, results = apply_proposal(self.engine, self.guard, self.applied, self.applied_hash, proposal, leaves)
+                block_hash = self.chain.append(header, proposal_bytes, b"".join(encoded))
+            except BaseException as e:  # noqa: BLE001 (anything: the engine may be half mutated)
+                self._stop_on_apply_failure(height, e)
+                raise  # only reached when a test's _exit returns
             self.applied = header
             self.applied_hash = block_hash
         for listener in self.listeners:
@@ -167,6 +257,46 @@ class Replica(SyncObj):
             except Exception:  # a listener must never stop the state machine
                 log.exception("block listener failed")
         return header.height, block_hash, results
+
+    def _stop_on_apply_failure(self, height: int, error: BaseException) -> None:
+        if isinstance(error, ChainError):
+            advice = (
+                "the block computed from the Raft log disagrees with blocks.dat: this node's journal or chain is "
+                f"damaged. Start the node with `dex node --rebuild` (it moves the raft.* and blocks.dat files of "
+                f"{self.data_dir} aside) to rebuild it from the cluster"
+            )
+        elif isinstance(error, OSError):
+            advice = (
+                f"the data directory {self.data_dir} could not be written (full disk?). Free space and start the "
+                "node again: it recovers from its dump, journal and chain"
+            )
+        else:
+            advice = (
+                "this is a bug. Start the node again: it recovers from its dump, journal and chain; if it stops "
+                f"at the same block, move {self.data_dir} aside to rebuild it from the cluster and report the bug"
+            )
+        log.error("block %d failed after its commands were applied", height, exc_info=error)
+        stop_process(
+            EXIT_APPLY_FAILED,
+            "stopping: block %d could not be applied all or nothing (%s: %s); the engine may hold part of it, so this "
+            "node must not go on. What to do: %s.",
+            height, type(error).__name__, error, advice,
+        )
+
+    def _check_disk_space(self, entry_bytes: int) -> None:
+        """Before each journal entry: stop cleanly if the disk cannot hold it
+        (a write that fails mid-record inside PySyncObj's thread would be
+        logged and retried there; the reserve also covers blocks.dat and the
+        dump, which share the directory)."""
+        st = os.statvfs(self.data_dir)
+        free = st.f_bavail * st.f_frsize
+        if free < entry_bytes + DISK_FREE_BYTES_MIN:
+            stop_process(
+                EXIT_DISK_FULL,
+                "stopping: the data directory %s has %d bytes free, less than a journal entry of %d bytes plus %d "
+                "in reserve. Free space and start the node again: it recovers from its dump, journal and chain.",
+                self.data_dir, free, entry_bytes, DISK_FREE_BYTES_MIN,
+            )
 
     # --------------------------------------------- PySyncObj's full dump file
 
@@ -200,12 +330,11 @@ class Replica(SyncObj):
         try:
             return self._load_dump(file_name)
         except Exception as e:
-            log.critical(
+            stop_process(
+                EXIT_DUMP_UNLOADABLE,
                 "cannot load %s (%s): stopping. To rebuild this node from the others, "
-                "move its data directory %s aside and start it again.", file_name, e, self.data_dir,
+                "start it with `dex node --rebuild` (it moves the raft.* and blocks.dat files of %s aside).", file_name, e, self.data_dir,
             )
-            logging.shutdown()
-            os._exit(70)
 
     def _load_dump(self, file_name: str):
         with open(file_name, "rb") as f:
