@@ -25,7 +25,7 @@ from dex.auth import (
     signed_payload,
     verify,
 )
-from dex.core.reasons import Reason
+from dex.ledger import translate
 from dex.ledger.codec import Auth
 
 
@@ -124,7 +124,4 @@ SignedDep = Annotated[Signed, Depends(verify_request)]
 
 def market_of(node, symbol: str):
     """The market `symbol` names, or the -1121 error."""
-    try:
-        return node.cfg.markets.market(symbol)
-    except KeyError:
-        raise ApiError.of(Reason.UNKNOWN_SYMBOL) from None
+    return translate.market_of(node.cfg.markets, symbol)

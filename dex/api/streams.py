@@ -35,6 +35,7 @@ import time
 from fastapi import APIRouter, WebSocket
 
 from dex.api import render
+from dex.api.cluster import nodes_status
 from dex.api.deps import check_signature, check_timestamp, parse_api_key
 from dex.api.errors import MANDATORY_PARAM, TOO_MANY_REQUESTS, UNAUTHORIZED, ApiError
 from dex.api.history import TRADES_PER_MARKET_MAX
@@ -54,7 +55,6 @@ from dex.core.events import (
 from dex.core.markets import units_to_amount
 from dex.core.reasons import Reason
 from dex.core.types import OrderType, Side
-from dex.engine.book import KIND_SIDE_SHIFT, O_BOOK, O_ID, O_KIND, O_PRICE, kind_side
 
 log = logging.getLogger("dex.api.streams")
 
@@ -194,25 +194,23 @@ class Hub:
     # ------------------------------------------------------ Raft thread
 
     def attach(self) -> None:
-        """Start following blocks (once, at start-up): index the book as it stands."""
-        self.node.block_listeners.append(self.on_block)
+        """Start following blocks (once, at start-up; the node registered
+        `on_block`): index the book as it stands."""
         with self._lock:
-            replica = self.node.replica
-            with replica.lock:
-                self._index_book()
-                self._height = replica.height
+            with self.node.port.view() as view:
+                self._index_book(view)
+                self._height = view.height
             for symbol in self.markets:
                 self._last_u[symbol] = self._height
                 self._candles[symbol] = None  # built from History when first needed
             self._ready = True
 
-    def _index_book(self) -> None:
-        """Rebuild the index of resting orders from the engine (replica lock held)."""
-        engine = self.node.replica.engine
+    def _index_book(self, view) -> None:
+        """Rebuild the index of resting orders (a LedgerView: the lock is held)."""
         self._resting = {
-            o[O_ID]: (symbol, kind_side(o[O_KIND]) == Side.BUY, o[O_PRICE])
+            oid: (symbol, is_bid, price)
             for symbol in self.markets
-            for o in engine.live_orders(symbol)
+            for oid, is_bid, price in view.resting_orders(symbol)
         }
 
     def on_block(self, header, block_hash, proposal, results) -> None:
@@ -229,7 +227,6 @@ class Hub:
 
     def _block(self, header, block_hash, proposal, results, resync, building):
         height = header.height
-        replica = self.node.replica
         users = self.users
         watched = bool(users)
         subs = self.subs
@@ -273,37 +270,26 @@ class Hub:
         levels: dict[str, tuple[list, list]] = {}
         balances: dict[int, dict] = {}
         views: dict[int, object] = {}
-        with replica.lock:
-            engine = replica.engine
+        with self.node.port.view() as view:
             if resync:
-                self._index_book()
+                self._index_book(view)
                 resting = self._resting
-            accounts = engine.accounts
             for oid, account in seen.items():
-                acct = accounts.get(account)
-                order = None if acct is None else acct.open.get(oid)
-                if order is None:
+                where = view.resting_order(account, oid)
+                if where is None:
                     resting.pop(oid, None)
                     continue
-                where = (order[O_BOOK].symbol, (order[O_KIND] >> KIND_SIDE_SHIFT) == BUY, order[O_PRICE])
                 resting[oid] = where
                 touched.setdefault(where[0], set()).add(where[1:])
             if building:
                 for symbol, prices in touched.items():
-                    book = engine.books[symbol]
-                    bids, asks = [], []
-                    for is_bid, price in prices:
-                        level = (book.bids if is_bid else book.asks).get(price)
-                        (bids if is_bid else asks).append((price, 0 if level is None else level.total))
-                    bids.sort(reverse=True)
-                    asks.sort()
-                    levels[symbol] = (bids, asks)
+                    levels[symbol] = view.level_totals(symbol, prices)
                 for account in {a for ev in mine for a in _accounts(ev) if a in users}:
-                    balances[account] = engine.balances(account)
+                    balances[account] = view.balances(account)
                 for ev in mine:
                     for oid, account in _orders(ev):
                         if account in users and oid not in views:
-                            views[oid] = engine.order(account, ev.symbol, oid)
+                            views[oid] = view.order(account, ev.symbol, oid)
         last_u = self._last_u
         previous = {symbol: last_u[symbol] for symbol in touched}
         for symbol in touched:
@@ -545,10 +531,7 @@ class Hub:
     def _snapshot(self, conn: Conn, symbol: str) -> None:
         """Queue a depth snapshot; diffs up to its height will be dropped for conn."""
         m = self.markets[symbol]
-        replica = self.node.replica
-        with replica.lock:
-            bids, asks = replica.engine.depth(symbol, DEPTH_SNAPSHOT_LEVELS_MAX)
-            height = replica.height
+        bids, asks, height = self.node.port.depth(symbol, DEPTH_SNAPSHOT_LEVELS_MAX)
         conn.depth_last[symbol] = height
         data = {
             "e": "depthSnapshot", "E": _now_ms(), "s": symbol, "lastUpdateId": height,
@@ -638,7 +621,7 @@ class Hub:
         try:
             while self.subs.get("cluster"):
                 try:
-                    doc = await self.node.cluster_status()
+                    doc = await nodes_status(self.node)
                 except Exception:
                     log.exception("cluster status for the stream failed")
                     await asyncio.sleep(CLUSTER_POLL_S)
