@@ -46,8 +46,10 @@ assert PEER_STATUS_TIMEOUT_S < FORWARD_TIMEOUT_S and HTTP_CONNECTIONS_MAX <= FOR
 class Forwarder:
     """This node's HTTP client to its peers: forwards and status polls."""
 
-    def __init__(self, cfg, node_id: str, port) -> None:
+    def __init__(self, cfg, node_id: str, port, *, timeout_s: float = FORWARD_TIMEOUT_S) -> None:
+        assert timeout_s > 0
         self.cfg = cfg
+        self.timeout_s = timeout_s
         self.node_id = node_id
         self.port = port  # dex.ledger.port.LedgerPort: waits for this node's apply
         self.key = forward_key(cfg.secret())  # proves a forward came from a peer
@@ -56,7 +58,7 @@ class Forwarder:
 
     async def start(self) -> None:
         self.http = httpx.AsyncClient(
-            timeout=FORWARD_TIMEOUT_S,
+            timeout=self.timeout_s,
             limits=httpx.Limits(max_connections=HTTP_CONNECTIONS_MAX, max_keepalive_connections=HTTP_CONNECTIONS_MAX),
         )
 
