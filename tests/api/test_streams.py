@@ -563,7 +563,7 @@ def test_depth_diffs_rebuild_the_engine_book_after_every_block(seed: int) -> Non
             assert book.as_rest() == want, f"seed {seed}, block {height}, {symbol}"
     assert len(books) == 4 and all(b.diffs > 20 for b in books.values()), [b.diffs for b in books.values()]
     live = {o[0] for s in symbols for o in node.replica.engine.live_orders(s)}  # O_ID
-    assert set(hub._resting) == live, "the hub's index of resting orders is not the engine's live set"
+    assert set(hub.depth.resting) == live, "the hub's index of resting orders is not the engine's live set"
 
 
 def test_a_candle_is_closed_when_a_later_minute_trades() -> None:
