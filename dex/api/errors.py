@@ -21,10 +21,10 @@ from dex.ledger.translate import BAD_PRECISION, ILLEGAL_CHARS, MANDATORY_PARAM, 
 log = logging.getLogger("dex.api")
 
 UNKNOWN = -1000
-DISCONNECTED = -1001  # no leader
+DISCONNECTED = -1001  # not executed: no leader, or it never reached one; safe to send again
 UNAUTHORIZED = -1002
 TOO_MANY_REQUESTS = -1003
-TIMEOUT = -1007  # outcome unknown
+TIMEOUT = -1007  # outcome unknown: it may have executed
 OVERLOADED = -1008
 # ILLEGAL_CHARS -1100, MANDATORY_PARAM -1102, BAD_PRECISION -1111: from dex.ledger.translate
 INVALID_TIMESTAMP = -1021
