@@ -6,7 +6,7 @@ import base64
 import binascii
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 
@@ -28,12 +28,32 @@ from dex.auth import (
 from dex.ledger import translate
 from dex.ledger.codec import Auth
 
+if TYPE_CHECKING:
+    from dex.api.forward import Forwarder
+    from dex.api.history import History
+    from dex.config import ClusterConfig
+    from dex.ledger.port import LedgerPort
 
-def get_node(request: Request):
+
+class ApiNode(Protocol):
+    """What the routes use of a node (dex/node.py wires it): the replicated
+    state only through `port`, never the replica itself."""
+
+    cfg: ClusterConfig
+    node_id: str
+    port: LedgerPort  # submit, wait, typed reads (dex/ledger/port.py)
+    history: History  # recent trades and orders, fed by blocks
+    forwarder: Forwarder  # to the leader and the peers (dex/api/forward.py)
+    forward_key: bytes  # checks a peer's forward MAC
+    store: Any  # the trade store's writer, or None
+    trade_counter: Any  # dex.api.metrics.TradeCounter
+
+
+def get_node(request: Request) -> ApiNode:
     return request.app.state.node
 
 
-NodeDep = Annotated[object, Depends(get_node)]
+NodeDep = Annotated[ApiNode, Depends(get_node)]
 
 
 @dataclass(frozen=True, slots=True)
