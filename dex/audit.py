@@ -16,19 +16,16 @@ auditor never writes, truncates or locks it), checking:
    below), and the payload authorizes exactly the commands it covers: the
    payload starts with the auth's timestamp; its method and path name a route
    that makes commands (`POST /order`, `POST /batchOrders`, `DELETE /order`,
-   `DELETE /openOrders`, `PUT /order/amend`, `POST /deposit`, `POST /withdraw`); every command
-   under it is the account of the public key; and the commands are exactly
-   those the API makes from that request (for orders, by the API's own
-   `_place_command`: symbol, side, type, time in force, price, quantity, quote
-   quantity, post-only, STP mode, client order id). Not checked: that a
-   signed request was used once only (a replay within recvWindow is harmless
-   by the client-order-id dedup, which the replay itself checks), and
-   recvWindow against the block time.
+   `DELETE /openOrders`, `PUT /order/amend`, `POST /deposit`,
+   `POST /withdraw`); every command under it is the account of the public
+   key; and the commands are exactly those the API makes from that request,
+   by the API's own translation (`dex.ledger.translate.request_commands`,
+   the module the routes use: every field of every command).
    Each signed request is also named (dex.ledger.replay.request_id) across
    the whole chain: a request carried a second time is counted in
    `replays_refused` when the block refused it, and is a problem when it
    executed again.
-4. the replay: a fresh `Engine(markets)` applies every block through
+4. the replay: a fresh `Engine(markets)` and replay guard apply every block through
    `dex.ledger.state.apply_proposal` (the function `Replica.apply_block` uses),
    and the resulting header (leader, term, block time, command count, the
    three roots, the state hash) and results bytes must equal the stored ones.
@@ -61,17 +58,17 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from urllib.parse import parse_qs
 
 from dex.auth import account_id
-from dex.core.commands import AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder, Withdraw
+from dex.core.commands import PlaceOrder
 from dex.core.events import OrderRejected, Trade
+from dex.core.markets import MarketConfig, units_to_amount
 from dex.core.reasons import Reason
-from dex.core.markets import MarketConfig, amount_to_units, units_to_amount
 from dex.engine import Engine
 from dex.ledger.chain import Chain, ChainError
 from dex.ledger.codec import GENESIS_PARENT, NO_AUTH, Auth, BlockHeader, CodecError, decode_events, decode_proposal
+from dex.ledger import translate
 from dex.ledger.replay import ReplayGuard, request_id
 from dex.ledger.state import apply_proposal
 
@@ -454,7 +451,7 @@ class _SignatureChecker:
         if self.pool is None:
             context = multiprocessing.get_context("forkserver")
             # Imported once, in the server the workers fork from.
-            context.set_forkserver_preload(["dex.audit", "dex.api.trading"])
+            context.set_forkserver_preload(["dex.audit", "dex.ledger.translate"])
             self.pool = concurrent.futures.ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_worker_init, initargs=(self.markets,))
         while len(self.inflight) >= self.jobs * SIGNATURE_TASKS_PER_JOB_MAX:
             self._merge(self.inflight.popleft().result())
@@ -590,7 +587,8 @@ def _split_payload(auth: Auth) -> tuple[str, str, dict, bytes] | str:
 
 def authorization_problem(auth: Auth, commands: list, markets: MarketConfig) -> str | None:
     """None if `commands` are exactly what the API makes from the signed
-    request in `auth`, else why not (see the module docstring for the scope)."""
+    request in `auth` (by the API's own translation, dex.ledger.translate),
+    else why not (see the module docstring for the scope)."""
     account = account_id(auth.public_key)
     for cmd in commands:
         if cmd.account != account:
@@ -601,18 +599,16 @@ def authorization_problem(auth: Auth, commands: list, markets: MarketConfig) -> 
     method, path, params, body = parts
     route = f"{method} {path}"
     try:
-        expected = _expected_commands(route, params, body, auth, account, markets)
-    except _Unauthorized as e:
-        return f"{route}: {e}"
+        # Blocks made before the edge checked client ids hold orders whose
+        # ids only the engine refused: the ids are not checked again here.
+        expected = translate.request_commands(route, params, body, account, auth.signature, _cached_markets(markets), check_client_id=False)
+    except translate.Refused as e:
+        return f"{route}: the API would refuse this request ({e.code}: {e.msg})"
     if expected is None:
         return f"the signed request {route} makes no commands, yet covers {len(commands)}"
     if list(commands) != expected:
         return f"the commands differ from what the signed {route} asks for ({len(commands)} in the block, {len(expected)} asked)"
     return None
-
-
-class _Unauthorized(Exception):
-    pass
 
 
 class _CachedMarket:
@@ -653,63 +649,6 @@ def _cached_markets(markets: MarketConfig) -> _CachedMarkets:
         _cached = (markets, _CachedMarkets(markets))
     return _cached[1]
 
-
-def _expected_commands(route: str, params: dict, body: bytes, auth: Auth, account: int, markets: MarketConfig) -> list | None:
-    """The commands the API makes from this request (None: a route that makes
-    none). Orders go through the API's own translation."""
-    if route in ("POST /api/v1/order", "POST /api/v1/batchOrders"):
-        from dex.api import trading
-        from dex.api.errors import ApiError
-
-        node = SimpleNamespace(cfg=SimpleNamespace(markets=_cached_markets(markets)))
-        signed = SimpleNamespace(account=account, auth=auth)
-        try:
-            if route == "POST /api/v1/order":
-                return [trading._place_command(node, trading._parse(trading.NewOrder, body), signed, check_client_id=False)[1]]
-            batch = trading._parse(trading.BatchOrders, body)
-        except ApiError as e:
-            raise _Unauthorized(f"the API would refuse this request ({e.code}: {e.msg})") from None
-        out = []
-        for i, o in enumerate(batch.batchOrders):
-            try:
-                out.append(trading._place_command(node, o, signed, i, check_client_id=False)[1])
-            except ApiError:
-                continue  # refused alone at the edge: never in a block
-        return out
-    if route == "DELETE /api/v1/order":
-        order_id = params.get("orderId")
-        if order_id is not None and not order_id.isdigit():
-            raise _Unauthorized(f"orderId {order_id!r}")
-        oid = int(order_id) if order_id else 0
-        return [CancelOrder(account=account, symbol=params.get("symbol", ""), order_id=oid, client_order_id=None if oid else params.get("origClientOrderId"))]
-    if route == "DELETE /api/v1/openOrders":
-        return [CancelAll(account=account, symbol=params.get("symbol"))]
-    if route in ("PUT /api/v1/order/amend", "POST /api/v1/deposit", "POST /api/v1/withdraw"):
-        import json
-
-        try:
-            doc = json.loads(body)
-        except ValueError:
-            raise _Unauthorized("the body is not JSON") from None
-        if not isinstance(doc, dict):
-            raise _Unauthorized("the body is not a JSON object")
-        if route in ("POST /api/v1/deposit", "POST /api/v1/withdraw"):
-            try:
-                asset = markets.asset(str(doc.get("asset")))
-            except KeyError:
-                raise _Unauthorized(f"unknown asset {doc.get('asset')!r}") from None
-            units = amount_to_units(asset, str(doc.get("amount")))
-            command = Deposit if route == "POST /api/v1/deposit" else Withdraw
-            return [command(account=account, asset=asset.name, amount=units if units is not None else -1)]
-        try:
-            m = markets.market(str(doc.get("symbol")))
-        except KeyError:
-            raise _Unauthorized(f"unknown symbol {doc.get('symbol')!r}") from None
-        price = m.price_to_ticks(doc["newPrice"]) if doc.get("newPrice") is not None else 0
-        qty = m.qty_to_lots(doc["newQty"]) if doc.get("newQty") is not None else 0
-        oid = doc.get("orderId") or 0
-        return [AmendOrder(account=account, symbol=m.symbol, order_id=oid, client_order_id=None if oid else doc.get("origClientOrderId"), price=price, qty=qty)]
-    return None
 
 
 # ------------------------------------------------------------------ state

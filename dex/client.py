@@ -31,8 +31,11 @@ returns the decoded answer or raises `DexError`. `Client` drives it with
 httpx.Client and time.sleep, `AsyncClient` with httpx.AsyncClient and
 asyncio.sleep. Retries are bounded (`retries` attempts); a connection
 failure or timeout moves to the next node at once, a 503 every second try.
-A request marked retry=False (a deposit) is sent again only after a refused
-connection, which proves it never arrived.
+A request marked retry=False (a deposit or a withdrawal) is sent again only
+after an outcome that proves it did not execute: a connection that could not
+be made, 429, or a 503 with -1001 (not sent to a leader) or -1008 (not
+queued). After -1007 or a timeout (outcome unknown) it is not re-sent: the
+caller gets the error and must look (its balance) before trying again.
 
 `BookKeeper` (from `AsyncClient.stream_book`) subscribes to `<symbol>@depth`
 over WebSocket and feeds a `dex.client_book.LocalBook`; on a gap it
@@ -63,6 +66,13 @@ BACKOFF_MAX_S = 1.0
 TIMEOUT_S_DEFAULT = 10.0
 TRANSPORT_ERRORS = (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError, httpx.TimeoutException)
 NO_NODE = -1001  # the API's DISCONNECTED: what the client reports when no node answered
+OUTCOME_UNKNOWN = -1007  # the API's TIMEOUT: the request may or may not have executed
+# Transport errors that prove the request was never written: a non-idempotent
+# request may go to the next node after one of these.
+NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# 503 codes whose request provably did not execute (docs/CLUSTER.md): no
+# leader or the connection to it refused (-1001), not queued (-1008).
+NOT_EXECUTED_CODES = (-1001, -1008)
 
 # Streams (docs/STREAMS.md)
 WS_PATH = "/ws"
@@ -325,7 +335,7 @@ class _Nodes:
                 self.rotate()
                 # A refused connection never carried the request: even a
                 # non-idempotent one may go to the next node.
-                if not spec.retry and not isinstance(outcome, httpx.ConnectError):
+                if not spec.retry and not isinstance(outcome, NEVER_SENT):
                     break
             else:
                 assert isinstance(outcome, httpx.Response)
@@ -341,8 +351,8 @@ class _Nodes:
                     delay = max(delay, min(float(retry_after), BACKOFF_MAX_S))
                 if outcome.status_code == 503 and len(self.urls) > 1 and attempt % 2:
                     self.rotate()
-                if not spec.retry:
-                    break
+                if not spec.retry and not (outcome.status_code == 429 or payload.get("code") in NOT_EXECUTED_CODES):
+                    break  # it may have executed (-1007): sending it again could execute it twice
             if attempt + 1 < attempts:
                 if self.on_retry is not None:
                     self.on_retry(f"{spec.method} {spec.path}: {_why(last)}; retry {attempt + 1}/{attempts - 1} on {self.url}")
@@ -350,9 +360,9 @@ class _Nodes:
                 delay = min(delay * 2, BACKOFF_MAX_S)
         if isinstance(last, DexError):
             raise last
-        if isinstance(last, httpx.ConnectError):
+        if isinstance(last, NEVER_SENT):
             raise DexError(503, NO_NODE, f"no node answered: {type(last).__name__}: {last}")
-        raise DexError(503, NO_NODE, f"outcome unknown: {type(last).__name__}: {last}")
+        raise DexError(503, OUTCOME_UNKNOWN, f"outcome unknown: {type(last).__name__}: {last}")
 
 
 # ------------------------------------------------------------- the endpoints

@@ -1,4 +1,8 @@
-"""The FastAPI app factory. Every node serves the same API."""
+"""The FastAPI app factory. Every node serves the same API.
+
+`node` is what dex/node.py wires: `cfg`, `node_id`, `port` (the ledger port),
+`history`, `forwarder`, `hub`, `store`, `trade_counter`. The app reads the
+replicated state only through `node.port`."""
 
 from __future__ import annotations
 
@@ -14,8 +18,7 @@ def create_app(node) -> FastAPI:
     async def lifespan(app: FastAPI):
         await node.start()
         app.state.rate_limiter = ratelimit.AccountLimiter(node.cfg.rate_limit_per_s, node.cfg.rate_limit_burst)
-        app.state.hub = streams.Hub(node)  # WebSocket streams at /ws, fed by every block applied from now on
-        app.state.hub.attach()
+        app.state.hub = node.hub  # WebSocket streams at /ws (dex/node.py feeds it every block)
         yield
         await node.stop()
 
@@ -29,9 +32,6 @@ def create_app(node) -> FastAPI:
         redoc_url=None,
     )
     app.state.node = node
-    trade_counter = metrics.TradeCounter()  # dex_trades_total: trades applied since start
-    node.block_listeners.append(trade_counter)
-    app.state.trade_counter = trade_counter
     errors.install(app)
     ratelimit.document_429(trading.router)
     for module in (market, trading, ledger, cluster, metrics, streams):

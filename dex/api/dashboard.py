@@ -90,7 +90,7 @@ async def chain_verify(request: Request, node: NodeDep):
     """One verification at a time per node: a second caller waits for the
     first (the check reads the whole file, in a thread). `ok` is false when
     any problem was found; the first problems are listed, each naming a height."""
-    chain = node.replica.chain
+    chain = node.port.chain
     state = request.app.state
     if getattr(state, "verify_lock", None) is None:
         state.verify_lock = asyncio.Lock()  # made on the app's own loop

@@ -6,7 +6,7 @@ import base64
 import binascii
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 
@@ -26,17 +26,36 @@ from dex.auth import (
     verify,
 )
 from dex.core.reasons import Reason
+from dex.ledger import translate
 from dex.ledger.codec import Auth
 
+if TYPE_CHECKING:
+    from dex.api.forward import Forwarder
+    from dex.api.history import History
+    from dex.config import ClusterConfig
+    from dex.ledger.port import LedgerPort
 
 RECV_WINDOW_HEADER = "x-recv-window"  # refused: an unsigned header must not stretch a signature's life
 
+class ApiNode(Protocol):
+    """What the routes use of a node (dex/node.py wires it): the replicated
+    state only through `port`, never the replica itself."""
 
-def get_node(request: Request):
+    cfg: ClusterConfig
+    node_id: str
+    port: LedgerPort  # submit, wait, typed reads (dex/ledger/port.py)
+    history: History  # recent trades and orders, fed by blocks
+    forwarder: Forwarder  # to the leader and the peers (dex/api/forward.py)
+    forward_key: bytes  # checks a peer's forward MAC
+    store: Any  # the trade store's writer, or None
+    trade_counter: Any  # dex.api.metrics.TradeCounter
+
+
+def get_node(request: Request) -> ApiNode:
     return request.app.state.node
 
 
-NodeDep = Annotated[object, Depends(get_node)]
+NodeDep = Annotated[ApiNode, Depends(get_node)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +146,7 @@ async def verify_request(request: Request) -> Signed:
         signature = decode_signature(sig)
     else:
         signature = check_signature(public_key, sig, payload)
-    if node.request_used(public_key, payload):
+    if node.port.request_used(public_key, payload):
         raise ApiError.of(Reason.REPLAYED)
     account = account_id(public_key)
     if not peer:
@@ -143,7 +162,4 @@ SignedDep = Annotated[Signed, Depends(verify_request)]
 
 def market_of(node, symbol: str):
     """The market `symbol` names, or the -1121 error."""
-    try:
-        return node.cfg.markets.market(symbol)
-    except KeyError:
-        raise ApiError.of(Reason.UNKNOWN_SYMBOL) from None
+    return translate.market_of(node.cfg.markets, symbol)

@@ -16,18 +16,18 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dex.core.reasons import Reason
+from dex.ledger.port import LedgerUnavailable, NoQuorum, NotLeader, OutcomeUnknown, Overloaded, TooLarge, Unrecordable
+from dex.ledger.translate import BAD_PRECISION, ILLEGAL_CHARS, MANDATORY_PARAM, Refused
 
 log = logging.getLogger("dex.api")
 
 UNKNOWN = -1000
-DISCONNECTED = -1001  # no leader
+DISCONNECTED = -1001  # not executed: no leader, or it never reached one; safe to send again
 UNAUTHORIZED = -1002
 TOO_MANY_REQUESTS = -1003
-TIMEOUT = -1007  # outcome unknown
+TIMEOUT = -1007  # outcome unknown: it may have executed
 OVERLOADED = -1008
-ILLEGAL_CHARS = -1100
-MANDATORY_PARAM = -1102
-BAD_PRECISION = -1111
+# ILLEGAL_CHARS -1100, MANDATORY_PARAM -1102, BAD_PRECISION -1111: from dex.ledger.translate
 INVALID_TIMESTAMP = -1021
 INVALID_SIGNATURE = -1022
 BAD_API_KEY = -2014
@@ -36,6 +36,9 @@ NOT_FOUND = -9404
 PAYLOAD_TOO_LARGE = -9413
 HEAD_TOO_LARGE = -9431
 DISABLED = -9403
+
+
+__all__ = ["log_once", "occurrences", "BAD_PRECISION", "ILLEGAL_CHARS", "MANDATORY_PARAM", "ApiError", "Refused", "install", "unavailable"]
 
 
 # How often each kind of odd event happened in this process (refused
@@ -55,12 +58,12 @@ def log_once(logger: logging.Logger, kind: str, msg: str, *args, exc_info=None) 
         logger.warning(msg + " (%d times so far)", *args, n)
 
 
-class ApiError(Exception):
+class ApiError(Refused):
+    """A refusal with HTTP headers; `Refused` (the translator's) is its base,
+    so routes catch both as `Refused`."""
+
     def __init__(self, status: int, code: int, msg: str, *, headers: dict[str, str] | None = None) -> None:
-        super().__init__(msg)
-        self.status = status
-        self.code = code
-        self.msg = msg
+        super().__init__(status, code, msg)
         self.headers = headers
 
     @classmethod
@@ -75,10 +78,37 @@ class ApiError(Exception):
         return cls(503, code, msg, headers={"Retry-After": str(retry_after_s)})
 
 
+def unavailable(e: LedgerUnavailable | Unrecordable | TooLarge) -> ApiError:
+    """The answer to a ledger port's failure (dex.ledger.port)."""
+    if isinstance(e, TooLarge):  # never retryable: send fewer orders per request
+        return ApiError(413, PAYLOAD_TOO_LARGE, f"Request too large for a block: {e}. Send fewer orders per batch.")
+    if isinstance(e, Unrecordable):
+        return ApiError(400, ILLEGAL_CHARS, f"A parameter cannot be recorded in a block ({e}).")
+    if isinstance(e, NoQuorum):
+        return ApiError.unavailable(DISCONNECTED, "The leader has lost its quorum; nothing can commit. Please try again.")
+    if isinstance(e, Overloaded):
+        return ApiError.unavailable(OVERLOADED, f"Server is currently overloaded: {e}.")
+    if isinstance(e, NotLeader):
+        return ApiError.unavailable(DISCONNECTED, "Leadership changed before the order was proposed. Please try again.")
+    assert isinstance(e, OutcomeUnknown), e
+    return ApiError.unavailable(
+        TIMEOUT,
+        "Timeout waiting for the block to commit; execution status unknown. "
+        "Retry with the same client order id: it will not create a second order.",
+    )
+
+
 def install(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError):
-        return JSONResponse({"code": exc.code, "msg": exc.msg}, status_code=exc.status, headers=exc.headers)
+    @app.exception_handler(Refused)
+    async def _refused(request: Request, exc: Refused):
+        return JSONResponse({"code": exc.code, "msg": exc.msg}, status_code=exc.status, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(LedgerUnavailable)
+    @app.exception_handler(Unrecordable)
+    @app.exception_handler(TooLarge)
+    async def _ledger(request: Request, exc: Exception):
+        e = unavailable(exc)
+        return JSONResponse({"code": e.code, "msg": e.msg}, status_code=e.status, headers=e.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):

@@ -53,7 +53,7 @@ def _command_json(markets, cmd) -> dict:
 
 @router.get("/blocks", summary="Recent blocks (newest first)")
 async def blocks(node: NodeDep, fromHeight: int | None = Query(default=None, ge=1, le=2**63 - 1), limit: int = Query(default=20, ge=1, le=BLOCKS_LIMIT_MAX)):
-    chain = node.replica.chain
+    chain = node.port.chain
     top = chain.height if fromHeight is None else min(fromHeight, chain.height)
     out = []
     for height in range(top, max(chain.base_height, top - limit), -1):
@@ -65,9 +65,10 @@ async def blocks(node: NodeDep, fromHeight: int | None = Query(default=None, ge=
 
 @router.get("/blocks/{height}", summary="One block: header, orders with signatures, results")
 async def block(node: NodeDep, height: int = Path(ge=1, le=2**63 - 1)):
-    stored = node.replica.chain.get(height)
+    chain = node.port.chain
+    stored = chain.get(height)
     if stored is None:
-        raise ApiError(404, NOT_FOUND, f"Block {height} is not on this node (its chain holds {node.replica.chain.base_height + 1}..{node.replica.chain.height}).")
+        raise ApiError(404, NOT_FOUND, f"Block {height} is not on this node (its chain holds {chain.base_height + 1}..{chain.height}).")
     proposal, _ = decode_proposal(stored.proposal)
     markets = {m.symbol: m for m in node.cfg.markets.markets}
     assets = {a.name: a for a in node.cfg.markets.assets}

@@ -68,9 +68,7 @@ async def exchange_info(node: NodeDep):
 @router.get("/depth", summary="Order book")
 async def depth(node: NodeDep, symbol: str = Query(max_length=20), limit: int = Query(default=100, ge=1, le=DEPTH_LIMIT_MAX)):
     m = market_of(node, symbol)
-    with node.replica.lock:
-        bids, asks = node.replica.engine.depth(symbol, limit)
-        height = node.replica.height
+    bids, asks, height = node.port.depth(symbol, limit)
     return {
         "lastUpdateId": height,
         "bids": [[render.price(m, p), render.qty(m, q)] for p, q in bids],
@@ -176,8 +174,7 @@ def _ticker(node, m) -> dict:
     bound), the window ending at the newest trade's block time: the same
     trades give the same answer on every node."""
     trades = node.history.trades(m.symbol, TRADES_PER_MARKET_MAX)
-    with node.replica.lock:
-        bids, asks = node.replica.engine.depth(m.symbol, 1)
+    bids, asks, _ = node.port.depth(m.symbol, 1)
     bid_p, bid_q = bids[0] if bids else (0, 0)
     ask_p, ask_q = asks[0] if asks else (0, 0)
     out = {"symbol": m.symbol}

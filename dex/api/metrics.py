@@ -5,8 +5,8 @@ gauges and one counter, each read from the node as it stands. Nothing here
 touches another node.
 
 `dex_trades_total{symbol}` counts the trades this node has applied since its
-process started, fed by `TradeCounter`, a block listener that `create_app`
-registers on the node.
+process started, fed by `TradeCounter`, a block listener that dex/node.py
+registers.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections import Counter
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
+from dex.api.cluster import node_status
 from dex.api.deps import NodeDep
 from dex.core.events import Trade
 
@@ -84,11 +85,9 @@ class _Exposition:
 
 
 def render(node, trade_counts: dict[str, int]) -> str:
-    s = node.self_status()
+    s = node_status(node)
     symbols = [m.symbol for m in node.cfg.markets.markets]
-    with node.replica.lock:
-        books = node.replica.engine.books
-        resting = {sym: books[sym].order_count for sym in symbols if sym in books}
+    resting = node.port.resting_counts(symbols)
     out = _Exposition()
     out.metric("dex_head_height", "gauge", "Height of the last block this node applied.", [(None, s["headHeight"])])
     out.metric("dex_raft_term", "gauge", "This node's current Raft term.", [(None, s["term"])])
@@ -122,6 +121,6 @@ def render(node, trade_counts: dict[str, int]) -> str:
 
 @router.get("/metrics", summary="Prometheus metrics of this node", response_class=PlainTextResponse)
 async def metrics(node: NodeDep, request: Request):
-    counter = getattr(request.app.state, "trade_counter", None)
+    counter = getattr(request.app.state.node, "trade_counter", None)
     counts = counter.counts() if counter is not None else {}
     return PlainTextResponse(render(node, counts), media_type=CONTENT_TYPE)

@@ -477,9 +477,11 @@ def _fake_node():
     markets = load_markets(Path(__file__).resolve().parents[2] / "configs" / "markets.toml")
     handed: list = []
     loop = SimpleNamespace(call_soon_threadsafe=lambda fn, *args: (handed.append(args), fn(*args)))
+    from dex.ledger.port import LedgerPort
+
     replica = SimpleNamespace(lock=threading.RLock(), engine=Engine(markets), height=0)
     node = SimpleNamespace(
-        cfg=SimpleNamespace(markets=markets, stream_queue_max=1000), replica=replica, history=History(markets),
+        cfg=SimpleNamespace(markets=markets, stream_queue_max=1000), replica=replica, port=LedgerPort(replica), history=History(markets),
         block_listeners=[], loop=loop, node_id="n1",
     )
     return node, handed
@@ -520,6 +522,7 @@ def test_depth_diffs_rebuild_the_engine_book_after_every_block(seed: int) -> Non
     node, handed = _fake_node()
     hub = Hub(node)
     hub.attach()
+    node.block_listeners.append(hub.on_block)  # dex/node.py registers it in a node
     symbols = ("BTCUSDT", "ETHUSDT")
     accounts = list(range(1, 9))
     _apply_block(node, [Deposit(account=a, asset=x, amount=10**16) for a in accounts for x in ("USDT", "BTC", "ETH")], 1)
@@ -560,7 +563,7 @@ def test_depth_diffs_rebuild_the_engine_book_after_every_block(seed: int) -> Non
             assert book.as_rest() == want, f"seed {seed}, block {height}, {symbol}"
     assert len(books) == 4 and all(b.diffs > 20 for b in books.values()), [b.diffs for b in books.values()]
     live = {o[0] for s in symbols for o in node.replica.engine.live_orders(s)}  # O_ID
-    assert set(hub._resting) == live, "the hub's index of resting orders is not the engine's live set"
+    assert set(hub.depth.resting) == live, "the hub's index of resting orders is not the engine's live set"
 
 
 def test_a_candle_is_closed_when_a_later_minute_trades() -> None:
@@ -571,6 +574,7 @@ def test_a_candle_is_closed_when_a_later_minute_trades() -> None:
     node, handed = _fake_node()
     hub = Hub(node)
     hub.attach()
+    node.block_listeners.append(hub.on_block)  # dex/node.py registers it in a node
     conn = Conn(None, 1000)
     hub.conns.add(conn)
     hub.subscribe(conn, ["btcusdt@kline_1m"])
@@ -598,6 +602,7 @@ def test_user_stream_reports_cancels_amends_and_rejects_in_process() -> None:
     node, _ = _fake_node()
     hub = Hub(node)
     hub.attach()
+    node.block_listeners.append(hub.on_block)  # dex/node.py registers it in a node
     conn = Conn(None, 1000)
     hub.conns.add(conn)
     conn.account = 7

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
-from dex.api import trading
 from dex.auth import Keypair, signed_payload
 from dex.core.commands import AmendOrder, CancelAll, CancelOrder, Deposit, Withdraw
 from dex.core.markets import MarketConfig, amount_to_units, load_markets
 from dex.engine import Engine
 from dex.ledger.chain import Chain
 from dex.ledger.codec import GENESIS_PARENT, NO_AUTH, Auth, Proposal, decode_proposal, encode_proposal
+from dex.ledger import translate
 from dex.ledger.replay import ReplayGuard
 from dex.ledger.state import apply_proposal
 
@@ -55,9 +54,7 @@ class Builder:
         return Auth(public_key=keys.public, timestamp_ms=self.time_ms, signature=keys.sign(payload), payload=payload), raw
 
     def _place(self, auth: Auth, keys: Keypair, body: dict, index: int = 0):
-        node = SimpleNamespace(cfg=SimpleNamespace(markets=self.markets))
-        signed = SimpleNamespace(account=keys.account, auth=auth)
-        return trading._place_command(node, trading.NewOrder.model_validate(body), signed, index)[1]
+        return translate.place_command(self.markets, translate.NewOrder.model_validate(body), keys.account, auth.signature, index)[1]
 
     def deposit(self, keys: Keypair, asset: str, amount: str) -> Request:
         auth, _ = self._sign(keys, "POST", "/api/v1/deposit", {"asset": asset, "amount": amount})
@@ -76,14 +73,12 @@ class Builder:
 
     def batch(self, keys: Keypair, orders: list[dict]) -> Request:
         """The API places the orders it does not refuse alone at the edge."""
-        from dex.api.errors import ApiError
-
         auth, _ = self._sign(keys, "POST", "/api/v1/batchOrders", {"batchOrders": orders})
         commands = []
         for i, o in enumerate(orders):
             try:
                 commands.append(self._place(auth, keys, o, i))
-            except ApiError:
+            except translate.Refused:
                 continue
         return Request(auth, commands)
 
@@ -97,11 +92,12 @@ class Builder:
         auth, _ = self._sign(keys, "DELETE", "/api/v1/openOrders", None, query)
         return Request(auth, [CancelAll(account=keys.account, symbol=symbol)])
 
-    def amend(self, keys: Keypair, symbol: str, order_id: int, new_price: str) -> Request:
+    def amend(self, keys: Keypair, symbol: str, order_id: int | str, new_price: str) -> Request:
+        """`order_id` as sent: a string of digits is what the API takes too."""
         body = {"symbol": symbol, "orderId": order_id, "newPrice": new_price}
         auth, _ = self._sign(keys, "PUT", "/api/v1/order/amend", body)
         ticks = self.markets.market(symbol).price_to_ticks(new_price)
-        return Request(auth, [AmendOrder(account=keys.account, symbol=symbol, order_id=order_id, price=ticks)])
+        return Request(auth, [AmendOrder(account=keys.account, symbol=symbol, order_id=int(order_id), price=ticks)])
 
     # -------------------------------------------------------------- blocks
 

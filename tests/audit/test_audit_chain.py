@@ -146,6 +146,42 @@ def test_every_route_authorizes_exactly_its_commands() -> None:
         assert authorization_problem(r.auth, r.commands, b.markets) is None, r.auth.payload
 
 
+def test_a_withdrawal_is_authorized_like_a_deposit(tmp_path: Path) -> None:
+    """POST /api/v1/withdraw makes a Withdraw: the audit knows the route (it
+    once said the request "makes no commands")."""
+    b = Builder(tmp_path / "blocks.dat")
+    b.block(b.deposit(ALICE, "USDT", "1000"))
+    withdrawal = b.withdraw(ALICE, "USDT", "250.5")
+    b.block(withdrawal)
+    b.close()
+
+    report, engine = audit(tmp_path / "blocks.dat", markets())
+
+    assert report.problems == [], report.problems
+    assert engine.balances(ALICE.account)["USDT"][0] == b.engine.balances(ALICE.account)["USDT"][0] > 0
+    (cmd,) = withdrawal.commands
+    doubled = type(cmd)(account=cmd.account, asset=cmd.asset, amount=cmd.amount * 2)
+    assert "asks for" in authorization_problem(withdrawal.auth, [doubled], markets())
+
+
+def test_an_amend_naming_its_order_id_as_a_string_is_the_order_the_api_amends(tmp_path: Path) -> None:
+    """The API reads "orderId": "7" as order 7 (pydantic's lax int); the
+    audit, going through the same translation, rebuilds the same AmendOrder
+    (it once compared the string "7" with 7 and reported a mismatch)."""
+    b = Builder(tmp_path / "blocks.dat")
+    b.block(b.deposit(ALICE, "USDT", "1000000"))
+    b.block(*[b.order(ALICE, "BTCUSDT", "BUY", f"{49000 + i}.00", "0.01000") for i in range(7)])
+    amend = b.amend(ALICE, "BTCUSDT", "7", "48000.00")
+    b.block(amend)
+    b.close()
+
+    assert json.loads(amend.auth.payload[amend.auth.payload.index(b"{"):])["orderId"] == "7"
+    report, engine = audit(tmp_path / "blocks.dat", markets())
+
+    assert report.problems == [], report.problems
+    assert engine.order(ALICE.account, "BTCUSDT", 7).price == markets().market("BTCUSDT").price_to_ticks("48000.00")
+
+
 def test_the_signature_pool_finds_the_same_as_in_process(built) -> None:
     path, _ = built
     report, _ = audit(path, markets(), jobs=2, chunk_auths=2)

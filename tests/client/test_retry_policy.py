@@ -94,3 +94,45 @@ def test_every_node_refusing_gives_no_node_answered(retries: int) -> None:
     sends, result = drive(nodes, spec, [httpx.ConnectError("refused")] * retries)
     assert len(sends) == retries and sends[0].url == "http://a/api/v1/depth?symbol=BTCUSDT&limit=5"
     assert isinstance(result, DexError) and result.code == -1001 and "no node answered" in result.msg
+
+
+WITHDRAW = RequestSpec("POST", "/api/v1/withdraw", body={"asset": "USDT", "amount": "1"}, signed=True, retry=False)
+
+
+@pytest.mark.parametrize("unknown", [
+    httpx.ReadError("connection reset mid-request"),
+    httpx.RemoteProtocolError("server disconnected without a response"),
+    httpx.ReadTimeout("slow"),
+    response(503, {"code": -1007, "msg": "The leader did not answer; execution status unknown."}),
+])
+def test_a_withdrawal_whose_outcome_is_unknown_is_not_sent_again_and_says_1007(unknown) -> None:
+    nodes = _Nodes(URLS, Keypair.generate(), RETRIES_MAX)
+
+    sends, result = drive(nodes, WITHDRAW, [unknown, response(200, {"free": "0"})])
+
+    assert len(sends) == 1, "a withdrawal that may have executed was sent again"
+    assert isinstance(result, DexError) and result.code == -1007 and result.status == 503
+
+
+@pytest.mark.parametrize("not_executed", [
+    httpx.ConnectError("refused"),
+    httpx.ConnectTimeout("no SYN-ACK"),
+    response(503, {"code": -1001, "msg": "The leader is unreachable; the request was not sent. Please try again."}),
+    response(503, {"code": -1008, "msg": "overloaded"}),
+    response(429, {"code": -1003, "msg": "too many requests"}, {"Retry-After": "1"}),
+])
+def test_a_withdrawal_that_provably_did_not_execute_is_sent_again(not_executed) -> None:
+    nodes = _Nodes(URLS, Keypair.generate(), RETRIES_MAX)
+
+    sends, result = drive(nodes, WITHDRAW, [not_executed, response(200, {"free": "0"})])
+
+    assert result == {"free": "0"} and len(sends) == 2
+
+
+def test_an_order_whose_outcome_is_unknown_is_retried_with_the_same_client_order_id() -> None:
+    nodes = _Nodes(URLS, Keypair.generate(), RETRIES_MAX)
+
+    sends, result = drive(nodes, order_spec(), [httpx.ReadError("reset"), response(503, {"code": -1007, "msg": "unknown"}), response(200, {"orderId": 9, "duplicate": True})])
+
+    assert result == {"orderId": 9, "duplicate": True} and len(sends) == 3
+    assert len({json.loads(s.content)["newClientOrderId"] for s in sends}) == 1

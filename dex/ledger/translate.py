@@ -1,0 +1,291 @@
+"""Signed requests into commands: the one translation the API's routes and
+`dex audit` share.
+
+A state-changing route parses its body (the exact bytes that were signed)
+with the models here and builds its commands with the functions here; the
+auditor, holding only a block's signed payload, calls `request_commands`,
+which goes through the same models and functions, so a block can hold only
+what the API would have made of the request. Nothing here imports FastAPI:
+the auditor runs without a web stack.
+
+Expected refusals are `Refused(status, code, msg)` values raised to the
+caller (the API answers them as `{code, msg}`; the auditor reports them).
+Codes are Binance's where Binance has one, else a `Reason`'s stable code.
+Invariant: every command returned carries the signer's account, and a
+client order id that reaches a command is valid for the ledger codec
+(unless `check_client_id=False`: the auditor re-deriving blocks made before
+the edge checked ids).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dex.core import limits
+from dex.core.commands import AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder, Withdraw, valid_client_order_id
+from dex.core.markets import amount_to_units
+from dex.core.reasons import Reason
+from dex.core.types import OrderType, SelfTradePrevention, Side, TimeInForce
+
+# Wire codes of refusals that are not engine reasons (dex/api/errors.py re-exports them).
+MANDATORY_PARAM = -1102
+ILLEGAL_CHARS = -1100
+BAD_PRECISION = -1111
+
+BATCH_ORDERS_MAX = 100
+ORDER_ID_MAX = 2**63 - 1
+CLIENT_ID_RULE = f"1 to {limits.CLIENT_ORDER_ID_LENGTH_MAX} printable ASCII characters; anything else is refused with -1100."
+assert 1 <= BATCH_ORDERS_MAX <= 2**16  # a batch index travels in 2 bytes of a derived client id
+
+
+class Refused(Exception):
+    """A request refused at the edge: nothing reaches a block."""
+
+    def __init__(self, status: int, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.status = status
+        self.code = code
+        self.msg = msg
+
+    @classmethod
+    def of(cls, reason: Reason):
+        status = 404 if reason == Reason.UNKNOWN_ORDER else 400
+        return cls(status, reason.code, reason.msg)
+
+
+# ------------------------------------------------------------------ bodies
+
+
+class NewOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "price": "50000.00", "quantity": "0.01000", "newClientOrderId": "my-order-1"}]
+    })
+    symbol: str = Field(max_length=20)
+    side: Literal["BUY", "SELL"]
+    type: Literal["LIMIT", "MARKET"]
+    timeInForce: Literal["GTC", "IOC", "FOK"] | None = None
+    price: str | None = Field(default=None, max_length=40)
+    quantity: str | None = Field(default=None, max_length=40)
+    quoteOrderQty: str | None = Field(default=None, max_length=40)
+    newClientOrderId: str | None = Field(default=None, min_length=1, max_length=limits.CLIENT_ORDER_ID_LENGTH_MAX, description=CLIENT_ID_RULE)
+    postOnly: bool = False
+    selfTradePreventionMode: Literal["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"] = "EXPIRE_TAKER"
+    newOrderRespType: Literal["ACK", "RESULT", "FULL"] = "FULL"
+
+
+class BatchOrders(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    batchOrders: list[NewOrder] = Field(min_length=1, max_length=BATCH_ORDERS_MAX)
+
+
+class AmendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"symbol": "BTCUSDT", "orderId": 12, "newQty": "0.005"}]
+    })
+    symbol: str = Field(max_length=20)
+    orderId: int | None = Field(default=None, ge=1, le=ORDER_ID_MAX)
+    origClientOrderId: str | None = Field(default=None, min_length=1, max_length=limits.CLIENT_ORDER_ID_LENGTH_MAX, description=CLIENT_ID_RULE)
+    newPrice: str | None = Field(default=None, max_length=40)
+    newQty: str | None = Field(default=None, max_length=40)  # new total quantity, filled part included
+
+
+class DepositRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"asset": "USDT", "amount": "10000"}]})
+    asset: str = Field(max_length=20)
+    amount: str = Field(max_length=40)
+
+
+def parse(model: type[BaseModel], body: bytes) -> BaseModel:
+    """The body as `model`, or Refused -1102 naming the first problems."""
+    try:
+        return model.model_validate_json(body or b"{}")
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()[:5])
+        raise Refused(400, MANDATORY_PARAM, problems or "invalid body") from None
+
+
+# ---------------------------------------------------------------- commands
+
+
+def market_of(markets, symbol: str):
+    """The market `symbol` names, or Refused -1121."""
+    try:
+        return markets.market(symbol)
+    except KeyError:
+        raise Refused.of(Reason.UNKNOWN_SYMBOL) from None
+
+
+def derived_client_id(signature: bytes) -> str:
+    """A client order id for an order sent without one, derived from its
+    signature: a replay of the same signed request within recvWindow is then
+    a duplicate, not a second order."""
+    return "dex-" + base64.b32encode(hashlib.sha256(signature).digest()).decode()[:32].lower()
+
+
+def client_id(cid: str, param: str) -> str:
+    """A client order id the engine (and the ledger codec) can take, or -1100:
+    an id outside printable ASCII must not reach a block."""
+    if not valid_client_order_id(cid):
+        raise Refused(400, ILLEGAL_CHARS, f"Illegal characters found in parameter '{param}'.")
+    return cid
+
+
+def order_ref(order_id: int | None, orig_cid: str | None, *, check_client_id: bool = True) -> tuple[int, str | None]:
+    """(order_id, client_order_id) as the engine takes them: by id when one is
+    sent, otherwise by the client's id."""
+    if order_id is None and orig_cid is None:
+        raise Refused(400, MANDATORY_PARAM, "Either orderId or origClientOrderId must be sent.")
+    if order_id:
+        return order_id, None
+    return 0, (client_id(orig_cid, "origClientOrderId") if check_client_id else orig_cid)
+
+
+def place_command(markets, o: NewOrder, account: int, signature: bytes, index: int = 0, *, check_client_id: bool = True):
+    """(market, PlaceOrder) for one new order, after the edge's checks, or
+    Refused. `index` tells the orders of one batch apart when their client
+    ids are derived from its `signature`."""
+    m = market_of(markets, o.symbol)
+    otype = OrderType[o.type]
+    price = quantity = quote_qty = 0
+    if o.price is not None:
+        price = m.price_to_ticks(o.price)
+        if price is None:
+            raise Refused.of(Reason.PRICE_FILTER)
+    if o.quantity is not None:
+        quantity = m.qty_to_lots(o.quantity)
+        if quantity is None:
+            raise Refused.of(Reason.LOT_SIZE)
+    if o.quoteOrderQty is not None:
+        quote_qty = amount_to_units(m.quote, o.quoteOrderQty)
+        if quote_qty is None:
+            raise Refused(400, BAD_PRECISION, "Precision is over the maximum defined for this asset (quoteOrderQty).")
+    if otype == OrderType.LIMIT and (o.price is None or o.quantity is None):
+        raise Refused(400, MANDATORY_PARAM, "A LIMIT order needs price and quantity.")
+    if otype == OrderType.MARKET and (o.quantity is None) == (o.quoteOrderQty is None):
+        raise Refused(400, MANDATORY_PARAM, "A MARKET order needs exactly one of quantity and quoteOrderQty.")
+    tif = TimeInForce[o.timeInForce] if o.timeInForce else TimeInForce.GTC
+    if o.newClientOrderId is not None:
+        cid = client_id(o.newClientOrderId, "newClientOrderId") if check_client_id else o.newClientOrderId
+    else:
+        cid = derived_client_id(signature + index.to_bytes(2, "big"))
+    return m, PlaceOrder(
+        account=account,
+        symbol=o.symbol,
+        side=Side[o.side],
+        type=otype,
+        tif=tif,
+        price=price,
+        qty=quantity,
+        quote_qty=quote_qty,
+        post_only=o.postOnly,
+        stp=SelfTradePrevention[o.selfTradePreventionMode],
+        client_order_id=cid,
+    )
+
+
+def batch_commands(markets, batch: BatchOrders, account: int, signature: bytes, *, check_client_id: bool = True) -> list:
+    """One entry per order of the batch, in order: (market, PlaceOrder), or
+    the Refused that keeps that order (alone) out of the block."""
+    out: list = []
+    for i, o in enumerate(batch.batchOrders):
+        try:
+            out.append(place_command(markets, o, account, signature, i, check_client_id=check_client_id))
+        except Refused as e:
+            out.append(e)
+    return out
+
+
+def cancel_command(markets, account: int, symbol: str, order_id: int | None, orig_cid: str | None, *, check_client_id: bool = True):
+    """(market, CancelOrder), or Refused."""
+    m = market_of(markets, symbol)
+    oid, cid = order_ref(order_id, orig_cid, check_client_id=check_client_id)
+    return m, CancelOrder(account=account, symbol=symbol, order_id=oid, client_order_id=cid)
+
+
+def cancel_all_command(markets, account: int, symbol: str | None) -> CancelAll:
+    if symbol is not None:
+        market_of(markets, symbol)
+    return CancelAll(account=account, symbol=symbol)
+
+
+def amend_command(markets, a: AmendRequest, account: int, *, check_client_id: bool = True):
+    """(market, AmendOrder), or Refused."""
+    m = market_of(markets, a.symbol)
+    order_id, cid = order_ref(a.orderId, a.origClientOrderId, check_client_id=check_client_id)
+    if a.newPrice is None and a.newQty is None:
+        raise Refused(400, MANDATORY_PARAM, "At least one of newPrice and newQty must be sent.")
+    price = quantity = 0
+    if a.newPrice is not None:
+        price = m.price_to_ticks(a.newPrice)
+        if price is None or price <= 0:  # 0 would mean "keep" to the engine
+            raise Refused.of(Reason.PRICE_FILTER)
+    if a.newQty is not None:
+        quantity = m.qty_to_lots(a.newQty)
+        if quantity is None or quantity <= 0:
+            raise Refused.of(Reason.LOT_SIZE)
+    return m, AmendOrder(account=account, symbol=a.symbol, order_id=order_id, client_order_id=cid, price=price, qty=quantity)
+
+
+def faucet_command(markets, d: DepositRequest, account: int, command: type[Deposit] | type[Withdraw]):
+    """(asset, Deposit or Withdraw) of a positive amount, or Refused."""
+    try:
+        asset = markets.asset(d.asset)
+    except KeyError:
+        raise Refused.of(Reason.UNKNOWN_ASSET) from None
+    units = amount_to_units(asset, d.amount)
+    if units is None or units <= 0:
+        raise Refused.of(Reason.BAD_AMOUNT)
+    return asset, command(account=account, asset=d.asset, amount=units)
+
+
+# ------------------------------------------------------ a whole request
+
+# The routes that make commands, as "METHOD path".
+ORDER = "POST /api/v1/order"
+BATCH_ORDERS = "POST /api/v1/batchOrders"
+CANCEL = "DELETE /api/v1/order"
+CANCEL_ALL = "DELETE /api/v1/openOrders"
+AMEND = "PUT /api/v1/order/amend"
+DEPOSIT = "POST /api/v1/deposit"
+WITHDRAW = "POST /api/v1/withdraw"
+COMMAND_ROUTES = (ORDER, BATCH_ORDERS, CANCEL, CANCEL_ALL, AMEND, DEPOSIT, WITHDRAW)
+
+
+def _query_int(params: Mapping[str, str], name: str) -> int | None:
+    """An integer query parameter as the API's validation takes it (1..2^63-1)."""
+    text = params.get(name)
+    if text is None:
+        return None
+    text = text.strip()
+    if not text.lstrip("+").isdigit() or not 1 <= int(text) <= ORDER_ID_MAX:
+        raise Refused(400, MANDATORY_PARAM, f"{name}: not an integer in 1..{ORDER_ID_MAX}")
+    return int(text)
+
+
+def request_commands(route: str, params: Mapping[str, str], body: bytes, account: int, signature: bytes, markets, *, check_client_id: bool = True) -> list | None:
+    """The commands the API makes from a signed request: `route` is
+    "METHOD path", `params` its query parameters, `body` its body. None: a
+    route that makes no commands. Refused: the API would refuse it whole.
+    (Orders of a batch refused alone are left out, as the API leaves them.)"""
+    if route == ORDER:
+        return [place_command(markets, parse(NewOrder, body), account, signature, check_client_id=check_client_id)[1]]
+    if route == BATCH_ORDERS:
+        placed = batch_commands(markets, parse(BatchOrders, body), account, signature, check_client_id=check_client_id)
+        return [p[1] for p in placed if not isinstance(p, Refused)]
+    if route == CANCEL:
+        symbol = params.get("symbol")
+        if symbol is None:
+            raise Refused(400, MANDATORY_PARAM, "symbol: Field required")
+        return [cancel_command(markets, account, symbol, _query_int(params, "orderId"), params.get("origClientOrderId"), check_client_id=check_client_id)[1]]
+    if route == CANCEL_ALL:
+        return [cancel_all_command(markets, account, params.get("symbol"))]
+    if route == AMEND:
+        return [amend_command(markets, parse(AmendRequest, body), account, check_client_id=check_client_id)[1]]
+    if route in (DEPOSIT, WITHDRAW):
+        return [faucet_command(markets, parse(DepositRequest, body), account, Deposit if route == DEPOSIT else Withdraw)[1]]
+    return None
