@@ -197,6 +197,18 @@ ODD_FRAMES = [
 ]
 
 
+def _admitted(ws: WS, frame: str) -> dict:
+    """The answer (with no id) to `frame`, sent again while the inbound rate bound refuses it."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        ws.send_raw(frame)
+        answer = ws.answer(None)
+        if answer.get("error", {}).get("code") != -1003:
+            return answer
+        assert time.monotonic() < deadline, "the inbound rate bound never let the frame in"
+        time.sleep(INBOUND_RETRY_S)  # over 10 frames a second: send again later
+
+
 def test_odd_frames_get_typed_errors_and_no_traceback(cluster: Cluster) -> None:
     node = cluster.ids[1]
     url = cluster.url(node)
@@ -205,17 +217,10 @@ def test_odd_frames_get_typed_errors_and_no_traceback(cluster: Cluster) -> None:
     ws = WS(url)
     try:
         for frame in ODD_FRAMES:
-            deadline = time.monotonic() + WAIT_S
-            while True:
-                ws.send_raw(frame)
-                answer = ws.answer(None)
-                if answer.get("error", {}).get("code") != -1003:
-                    break
-                assert time.monotonic() < deadline, "the inbound rate bound never let the frame in"
-                time.sleep(INBOUND_RETRY_S)  # over 10 frames a second: send again later
+            answer = _admitted(ws, frame)
             assert "error" in answer, (frame[:80], answer)
             assert answer["error"]["code"] in (-1102, -1021, -2014, -1121, -1022), (frame[:80], answer)
-        assert ws.call("SUBSCRIBE", ["blocks"])["result"] is None  # still served
+        assert _admitted(ws, '{"method": "SUBSCRIBE", "params": ["blocks"]}') == {"result": None, "id": None}  # still served
     finally:
         ws.close()
     assert log_path.read_text(errors="replace").count("Traceback") == tracebacks_before
@@ -344,8 +349,6 @@ def test_a_resubscribe_flood_neither_slows_the_node_nor_is_buffered_without_boun
     finally:
         stop.set()
         flooding.join()
-    print(f"order p50: {unloaded_ms:.1f} ms unloaded, {loaded_ms:.1f} ms under the flood of {FLOOD_CONNECTIONS} connections")
-    assert loaded_ms <= LATENCY_RATIO_MAX * unloaded_ms, (unloaded_ms, loaded_ms)
 
     # Every flooder is closed as a slow consumer once its queue passes the
     # byte bound: read here up to the close frame (it comes after what the
@@ -360,5 +363,11 @@ def test_a_resubscribe_flood_neither_slows_the_node_nor_is_buffered_without_boun
     log_text = local.log_path(cluster.cfg, node).read_text(errors="replace")
     for i in range(FLOOD_CONNECTIONS):
         assert f"consumer at 127.0.1.{1 + i}: slow consumer: " in log_text and f"the limit is {OUTBOUND_QUEUE_BYTES_MAX}" in log_text
+
+    # Unloaded again (the flooders are gone): the machine is shared, so the
+    # baseline is the slower of before and after.
+    after_ms = _p50_order_ms(trader, ORDERS_MEASURED)
+    print(f"order p50: {unloaded_ms:.1f} ms before, {loaded_ms:.1f} ms under the flood of {FLOOD_CONNECTIONS} connections, {after_ms:.1f} ms after")
+    assert loaded_ms <= LATENCY_RATIO_MAX * max(unloaded_ms, after_ms), (unloaded_ms, loaded_ms, after_ms)
     maker.close()
     trader.close()
