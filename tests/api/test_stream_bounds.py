@@ -371,3 +371,76 @@ def test_a_resubscribe_flood_neither_slows_the_node_nor_is_buffered_without_boun
     assert loaded_ms <= LATENCY_RATIO_MAX * max(unloaded_ms, after_ms), (unloaded_ms, loaded_ms, after_ms)
     maker.close()
     trader.close()
+
+
+# ----------------------------------------------- the hub in-process (logic)
+
+def test_a_depth_snapshot_is_rendered_once_per_block_whoever_asks() -> None:
+    from dex.api.streams import Conn, Hub
+    from dex.core.commands import Deposit, PlaceOrder
+    from dex.core.types import Side
+    from tests.api.test_streams import _apply_block, _drain, _fake_node
+
+    node, _ = _fake_node()
+    hub = Hub(node)
+    hub.attach()
+    node.block_listeners.append(hub.on_block)
+    _apply_block(node, [Deposit(account=1, asset="USDT", amount=10**16)], 1)
+    _apply_block(node, [PlaceOrder(account=1, symbol=SYMBOL, side=Side.BUY, price=4_000_000 + i, qty=1000) for i in range(50)], 2)
+    conns = [Conn(None, 1000, f"10.0.0.{i}") for i in range(10)]
+    for conn in conns:
+        assert hub.admit(conn) is None
+        for _ in range(3):  # re-SUBSCRIBEs too
+            hub.subscribe(conn, ["btcusdt@depth"])
+    assert hub.snapshots.renders == 1
+    texts = {conn.queue.get_nowait() for conn in conns}
+    assert len(texts) == 1 and json.loads(texts.pop())["data"]["lastUpdateId"] == node.replica.height == 2
+
+    _apply_block(node, [PlaceOrder(account=1, symbol=SYMBOL, side=Side.BUY, price=3_000_000, qty=1000)], 3)
+    late = Conn(None, 1000, "10.0.1.1")
+    assert hub.admit(late) is None
+    hub.subscribe(late, ["btcusdt@depth"])
+    snapshot = _drain(late)[0]["data"]
+    assert hub.snapshots.renders == 2
+    assert snapshot["lastUpdateId"] == 3 and ["30000.00", "0.01000"] in snapshot["bids"] and len(snapshot["bids"]) == 51
+
+
+def test_admission_counts_each_address_and_frees_a_place_when_a_connection_goes() -> None:
+    from dex.api.streams import Conn, Hub
+    from tests.api.test_streams import _fake_node
+
+    node, _ = _fake_node()
+    hub = Hub(node)
+    held = [Conn(None, 10, "10.0.0.1") for _ in range(CONNECTIONS_PER_ADDRESS_MAX)]
+    for conn in held:
+        assert hub.admit(conn) is None
+    assert "per source address" in hub.admit(Conn(None, 10, "10.0.0.1"))
+    assert hub.admit(Conn(None, 10, "10.0.0.2")) is None
+    hub.forget(held[0])
+    hub.forget(held[0])  # twice is harmless
+    assert hub.by_address["10.0.0.1"] == CONNECTIONS_PER_ADDRESS_MAX - 1
+    assert hub.admit(Conn(None, 10, "10.0.0.1")) is None
+
+
+def test_a_connection_over_the_byte_bound_is_closed_whatever_its_message_count() -> None:
+    import asyncio
+
+    from dex.api.streams import Conn, Hub
+    from tests.api.test_streams import _fake_node
+
+    node, _ = _fake_node()
+    hub = Hub(node)
+    message = "x" * (64 * 1024)
+
+    async def run() -> Conn:
+        conn = Conn(None, 10_000, "10.0.0.1")  # room for 10,000 messages: the count is not what stops it
+        assert hub.admit(conn) is None
+        for _ in range(OUTBOUND_QUEUE_BYTES_MAX // len(message)):
+            hub.put(conn, message)
+        assert not conn.closed and conn.queued_bytes == OUTBOUND_QUEUE_BYTES_MAX
+        hub.put(conn, "y")
+        await conn.done.wait()
+        return conn
+
+    conn = asyncio.run(run())
+    assert conn.closed and hub.slow_closed == 1 and conn not in hub.conns
