@@ -109,10 +109,16 @@ def _height(cluster: Cluster, node_id: str) -> int:
     return cluster.get_json(node_id, "/api/v1/blocks", limit=1)["height"]
 
 
-def _login(ws: WS, keys: Keypair, *, timestamp_ms: int | None = None, sign_with: Keypair | None = None) -> dict:
+def login_params(challenge: str, keys: Keypair, *, timestamp_ms: int | None = None, sign_with: Keypair | None = None) -> dict:
+    """LOGIN params signing `challenge` (docs/STREAMS.md)."""
     ts = time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
-    signature = (sign_with or keys).sign(signed_payload(ts, "GET", "/ws", "", b""))
-    return ws.call("LOGIN", {"apiKey": keys.api_key, "timestamp": ts, "signature": base64.b64encode(signature).decode()})
+    signature = (sign_with or keys).sign(signed_payload(ts, "GET", "/ws", f"challenge={challenge}", b""))
+    return {"apiKey": keys.api_key, "timestamp": ts, "signature": base64.b64encode(signature).decode()}
+
+
+def _login(ws: WS, keys: Keypair, *, timestamp_ms: int | None = None, sign_with: Keypair | None = None) -> dict:
+    challenge = ws.call("CHALLENGE")["result"]["challenge"]
+    return ws.call("LOGIN", login_params(challenge, keys, timestamp_ms=timestamp_ms, sign_with=sign_with))
 
 
 class Book:
@@ -363,7 +369,7 @@ def test_user_stream_reports_own_orders_and_balances_only(cluster: Cluster) -> N
         assert ws_alice.call("SUBSCRIBE", ["user"])["error"]["code"] == -1002
         assert _login(ws_alice, alice_keys, sign_with=bob_keys)["error"]["code"] == -1022
         assert _login(ws_alice, alice_keys, timestamp_ms=time.time_ns() // 1_000_000 - 120_000)["error"]["code"] == -1021
-        assert _login(ws_alice, alice_keys) == {"result": {"account": str(alice_keys.account)}, "id": 4}
+        assert _login(ws_alice, alice_keys) == {"result": {"account": str(alice_keys.account)}, "id": 7}
         assert _login(ws_bob, bob_keys)["result"] == {"account": str(bob_keys.account)}
         for ws in (ws_alice, ws_bob):
             assert ws.call("SUBSCRIBE", ["blocks"])["result"] is None
@@ -527,7 +533,7 @@ def test_depth_diffs_rebuild_the_engine_book_after_every_block(seed: int) -> Non
     accounts = list(range(1, 9))
     _apply_block(node, [Deposit(account=a, asset=x, amount=10**16) for a in accounts for x in ("USDT", "BTC", "ETH")], 1)
     early, late = Conn(None, 100_000), Conn(None, 100_000)
-    hub.conns.update((early, late))
+    assert hub.admit(early) is None and hub.admit(late) is None
     hub.subscribe(early, [f"{s.lower()}@depth" for s in symbols])
     books = {(early, m["data"]["s"]): Book(m["data"]) for m in _drain(early)}
     for height in range(2, 120):
@@ -576,7 +582,7 @@ def test_a_candle_is_closed_when_a_later_minute_trades() -> None:
     hub.attach()
     node.block_listeners.append(hub.on_block)  # dex/node.py registers it in a node
     conn = Conn(None, 1000)
-    hub.conns.add(conn)
+    assert hub.admit(conn) is None
     hub.subscribe(conn, ["btcusdt@kline_1m"])
     _apply_block(node, [Deposit(account=a, asset=x, amount=10**16) for a in (1, 2) for x in ("USDT", "BTC")], 60_000)
     for time_ms, price in ((60_500, 100_000), (61_000, 100_100), (125_000, 99_900)):
@@ -604,7 +610,7 @@ def test_user_stream_reports_cancels_amends_and_rejects_in_process() -> None:
     hub.attach()
     node.block_listeners.append(hub.on_block)  # dex/node.py registers it in a node
     conn = Conn(None, 1000)
-    hub.conns.add(conn)
+    assert hub.admit(conn) is None
     conn.account = 7
     hub.subscribe(conn, ["user"])
     _apply_block(node, [Deposit(account=7, asset="USDT", amount=10**12)], 1_000)

@@ -7,12 +7,12 @@ serves:
   trades.py   <symbol>@trade and <symbol>@kline_1m
   cluster.py  blocks and cluster
   user.py     the user stream (executionReport, balanceUpdate)
-  route.py    the /ws endpoint and its request handling
+  route.py    the /ws endpoint: admission caps, request handling, odd frames
   wire.py     bounds, JSON frames, a connection and its queue
 
 Every read of the replicated state goes through the ledger port
-(dex.ledger.port): `port.view()` for a block's reads, `port.depth` for a
-snapshot. The threads, ordering and bounds are in hub.py and depth.py.
+(dex.ledger.port): `port.view()` for a block's reads and for a snapshot
+(rendered once per market and height). The threads, ordering and bounds are in hub.py and depth.py.
 """
 
 from dex.api.streams.hub import Hub

@@ -10,8 +10,9 @@ orders that block may have left resting (read through the port).
 Ordering. Update ids are block heights. `last_u[symbol]` (Raft thread) is
 the last height that changed the market, so a block's diff has U = that + 1
 and u = its height. A subscription takes its snapshot on the event loop
-through `port.depth`, which reads the levels and the applied height L under
-one lock, in the same step that registers it, so every diff with u <= L is
+through the SnapshotCache, which reads the levels (or checks that its
+cached text is of the current height) and the applied height L under one
+lock, in the same step that registers it, so every diff with u <= L is
 dropped for it and the first diff with u > L follows the snapshot with
 nothing missing; its U is rewritten to L + 1 for that connection (the blocks
 between touched nothing).
@@ -84,12 +85,38 @@ class DepthFeed:
         return out
 
 
-def snapshot(port, market) -> tuple[int, str]:
-    """(height, text) of a depth snapshot of `market`, read through the port."""
-    bids, asks, height = port.depth(market.symbol, DEPTH_SNAPSHOT_LEVELS_MAX)
+class SnapshotCache:
+    """Depth snapshots rendered once per (market, applied height) and shared
+    by every subscription at that height (event loop only; its "E" is the
+    time it was rendered). The check that the cached one is current reads
+    the applied height under the same lock as the levels, so a cached text
+    is served only while it is exactly the book's state, and the ordering
+    argument above holds unchanged. One entry per market: bounded."""
+
+    def __init__(self, port, markets: dict) -> None:
+        self.port = port
+        self.markets = markets
+        self.cached: dict[str, tuple[int, str]] = {}  # symbol -> (height, text)
+        self.renders = 0
+
+    def get(self, symbol: str) -> tuple[int, str]:
+        """(height, text) of the snapshot of `symbol` at the applied height."""
+        market = self.markets[symbol]
+        found = self.cached.get(symbol)
+        with self.port.view() as view:  # the lock: the height cannot move under us
+            if found is not None and found[0] == view.height:
+                return found
+            bids, asks = view.depth(symbol, DEPTH_SNAPSHOT_LEVELS_MAX)
+            height = view.height
+        found = self.cached[symbol] = (height, _render(market, bids, asks, height))
+        self.renders += 1
+        return found
+
+
+def _render(market, bids: list, asks: list, height: int) -> str:
     data = {
         "e": "depthSnapshot", "E": now_ms(), "s": market.symbol, "lastUpdateId": height,
         "bids": [[render.price(market, p), render.qty(market, q)] for p, q in bids],
         "asks": [[render.price(market, p), render.qty(market, q)] for p, q in asks],
     }
-    return height, text(f"{market.symbol.lower()}@depth", data)
+    return text(f"{market.symbol.lower()}@depth", data)

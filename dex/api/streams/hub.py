@@ -14,10 +14,21 @@ the event loop with `call_soon_threadsafe`. The event loop fans the texts
 out to the connections that subscribed; nothing on the Raft thread waits for
 a client.
 
-Bounds: STREAMS_PER_CONNECTION_MAX, CONNECTIONS_PER_NODE_MAX,
-FRAME_BYTES_MAX, INBOUND_PER_S (dex/api/streams/wire.py), and an outbound
-queue of `stream_queue_max` (cluster config, default 4,096) messages per
-connection: a connection whose queue is full is closed 1008 "slow consumer".
+Bounds: STREAMS_PER_CONNECTION_MAX, CONNECTIONS_PER_NODE_MAX and
+CONNECTIONS_PER_ADDRESS_MAX (so one address cannot take the node's whole
+cap), USER_STREAMS_PER_ACCOUNT_MAX, FRAME_BYTES_MAX, INBOUND_PER_S
+(dex/api/streams/wire.py), and an outbound queue of at most
+`stream_queue_max` (cluster config, default 4,096) messages and
+OUTBOUND_QUEUE_BYTES_MAX bytes per connection: a connection over either is
+closed 1008 "slow consumer", never buffered without bound.
+
+Depth snapshots are rendered once per (market, applied height) and the text
+shared by every subscription made at that height: a flood of re-SUBSCRIBEs
+costs a lock and a dictionary read each, not a render of the book.
+
+LOGIN signs the connection's server-chosen challenge (sent by CHALLENGE), so
+a LOGIN captured on one connection is worthless on another; its recvWindow,
+if any, is signed too.
 """
 
 from __future__ import annotations
@@ -27,17 +38,21 @@ import logging
 import threading
 
 from dex.api.deps import check_signature, check_timestamp, parse_api_key
-from dex.api.errors import MANDATORY_PARAM, TOO_MANY_REQUESTS, UNAUTHORIZED, ApiError
+from dex.api.errors import INVALID_TIMESTAMP, MANDATORY_PARAM, TOO_MANY_REQUESTS, UNAUTHORIZED, ApiError
 from dex.api.streams.cluster import ClusterFeed, block_message
-from dex.api.streams.depth import DepthFeed
-from dex.api.streams.depth import snapshot as depth_snapshot
+from dex.api.streams.depth import DepthFeed, SnapshotCache
 from dex.api.streams.trades import TradesFeed
 from dex.api.streams.user import UserFeed
 from dex.api.streams.wire import (
     CLOSE_POLICY_VIOLATION,
+    CLOSE_TRY_AGAIN_LATER,
+    CONNECTIONS_PER_ADDRESS_MAX,
+    CONNECTIONS_PER_NODE_MAX,
     DEPTH,
     KLINE_INTERVAL,
+    OUTBOUND_QUEUE_BYTES_MAX,
     STREAMS_PER_CONNECTION_MAX,
+    USER_STREAMS_PER_ACCOUNT_MAX,
     Conn,
     Formats,
     now_ms,
@@ -66,7 +81,10 @@ class Hub:
         self.conns: set[Conn] = set()
         self.subs: dict[str, set[Conn]] = {}  # stream -> connections
         self.users: dict[int, set[Conn]] = {}  # account -> connections with the `user` stream
+        self.by_address: dict[str, int] = {}  # source address -> its open connections
         self.slow_closed = 0
+        self.unexpected: dict[str, int] = {}  # exception class -> frames it failed (route.py logs the first)
+        self.snapshots = SnapshotCache(node.port, self.markets)
         self.cluster = ClusterFeed(self)
         # Raft-thread state (under _lock).
         self._lock = threading.Lock()
@@ -207,12 +225,32 @@ class Hub:
     def put(self, conn: Conn, message: str) -> None:
         if conn.closed:
             return
+        if conn.queued_bytes + len(message) > OUTBOUND_QUEUE_BYTES_MAX:
+            self._slow(conn, f"slow consumer: {conn.queued_bytes} bytes queued, the limit is {OUTBOUND_QUEUE_BYTES_MAX}")
+            return
         try:
             conn.queue.put_nowait(message)
         except asyncio.QueueFull:
-            self.slow_closed += 1
-            log.warning("closing a slow stream consumer: %d messages queued", conn.queue.qsize())
-            self.drop(conn, CLOSE_POLICY_VIOLATION, f"slow consumer: {conn.queue.qsize()} messages queued, the limit")
+            self._slow(conn, f"slow consumer: {conn.queue.qsize()} messages queued, the limit")
+            return
+        conn.queued_bytes += len(message)
+        assert conn.queued_bytes <= OUTBOUND_QUEUE_BYTES_MAX
+
+    def _slow(self, conn: Conn, reason: str) -> None:
+        self.slow_closed += 1
+        log.warning("closing a stream consumer at %s: %s", conn.address, reason)
+        self.drop(conn, CLOSE_POLICY_VIOLATION, reason)
+
+    def admit(self, conn: Conn) -> str | None:
+        """Count a new connection in, or the reason it is refused (a cap is full)."""
+        if len(self.conns) >= CONNECTIONS_PER_NODE_MAX:
+            return f"too many connections: at most {CONNECTIONS_PER_NODE_MAX} per node"
+        held = self.by_address.get(conn.address, 0)
+        if held >= CONNECTIONS_PER_ADDRESS_MAX:
+            return f"too many connections: at most {CONNECTIONS_PER_ADDRESS_MAX} per source address"
+        self.by_address[conn.address] = held + 1
+        self.conns.add(conn)
+        return None
 
     def drop(self, conn: Conn, code: int, reason: str) -> None:
         """Stop sending to `conn` at once and close it in the background."""
@@ -224,8 +262,16 @@ class Hub:
         asyncio.get_running_loop().create_task(conn.close(code, reason))
 
     def forget(self, conn: Conn) -> None:
+        """Stop serving conn (it may have been refused, or forgotten already)."""
+        if conn in self.conns:
+            self.conns.discard(conn)
+            held = self.by_address[conn.address] - 1
+            assert held >= 0
+            if held:
+                self.by_address[conn.address] = held
+            else:
+                del self.by_address[conn.address]
         conn.closed = True
-        self.conns.discard(conn)
         for stream in conn.streams:
             self._unsubscribe_one(conn, stream)
         conn.streams.clear()
@@ -247,7 +293,7 @@ class Hub:
 
     def _snapshot(self, conn: Conn, symbol: str) -> None:
         """Queue a depth snapshot; diffs up to its height will be dropped for conn."""
-        height, message = depth_snapshot(self.node.port, self.markets[symbol])
+        height, message = self.snapshots.get(symbol)
         conn.depth_last[symbol] = height
         self.put(conn, message)
 
@@ -274,6 +320,8 @@ class Hub:
         names = [self._stream_name(p) for p in params]
         if "user" in names and conn.account is None:
             raise ApiError(401, UNAUTHORIZED, "The user stream needs a LOGIN first.")
+        if "user" in names and "user" not in conn.streams and len(self.users.get(conn.account, ())) >= USER_STREAMS_PER_ACCOUNT_MAX:
+            raise ApiError(400, TOO_MANY_REQUESTS, f"Too many user streams: at most {USER_STREAMS_PER_ACCOUNT_MAX} per account.")
         if len(conn.streams | set(names)) > STREAMS_PER_CONNECTION_MAX:
             raise ApiError(400, TOO_MANY_REQUESTS, f"Too many streams: at most {STREAMS_PER_CONNECTION_MAX} per connection.")
         return list(dict.fromkeys(names))
@@ -301,17 +349,33 @@ class Hub:
                 conn.streams.discard(name)
                 self._unsubscribe_one(conn, name)
 
-    def login(self, conn: Conn, params) -> int:
+    def login(self, conn: Conn, params) -> int | None:
+        """Log conn in to the account whose key signed
+        `<timestamp>GET/ws?challenge=<conn.challenge>` (with
+        `&recvWindow=<ms>` when the LOGIN has one) and subscribe it to the
+        user stream: the account, ApiError, or None when the account already
+        has USER_STREAMS_PER_ACCOUNT_MAX user streams on this node (conn is
+        then closed, try again later)."""
         if not isinstance(params, dict):
             raise ApiError(400, MANDATORY_PARAM, "LOGIN params: {apiKey, timestamp, signature}.")
         key, ts, sig = params.get("apiKey"), params.get("timestamp"), params.get("signature")
         window = params.get("recvWindow")
-        if not isinstance(key, str) or not isinstance(sig, str) or not isinstance(ts, (int, str)) or isinstance(ts, bool):
-            raise ApiError(400, MANDATORY_PARAM, "LOGIN params: apiKey (hex), timestamp (ms), signature (base64).")
+        if not isinstance(key, str) or not isinstance(sig, str):
+            raise ApiError(400, MANDATORY_PARAM, "LOGIN params: apiKey (hex), timestamp (ms), signature (base64), after CHALLENGE.")
+        timestamp = _decimal_digits(ts)
+        if timestamp is None:
+            raise ApiError(400, INVALID_TIMESTAMP, "Timestamp for this request is not valid.")
+        recv_window = None if window is None else _decimal_digits(window)
+        if window is not None and recv_window is None:
+            raise ApiError(400, MANDATORY_PARAM, "recvWindow must be a whole number of ms.")
         public_key = parse_api_key(key)
-        timestamp_ms = check_timestamp(str(ts), None if window is None else str(window))
-        check_signature(public_key, sig, signed_payload(timestamp_ms, "GET", "/ws", "", b""))
+        timestamp_ms = check_timestamp(timestamp, recv_window)
+        query = f"challenge={conn.challenge}" + ("" if recv_window is None else f"&recvWindow={recv_window}")
+        check_signature(public_key, sig, signed_payload(timestamp_ms, "GET", "/ws", query, b""))
         account = account_id(public_key)
+        if conn.account != account and len(self.users.get(account, ())) >= USER_STREAMS_PER_ACCOUNT_MAX:
+            self.drop(conn, CLOSE_TRY_AGAIN_LATER, f"too many user streams: at most {USER_STREAMS_PER_ACCOUNT_MAX} per account")
+            return None
         if conn.account is not None and conn.account != account and "user" in conn.streams:
             conn.streams.discard("user")
             self._unsubscribe_one(conn, "user")
@@ -321,3 +385,18 @@ class Hub:
         if "user" not in conn.streams:
             self._subscribe_one(conn, "user")
         return account
+
+
+_DIGITS_MAX = 15  # a ms timestamp or window: longer is refused before int()
+
+
+def _decimal_digits(value) -> str | None:
+    """`value` (an int, or a string of ASCII digits) as ASCII digits, or
+    None. str.isdigit() alone lets '²' through to int(), which then fails."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value) if 0 <= value < 10**_DIGITS_MAX else None
+    if isinstance(value, str) and 0 < len(value) <= _DIGITS_MAX and value.isascii() and value.isdigit():
+        return value
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 
 from fastapi import WebSocket
@@ -17,6 +18,15 @@ WS_PING_INTERVAL_S = 20.0  # uvicorn pings every connection this often...
 WS_PING_TIMEOUT_S = 20.0  # ...and closes one that has not answered within this
 STREAMS_PER_CONNECTION_MAX = 64
 CONNECTIONS_PER_NODE_MAX = 256
+# One source address (or one account's user streams) holds at most this many
+# of a node's connections, so no single client can take the node's whole cap.
+CONNECTIONS_PER_ADDRESS_MAX = 16
+USER_STREAMS_PER_ACCOUNT_MAX = 8
+# Text queued for one connection and not yet handed to the socket: above
+# this the connection is closed (slow consumer). Bytes, not messages: one
+# depth snapshot is ~39 KB, one trade message ~200 bytes.
+OUTBOUND_QUEUE_BYTES_MAX = 1024 * 1024
+CHALLENGE_BYTES = 16  # the per-connection random a LOGIN signs
 FRAME_BYTES_MAX = 8 * 1024  # a larger inbound frame is answered with an error
 WS_FRAME_BYTES_CLOSE = 64 * 1024  # uvicorn closes the connection (1009) above this
 INBOUND_PER_S = 10  # inbound messages per connection per second (burst as many)
@@ -30,6 +40,9 @@ KLINE_STEP_MS = INTERVALS_MS[KLINE_INTERVAL]
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_POLICY_VIOLATION = 1008
 assert FRAME_BYTES_MAX < WS_FRAME_BYTES_CLOSE
+assert 0 < CONNECTIONS_PER_ADDRESS_MAX < CONNECTIONS_PER_NODE_MAX
+assert 0 < USER_STREAMS_PER_ACCOUNT_MAX <= CONNECTIONS_PER_ADDRESS_MAX
+assert OUTBOUND_QUEUE_BYTES_MAX >= 16 * FRAME_BYTES_MAX  # a few snapshots fit
 assert WS_PING_TIMEOUT_S <= WS_PING_INTERVAL_S
 
 DEPTH, OTHER = 0, 1  # kinds of message: a depth diff is rewritten per connection
@@ -84,11 +97,16 @@ class Formats:
 
 
 class Conn:
-    """One WebSocket connection: its subscriptions and its outbound queue."""
+    """One WebSocket connection: its subscriptions, its outbound queue (at
+    most `queue_max` messages and OUTBOUND_QUEUE_BYTES_MAX bytes: the hub
+    checks both in `put`) and the challenge its LOGIN must sign."""
 
-    def __init__(self, ws: WebSocket, queue_max: int) -> None:
+    def __init__(self, ws: WebSocket, queue_max: int, address: str = "") -> None:
         self.ws = ws
+        self.address = address  # the peer's IP address ("" if unknown)
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_max)
+        self.queued_bytes = 0  # the texts in `queue` (JSON is ASCII: characters are bytes)
+        self.challenge = secrets.token_hex(CHALLENGE_BYTES)
         self.streams: set[str] = set()
         self.depth_last: dict[str, int] = {}  # symbol -> u of the last depth event (or snapshot) sent
         self.account: int | None = None
@@ -101,6 +119,7 @@ class Conn:
         try:
             while True:
                 message = await self.queue.get()
+                self.queued_bytes -= len(message)
                 await self.ws.send_text(message)
         except asyncio.CancelledError:
             raise

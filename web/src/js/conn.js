@@ -36,7 +36,7 @@ export class Conn {
     this.toUnsubscribe = new Set();
     this.flushQueued = false;
     this.nextId = 1;
-    this.login = null; // async () => LOGIN params, when an account wants the user stream
+    this.login = null; // async (challenge) => LOGIN params, when an account wants the user stream
     this.reconnectDelayMs = RECONNECT_DELAY_MS_MIN;
     this.stateListeners = [];
     this.moves = 0; // how many times the page moved to another node
@@ -170,7 +170,14 @@ export class Conn {
   }
 
   async relogin() {
-    if (this.wsState === "live" && this.login) await this._send("LOGIN", await this.login());
+    if (this.wsState === "live" && this.login) await this._login();
+  }
+
+  // LOGIN signs the connection's challenge (docs/STREAMS.md): ask for it first.
+  async _login() {
+    const answer = await this._send("CHALLENGE");
+    if (!answer) return null; // closed meanwhile: logs in again on reopen
+    return this._send("LOGIN", await this.login(answer.challenge));
   }
 
   _send(method, params) {
@@ -195,7 +202,7 @@ export class Conn {
       this._emitState();
       const names = [...this.streams.keys()].filter((name) => name !== USER_STREAM);
       if (names.length) this._send("SUBSCRIBE", names).catch((e) => console.warn("subscribe", e.message));
-      if (this.login) this._send("LOGIN", await this.login()).catch((e) => console.warn("login", e.message));
+      if (this.login) this._login().catch((e) => console.warn("login", e.message));
     };
     ws.onmessage = (event) => {
       let msg;

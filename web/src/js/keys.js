@@ -47,10 +47,11 @@ export class Account {
     return { "X-API-KEY": this.publicHex, "X-TIMESTAMP": timestamp, "X-SIGNATURE": await this.signature(payload) };
   };
 
-  // LOGIN params for the user stream: signed like GET /ws with no query or body.
-  loginParams = async () => {
+  // LOGIN params for the user stream: signed like GET /ws?challenge=<the
+  // connection's challenge> with no body, so they are good on that connection only.
+  loginParams = async (challenge) => {
     const timestamp = Date.now();
-    return { apiKey: this.publicHex, timestamp, signature: await this.signature(`${timestamp}GET/ws`) };
+    return { apiKey: this.publicHex, timestamp, signature: await this.signature(`${timestamp}GET/ws?challenge=${challenge}`) };
   };
 }
 
