@@ -3,6 +3,7 @@ cluster, their outputs checked against the API."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -195,3 +196,94 @@ def test_store_status_is_text_by_default_and_json_on_request(cluster_config: Clu
 def test_the_cli_modules_import_each_other_in_one_direction_only() -> None:
     source = (REPO / "dex" / "cli_client.py").read_text()
     assert "dex.cli " not in source and "from dex.cli import" not in source and "import dex.cli\n" not in source
+
+
+def test_cli_trader_commands_read_what_the_api_answers(tmp_path: Path, cluster: Cluster) -> None:
+    """account, amend, cancel-all, fills, ticker, klines, keys show/import: each
+    command's text and --json against the API's own answer."""
+    alice_key = tmp_path / "alice.key"
+    alice_keys = Keypair.generate()
+    # keys import: the private key from stdin, a 0600 file, no secret printed.
+    imported = subprocess.run([sys.executable, "-m", "dex.cli", "keys", "import", "--out", str(alice_key)], cwd=REPO, capture_output=True, text=True,
+                              timeout=CLI_TIMEOUT_S, input=alice_keys.private.hex() + "\n")
+    assert imported.returncode == 0, imported.stderr
+    assert (alice_key.stat().st_mode & 0o777) == 0o600 and read_key_file(alice_key).private == alice_keys.private
+    assert str(alice_keys.account) in imported.stdout and alice_keys.private.hex() not in imported.stdout + imported.stderr
+    refused = subprocess.run([sys.executable, "-m", "dex.cli", "keys", "import", "--out", str(tmp_path / "x.key")], cwd=REPO, capture_output=True, text=True,
+                             timeout=CLI_TIMEOUT_S, input="not a key\n")
+    assert refused.returncode == 2 and "64 hex characters" in refused.stderr and not (tmp_path / "x.key").exists()
+    shown = dex(cluster, "keys", "show", "--key", str(alice_key))
+    assert shown.stdout.splitlines()[:2] == [f"account  {alice_keys.account}", f"api key  {alice_keys.api_key}"]
+    assert json.loads(dex(cluster, "keys", "show", "--json", env={"DEX_KEY_FILE": str(alice_key)}).stdout) == {
+        "account": str(alice_keys.account), "apiKey": alice_keys.api_key, "keyFile": str(alice_key)}
+    assert alice_keys.private.hex() not in shown.stdout + shown.stderr
+
+    key = ("--key", str(alice_key))
+    alice, bob = Client(cluster.urls, alice_keys), Client(cluster.urls, Keypair.generate())
+    dex(cluster, "deposit", "USDT", "100000", *key)
+    bob.deposit("BTC", "10")
+
+    # account: a row per asset, free and locked as the API says.
+    a = alice.account()
+    text = dex(cluster, "account", *key).stdout.splitlines()
+    assert text[0] == f"account {alice_keys.account}"
+    assert [line.split() for line in text[2:]] == [[b["asset"], b["free"], b["locked"]] for b in a["balances"]]
+    assert json.loads(dex(cluster, "account", "--json", *key).stdout) == a
+
+    # amend: a new price and quantity, as GET /order then reads it.
+    placed = alice.place_order("BTCUSDT", "BUY", price="48000.00", quantity="0.010", client_order_id="amend-me")
+    amended = dex(cluster, "order", "amend", "btcusdt", "--client-order-id", "amend-me", "--price", "48500", "--quantity", "0.020", *key).stdout
+    now = alice.get_order("BTCUSDT", order_id=placed["orderId"])
+    assert (now["price"], Decimal(now["origQty"])) == ("48500.00", Decimal("0.020"))
+    assert f"amended order {placed['orderId']} (amend-me): price 48500.00, qty {now['origQty']}" in amended and "NEW" in amended
+    neither = dex(cluster, "order", "amend", "BTCUSDT", "--order-id", str(placed["orderId"]), *key, ok=False)
+    assert neither.returncode == 2 and "--price" in neither.stderr
+
+    # fills: bob sells into alice's bid; her fill as maker, his as taker.
+    assert bob.place_order("BTCUSDT", "SELL", "MARKET", quantity="0.005")["status"] == "FILLED"
+    mine = alice.my_trades("BTCUSDT")
+    fills = dex(cluster, "fills", "BTCUSDT", *key).stdout.splitlines()
+    assert len(fills) == 2 and fills[1].split()[0] == str(mine[0]["id"])
+    assert ["BUY", "maker", "48500.00", mine[0]["qty"]] == fills[1].split()[4:8]
+    assert json.loads(dex(cluster, "fills", "btcusdt", "--json", *key).stdout) == mine
+
+    # ticker and klines: the API's numbers in the table.
+    ticker = alice.ticker("BTCUSDT")
+    rows = dex(cluster, "ticker", "BTCUSDT").stdout.splitlines()
+    assert rows[1].split()[:2] == ["BTCUSDT", "48500.00"] and ticker["lastPrice"] == "48500.00"
+    assert json.loads(dex(cluster, "ticker", "btcusdt", "--json").stdout) == alice.ticker("BTCUSDT")
+    assert {r.split()[0] for r in dex(cluster, "ticker").stdout.splitlines()[1:]} == {t["symbol"] for t in alice.ticker()}
+    candles = alice.klines("BTCUSDT", "1m", 5)
+    assert len(candles) == 1
+    krows = dex(cluster, "klines", "BTCUSDT", "--interval", "1m", "--limit", "5").stdout.splitlines()
+    assert len(krows) == 2 and krows[1].split()[2:7] == [candles[0][1], candles[0][2], candles[0][3], candles[0][4], candles[0][5]]
+    assert json.loads(dex(cluster, "klines", "BTCUSDT", "--json").stdout) == alice.klines("BTCUSDT", "1m", 20)
+
+    # cancel-all: every open order of the account, in that market.
+    alice.place_order("BTCUSDT", "BUY", price="47000.00", quantity="0.010")
+    open_ids = sorted(o["orderId"] for o in alice.open_orders("BTCUSDT"))
+    assert len(open_ids) == 2
+    out = dex(cluster, "order", "cancel-all", "btcusdt", *key).stdout.splitlines()
+    assert out[0] == "canceled 2 open orders in BTCUSDT"
+    assert sorted(int(line.split()[0]) for line in out[2:]) == open_ids
+    assert alice.open_orders() == []
+    assert json.loads(dex(cluster, "order", "cancel-all", "--json", *key).stdout) == []
+    alice.close()
+    bob.close()
+
+
+def test_every_command_takes_json() -> None:
+    from dex.cli import build_parser
+
+    def leaves(parser, path):
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            yield path, parser
+            return
+        for name, child in subs[0].choices.items():
+            yield from leaves(child, (*path, name))
+
+    # Long-running, narrated in the foreground: a node and the demo.
+    exempt = {("node",), ("cluster", "demo")}
+    missing = [" ".join(path) for path, p in leaves(build_parser(), ()) if path not in exempt and "--json" not in p._option_string_actions]
+    assert missing == []
