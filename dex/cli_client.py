@@ -60,6 +60,8 @@ KLINE_INTERVALS = ("1m", "5m", "15m", "1h", "4h", "1d")  # the API's (dex/api/ma
 SEED_HEX_CHARS = keyfile.PRIVATE_KEY_HEX_CHARS
 SEED_INPUT_CHARS_MAX = 1024  # what `keys import` reads from stdin at most: a key and some whitespace
 BULK_COUNT_MAX = 10_000
+PROGRESS_BAR_WIDTH = 30  # characters between the brackets
+PROGRESS_LINE_EVERY = 1_000  # orders between two plain progress lines when stderr is not a terminal
 BATCH_ORDERS_MAX = 100  # the API's bound on POST /batchOrders
 FIRST_SNAPSHOT_TIMEOUT_S = 30.0
 PROBE_TIMEOUT_S = 2.0  # a TCP connect to a node, before a command: is anything listening?
@@ -150,6 +152,40 @@ def _progress(line: str) -> None:
 def _progress_done() -> None:
     if sys.stderr.isatty():
         print(file=sys.stderr, flush=True)
+
+
+def progress_bar(done: int, total: int, width: int = PROGRESS_BAR_WIDTH) -> str:
+    """`[#####.....]  50%`: done of total, in `width` characters."""
+    assert 0 <= done <= total and total > 0 and width > 0
+    filled = done * width // total
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done * 100 // total:3d}%"
+
+
+class Progress:
+    """Long work's progress on stderr: on a terminal one bar redrawn in place,
+    otherwise (a log, a pipe) a plain line every `line_every` items and at the end."""
+
+    def __init__(self, total: int, *, tty: bool | None = None, line_every: int = PROGRESS_LINE_EVERY) -> None:
+        assert total > 0 and line_every > 0
+        self.total = total
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.line_every = line_every
+        self.started = time.monotonic()
+        self._shown = 0
+
+    def update(self, done: int, detail: str) -> None:
+        assert self._shown <= done <= self.total
+        rate = done / max(time.monotonic() - self.started, 1e-9)
+        text = f"{done}/{self.total} {detail} ({rate:,.0f}/s)"
+        if self.tty:
+            print(f"\r\x1b[K{progress_bar(done, self.total)} {text}", end="", file=sys.stderr, flush=True)
+        elif done == self.total or done // self.line_every > self._shown // self.line_every:
+            print(text, file=sys.stderr, flush=True)
+        self._shown = done
+
+    def done(self) -> None:
+        if self.tty:
+            print(file=sys.stderr, flush=True)
 
 
 def table(header: tuple[str, ...], rows: list[tuple]) -> list[str]:
@@ -294,25 +330,52 @@ def cmd_order_place(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(results[0] if args.count == 1 else results)
         return EXIT_OK if all("orderId" in r for r in results) else EXIT_FAILED
-    rows = [(r.get("orderId"), r.get("clientOrderId"), r.get("status"), r.get("price"), r.get("origQty"), r.get("executedQty"), r.get("blockHeight"))
+    rows = [(r.get("orderId"), r.get("clientOrderId"), status_text(r), price_text(r), r.get("origQty"), r.get("executedQty"), r.get("blockHeight"))
             if "orderId" in r else ("-", "-", f"REJECTED {r.get('code')}: {r.get('msg')}", "-", "-", "-", "-") for r in results]
     for line in table(("orderId", "clientOrderId", "status", "price", "qty", "executed", "block"), rows):
         print(line)
+    if args.count > 1:
+        print(bulk_summary(results))
     return EXIT_OK if all("orderId" in r for r in results) else EXIT_FAILED
 
 
+def price_text(order: dict) -> str:
+    """An order's price as a user reads it: a MARKET order has none (the API
+    says 0), so it shows its average fill price, `avg P` at the price's
+    decimals (`-` when nothing filled)."""
+    if order.get("type") != "MARKET" or order.get("price") is None:
+        return str(order.get("price", "-"))
+    executed = Decimal(order.get("executedQty") or 0)
+    if executed == 0 or order.get("cummulativeQuoteQty") is None:
+        return "-"
+    average = Decimal(order["cummulativeQuoteQty"]) / executed
+    places = Decimal(1).scaleb(Decimal(order["price"]).as_tuple().exponent)
+    return f"avg {average.quantize(places)}"
+
+
+def bulk_summary(results: list[dict]) -> str:
+    """`N orders: A accepted, R rejected (first rejection: CODE MSG)`."""
+    rejected = [r for r in results if "orderId" not in r]
+    line = f"{len(results)} orders: {len(results) - len(rejected)} accepted, {len(rejected)} rejected"
+    if rejected:
+        line += f" (first rejection: {rejected[0].get('code')} {rejected[0].get('msg')})"
+    return line
+
+
 def _place_bulk(c, args: argparse.Namespace) -> list[dict]:
-    """`--count N`: N copies in batches of BATCH_ORDERS_MAX, a progress line per batch."""
+    """`--count N`: N copies in batches of BATCH_ORDERS_MAX, with progress on stderr."""
     results: list[dict] = []
-    started = time.monotonic()
+    progress = Progress(args.count)
+    rejected = 0
     base = args.client_order_id
     for start in range(0, args.count, BATCH_ORDERS_MAX):
         size = min(BATCH_ORDERS_MAX, args.count - start)
         batch = [_order_fields(args, f"{base}-{start + i}" if base else None) for i in range(size)]
-        results += c.batch_orders(batch)
-        rate = len(results) / max(time.monotonic() - started, 1e-9)
-        _progress(f"placed {len(results)}/{args.count} orders ({rate:.0f}/s)")
-    _progress_done()
+        answers = c.batch_orders(batch)
+        results += answers
+        rejected += sum(1 for r in answers if "orderId" not in r)
+        progress.update(len(results), f"orders sent: {len(results) - rejected} accepted, {rejected} rejected")
+    progress.done()
     return results
 
 
@@ -322,7 +385,7 @@ def cmd_order_cancel(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(r)
     else:
-        print(f"canceled order {r.get('orderId')} ({r.get('clientOrderId')}): {r.get('status')}, executed {r.get('executedQty')} of {r.get('origQty')}")
+        print(f"canceled order {r.get('orderId')} ({r.get('clientOrderId')}): {status_text(r)}, executed {r.get('executedQty')} of {r.get('origQty')}")
     return EXIT_OK
 
 
@@ -361,7 +424,7 @@ def cmd_order_list(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(orders)
         return EXIT_OK
-    rows = [(o["orderId"], o["clientOrderId"], o["symbol"], o["side"], o["type"], o["price"], o["origQty"], o["executedQty"], o["status"]) for o in orders]
+    rows = [(o["orderId"], o["clientOrderId"], o["symbol"], o["side"], o["type"], price_text(o), o["origQty"], o["executedQty"], status_text(o)) for o in orders]
     for line in table(("orderId", "clientOrderId", "symbol", "side", "type", "price", "qty", "executed", "status"), rows):
         print(line)
     if not orders:

@@ -78,8 +78,19 @@ def test_cli_trades_end_to_end(tmp_path: Path, cluster: Cluster) -> None:
 
     # Bulk mode: progress on stderr, every order on the book.
     bulk = dex(cluster, "order", "place", "BTCUSDT", "SELL", "0.001", "--price", "52000", "--count", "150", "--key", str(bob_key))
-    assert "placed 150/150" in bulk.stderr
+    assert bulk.stdout.splitlines()[-1] == "150 orders: 150 accepted, 0 rejected"
+    progress = bulk.stderr.splitlines()
+    assert len(progress) == 1 and progress[0].startswith("150/150 orders sent: 150 accepted, 0 rejected ("), progress  # one line: not a terminal
+    assert "\r" not in bulk.stderr and "[#" not in bulk.stderr
     assert len(bob.open_orders("BTCUSDT")) == 150
+    # Every one rejected: says so, with the first rejection's code and message, exit 1.
+    broke = tmp_path / "broke.key"
+    dex(cluster, "keys", "new", "--out", str(broke))
+    refused = dex(cluster, "order", "place", "BTCUSDT", "BUY", "0.001", "--price", "49000", "--count", "300", "--key", str(broke), ok=False)
+    assert refused.returncode == 1
+    summary = refused.stdout.splitlines()[-1]
+    assert summary.startswith("300 orders: 0 accepted, 300 rejected (first rejection: -2010 ") and "insufficient balance" in summary.lower(), summary
+    assert "0 accepted, 300 rejected" in refused.stderr
 
     # The book, once, from the depth stream: the API's top levels.
     book = json.loads(dex(cluster, "book", "BTCUSDT", "--once", "--depth", "5", "--json").stdout)
@@ -91,14 +102,23 @@ def test_cli_trades_end_to_end(tmp_path: Path, cluster: Cluster) -> None:
     # A trade: bob sells into alice's bid.
     fill = json.loads(dex(cluster, "order", "place", "BTCUSDT", "SELL", "0.004", "--type", "MARKET", "--json", "--key", str(bob_key)).stdout)
     assert fill["status"] == "FILLED", fill
+    # A MARKET order's price is its average fill, not the API's 0.00.
+    text = dex(cluster, "order", "place", "BTCUSDT", "SELL", "0.002", "--type", "MARKET", "--key", str(bob_key)).stdout.splitlines()
+    assert text[1].split()[2:4] == ["FILLED", "avg"] and text[1].split()[4] == "49000.00", text
     trades = json.loads(dex(cluster, "trades", "BTCUSDT", "--json").stdout)
     api = alice.trades("BTCUSDT", 20)
     assert [t["id"] for t in trades] == sorted(t["id"] for t in api) and trades[-1]["price"] == "49000.00"
     assert "49000.00" in dex(cluster, "trades", "BTCUSDT").stdout
 
     canceled = json.loads(dex(cluster, "order", "cancel", "BTCUSDT", "--client-order-id", "cli-1", "--json", "--key", str(alice_key)).stdout)
-    assert canceled["status"] == "CANCELED" and Decimal(canceled["executedQty"]) == Decimal("0.004")
+    assert canceled["status"] == "CANCELED" and Decimal(canceled["executedQty"]) == Decimal("0.006")
     assert alice.open_orders("BTCUSDT") == []
+
+    # An EXPIRED order says why: alice's market buy would trade with her own ask.
+    alice.place_order("BTCUSDT", "SELL", price="50000.00", quantity="0.001")
+    expired = dex(cluster, "order", "place", "BTCUSDT", "BUY", "0.001", "--type", "MARKET", "--key", str(alice_key)).stdout.splitlines()
+    assert expired[1].split()[2:4] == ["EXPIRED", "(SELF_TRADE)"], expired
+    alice.cancel_open_orders()
 
     # Errors: the API's code and msg, exit 1.
     bad = dex(cluster, "order", "place", "BTCUSDT", "BUY", "0.010", "--price", "49000.001", "--key", str(alice_key), ok=False)
@@ -287,3 +307,23 @@ def test_every_command_takes_json() -> None:
     exempt = {("node",), ("cluster", "demo")}
     missing = [" ".join(path) for path, p in leaves(build_parser(), ()) if path not in exempt and "--json" not in p._option_string_actions]
     assert missing == []
+
+
+def test_progress_is_a_bar_on_a_terminal_and_plain_lines_elsewhere(capsys) -> None:
+    from dex.cli_client import Progress, progress_bar
+
+    assert progress_bar(0, 300, 10) == "[..........]   0%"
+    assert progress_bar(150, 300, 10) == "[#####.....]  50%"
+    assert progress_bar(300, 300, 10) == "[##########] 100%"
+    plain = Progress(2500, tty=False, line_every=1000)
+    for done in range(100, 2501, 100):
+        plain.update(done, "orders")
+    plain.done()
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split()[0] for line in lines] == ["1000/2500", "2000/2500", "2500/2500"]
+    bar = Progress(200, tty=True)
+    bar.update(100, "orders")
+    bar.update(200, "orders")
+    bar.done()
+    err = capsys.readouterr().err
+    assert err.count("\r\x1b[K") == 2 and "100/200 orders" in err and f"{progress_bar(200, 200)} 200/200 orders" in err and err.endswith("\n")
