@@ -9,6 +9,7 @@
     dex cluster down    [--config PATH]
     dex cluster demo    [--config PATH]
     dex keys | deposit | order | book | trades   the client (see dex/cli_client.py)
+    dex completion bash|zsh              a shell completion script
     dex audit (--node ID | --data DIR) [--config PATH] [--at HEIGHT] [--json] ...
                                          re-derive a node's chain (see docs/AUDIT.md)
 
@@ -451,7 +452,18 @@ def build_parser() -> argparse.ArgumentParser:
     from dex.store import commands as store_commands  # store migrate, store status
 
     store_commands.add_commands(commands, config, _load)
+
+    p = commands.add_parser("completion", help="print a shell completion script: source <(dex completion bash)")
+    p.add_argument("shell", choices=["bash", "zsh"], help="the shell")
+    p.set_defaults(func=cmd_completion)
     return parser
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    from dex.completion import script
+
+    print(script(args.shell, build_parser()), end="")
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
