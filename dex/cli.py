@@ -53,6 +53,7 @@ EXAMPLES = """examples:
   dex deposit USDT 10000 --key alice.key    faucet deposit (local clusters)
   dex order place btcusdt buy 0.01 --price 50000 --key alice.key
   dex book BTCUSDT --once                   the order book, once
+  source <(dex completion bash)             tab completion in this shell (zsh: dex completion zsh)
 """
 
 

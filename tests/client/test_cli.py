@@ -287,7 +287,25 @@ def test_cli_trader_commands_read_what_the_api_answers(tmp_path: Path, cluster: 
     assert out[0] == "canceled 2 open orders in BTCUSDT"
     assert sorted(int(line.split()[0]) for line in out[2:]) == open_ids
     assert alice.open_orders() == []
-    assert json.loads(dex(cluster, "order", "cancel-all", "--json", *key).stdout) == []
+
+    # Bulk placing on a terminal: one bar redrawn in place on stderr, the table and counts on stdout.
+    import pty
+
+    controller, terminal = pty.openpty()
+    command = [sys.executable, "-m", "dex.cli", "order", "place", "BTCUSDT", "BUY", "0.001", "--price", "40000", "--count", "200", *key, "--config", str(cluster.cfg.path)]
+    bulk = subprocess.run(command, cwd=REPO, stdout=subprocess.PIPE, stderr=terminal, text=True, timeout=CLI_TIMEOUT_S)
+    os.close(terminal)
+    shown = b""
+    try:
+        while chunk := os.read(controller, 65536):
+            shown += chunk
+    except OSError:  # EIO: the terminal's other end is closed and drained
+        pass
+    os.close(controller)
+    bar = shown.decode()
+    assert bulk.returncode == 0 and bulk.stdout.splitlines()[-1] == "200 orders: 200 accepted, 0 rejected"
+    assert bar.count("\r\x1b[K") == 2 and "[" + "#" * 30 + "] 100% 200/200 orders sent: 200 accepted, 0 rejected" in bar, repr(bar)
+    assert len(json.loads(dex(cluster, "order", "cancel-all", "--json", *key).stdout)) == 200
     alice.close()
     bob.close()
 
