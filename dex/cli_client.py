@@ -24,9 +24,15 @@ private key as hex; it is never printed unless `keys new --show-secret`.
 
 Errors from the exchange print its code and msg to stderr and exit 1; when
 no node listens at all, one line says so with the next step to take, before
-any retry. Usage
-and key-file problems exit 2. Progress (waiting for a node, for the book's
-first snapshot, bulk placing) goes to stderr so stdout stays parseable.
+any retry. Usage and key-file problems exit 2. Progress (waiting for a
+node, for the book's first snapshot, bulk placing: a bar on a terminal, a
+plain line per PROGRESS_LINE_EVERY orders elsewhere) goes to stderr so stdout
+stays parseable.
+
+What a user reads is the outcome, not the wire: a MARKET order's price is
+its average fill (the API says 0), an EXPIRED order says why (its
+expiryReason), and `--count N` ends with how many were accepted and rejected,
+with the first rejection's code and message.
 """
 
 from __future__ import annotations
