@@ -9,6 +9,7 @@
     dex cluster down    [--config PATH]
     dex cluster demo    [--config PATH]
     dex keys | deposit | order | book | trades   the client (see dex/cli_client.py)
+    dex completion bash|zsh              a shell completion script
     dex audit (--node ID | --data DIR) [--config PATH] [--at HEIGHT] [--json] ...
                                          re-derive a node's chain (see docs/AUDIT.md)
 
@@ -52,6 +53,7 @@ EXAMPLES = """examples:
   dex deposit USDT 10000 --key alice.key    faucet deposit (local clusters)
   dex order place btcusdt buy 0.01 --price 50000 --key alice.key
   dex book BTCUSDT --once                   the order book, once
+  source <(dex completion bash)             tab completion in this shell (zsh: dex completion zsh)
 """
 
 
@@ -84,7 +86,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     cfg = _load(args.config)
     path = local.init(cfg, force=args.force)
-    print(f"wrote a new cluster secret to {path} (mode 0600)")
+    if args.json:
+        print(json.dumps({"secretFile": str(path)}))
+    else:
+        print(f"wrote a new cluster secret to {path} (mode 0600)")
     return EXIT_OK
 
 
@@ -130,8 +135,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     from cluster import local
 
     cfg = _load(args.config)
+    if args.json and not args.detach:
+        raise ConfigError("cluster up: --json needs --detach (the foreground mode follows the cluster in text)")
     if args.detach:
         st = local.up(cfg, timeout_s=args.timeout)
+        if args.json:
+            print(json.dumps(st, indent=2, sort_keys=True))
+            return EXIT_OK
         print(f"cluster {cfg.name} is up")
         _print_nodes_up(cfg, st)
         return EXIT_OK
@@ -213,7 +223,10 @@ def cmd_kill(args: argparse.Namespace) -> int:
     if not local.kill_node(cfg, args.node):
         _err(f"node {args.node} is not running")
         return EXIT_FAILED
-    print(f"killed {args.node} (pid {pid}, SIGKILL)")
+    if args.json:
+        print(json.dumps({"node": args.node, "pid": pid, "signal": "SIGKILL"}))
+    else:
+        print(f"killed {args.node} (pid {pid}, SIGKILL)")
     return EXIT_OK
 
 
@@ -223,6 +236,9 @@ def cmd_restart(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     pid = local.restart_node(cfg, args.node)
     local.wait_node_ready(cfg, args.node, timeout_s=args.timeout)
+    if args.json:
+        print(json.dumps({"node": args.node, "pid": pid, "apiUrl": cfg.node(args.node).api_url}))
+        return EXIT_OK
     print(f"restarted {args.node} (pid {pid}), answering at {cfg.node(args.node).api_url}")
     return EXIT_OK
 
@@ -232,6 +248,9 @@ def cmd_down(args: argparse.Namespace) -> int:
 
     cfg = _load(args.config)
     stopped = local.down(cfg)
+    if args.json:
+        print(json.dumps({"stopped": stopped}))
+        return EXIT_OK
     print(f"stopped {', '.join(stopped)}" if stopped else "no node was running")
     return EXIT_OK
 
@@ -381,11 +400,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = actions.add_parser("init", parents=[config], help="write a new cluster secret (0600)")
     p.add_argument("--force", action="store_true", help="replace an existing secret")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_init)
 
     p = actions.add_parser("up", parents=[config], help="start every node and wait for a leader")
     p.add_argument("--detach", action="store_true", help="return once the cluster is up, leaving it running")
     p.add_argument("--timeout", type=float, default=UP_TIMEOUT_S_DEFAULT, help="seconds to wait for a leader")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_up)
 
     p = actions.add_parser("status", parents=[config], help="each node's role, head and hashes")
@@ -394,14 +415,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = actions.add_parser("kill", parents=[config], help="SIGKILL one node")
     p.add_argument("node", help="node id")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_kill)
 
     p = actions.add_parser("restart", parents=[config], help="stop one node and start it again")
     p.add_argument("node", help="node id")
     p.add_argument("--timeout", type=float, default=UP_TIMEOUT_S_DEFAULT, help="seconds to wait for it to answer")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_restart)
 
     p = actions.add_parser("down", parents=[config], help="stop every node")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_down)
 
     p = actions.add_parser("demo", parents=[config], help="the failover demo")
@@ -429,7 +453,18 @@ def build_parser() -> argparse.ArgumentParser:
     from dex.store import commands as store_commands  # store migrate, store status
 
     store_commands.add_commands(commands, config, _load)
+
+    p = commands.add_parser("completion", help="print a shell completion script: source <(dex completion bash)")
+    p.add_argument("shell", choices=["bash", "zsh"], help="the shell")
+    p.set_defaults(func=cmd_completion)
     return parser
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    from dex.completion import script
+
+    print(script(args.shell, build_parser()), end="")
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,13 +1,21 @@
 """The `dex` command's client side: keys, deposits, orders, the book, trades.
 
     dex keys new [--out FILE] [--show-secret]
+    dex keys show [--key FILE]               account id and API key (never the private key)
+    dex keys import [--out FILE]             a private key (64 hex characters) from stdin
     dex deposit ASSET AMOUNT
+    dex account                              balances
     dex order place SYMBOL BUY|SELL QTY [--price P] [--type LIMIT|MARKET] [--tif GTC|IOC|FOK]
                     [--post-only] [--client-order-id ID] [--count N]
     dex order cancel SYMBOL (--order-id N | --client-order-id ID)
+    dex order cancel-all [SYMBOL]
+    dex order amend SYMBOL (--order-id N | --client-order-id ID) [--price P] [--quantity Q]
     dex order list [SYMBOL]
+    dex fills SYMBOL [--limit N]             the account's own trades
     dex book SYMBOL [--depth 10] [--once]
     dex trades SYMBOL [--limit N] [--follow]
+    dex ticker [SYMBOL]                      24 h statistics
+    dex klines SYMBOL [--interval 1m] [--limit N]
 
 Every one takes --node URL (that node only, no failover; default: the nodes
 of --config in order, with failover), --json (machine output), and the signed ones
@@ -16,9 +24,15 @@ private key as hex; it is never printed unless `keys new --show-secret`.
 
 Errors from the exchange print its code and msg to stderr and exit 1; when
 no node listens at all, one line says so with the next step to take, before
-any retry. Usage
-and key-file problems exit 2. Progress (waiting for a node, for the book's
-first snapshot, bulk placing) goes to stderr so stdout stays parseable.
+any retry. Usage and key-file problems exit 2. Progress (waiting for a
+node, for the book's first snapshot, bulk placing: a bar on a terminal, a
+plain line per PROGRESS_LINE_EVERY orders elsewhere) goes to stderr so stdout
+stays parseable.
+
+What a user reads is the outcome, not the wire: a MARKET order's price is
+its average fill (the API says 0), an EXPIRED order says why (its
+expiryReason), and `--count N` ends with how many were accepted and rejected,
+with the first rejection's code and message.
 """
 
 from __future__ import annotations
@@ -44,7 +58,16 @@ BOOK_DEPTH_MAX = 100
 LADDER_REDRAW_INTERVAL_S = 0.1  # a live ladder redraws at most this often
 TRADES_LIMIT_DEFAULT = 20
 TRADES_LIMIT_MAX = 1000  # the API's bound on GET /trades
+FILLS_LIMIT_DEFAULT = 20
+FILLS_LIMIT_MAX = 1000  # the API's bound on GET /myTrades
+KLINES_LIMIT_DEFAULT = 20
+KLINES_LIMIT_MAX = 1000  # the API's bound on GET /klines
+KLINE_INTERVALS = ("1m", "5m", "15m", "1h", "4h", "1d")  # the API's (dex/api/market.py INTERVALS_MS)
+SEED_HEX_CHARS = keyfile.PRIVATE_KEY_HEX_CHARS
+SEED_INPUT_CHARS_MAX = 1024  # what `keys import` reads from stdin at most: a key and some whitespace
 BULK_COUNT_MAX = 10_000
+PROGRESS_BAR_WIDTH = 30  # characters between the brackets
+PROGRESS_LINE_EVERY = 1_000  # orders between two plain progress lines when stderr is not a terminal
 BATCH_ORDERS_MAX = 100  # the API's bound on POST /batchOrders
 FIRST_SNAPSHOT_TIMEOUT_S = 30.0
 PROBE_TIMEOUT_S = 2.0  # a TCP connect to a node, before a command: is anything listening?
@@ -137,6 +160,40 @@ def _progress_done() -> None:
         print(file=sys.stderr, flush=True)
 
 
+def progress_bar(done: int, total: int, width: int = PROGRESS_BAR_WIDTH) -> str:
+    """`[#####.....]  50%`: done of total, in `width` characters."""
+    assert 0 <= done <= total and total > 0 and width > 0
+    filled = done * width // total
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done * 100 // total:3d}%"
+
+
+class Progress:
+    """Long work's progress on stderr: on a terminal one bar redrawn in place,
+    otherwise (a log, a pipe) a plain line every `line_every` items and at the end."""
+
+    def __init__(self, total: int, *, tty: bool | None = None, line_every: int = PROGRESS_LINE_EVERY) -> None:
+        assert total > 0 and line_every > 0
+        self.total = total
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.line_every = line_every
+        self.started = time.monotonic()
+        self._shown = 0
+
+    def update(self, done: int, detail: str) -> None:
+        assert self._shown <= done <= self.total
+        rate = done / max(time.monotonic() - self.started, 1e-9)
+        text = f"{done}/{self.total} {detail} ({rate:,.0f}/s)"
+        if self.tty:
+            print(f"\r\x1b[K{progress_bar(done, self.total)} {text}", end="", file=sys.stderr, flush=True)
+        elif done == self.total or done // self.line_every > self._shown // self.line_every:
+            print(text, file=sys.stderr, flush=True)
+        self._shown = done
+
+    def done(self) -> None:
+        if self.tty:
+            print(file=sys.stderr, flush=True)
+
+
 def table(header: tuple[str, ...], rows: list[tuple]) -> list[str]:
     cells = [tuple(str(c) for c in header)] + [tuple("-" if c is None else str(c) for c in r) for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
@@ -147,6 +204,13 @@ def _print_json(doc: object) -> None:
     print(json.dumps(doc, indent=2))
 
 
+def status_text(order: dict) -> str:
+    """An order's status as a user reads it: EXPIRED says why (the answer's expiryReason)."""
+    status = str(order.get("status", "-"))
+    reason = order.get("expiryReason")
+    return f"{status} ({reason})" if reason else status
+
+
 # --- keys ----------------------------------------------------------------------
 
 
@@ -154,21 +218,63 @@ def cmd_keys_new(args: argparse.Namespace) -> int:
     keys = Keypair.generate()
     path = Path(args.out) if args.out else Path(f"dex-{keys.account}.key")
     write_key_file(path, keys)
-    doc = {"account": str(keys.account), "apiKey": keys.api_key, "keyFile": str(path)}
+    doc = _key_doc(keys, path)
     if args.show_secret:
         doc["privateKey"] = keys.private.hex()
     if args.json:
         _print_json(doc)
     else:
-        print(f"account  {doc['account']}")
-        print(f"api key  {doc['apiKey']}")
-        print(f"key file {path} (mode 0600)")
+        _print_key_doc(doc, " (mode 0600)")
         if args.show_secret:
             print(f"private  {doc['privateKey']}")
     return EXIT_OK
 
 
-# --- deposit -------------------------------------------------------------------
+def _key_doc(keys: Keypair, path: Path) -> dict:
+    return {"account": str(keys.account), "apiKey": keys.api_key, "keyFile": str(path)}
+
+
+def _print_key_doc(doc: dict, mode: str = "") -> None:
+    print(f"account  {doc['account']}")
+    print(f"api key  {doc['apiKey']}")
+    print(f"key file {doc['keyFile']}{mode}")
+
+
+def cmd_keys_show(args: argparse.Namespace) -> int:
+    path = args.key or os.environ.get(KEY_FILE_ENV)
+    if not path:
+        raise UsageError(f"which key? pass --key FILE or set {KEY_FILE_ENV}")
+    doc = _key_doc(read_key_file(Path(path)), Path(path))
+    if args.json:
+        _print_json(doc)
+    else:
+        _print_key_doc(doc)
+    return EXIT_OK
+
+
+def cmd_keys_import(args: argparse.Namespace) -> int:
+    """A private key (64 hex characters, e.g. from `keys new --show-secret`)
+    read from stdin, never from the command line where `ps` and the shell's
+    history would keep it."""
+    text = sys.stdin.read(SEED_INPUT_CHARS_MAX + 1)
+    seed = text.strip()
+    if len(text) > SEED_INPUT_CHARS_MAX or len(seed) != SEED_HEX_CHARS:
+        raise UsageError(f"keys import: expected a private key of {SEED_HEX_CHARS} hex characters on stdin")
+    try:
+        keys = Keypair.from_private(bytes.fromhex(seed))
+    except ValueError:
+        raise UsageError(f"keys import: the private key on stdin is not {SEED_HEX_CHARS} hex characters") from None
+    path = Path(args.out) if args.out else Path(f"dex-{keys.account}.key")
+    write_key_file(path, keys)
+    doc = _key_doc(keys, path)
+    if args.json:
+        _print_json(doc)
+    else:
+        _print_key_doc(doc, " (mode 0600)")
+    return EXIT_OK
+
+
+# --- deposit and account ---------------------------------------------------------
 
 
 def cmd_deposit(args: argparse.Namespace) -> int:
@@ -178,6 +284,21 @@ def cmd_deposit(args: argparse.Namespace) -> int:
         _print_json(r)
     else:
         print(f"deposited {r['amount']} {r['asset']}; free {r['free']} (block {r['blockHeight']})")
+    return EXIT_OK
+
+
+def cmd_account(args: argparse.Namespace) -> int:
+    with _client(args, signed=True) as c:
+        doc = c.account()
+    if args.json:
+        _print_json(doc)
+        return EXIT_OK
+    print(f"account {doc['accountId']}")
+    rows = [(b["asset"], b["free"], b["locked"]) for b in doc["balances"]]
+    for line in table(("asset", "free", "locked"), rows):
+        print(line)
+    if not rows:
+        print("no balances (deposit with `dex deposit ASSET AMOUNT`)")
     return EXIT_OK
 
 
@@ -215,25 +336,52 @@ def cmd_order_place(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(results[0] if args.count == 1 else results)
         return EXIT_OK if all("orderId" in r for r in results) else EXIT_FAILED
-    rows = [(r.get("orderId"), r.get("clientOrderId"), r.get("status"), r.get("price"), r.get("origQty"), r.get("executedQty"), r.get("blockHeight"))
+    rows = [(r.get("orderId"), r.get("clientOrderId"), status_text(r), price_text(r), r.get("origQty"), r.get("executedQty"), r.get("blockHeight"))
             if "orderId" in r else ("-", "-", f"REJECTED {r.get('code')}: {r.get('msg')}", "-", "-", "-", "-") for r in results]
     for line in table(("orderId", "clientOrderId", "status", "price", "qty", "executed", "block"), rows):
         print(line)
+    if args.count > 1:
+        print(bulk_summary(results))
     return EXIT_OK if all("orderId" in r for r in results) else EXIT_FAILED
 
 
+def price_text(order: dict) -> str:
+    """An order's price as a user reads it: a MARKET order has none (the API
+    says 0), so it shows its average fill price, `avg P` at the price's
+    decimals (`-` when nothing filled)."""
+    if order.get("type") != "MARKET" or order.get("price") is None:
+        return str(order.get("price", "-"))
+    executed = Decimal(order.get("executedQty") or 0)
+    if executed == 0 or order.get("cummulativeQuoteQty") is None:
+        return "-"
+    average = Decimal(order["cummulativeQuoteQty"]) / executed
+    places = Decimal(1).scaleb(Decimal(order["price"]).as_tuple().exponent)
+    return f"avg {average.quantize(places)}"
+
+
+def bulk_summary(results: list[dict]) -> str:
+    """`N orders: A accepted, R rejected (first rejection: CODE MSG)`."""
+    rejected = [r for r in results if "orderId" not in r]
+    line = f"{len(results)} orders: {len(results) - len(rejected)} accepted, {len(rejected)} rejected"
+    if rejected:
+        line += f" (first rejection: {rejected[0].get('code')} {rejected[0].get('msg')})"
+    return line
+
+
 def _place_bulk(c, args: argparse.Namespace) -> list[dict]:
-    """`--count N`: N copies in batches of BATCH_ORDERS_MAX, a progress line per batch."""
+    """`--count N`: N copies in batches of BATCH_ORDERS_MAX, with progress on stderr."""
     results: list[dict] = []
-    started = time.monotonic()
+    progress = Progress(args.count)
+    rejected = 0
     base = args.client_order_id
     for start in range(0, args.count, BATCH_ORDERS_MAX):
         size = min(BATCH_ORDERS_MAX, args.count - start)
         batch = [_order_fields(args, f"{base}-{start + i}" if base else None) for i in range(size)]
-        results += c.batch_orders(batch)
-        rate = len(results) / max(time.monotonic() - started, 1e-9)
-        _progress(f"placed {len(results)}/{args.count} orders ({rate:.0f}/s)")
-    _progress_done()
+        answers = c.batch_orders(batch)
+        results += answers
+        rejected += sum(1 for r in answers if "orderId" not in r)
+        progress.update(len(results), f"orders sent: {len(results) - rejected} accepted, {rejected} rejected")
+    progress.done()
     return results
 
 
@@ -243,7 +391,36 @@ def cmd_order_cancel(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(r)
     else:
-        print(f"canceled order {r.get('orderId')} ({r.get('clientOrderId')}): {r.get('status')}, executed {r.get('executedQty')} of {r.get('origQty')}")
+        print(f"canceled order {r.get('orderId')} ({r.get('clientOrderId')}): {status_text(r)}, executed {r.get('executedQty')} of {r.get('origQty')}")
+    return EXIT_OK
+
+
+def cmd_order_cancel_all(args: argparse.Namespace) -> int:
+    with _client(args, signed=True) as c:
+        canceled = c.cancel_open_orders(args.symbol)
+    if args.json:
+        _print_json(canceled)
+        return EXIT_OK
+    where = f" in {args.symbol}" if args.symbol else ""
+    print(f"canceled {len(canceled)} open order{'' if len(canceled) == 1 else 's'}{where}")
+    rows = [(o.get("orderId"), o.get("clientOrderId"), o.get("symbol"), o.get("side"), o.get("price"), o.get("origQty"), o.get("executedQty")) for o in canceled]
+    if rows:
+        for line in table(("orderId", "clientOrderId", "symbol", "side", "price", "qty", "executed"), rows):
+            print(line)
+    return EXIT_OK
+
+
+def cmd_order_amend(args: argparse.Namespace) -> int:
+    if args.price is None and args.quantity is None:
+        raise UsageError("order amend: give --price, --quantity or both")
+    with _client(args, signed=True) as c:
+        r = c.amend_order(args.symbol, order_id=args.order_id, client_order_id=args.client_order_id, new_price=args.price, new_qty=args.quantity)
+    if args.json:
+        _print_json(r)
+        return EXIT_OK
+    priority = "kept its place in the queue" if r.get("priorityKept") else "lost its place in the queue"
+    print(f"amended order {r.get('orderId')} ({r.get('clientOrderId')}): price {r.get('price')}, qty {r.get('origQty')}, "
+          f"executed {r.get('executedQty')}, {status_text(r)}; {priority} (block {r.get('blockHeight')})")
     return EXIT_OK
 
 
@@ -253,7 +430,7 @@ def cmd_order_list(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(orders)
         return EXIT_OK
-    rows = [(o["orderId"], o["clientOrderId"], o["symbol"], o["side"], o["type"], o["price"], o["origQty"], o["executedQty"], o["status"]) for o in orders]
+    rows = [(o["orderId"], o["clientOrderId"], o["symbol"], o["side"], o["type"], price_text(o), o["origQty"], o["executedQty"], status_text(o)) for o in orders]
     for line in table(("orderId", "clientOrderId", "symbol", "side", "type", "price", "qty", "executed", "status"), rows):
         print(line)
     if not orders:
@@ -442,6 +619,69 @@ async def _follow_trades(args: argparse.Namespace, last_id: int, quote_step: Dec
     raise _DexFailure(-1001, f"no node serves {stream}")
 
 
+# --- fills, ticker, klines -------------------------------------------------------
+
+
+def _time_text(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))
+
+
+def cmd_fills(args: argparse.Namespace) -> int:
+    if not 1 <= args.limit <= FILLS_LIMIT_MAX:
+        raise UsageError(f"--limit must be 1..{FILLS_LIMIT_MAX}")
+    with _client(args, signed=True) as c:
+        fills = sorted(c.my_trades(args.symbol, args.limit), key=lambda t: t["id"])
+    if args.json:
+        _print_json(fills)
+        return EXIT_OK
+    rows = [(t["id"], _time_text(t["time"]), t["orderId"], "BUY" if t["isBuyer"] else "SELL", "maker" if t["isMaker"] else "taker",
+             t["price"], t["qty"], t["quoteQty"], f"{t['commission']} {t['commissionAsset']}") for t in fills]
+    for line in table(("id", "time (UTC)", "orderId", "side", "role", "price", "qty", "quote", "fee"), rows):
+        print(line)
+    if not fills:
+        print(f"no fills in {args.symbol}")
+    return EXIT_OK
+
+
+TICKER_HEADER = ("symbol", "last", "change", "change %", "high", "low", "volume", "quote volume", "bid", "ask", "trades")
+
+
+def _ticker_row(t: dict) -> tuple:
+    return (t["symbol"], t["lastPrice"], t["priceChange"], t["priceChangePercent"], t["highPrice"], t["lowPrice"],
+            t["volume"], t["quoteVolume"], t["bidPrice"], t["askPrice"], t["count"])
+
+
+def cmd_ticker(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        doc = c.ticker(args.symbol)
+    if args.json:
+        _print_json(doc)
+        return EXIT_OK
+    tickers = [doc] if args.symbol else doc
+    for line in table(TICKER_HEADER, [_ticker_row(t) for t in tickers]):
+        print(line)
+    return EXIT_OK
+
+
+KLINE_HEADER = ("open time (UTC)", "open", "high", "low", "close", "volume", "quote volume", "trades")
+
+
+def cmd_klines(args: argparse.Namespace) -> int:
+    if not 1 <= args.limit <= KLINES_LIMIT_MAX:
+        raise UsageError(f"--limit must be 1..{KLINES_LIMIT_MAX}")
+    with _client(args) as c:
+        candles = c.klines(args.symbol, args.interval, args.limit)
+    if args.json:
+        _print_json(candles)
+        return EXIT_OK
+    rows = [(_time_text(k[0]), k[1], k[2], k[3], k[4], k[5], k[7], k[8]) for k in candles]
+    for line in table(KLINE_HEADER, rows):
+        print(line)
+    if not candles:
+        print(f"no {args.interval} candles in {args.symbol}: no trades yet")
+    return EXIT_OK
+
+
 # --- wiring --------------------------------------------------------------------
 
 
@@ -460,13 +700,24 @@ def add_commands(commands, config: argparse.ArgumentParser) -> None:
     p.add_argument("--show-secret", action="store_true", help="also print the private key")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=guarded(cmd_keys_new))
+    p = keys_actions.add_parser("show", help="the account id and API key of a key file (never its private key)")
+    p.add_argument("--key", default=None, help=f"the key file (default: ${KEY_FILE_ENV})")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=guarded(cmd_keys_show))
+    p = keys_actions.add_parser("import", help="write a 0600 key file for a private key (64 hex characters) read from stdin")
+    p.add_argument("--out", default=None, help="the key file (default: ./dex-<account>.key); never replaced")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=guarded(cmd_keys_import))
 
     p = commands.add_parser("deposit", parents=[signed], help="faucet deposit (local clusters)")
     p.add_argument("asset", type=str.upper, help="asset, any case (USDT)")
     p.add_argument("amount", help="a decimal string, e.g. 10000")
     p.set_defaults(func=guarded(cmd_deposit))
 
-    order = commands.add_parser("order", help="place, cancel and list orders")
+    p = commands.add_parser("account", parents=[signed], help="the account's balances, free and locked")
+    p.set_defaults(func=guarded(cmd_account))
+
+    order = commands.add_parser("order", help="place, cancel, amend and list orders")
     order_actions = order.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = order_actions.add_parser("place", parents=[signed], help="place an order (or --count N copies, with progress)")
     p.add_argument("symbol", type=str.upper, help="market, any case (BTCUSDT)")
@@ -487,6 +738,19 @@ def add_commands(commands, config: argparse.ArgumentParser) -> None:
     which.add_argument("--client-order-id", default=None, help="the id you gave the order")
     p.set_defaults(func=guarded(cmd_order_cancel))
 
+    p = order_actions.add_parser("cancel-all", parents=[signed], help="cancel every open order, in one market or all")
+    p.add_argument("symbol", nargs="?", default=None, type=str.upper, help="only this market (any case)")
+    p.set_defaults(func=guarded(cmd_order_cancel_all))
+
+    p = order_actions.add_parser("amend", parents=[signed], help="change an open order's price and/or total quantity")
+    p.add_argument("symbol", type=str.upper, help="market, any case")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--order-id", type=int, default=None, help="the exchange's order id")
+    which.add_argument("--client-order-id", default=None, help="the id you gave the order")
+    p.add_argument("--price", default=None, help="the new limit price, a decimal string")
+    p.add_argument("--quantity", default=None, help="the new total quantity (the filled part included), a decimal string")
+    p.set_defaults(func=guarded(cmd_order_amend))
+
     p = order_actions.add_parser("list", parents=[signed], help="open orders")
     p.add_argument("symbol", nargs="?", default=None, type=str.upper, help="only this market (any case)")
     p.set_defaults(func=guarded(cmd_order_list))
@@ -502,6 +766,21 @@ def add_commands(commands, config: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=TRADES_LIMIT_DEFAULT, help=f"how many, newest (max {TRADES_LIMIT_MAX})")
     p.add_argument("--follow", action="store_true", help="keep printing new trades as they happen")
     p.set_defaults(func=guarded(cmd_trades))
+
+    p = commands.add_parser("fills", parents=[signed], help="the account's own trades in a market, oldest first")
+    p.add_argument("symbol", type=str.upper, help="market, any case")
+    p.add_argument("--limit", type=int, default=FILLS_LIMIT_DEFAULT, help=f"how many, newest (max {FILLS_LIMIT_MAX})")
+    p.set_defaults(func=guarded(cmd_fills))
+
+    p = commands.add_parser("ticker", parents=[common], help="24 h statistics of a market (or of every market)")
+    p.add_argument("symbol", nargs="?", default=None, type=str.upper, help="market, any case (default: every market)")
+    p.set_defaults(func=guarded(cmd_ticker))
+
+    p = commands.add_parser("klines", parents=[common], help="candlesticks from recent trades, oldest first")
+    p.add_argument("symbol", type=str.upper, help="market, any case")
+    p.add_argument("--interval", default="1m", choices=KLINE_INTERVALS, help="candle width (default 1m)")
+    p.add_argument("--limit", type=int, default=KLINES_LIMIT_DEFAULT, help=f"how many candles, newest (max {KLINES_LIMIT_MAX})")
+    p.set_defaults(func=guarded(cmd_klines))
 
 
 def guarded(func):

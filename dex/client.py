@@ -452,6 +452,17 @@ class _Endpoints:
     def exchange_info(self):
         return self.request("GET", "/api/v1/exchangeInfo")
 
+    def server_time(self):
+        return self.request("GET", "/api/v1/time")
+
+    def ticker(self, symbol: str | None = None):
+        """24 h statistics of one market, or a list of every market's without `symbol`."""
+        return self.request("GET", "/api/v1/ticker/24hr", params={"symbol": market(symbol)})
+
+    def klines(self, symbol: str, interval: str = "1m", limit: int = 500, start_time: int | None = None, end_time: int | None = None):
+        """Binance's kline arrays, oldest first (see GET /api/v1/klines)."""
+        return self.request("GET", "/api/v1/klines", params={"symbol": market(symbol), "interval": interval, "limit": limit, "startTime": start_time, "endTime": end_time})
+
     def blocks(self, limit: int = 20, from_height: int | None = None):
         return self.request("GET", "/api/v1/blocks", params={"limit": limit, "fromHeight": from_height})
 

@@ -21,8 +21,7 @@ def add_commands(commands, config_parent, load) -> None:
     ):
         p = actions.add_parser(name, parents=[config_parent], help=text)
         p.add_argument("--database-url", default=None, help="the store (default: DATABASE_URL, the config's database_url, else SQLite under data_dir)")
-        if name == "status":
-            p.add_argument("--json", action="store_true", help="print the status as JSON")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(func=lambda args, f=func_: f(args, load))
 
 
@@ -35,7 +34,11 @@ def cmd_migrate(args, load) -> int:
     engine = db.make_engine(url)
     try:
         db.migrate(engine)
-        print(f"{db.redact(url)}: schema at revision {db.current_revision(engine)}")
+        revision = db.current_revision(engine)
+        if args.json:
+            print(json.dumps({"database": db.redact(url), "revision": revision}))
+        else:
+            print(f"{db.redact(url)}: schema at revision {revision}")
     except SQLAlchemyError as e:
         print(f"dex: {db.redact(url)}: {type(e).__name__}: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1

@@ -3,6 +3,7 @@ cluster, their outputs checked against the API."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -77,8 +78,19 @@ def test_cli_trades_end_to_end(tmp_path: Path, cluster: Cluster) -> None:
 
     # Bulk mode: progress on stderr, every order on the book.
     bulk = dex(cluster, "order", "place", "BTCUSDT", "SELL", "0.001", "--price", "52000", "--count", "150", "--key", str(bob_key))
-    assert "placed 150/150" in bulk.stderr
+    assert bulk.stdout.splitlines()[-1] == "150 orders: 150 accepted, 0 rejected"
+    progress = bulk.stderr.splitlines()
+    assert len(progress) == 1 and progress[0].startswith("150/150 orders sent: 150 accepted, 0 rejected ("), progress  # one line: not a terminal
+    assert "\r" not in bulk.stderr and "[#" not in bulk.stderr
     assert len(bob.open_orders("BTCUSDT")) == 150
+    # Every one rejected: says so, with the first rejection's code and message, exit 1.
+    broke = tmp_path / "broke.key"
+    dex(cluster, "keys", "new", "--out", str(broke))
+    refused = dex(cluster, "order", "place", "BTCUSDT", "BUY", "0.001", "--price", "49000", "--count", "300", "--key", str(broke), ok=False)
+    assert refused.returncode == 1
+    summary = refused.stdout.splitlines()[-1]
+    assert summary.startswith("300 orders: 0 accepted, 300 rejected (first rejection: -2010 ") and "insufficient balance" in summary.lower(), summary
+    assert "0 accepted, 300 rejected" in refused.stderr
 
     # The book, once, from the depth stream: the API's top levels.
     book = json.loads(dex(cluster, "book", "BTCUSDT", "--once", "--depth", "5", "--json").stdout)
@@ -90,14 +102,23 @@ def test_cli_trades_end_to_end(tmp_path: Path, cluster: Cluster) -> None:
     # A trade: bob sells into alice's bid.
     fill = json.loads(dex(cluster, "order", "place", "BTCUSDT", "SELL", "0.004", "--type", "MARKET", "--json", "--key", str(bob_key)).stdout)
     assert fill["status"] == "FILLED", fill
+    # A MARKET order's price is its average fill, not the API's 0.00.
+    text = dex(cluster, "order", "place", "BTCUSDT", "SELL", "0.002", "--type", "MARKET", "--key", str(bob_key)).stdout.splitlines()
+    assert text[1].split()[2:4] == ["FILLED", "avg"] and text[1].split()[4] == "49000.00", text
     trades = json.loads(dex(cluster, "trades", "BTCUSDT", "--json").stdout)
     api = alice.trades("BTCUSDT", 20)
     assert [t["id"] for t in trades] == sorted(t["id"] for t in api) and trades[-1]["price"] == "49000.00"
     assert "49000.00" in dex(cluster, "trades", "BTCUSDT").stdout
 
     canceled = json.loads(dex(cluster, "order", "cancel", "BTCUSDT", "--client-order-id", "cli-1", "--json", "--key", str(alice_key)).stdout)
-    assert canceled["status"] == "CANCELED" and Decimal(canceled["executedQty"]) == Decimal("0.004")
+    assert canceled["status"] == "CANCELED" and Decimal(canceled["executedQty"]) == Decimal("0.006")
     assert alice.open_orders("BTCUSDT") == []
+
+    # An EXPIRED order says why: alice's market buy would trade with her own ask.
+    alice.place_order("BTCUSDT", "SELL", price="50000.00", quantity="0.001")
+    expired = dex(cluster, "order", "place", "BTCUSDT", "BUY", "0.001", "--type", "MARKET", "--key", str(alice_key)).stdout.splitlines()
+    assert expired[1].split()[2:4] == ["EXPIRED", "(SELF_TRADE)"], expired
+    alice.cancel_open_orders()
 
     # Errors: the API's code and msg, exit 1.
     bad = dex(cluster, "order", "place", "BTCUSDT", "BUY", "0.010", "--price", "49000.001", "--key", str(alice_key), ok=False)
@@ -195,3 +216,132 @@ def test_store_status_is_text_by_default_and_json_on_request(cluster_config: Clu
 def test_the_cli_modules_import_each_other_in_one_direction_only() -> None:
     source = (REPO / "dex" / "cli_client.py").read_text()
     assert "dex.cli " not in source and "from dex.cli import" not in source and "import dex.cli\n" not in source
+
+
+def test_cli_trader_commands_read_what_the_api_answers(tmp_path: Path, cluster: Cluster) -> None:
+    """account, amend, cancel-all, fills, ticker, klines, keys show/import: each
+    command's text and --json against the API's own answer."""
+    alice_key = tmp_path / "alice.key"
+    alice_keys = Keypair.generate()
+    # keys import: the private key from stdin, a 0600 file, no secret printed.
+    imported = subprocess.run([sys.executable, "-m", "dex.cli", "keys", "import", "--out", str(alice_key)], cwd=REPO, capture_output=True, text=True,
+                              timeout=CLI_TIMEOUT_S, input=alice_keys.private.hex() + "\n")
+    assert imported.returncode == 0, imported.stderr
+    assert (alice_key.stat().st_mode & 0o777) == 0o600 and read_key_file(alice_key).private == alice_keys.private
+    assert str(alice_keys.account) in imported.stdout and alice_keys.private.hex() not in imported.stdout + imported.stderr
+    refused = subprocess.run([sys.executable, "-m", "dex.cli", "keys", "import", "--out", str(tmp_path / "x.key")], cwd=REPO, capture_output=True, text=True,
+                             timeout=CLI_TIMEOUT_S, input="not a key\n")
+    assert refused.returncode == 2 and "64 hex characters" in refused.stderr and not (tmp_path / "x.key").exists()
+    shown = dex(cluster, "keys", "show", "--key", str(alice_key))
+    assert shown.stdout.splitlines()[:2] == [f"account  {alice_keys.account}", f"api key  {alice_keys.api_key}"]
+    assert json.loads(dex(cluster, "keys", "show", "--json", env={"DEX_KEY_FILE": str(alice_key)}).stdout) == {
+        "account": str(alice_keys.account), "apiKey": alice_keys.api_key, "keyFile": str(alice_key)}
+    assert alice_keys.private.hex() not in shown.stdout + shown.stderr
+
+    key = ("--key", str(alice_key))
+    alice, bob = Client(cluster.urls, alice_keys), Client(cluster.urls, Keypair.generate())
+    dex(cluster, "deposit", "USDT", "100000", *key)
+    bob.deposit("BTC", "10")
+
+    # account: a row per asset, free and locked as the API says.
+    a = alice.account()
+    text = dex(cluster, "account", *key).stdout.splitlines()
+    assert text[0] == f"account {alice_keys.account}"
+    assert [line.split() for line in text[2:]] == [[b["asset"], b["free"], b["locked"]] for b in a["balances"]]
+    assert json.loads(dex(cluster, "account", "--json", *key).stdout) == a
+
+    # amend: a new price and quantity, as GET /order then reads it.
+    placed = alice.place_order("BTCUSDT", "BUY", price="48000.00", quantity="0.010", client_order_id="amend-me")
+    amended = dex(cluster, "order", "amend", "btcusdt", "--client-order-id", "amend-me", "--price", "48500", "--quantity", "0.020", *key).stdout
+    now = alice.get_order("BTCUSDT", order_id=placed["orderId"])
+    assert (now["price"], Decimal(now["origQty"])) == ("48500.00", Decimal("0.020"))
+    assert f"amended order {placed['orderId']} (amend-me): price 48500.00, qty {now['origQty']}" in amended and "NEW" in amended
+    neither = dex(cluster, "order", "amend", "BTCUSDT", "--order-id", str(placed["orderId"]), *key, ok=False)
+    assert neither.returncode == 2 and "--price" in neither.stderr
+
+    # fills: bob sells into alice's bid; her fill as maker, his as taker.
+    assert bob.place_order("BTCUSDT", "SELL", "MARKET", quantity="0.005")["status"] == "FILLED"
+    mine = alice.my_trades("BTCUSDT")
+    fills = dex(cluster, "fills", "BTCUSDT", *key).stdout.splitlines()
+    assert len(fills) == 2 and fills[1].split()[0] == str(mine[0]["id"])
+    assert ["BUY", "maker", "48500.00", mine[0]["qty"]] == fills[1].split()[4:8]
+    assert json.loads(dex(cluster, "fills", "btcusdt", "--json", *key).stdout) == mine
+
+    # ticker and klines: the API's numbers in the table.
+    ticker = alice.ticker("BTCUSDT")
+    rows = dex(cluster, "ticker", "BTCUSDT").stdout.splitlines()
+    assert rows[1].split()[:2] == ["BTCUSDT", "48500.00"] and ticker["lastPrice"] == "48500.00"
+    assert json.loads(dex(cluster, "ticker", "btcusdt", "--json").stdout) == alice.ticker("BTCUSDT")
+    assert {r.split()[0] for r in dex(cluster, "ticker").stdout.splitlines()[1:]} == {t["symbol"] for t in alice.ticker()}
+    candles = alice.klines("BTCUSDT", "1m", 5)
+    assert len(candles) == 1
+    krows = dex(cluster, "klines", "BTCUSDT", "--interval", "1m", "--limit", "5").stdout.splitlines()
+    assert len(krows) == 2 and krows[1].split()[2:7] == [candles[0][1], candles[0][2], candles[0][3], candles[0][4], candles[0][5]]
+    assert json.loads(dex(cluster, "klines", "BTCUSDT", "--json").stdout) == alice.klines("BTCUSDT", "1m", 20)
+
+    # cancel-all: every open order of the account, in that market.
+    alice.place_order("BTCUSDT", "BUY", price="47000.00", quantity="0.010")
+    open_ids = sorted(o["orderId"] for o in alice.open_orders("BTCUSDT"))
+    assert len(open_ids) == 2
+    out = dex(cluster, "order", "cancel-all", "btcusdt", *key).stdout.splitlines()
+    assert out[0] == "canceled 2 open orders in BTCUSDT"
+    assert sorted(int(line.split()[0]) for line in out[2:]) == open_ids
+    assert alice.open_orders() == []
+
+    # Bulk placing on a terminal: one bar redrawn in place on stderr, the table and counts on stdout.
+    import pty
+
+    controller, terminal = pty.openpty()
+    command = [sys.executable, "-m", "dex.cli", "order", "place", "BTCUSDT", "BUY", "0.001", "--price", "40000", "--count", "200", *key, "--config", str(cluster.cfg.path)]
+    bulk = subprocess.run(command, cwd=REPO, stdout=subprocess.PIPE, stderr=terminal, text=True, timeout=CLI_TIMEOUT_S)
+    os.close(terminal)
+    shown = b""
+    try:
+        while chunk := os.read(controller, 65536):
+            shown += chunk
+    except OSError:  # EIO: the terminal's other end is closed and drained
+        pass
+    os.close(controller)
+    bar = shown.decode()
+    assert bulk.returncode == 0 and bulk.stdout.splitlines()[-1] == "200 orders: 200 accepted, 0 rejected"
+    assert bar.count("\r\x1b[K") == 2 and "[" + "#" * 30 + "] 100% 200/200 orders sent: 200 accepted, 0 rejected" in bar, repr(bar)
+    assert len(json.loads(dex(cluster, "order", "cancel-all", "--json", *key).stdout)) == 200
+    alice.close()
+    bob.close()
+
+
+def test_every_command_takes_json() -> None:
+    from dex.cli import build_parser
+
+    def leaves(parser, path):
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            yield path, parser
+            return
+        for name, child in subs[0].choices.items():
+            yield from leaves(child, (*path, name))
+
+    # Long-running, narrated in the foreground: a node and the demo; a shell script.
+    exempt = {("node",), ("cluster", "demo"), ("completion",)}
+    missing = [" ".join(path) for path, p in leaves(build_parser(), ()) if path not in exempt and "--json" not in p._option_string_actions]
+    assert missing == []
+
+
+def test_progress_is_a_bar_on_a_terminal_and_plain_lines_elsewhere(capsys) -> None:
+    from dex.cli_client import Progress, progress_bar
+
+    assert progress_bar(0, 300, 10) == "[..........]   0%"
+    assert progress_bar(150, 300, 10) == "[#####.....]  50%"
+    assert progress_bar(300, 300, 10) == "[##########] 100%"
+    plain = Progress(2500, tty=False, line_every=1000)
+    for done in range(100, 2501, 100):
+        plain.update(done, "orders")
+    plain.done()
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split()[0] for line in lines] == ["1000/2500", "2000/2500", "2500/2500"]
+    bar = Progress(200, tty=True)
+    bar.update(100, "orders")
+    bar.update(200, "orders")
+    bar.done()
+    err = capsys.readouterr().err
+    assert err.count("\r\x1b[K") == 2 and "100/200 orders" in err and f"{progress_bar(200, 200)} 200/200 orders" in err and err.endswith("\n")

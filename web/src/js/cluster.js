@@ -73,22 +73,27 @@ export class ClusterView {
     }
     const agreement = $("#hash-agreement");
     agreement.className = `pill ${mismatchAt === null ? "ok" : "bad"}`;
+    // A leader that stopped answering is being replaced: say so, rather than
+    // show it as LEADER until the next status names another.
+    const lost = st.leader != null && !st.nodes.some((n) => n.id === st.leader && n.reachable);
+    const leading = st.leader == null || lost ? "electing" : `leader ${st.leader}`;
     agreement.textContent = mismatchAt === null
-      ? `hashes agree · leader ${st.leader ?? "none"} · term ${st.term}`
+      ? `hashes agree · ${leading} · term ${st.term}`
       : `hashes DISAGREE at height ${mismatchAt}`;
     $("#nodes").replaceChildren(...st.nodes.map((n) => {
       const leader = n.id === st.leader && n.reachable;
       const cls = [leader ? "leader" : "", n.reachable ? "" : "unreachable"].join(" ").trim();
       const mismatch = bad.has(n.id) ? "mismatch" : null;
+      const role = n.reachable ? (n.role ?? "–") : n.id === st.leader ? "electing" : "–";
       const actions = this.admin ? el("td", { class: "admin-col" },
         el("button", { class: "danger small", "data-kill": n.id, onclick: () => this.act(n.id, "kill") }, "kill"), " ",
         el("button", { class: "ghost small", "data-restart": n.id, onclick: () => this.act(n.id, "restart") }, "restart")) : el("td");
       return row([
-        n.id + (leader ? " ★" : ""), n.role ?? "–", n.term ?? "–", n.headHeight ?? "–",
+        n.id + (leader ? " ★" : ""), role, n.term ?? "–", n.headHeight ?? "–",
         el("td", { class: mismatch }, short(n.headHash, 12)), el("td", { class: mismatch }, short(n.stateHash, 12)),
-        n.reachable ? String(top - (n.headHeight ?? 0)) : "–", n.reachable ? "yes" : "NO",
+        n.reachable ? `${top - (n.headHeight ?? 0)} blocks` : "–", n.reachable ? "yes" : "NO",
         n.commitMsP50 == null ? "–" : `${n.commitMsP50} ms`, n.apiUrl ?? "–", actions,
-      ].map((c) => (c instanceof Node ? c : String(c))), { class: cls || null, "data-node": n.id, "data-role": n.role ?? "", "data-height": n.headHeight ?? "" });
+      ].map((c) => (c instanceof Node ? c : String(c))), { class: cls || null, "data-node": n.id, "data-role": role, "data-height": n.headHeight ?? "" });
     }));
   }
 

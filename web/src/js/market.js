@@ -2,7 +2,7 @@
 // (<sym>@trade), 1-minute candles (<sym>@kline_1m, drawn by
 // lightweight-charts) and the 24 h ticker for the chosen market.
 import { createChart, CandlestickSeries, ColorType } from "../vendor/lightweight-charts.mjs";
-import { $, el, num, throttle, time } from "./util.js";
+import { $, el, fixed, num, throttle, time } from "./util.js";
 
 const LADDER_LEVELS = 15; // per side, on screen
 const TAPE_ROWS_MAX = 60;
@@ -49,6 +49,7 @@ export class MarketView {
     const tick = market.filters.find((f) => f.filterType === "PRICE_FILTER").tickSize;
     const precision = Math.max(0, (tick.split(".")[1] || "").replace(/0+$/, "").length);
     this.candles.applyOptions({ priceFormat: { type: "price", precision, minMove: Number(tick) } });
+    this.quotePrecision = precision; // a quote amount is shown to the tick, as prices are
     this.book = { bids: new Map(), asks: new Map(), lastUpdateId: null };
     this.trades = [];
     const s = symbol.toLowerCase();
@@ -89,7 +90,7 @@ export class MarketView {
       el("div", {}, el("span", { class: "k" }, "24h high"), t.highPrice),
       el("div", {}, el("span", { class: "k" }, "24h low"), t.lowPrice),
       el("div", {}, el("span", { class: "k" }, "24h volume"), t.volume),
-      el("div", {}, el("span", { class: "k" }, "24h quote volume"), t.quoteVolume),
+      el("div", {}, el("span", { class: "k" }, "24h quote volume"), el("span", { id: "ticker-quote-volume" }, fixed(t.quoteVolume, this.quotePrecision))),
       el("div", {}, el("span", { class: "k" }, "trades"), el("span", { id: "ticker-count" }, String(t.count))),
       el("div", {}, el("span", { class: "k" }, "bid / ask"), `${t.bidPrice} / ${t.askPrice}`),
     );

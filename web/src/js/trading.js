@@ -25,10 +25,10 @@ export class TradingView {
     this.conn.login = this.account.loginParams;
     this.conn.relogin().catch(() => {});
     this.conn.subscribe("user", () => this.refresh());
-    this.market.onPrice = (p) => { $("#order-price").value = p; };
+    this.market.onPrice = (p) => { if ($("#order-type").value !== "MARKET") $("#order-price").value = p; };
 
     for (const b of document.querySelectorAll("#side button")) b.addEventListener("click", () => this.setSide(b.dataset.side));
-    $("#order-type").addEventListener("change", () => { $("#order-price").disabled = $("#order-type").value === "MARKET"; });
+    $("#order-type").addEventListener("change", () => this.typeChanged());
     $("#order-form").addEventListener("submit", (e) => { e.preventDefault(); this.place(); });
     $("#faucet").addEventListener("click", () => this.fund());
     $("#cancel-all").addEventListener("click", () => this.cancelAll());
@@ -53,6 +53,19 @@ export class TradingView {
   showKey() {
     $("#acct-key").textContent = this.account.publicHex;
     $("#acct-id").textContent = "–";
+  }
+
+  // A MARKET order takes no price and no time in force: both are disabled
+  // and emptied, so no stale value looks as if it applied.
+  typeChanged() {
+    const market = $("#order-type").value === "MARKET";
+    for (const id of ["#order-price", "#order-tif"]) $(id).disabled = market;
+    if (market) {
+      $("#order-price").value = "";
+      $("#order-tif").value = "";
+    } else if (!$("#order-tif").value) {
+      $("#order-tif").value = "GTC";
+    }
   }
 
   setSide(side) {

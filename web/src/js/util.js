@@ -37,6 +37,12 @@ export function dateTime(ms) {
 // sorting and drawing only, never for amounts sent back.
 export const num = (s) => Number(s);
 
+// A decimal string shown with `places` decimals (for display only: the quote
+// asset's 8 decimals say nothing a 2-decimal tick does not).
+export function fixed(s, places) {
+  return places === undefined ? s : Number(s).toFixed(places);
+}
+
 export function throttle(fn, ms) {
   let timer = null;
   let again = false;
