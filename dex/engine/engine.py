@@ -29,7 +29,6 @@ from __future__ import annotations
 from bisect import insort
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
 
 from dex.core import limits
 from dex.core.commands import (
@@ -61,6 +60,8 @@ from dex.core.types import (
     Side,
     TimeInForce,
 )
+from dex.engine.shared import OrderView
+
 from .snapshot import window_term
 from .book import (
     APPENDED,
@@ -105,24 +106,6 @@ BOOK_MAX = limits.BOOK_ORDERS_MAX
 BPS = 10_000
 _NO_LIMIT = limits.PRICE_TICKS_MAX + 1  # a market buy's price limit
 _MASK256 = 2**256 - 1
-
-
-class OrderView(NamedTuple):
-    """An order as queries see it (live, or finished within the dedup window)."""
-
-    order_id: int
-    account: int
-    symbol: str
-    side: Side
-    type: OrderType
-    tif: TimeInForce
-    post_only: bool
-    price: int
-    qty: int  # total lots, filled part included
-    filled: int
-    status: OrderStatus
-    client_order_id: str | None
-    time_ms: int
 
 
 class Engine:
@@ -470,7 +453,9 @@ class Engine:
                         fill = mq
                 else:
                     fill = mq if mq < remaining else remaining
-                    if budget < fill * unit_cost:
+                    # `budget < fill * unit_cost`, written so that no product
+                    # can pass 2^63 (the compiled engine's integers are 64-bit).
+                    if budget // unit_cost < fill:
                         fill = budget // unit_cost
                         # It buys the lots it can; the rest expires for want of balance,
                         # whatever the next step would have hit (ENGINE.md).
@@ -482,8 +467,9 @@ class Engine:
                     dirty.append(mk)
                 notional = unit_cost * fill
                 base_amt = fill * lu
-                mfee = notional * mbps // BPS
-                tfee = base_amt * tbps // BPS
+                # `amount * bps // BPS` without the product: it can pass 2^63.
+                mfee = notional // BPS * mbps + notional % BPS * mbps // BPS
+                tfee = base_amt // BPS * tbps + base_amt % BPS * tbps // BPS
                 budget -= notional
                 tf[q] -= notional
                 tf[b] += base_amt - tfee
@@ -585,8 +571,8 @@ class Engine:
                     dirty.append(mk)
                 notional = unit_cost * fill
                 base_amt = fill * lu
-                mfee = base_amt * mbps // BPS
-                tfee = notional * tbps // BPS
+                mfee = base_amt // BPS * mbps + base_amt % BPS * mbps // BPS
+                tfee = notional // BPS * tbps + notional % BPS * tbps // BPS
                 tf[b] -= base_amt
                 tf[q] += notional - tfee
                 mk.locked[q] -= notional

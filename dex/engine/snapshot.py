@@ -43,6 +43,8 @@ import gc
 import hashlib
 import struct
 
+from dex.engine.shared import SnapshotError
+
 from .book import APPENDED, Account, Level, Order
 
 MAGIC = b"DEXS"
@@ -209,10 +211,6 @@ def state_hash_from_scratch(engine) -> str:
     parts.append(total.to_bytes(32, "big"))
     parts.append(_U32.pack(len(engine.accounts)))
     return _sha256(b"".join(parts)).hexdigest()
-
-
-class SnapshotError(ValueError):
-    """The bytes are not a snapshot of an engine with this market config."""
 
 
 def decode(engine, data: bytes):
