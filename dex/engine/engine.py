@@ -1049,7 +1049,7 @@ def _duplicate(order: Order) -> OrderDuplicate:
         order.account.id,
         order.book.symbol,
         order.cid,
-        order.status,
+        OrderStatus(order.status),  # the field may hold a plain int (compiled engine, restored snapshot)
         order.filled,
         order.filled + order.qty,
     )
