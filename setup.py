@@ -74,6 +74,14 @@ def _extensions() -> list:
         Extension(f"{COMPILED_PACKAGE}.{name}", [str(SOURCE_DIR / "dex" / "engine" / "_compiled" / f"{name}.py")])
         for name in ENGINE_MODULES
     ]
+    try:
+        return _cythonize(cythonize, extensions)
+    except Exception as e:  # a Cython error in the engine's source: dex still installs
+        _loud(f"Cython could not translate the engine ({type(e).__name__}: {e})")
+        return []
+
+
+def _cythonize(cythonize, extensions: list) -> list:
     return cythonize(
         extensions,
         include_path=[str(ROOT / SOURCE_DIR)],

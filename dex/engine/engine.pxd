@@ -23,6 +23,30 @@ cdef class Engine:
     cdef public object accounts_sum
     cdef public dict _handlers
 
+    @cython.locals(book=Book, acct=Account, level=Level, order=Order, oid=cython.longlong, kind=cython.int)
+    cpdef list _place(self, cmd, now)
+
+    @cython.locals(book=Book, acct=Account, order=Order, oid=cython.longlong)
+    cpdef list _place_market(self, cmd, book, acct, now)
+
+    @cython.locals(book=Book, acct=Account)
+    cpdef _check_place(self, cmd, book, acct)
+
+    @cython.locals(acct=Account)
+    cpdef _touch(self, acct)
+
+    @cython.locals(book=Book, level=Level, maker=Order, acct=Account, qty=cython.longlong)
+    cpdef _stp_cancel(self, book, level, maker, list events)
+
+    @cython.locals(order=Order, book=Book, acct=Account, qty=cython.longlong)
+    cpdef _cancel_order(self, order, reason, list events)
+
+    @cython.locals(acct=Account, order=Order)
+    cpdef _find(self, acct, symbol, order_id, cid)
+
+    @cython.locals(acct=Account, order=Order)
+    cpdef list _cancel(self, cmd, now)
+
     @cython.locals(book=Book, acct=Account, oid=cython.longlong, limit=cython.longlong, qty=cython.longlong,
                    budget=cython.longlong, nu=cython.longlong, lu=cython.longlong, mbps=cython.longlong,
                    tbps=cython.longlong, b=cython.Py_ssize_t, q=cython.Py_ssize_t, tf=list, ff=list, dirty=list,
@@ -42,3 +66,18 @@ cdef class Engine:
                    fill=cython.longlong, notional=cython.longlong, base_amt=cython.longlong,
                    mfee=cython.longlong, tfee=cython.longlong, bid_prices=list, bids=dict, stp=cython.int)
     cpdef tuple _take_sell(self, book, acct, oid, limit, qty, stp, list events, order)
+
+
+@cython.locals(book=Book, acct=Account, order=Order, level=Level, qty=cython.longlong)
+cpdef _rest(book, acct, order)
+
+@cython.locals(book=Book, order=Order, level=Level)
+cpdef _unqueue(book, dict levels, order)
+
+@cython.locals(acct=Account, order=Order, old=Order)
+cpdef _finish(acct, order)
+
+@cython.locals(book=Book, acct=Account, o=Order, need=cython.longlong, makers=cython.longlong,
+               price=cython.longlong, i=cython.Py_ssize_t, limit=cython.longlong, qty=cython.longlong,
+               side=cython.int, stp=cython.int, sign=cython.longlong)
+cpdef bint _fok_fillable(book, acct, side, limit, qty, stp)

@@ -983,7 +983,7 @@ def _unqueue(book: Book, levels: dict[int, Level], order: Order) -> None:
         key = price if levels is book.bids else -price
         keys.pop(_index(keys, key))
     elif len(level.orders) > 2 * level.count + 32:
-        level.orders = deque(o for o in level.orders if o.status <= PARTIALLY_FILLED)
+        level.orders = deque([o for o in level.orders if o.status <= PARTIALLY_FILLED])
 
 
 def _index(keys: list[int], key: int) -> int:
