@@ -112,12 +112,5 @@ class OptionalBuildExt(build_ext):
         if self.extensions:
             stamp.write_text(f'"""Written by setup.py after compiling the engine."""\n\nSOURCE_SHA256 = "{source_digest(ROOT)}"\n')
 
-    def build_extension(self, ext) -> None:
-        try:
-            super().build_extension(ext)
-        except Exception as e:
-            _loud(f"{ext.name} did not compile ({type(e).__name__}: {e})")
-            raise
-
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
