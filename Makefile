@@ -21,7 +21,7 @@ install: $(VENV)/.installed engine assets
 # run the pure engine, saying so). Where it was never built (no C compiler),
 # nothing is retried here.
 engine: $(VENV)/.installed
-	@$(PY) -c "import sys, dex.engine as e; m, why = e.load_compiled(); sys.exit(m is None and 'older sources' in why)" \
+	@DEX_PURE_PYTHON=1 $(PY) -c "import sys, dex.engine as e; m, why = e.load_compiled(); sys.exit(m is None and 'older sources' in why)" \
 		|| $(PY) setup.py -q build_ext --inplace
 
 # The dashboard's assets (web/ -> dex/api/static/, not committed): npm ci

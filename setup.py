@@ -109,8 +109,14 @@ class OptionalBuildExt(build_ext):
         except Exception as e:  # no compiler, a compile error: dex still installs
             _loud(f"the compiled engine did not build ({type(e).__name__}: {e})")
             return
-        if self.extensions:
-            stamp.write_text(f'"""Written by setup.py after compiling the engine."""\n\nSOURCE_SHA256 = "{source_digest(ROOT)}"\n')
+        if not self.extensions:
+            return
+        text = f'"""Written by setup.py after compiling the engine."""\n\nSOURCE_SHA256 = "{source_digest(ROOT)}"\n'
+        stamp.write_text(text)
+        if not self.inplace:  # a wheel (`pip install .`): the stamp goes beside the extension modules
+            built = Path(self.build_lib) / STAMP
+            built.parent.mkdir(parents=True, exist_ok=True)
+            built.write_text(text)
 
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -2,7 +2,8 @@
 
 They are slotted classes with no methods on the hot path; `dex.engine.engine`
 manipulates them directly because a method call per fill costs more than the
-fill itself in CPython.
+fill itself in CPython. Compiled, `book.pxd` makes them extension types with
+64-bit integer fields (docs/ENGINE.md, "Two implementations").
 
 Book layout. Each side keeps a dict price -> Level and a sorted list of prices
 whose *last* element is the best: `bid_prices` ascending, `ask_keys` holding
