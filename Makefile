@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 
 CONFIG ?= configs/local-4.toml
 
-.PHONY: up down status test install assets bench clean
+.PHONY: up down status test install engine assets bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed assets
+install: $(VENV)/.installed engine assets
+
+# The compiled engine (setup.py): `pip install -e` builds it; this rebuilds it
+# in place when the engine's sources changed since (dex.engine would otherwise
+# run the pure engine, saying so). Where it was never built (no C compiler),
+# nothing is retried here.
+engine: $(VENV)/.installed
+	@DEX_PURE_PYTHON=1 $(PY) -c "import sys, dex.engine as e; m, why = e.load_compiled(); sys.exit(m is None and 'older sources' in why)" \
+		|| $(PY) setup.py -q build_ext --inplace
 
 # The dashboard's assets (web/ -> dex/api/static/, not committed): npm ci
 # installs the pinned lightweight-charts, web/build.mjs copies the page and it.
@@ -55,4 +63,4 @@ bench: install
 	$(PY) bench/engine.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .hypothesis dex/api/static web/node_modules
+	rm -rf $(VENV) var .pytest_cache .hypothesis dex/api/static web/node_modules build dex/engine/_compiled/*.so dex/engine/_compiled/_stamp.py

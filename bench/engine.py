@@ -76,7 +76,8 @@ from dex.core.events import (  # noqa: E402
 )
 from dex.core.markets import load_markets  # noqa: E402
 from dex.core.types import OrderStatus, OrderType, Side, TimeInForce  # noqa: E402
-from dex.engine import Engine  # noqa: E402
+from dex.engine import IMPLEMENTATION, Engine, load_compiled  # noqa: E402
+from dex.engine import engine as pure_engine  # noqa: E402
 
 ACCOUNTS = 1_000
 BLOCK_TIME_MS = 1_700_000_000_000  # one constant block time: the hash depends on it
@@ -98,6 +99,22 @@ LIVE = OrderStatus.PARTIALLY_FILLED
 # --------------------------------------------------------------------- setup
 
 
+def implementations(which: str) -> dict:
+    """name -> engine module to time: "both" (each one built here), "pure",
+    "compiled" (fails if it is not built) or "default" (the one dex runs)."""
+    compiled, why = load_compiled()
+    if which == "default":
+        return {IMPLEMENTATION: pure_engine if IMPLEMENTATION == "pure" else compiled}
+    if which == "pure":
+        return {"pure": pure_engine}
+    if compiled is None:
+        if which == "compiled":
+            raise SystemExit(f"the compiled engine is not available: {why}")
+        print(f"*** bench: the compiled engine is not available ({why}); timing the pure one only ***", file=sys.stderr)
+        return {"pure": pure_engine}
+    return {"pure": pure_engine} if which == "pure" else {"compiled": compiled} if which == "compiled" else {"pure": pure_engine, "compiled": compiled}
+
+
 def deposits(config, market, accounts: int) -> list[Deposit]:
     """Each account gets an equal share of half the largest supply of both assets:
     far more than any workload here can lock or spend."""
@@ -109,8 +126,8 @@ def deposits(config, market, accounts: int) -> list[Deposit]:
     return cmds
 
 
-def fresh_engine(config, funding: list[Deposit]) -> Engine:
-    engine = Engine(config)
+def fresh_engine(config, funding: list[Deposit], engine_class=None) -> Engine:
+    engine = (engine_class or Engine)(config)
     for cmd in funding:
         events = engine.apply(cmd, BLOCK_TIME_MS)
         assert not isinstance(events[0], OrderRejected), events
@@ -244,10 +261,10 @@ def generate(config, symbol: str, n: int, seed: int, funding: list[Deposit], mid
 # ------------------------------------------------------------------- timing
 
 
-def timed_run(config, funding, cmds) -> tuple[float, float, Engine, float]:
+def timed_run(config, funding, cmds, engine_class=None) -> tuple[float, float, Engine, float]:
     """Wall and CPU seconds for the loop, the engine, and the other processes'
     CPU load meanwhile."""
-    engine = fresh_engine(config, funding)
+    engine = fresh_engine(config, funding, engine_class)
     apply = engine.apply
     t = BLOCK_TIME_MS
     gc.collect()
@@ -399,17 +416,34 @@ def throughput(args, config) -> dict:
     secs = []
     loads: list[float] = []
     cpus: list[float] = []
+    # Each implementation in turn within every round, so the machine's load
+    # weighs on both alike and their ratio means something.
+    impls = implementations(args.implementation)
+    per_impl: dict[str, dict[str, list[float]]] = {name: {"secs": [], "cpus": []} for name in impls}
     for i in range(args.runs):
-        s, cpu, engine, load = timed_run(config, funding, cmds)
-        loads.append(load)
-        cpus.append(cpu)
-        h = engine.state_hash()
-        if h != w.final_hash:
-            raise SystemExit(f"run {i + 1}: state hash {h} differs from the generation pass's {w.final_hash}")
-        del engine
-        secs.append(s)
-        log(args, f"run {i + 1}/{args.runs}: {s:.3f}s ({cpu:.3f}s CPU), {len(cmds) / s:,.0f} orders/s"
-                  f" (other processes: {load:.2f} CPUs)")
+        for name, module in impls.items():
+            s, cpu, engine, load = timed_run(config, funding, cmds, module.Engine)
+            loads.append(load)
+            h = engine.state_hash()
+            if h != w.final_hash:
+                raise SystemExit(f"run {i + 1} ({name}): state hash {h} differs from the generation pass's {w.final_hash}")
+            del engine
+            per_impl[name]["secs"].append(s)
+            per_impl[name]["cpus"].append(cpu)
+            if module.Engine is Engine:  # the engine dex runs: the headline figures
+                secs.append(s)
+                cpus.append(cpu)
+            log(args, f"run {i + 1}/{args.runs} {name:>8}: {s:.3f}s ({cpu:.3f}s CPU), {len(cmds) / s:,.0f} orders/s"
+                      f" (other processes: {load:.2f} CPUs)")
+    if not secs:  # --implementation named only the one dex does not run
+        secs, cpus = next(iter(per_impl.values()))["secs"], next(iter(per_impl.values()))["cpus"]
+    by_impl = {
+        name: {
+            "orders_per_s": statistics.median(len(cmds) / x for x in v["secs"]),
+            "orders_per_cpu_s": statistics.median(len(cmds) / x for x in v["cpus"]),
+        }
+        for name, v in per_impl.items()
+    }
     probe = LoadProbe()
     lat, engine, gc_info = latency_run(config, funding, cmds)
     loads.append(probe.others())
@@ -434,6 +468,11 @@ def throughput(args, config) -> dict:
         "orders": len(cmds),
         "runs": args.runs,
         "gc": not args.no_gc,
+        "implementation": IMPLEMENTATION,  # the engine the headline figures are for
+        "implementations": by_impl,  # orders/s of each implementation timed, same workload, interleaved runs
+        "compiled_vs_pure": (
+            by_impl["compiled"]["orders_per_cpu_s"] / by_impl["pure"]["orders_per_cpu_s"] if len(by_impl) == 2 else None
+        ),
         "orders_per_s": statistics.median(rates),
         "orders_per_s_min": rates[0],
         "orders_per_s_max": rates[-1],
@@ -599,8 +638,13 @@ def print_human(r: dict) -> None:
         print(f"workload: {r['orders']:,} commands on {r['market']}, seed {r['seed']}: "
               + ", ".join(f"{v:,} {k}" for k, v in wk.items())
               + f"; {ACCOUNTS:,} accounts; gc {'on' if r['gc'] else 'off'}")
+        for name, v in r["implementations"].items():
+            rows.append((f"{name} engine orders/s", f"{v['orders_per_s']:,.0f} (median of {r['runs']}); "
+                                                    f"{v['orders_per_cpu_s']:,.0f} per CPU-second"))
+        if r["compiled_vs_pure"]:
+            rows.append(("compiled / pure", f"{r['compiled_vs_pure']:.2f}x (per CPU-second)"))
         rows += [
-            (f"orders/s (median of {r['runs']})", f"{r['orders_per_s']:,.0f}"),
+            (f"orders/s (median of {r['runs']}, {r['implementation']})", f"{r['orders_per_s']:,.0f}"),
             ("orders/s min .. max", f"{r['orders_per_s_min']:,.0f} .. {r['orders_per_s_max']:,.0f}"),
             ("orders per CPU-second", f"{r['orders_per_cpu_s']:,.0f} (median)"),
             ("latency p50", f"{r['p50_us']:.1f} us"),
@@ -655,6 +699,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resting", type=int, metavar="N", help="measure memory, snapshot and restore with N resting orders")
     p.add_argument("--levels", type=int, default=5_000, help="price levels per side in --resting mode (default 5000)")
     p.add_argument("--market", default="BTCUSDT")
+    p.add_argument("--implementation", choices=("both", "pure", "compiled", "default"), default="both",
+                   help="engine(s) to time in throughput mode (default: both, interleaved); "
+                        "latency, --resting and --profile use the one dex runs")
     p.add_argument("--config", default=str(REPO / "configs" / "markets.toml"))
     p.add_argument("--mid", type=int, help="starting mid in ticks (default: from the market's min_notional)")
     p.add_argument("--no-gc", action="store_true", help="disable the cyclic GC during the timed runs")

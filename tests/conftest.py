@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests import kit  # noqa: E402
+from tests import engines, kit, streams  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
 # `make test` (and CI) runs the property tests on the same examples every
@@ -34,3 +34,18 @@ def ex() -> Iterator[kit.Exchange]:
     exchange = kit.funded_exchange()
     yield exchange
     exchange.engine.check_invariants()
+
+
+@pytest.fixture(params=engines.NAMES)
+def engine_impl(request, monkeypatch):
+    """Run the test once per engine implementation (see tests/engines.py):
+    `Engine` and `engine_module` in the test module, tests.kit and
+    tests.streams are that implementation's for the test's duration."""
+    module = engines.module(request.param)
+    for target in (kit, streams, request.module):
+        if hasattr(target, "Engine"):
+            monkeypatch.setattr(target, "Engine", module.Engine)
+        if hasattr(target, "engine_module"):
+            monkeypatch.setattr(target, "engine_module", module)
+    monkeypatch.setenv("DEX_PURE_PYTHON", "1" if request.param == "pure" else "0")  # for child processes
+    return module

@@ -55,6 +55,15 @@ class Market:
         _require_whole(self.min_notional / self.quote.unit, f"{self.symbol}: min_notional in units")
         _require(0 < self.min_qty_lots <= self.max_qty_lots <= limits.QUANTITY_LOTS_MAX, f"{self.symbol}: need 0 < min_qty <= max_qty <= 2^40 lots")
         _require(0 < self.max_price_ticks <= limits.PRICE_TICKS_MAX, f"{self.symbol}: need 0 < max_price <= 2^40 ticks")
+        # One lot at the highest price fits a balance, so a fill's unit cost
+        # (ticks x notional_units) is a 64-bit integer: the compiled engine
+        # relies on it (docs/ENGINE.md, "Two implementations").
+        _require(
+            self.max_price_ticks * self.notional_units <= limits.BALANCE_UNITS_MAX,
+            f"{self.symbol}: one lot at max_price costs more than 2^62 quote units",
+        )
+        _require(self.lot_units <= limits.BALANCE_UNITS_MAX, f"{self.symbol}: one lot is more than 2^62 base units")
+        _require(self.min_notional_units <= limits.BALANCE_UNITS_MAX, f"{self.symbol}: min_notional is more than 2^62 quote units")
         _require(0 <= self.maker_fee_bps <= limits.FEE_BPS_MAX, f"{self.symbol}: maker_fee_bps out of 0..{limits.FEE_BPS_MAX}")
         _require(0 <= self.taker_fee_bps <= limits.FEE_BPS_MAX, f"{self.symbol}: taker_fee_bps out of 0..{limits.FEE_BPS_MAX}")
         _require(self.base.name != self.quote.name, f"{self.symbol}: base and quote must differ")

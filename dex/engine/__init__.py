@@ -1,6 +1,72 @@
-"""The deterministic matching engine. Imports `dex.core` only."""
+"""The deterministic matching engine. Imports `dex.core` only.
 
-from dex.engine.engine import Engine, OrderView
-from dex.engine.snapshot import SnapshotError
+Two implementations of one source (docs/ENGINE.md, "Two implementations"):
+the pure-Python modules beside this file, and the same modules compiled by
+Cython into `dex.engine._compiled` at install time. `Engine` is the compiled
+one when it was built from the current sources, else the pure one;
+`DEX_PURE_PYTHON=1` forces the pure one. `IMPLEMENTATION` names the engine
+that runs ("compiled" or "pure") and `IMPLEMENTATION_REASON` why; a pure
+engine chosen because the compiled one is missing or stale says so once,
+loudly, in the log.
+"""
 
-__all__ = ["Engine", "OrderView", "SnapshotError"]
+from __future__ import annotations
+
+import logging
+import os
+from types import ModuleType
+
+from dex.engine import engine as pure_engine
+from dex.engine.shared import OrderView, SnapshotError
+
+log = logging.getLogger(__name__)
+
+PURE = "pure"
+COMPILED = "compiled"
+PURE_ENV = "DEX_PURE_PYTHON"  # "1": run the pure engine even where the compiled one is built
+
+
+def load_compiled() -> tuple[ModuleType | None, str]:
+    """The compiled engine module, or None and why it cannot be used."""
+    try:
+        from dex.engine._compiled import _stamp, engine as compiled_engine
+        from dex.engine._compiled import book, invariants, snapshot
+    except ImportError as e:
+        return None, f"the compiled engine is not built ({e}); run `make install`"
+    modules = (compiled_engine, book, snapshot, invariants)
+    if any(m.__file__ is None or m.__file__.endswith(".py") for m in modules):
+        return None, "the compiled engine package holds Python files, not extension modules"
+    if _stamp.SOURCE_SHA256 != source_digest():
+        return None, "the compiled engine was built from older sources; run `make install` to rebuild it"
+    return compiled_engine, "built from the current sources"
+
+
+def source_digest() -> str:
+    """SHA-256 over the engine's sources, as setup.py stamps a build."""
+    import hashlib
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for name in ("book", "engine", "snapshot", "invariants"):
+        for suffix in (".py", ".pxd"):
+            path = here / (name + suffix)
+            if path.exists():
+                h.update(f"{name}{suffix}\0".encode() + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _select() -> tuple[ModuleType, str, str]:
+    if os.environ.get(PURE_ENV) == "1":
+        return pure_engine, PURE, f"{PURE_ENV}=1"
+    module, why = load_compiled()
+    if module is None:
+        log.warning("*** dex engine: running the PURE-PYTHON engine (slower, same behaviour): %s ***", why)
+        return pure_engine, PURE, why
+    return module, COMPILED, why
+
+
+engine_module, IMPLEMENTATION, IMPLEMENTATION_REASON = _select()
+Engine = engine_module.Engine
+
+__all__ = ["COMPILED", "IMPLEMENTATION", "IMPLEMENTATION_REASON", "PURE", "Engine", "OrderView", "SnapshotError", "engine_module", "load_compiled"]

@@ -2,7 +2,8 @@
 
 They are slotted classes with no methods on the hot path; `dex.engine.engine`
 manipulates them directly because a method call per fill costs more than the
-fill itself in CPython.
+fill itself in CPython. Compiled, `book.pxd` makes them extension types with
+64-bit integer fields (docs/ENGINE.md, "Two implementations").
 
 Book layout. Each side keeps a dict price -> Level and a sorted list of prices
 whose *last* element is the best: `bid_prices` ascending, `ask_keys` holding
@@ -60,30 +61,57 @@ def kind_stp(kind: int) -> int:
     return (kind >> KIND_STP_SHIFT) & 3
 
 
-# An order is a list, not an object: building an 11-field slotted object
-# costs ~480 ns in CPython 3.11 against ~50 ns for a list, and an engine makes
-# one for most commands. Fields are read by these constant indexes:
-#
-#   O_ID       order id
-#   O_ACCOUNT  the Account object (not its id: settlement needs no lookup)
-#   O_BOOK     the Book object
-#   O_PRICE    ticks
-#   O_QTY      lots still open; for a finished order, the lots it never filled
-#   O_FILLED   lots traded
-#   O_CID      client order id or None
-#   O_TIME     block time it was placed (or re-queued by an amend)
-#   O_STATUS   OrderStatus; NEW and PARTIALLY_FILLED are live, the rest are
-#              finished (a cancelled order stays dead in its queue until it
-#              reaches the front)
-#   O_KIND     packed side, type, tif, post-only and stp (pack_kind)
+# The fields of an order, by position: `order[O_PRICE]` reads `order.price`.
+# Kept for readers outside the engine that index orders (dex/api/streams.py);
+# the engine itself reads the attributes.
 O_ID, O_ACCOUNT, O_BOOK, O_PRICE, O_QTY, O_FILLED, O_CID, O_TIME, O_STATUS, O_KIND = range(10)
 O_FIELDS = 10
 
-Order = list  # for annotations
+
+class Order:
+    """A live order, or a finished one still in its account's dedup window.
+
+    An object with typed 64-bit fields rather than a list of Python ints: the
+    compiled engine (docs/ENGINE.md, "Two implementations") reads and writes
+    them as C integers. Fields:
+
+      id       order id
+      account  the Account object (not its id: settlement needs no lookup)
+      book     the Book object
+      price    ticks
+      qty      lots still open; for a finished order, the lots it never filled
+      filled   lots traded
+      cid      client order id or None
+      time_ms  block time it was placed (or re-queued by an amend)
+      status   OrderStatus; NEW and PARTIALLY_FILLED are live, the rest are
+               finished (a cancelled order stays dead in its queue until it
+               reaches the front)
+      kind     packed side, type, tif, post-only and stp (pack_kind)
+    """
+
+    __slots__ = ("id", "account", "book", "price", "qty", "filled", "cid", "time_ms", "status", "kind")
+
+    def __init__(self, id, account, book, price, qty, filled, cid, time_ms, status, kind) -> None:
+        self.id = id
+        self.account = account
+        self.book = book
+        self.price = price
+        self.qty = qty
+        self.filled = filled
+        self.cid = cid
+        self.time_ms = time_ms
+        self.status = status
+        self.kind = kind
+
+    def __getitem__(self, index: int):
+        """`order[O_PRICE]`: the field at that position (see O_*)."""
+        return (
+            self.id, self.account, self.book, self.price, self.qty, self.filled, self.cid, self.time_ms, self.status, self.kind
+        )[index]
 
 
 def new_order(id, account, book, price, qty, filled, cid, time_ms, status, kind) -> Order:
-    return [id, account, book, price, qty, filled, cid, time_ms, status, kind]
+    return Order(id, account, book, price, qty, filled, cid, time_ms, status, kind)
 
 
 # `Level.digest` when the only changes since it was computed are orders

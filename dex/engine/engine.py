@@ -29,7 +29,6 @@ from __future__ import annotations
 from bisect import insort
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
 
 from dex.core import limits
 from dex.core.commands import (
@@ -61,19 +60,11 @@ from dex.core.types import (
     Side,
     TimeInForce,
 )
-from dex.engine.snapshot import window_term
-from dex.engine.book import (
+from dex.engine.shared import OrderView
+
+from .snapshot import window_term
+from .book import (
     APPENDED,
-    O_ACCOUNT,
-    O_BOOK,
-    O_CID,
-    O_FILLED,
-    O_ID,
-    O_KIND,
-    O_PRICE,
-    O_QTY,
-    O_STATUS,
-    O_TIME,
     Account,
     Book,
     Level,
@@ -117,24 +108,6 @@ _NO_LIMIT = limits.PRICE_TICKS_MAX + 1  # a market buy's price limit
 _MASK256 = 2**256 - 1
 
 
-class OrderView(NamedTuple):
-    """An order as queries see it (live, or finished within the dedup window)."""
-
-    order_id: int
-    account: int
-    symbol: str
-    side: Side
-    type: OrderType
-    tif: TimeInForce
-    post_only: bool
-    price: int
-    qty: int  # total lots, filled part included
-    filled: int
-    status: OrderStatus
-    client_order_id: str | None
-    time_ms: int
-
-
 class Engine:
     def __init__(self, config: MarketConfig) -> None:
         self.config = config
@@ -169,6 +142,8 @@ class Engine:
 
     def apply(self, command, block_time_ms: int) -> list:
         """Apply one command at the block's time; return its events in order."""
+        if command.__class__ is PlaceOrder:  # most commands: a direct call (a C call when compiled)
+            return self._place(command, block_time_ms)
         return self._handlers[command.__class__](command, block_time_ms)
 
     # ------------------------------------------------------------------ place
@@ -249,7 +224,7 @@ class Engine:
             if tif != GTC:
                 events.append(_new(OrderExpired, (oid, acct.id, book.symbol, qty, StopReason.IOC if tif == IOC else StopReason.FOK)))
                 if cid is not None:
-                    order = [oid, acct, book, price, qty, 0, cid, now, EXPIRED, kind]
+                    order = Order(oid, acct, book, price, qty, 0, cid, now, EXPIRED, kind)
                     acct.cids[cid] = order
                     _finish(acct, order)
                 return events
@@ -271,7 +246,7 @@ class Engine:
                 if level is None:
                     level = levels[price] = Level(price)
                     insort(book.ask_keys, -price)
-            order = [oid, acct, book, level.price, qty, 0, cid, now, NEW, kind]
+            order = Order(oid, acct, book, level.price, qty, 0, cid, now, NEW, kind)
             if level.digest is not None:
                 level.digest = APPENDED
             level.orders.append(order)
@@ -286,13 +261,13 @@ class Engine:
         if tif == FOK and not _fok_fillable(book, acct, side, price, qty, stp):
             events.append(_new(OrderExpired, (oid, acct.id, book.symbol, qty, StopReason.FOK)))
             if cid is not None:
-                order = [oid, acct, book, price, qty, 0, cid, now, EXPIRED, kind]
+                order = Order(oid, acct, book, price, qty, 0, cid, now, EXPIRED, kind)
                 acct.cids[cid] = order
                 _finish(acct, order)
             return events
 
         # Crossing: match, then rest or expire what remains.
-        order = [oid, acct, book, price, qty, 0, cid, now, NEW, kind]
+        order = Order(oid, acct, book, price, qty, 0, cid, now, NEW, kind)
         if cid is not None:
             acct.cids[cid] = order
         if side == BUY:
@@ -300,21 +275,21 @@ class Engine:
         else:
             remaining, stop = self._take_sell(book, acct, oid, price, qty, stp, events, order)
         if remaining == 0:
-            order[O_QTY] = 0
-            order[O_STATUS] = FILLED
+            order.qty = 0
+            order.status = FILLED
             if cid is not None:
                 _finish(acct, order)
             return events
         if stop is None:
             if tif == GTC:
-                order[O_QTY] = remaining
-                order[O_STATUS] = PARTIALLY_FILLED if order[O_FILLED] else NEW
+                order.qty = remaining
+                order.status = PARTIALLY_FILLED if order.filled else NEW
                 _rest(book, acct, order)
                 return events
             stop = StopReason.IOC if tif == IOC else StopReason.FOK
         events.append(_new(OrderExpired, (oid, acct.id, book.symbol, remaining, stop)))
-        order[O_QTY] = remaining
-        order[O_STATUS] = EXPIRED
+        order.qty = remaining
+        order.status = EXPIRED
         if cid is not None:
             _finish(acct, order)
         return events
@@ -336,7 +311,7 @@ class Engine:
         events = [_new(OrderAccepted, (oid, acct.id, book.symbol, side, MARKET, IOC, 0, qty, quote_qty, cid))]
         order = None
         if cid is not None:
-            order = [oid, acct, book, 0, qty, 0, cid, now, NEW, pack_kind(MARKET, IOC, False, cmd.stp, side)]
+            order = Order(oid, acct, book, 0, qty, 0, cid, now, NEW, pack_kind(MARKET, IOC, False, cmd.stp, side))
             acct.cids[cid] = order
         if side == BUY:
             if quote_qty:
@@ -446,7 +421,7 @@ class Engine:
             unit_cost = best * nu
             while True:
                 maker = orders[0]
-                if maker[O_STATUS] > PARTIALLY_FILLED:  # cancelled: dead in the queue
+                if maker.status > PARTIALLY_FILLED:  # cancelled: dead in the queue
                     orders.popleft()
                     continue
                 if by_quote and budget < unit_cost:
@@ -455,8 +430,8 @@ class Engine:
                     # order would never have traded with.
                     stop = StopReason.NO_BALANCE
                     break
-                mq = maker[O_QTY]
-                mk = maker[O_ACCOUNT]
+                mq = maker.qty
+                mk = maker.account
                 if mk is acct:
                     if stp == EXPIRE_TAKER:
                         stop = StopReason.SELF_TRADE
@@ -480,7 +455,9 @@ class Engine:
                         fill = mq
                 else:
                     fill = mq if mq < remaining else remaining
-                    if budget < fill * unit_cost:
+                    # `budget < fill * unit_cost`, written so that no product
+                    # can pass 2^63 (the compiled engine's integers are 64-bit).
+                    if budget // unit_cost < fill:
                         fill = budget // unit_cost
                         # It buys the lots it can; the rest expires for want of balance,
                         # whatever the next step would have hit (ENGINE.md).
@@ -492,8 +469,9 @@ class Engine:
                     dirty.append(mk)
                 notional = unit_cost * fill
                 base_amt = fill * lu
-                mfee = notional * mbps // BPS
-                tfee = base_amt * tbps // BPS
+                # `amount * bps // BPS` without the product: it can pass 2^63.
+                mfee = notional // BPS * mbps + notional % BPS * mbps // BPS
+                tfee = base_amt // BPS * tbps + base_amt % BPS * tbps // BPS
                 budget -= notional
                 tf[q] -= notional
                 tf[b] += base_amt - tfee
@@ -501,27 +479,27 @@ class Engine:
                 mk.free[q] += notional - mfee
                 ff[b] += tfee
                 ff[q] += mfee
-                events.append(_new(Trade, (tid, symbol, best, fill, BUY, maker[O_ID], oid, mk.id, acct.id, mfee, tfee)))
+                events.append(_new(Trade, (tid, symbol, best, fill, BUY, maker.id, oid, mk.id, acct.id, mfee, tfee)))
                 tid += 1
                 trades += 1
                 filled += fill
                 remaining -= fill
                 level.total -= fill
-                maker[O_FILLED] += fill
+                maker.filled += fill
                 if mq == fill:  # the maker is done
-                    maker[O_QTY] = 0
-                    maker[O_STATUS] = FILLED
+                    maker.qty = 0
+                    maker.status = FILLED
                     orders.popleft()
                     level.count -= 1
                     book.order_count -= 1
-                    del mk.open[maker[O_ID]]
-                    if maker[O_CID] is not None:
+                    del mk.open[maker.id]
+                    if maker.cid is not None:
                         _finish(mk, maker)
                     if level.count == 0:
                         break
                 else:
-                    maker[O_QTY] = mq - fill
-                    maker[O_STATUS] = PARTIALLY_FILLED
+                    maker.qty = mq - fill
+                    maker.status = PARTIALLY_FILLED
                     if stop is not None:  # a fill the budget cut short (it never empties the maker)
                         break
                 if not by_quote and remaining == 0:
@@ -533,7 +511,7 @@ class Engine:
                 break
         self.next_trade_id = tid
         if order is not None:
-            order[O_FILLED] = filled
+            order.filled = filled
         if by_quote:
             remaining = budget
         if limit == _NO_LIMIT:  # market order: finish it here
@@ -570,11 +548,11 @@ class Engine:
             unit_cost = best * nu
             while True:
                 maker = orders[0]
-                if maker[O_STATUS] > PARTIALLY_FILLED:  # cancelled: dead in the queue
+                if maker.status > PARTIALLY_FILLED:  # cancelled: dead in the queue
                     orders.popleft()
                     continue
-                mq = maker[O_QTY]
-                mk = maker[O_ACCOUNT]
+                mq = maker.qty
+                mk = maker.account
                 if mk is acct:
                     if stp == EXPIRE_TAKER:
                         stop = StopReason.SELF_TRADE
@@ -595,35 +573,35 @@ class Engine:
                     dirty.append(mk)
                 notional = unit_cost * fill
                 base_amt = fill * lu
-                mfee = base_amt * mbps // BPS
-                tfee = notional * tbps // BPS
+                mfee = base_amt // BPS * mbps + base_amt % BPS * mbps // BPS
+                tfee = notional // BPS * tbps + notional % BPS * tbps // BPS
                 tf[b] -= base_amt
                 tf[q] += notional - tfee
                 mk.locked[q] -= notional
                 mk.free[b] += base_amt - mfee
                 ff[b] += mfee
                 ff[q] += tfee
-                events.append(_new(Trade, (tid, symbol, best, fill, SELL, maker[O_ID], oid, mk.id, acct.id, mfee, tfee)))
+                events.append(_new(Trade, (tid, symbol, best, fill, SELL, maker.id, oid, mk.id, acct.id, mfee, tfee)))
                 tid += 1
                 trades += 1
                 filled += fill
                 remaining -= fill
                 level.total -= fill
-                maker[O_FILLED] += fill
+                maker.filled += fill
                 if mq == fill:  # the maker is done
-                    maker[O_QTY] = 0
-                    maker[O_STATUS] = FILLED
+                    maker.qty = 0
+                    maker.status = FILLED
                     orders.popleft()
                     level.count -= 1
                     book.order_count -= 1
-                    del mk.open[maker[O_ID]]
-                    if maker[O_CID] is not None:
+                    del mk.open[maker.id]
+                    if maker.cid is not None:
                         _finish(mk, maker)
                     if level.count == 0:
                         break
                 else:
-                    maker[O_QTY] = mq - fill
-                    maker[O_STATUS] = PARTIALLY_FILLED
+                    maker.qty = mq - fill
+                    maker.status = PARTIALLY_FILLED
                 if remaining == 0:
                     break
             if level.count == 0:
@@ -633,7 +611,7 @@ class Engine:
                 break
         self.next_trade_id = tid
         if order is not None:
-            order[O_FILLED] = filled
+            order.filled = filled
         if limit == 0:
             self._end_market(book, acct, oid, False, remaining, filled, stop, events, order)
         return remaining, stop
@@ -648,14 +626,14 @@ class Engine:
             if not done:
                 events.append(_new(OrderExpired, (oid, acct.id, book.symbol, 0, stop or StopReason.IOC)))
             if order is not None:
-                order[O_QTY] = 0
-                order[O_STATUS] = FILLED if done else EXPIRED
+                order.qty = 0
+                order.status = FILLED if done else EXPIRED
             return
         if remaining:
             events.append(_new(OrderExpired, (oid, acct.id, book.symbol, remaining, stop or StopReason.IOC)))
         if order is not None:
-            order[O_QTY] = remaining
-            order[O_STATUS] = EXPIRED if remaining else FILLED
+            order.qty = remaining
+            order.status = EXPIRED if remaining else FILLED
 
     # ----------------------------------------------------------------- cancel
 
@@ -668,10 +646,10 @@ class Engine:
     def _stp_cancel(self, book: Book, level: Level, maker: Order, events: list) -> None:
         """Self-trade prevention cancels `maker`, the front of `level`, in the
         middle of matching: the caller's loop removes the level if it empties."""
-        acct = maker[O_ACCOUNT]
-        qty = maker[O_QTY]
-        if (maker[O_KIND] >> 6) == BUY:
-            amount = maker[O_PRICE] * qty * book.notional_units
+        acct = maker.account
+        qty = maker.qty
+        if (maker.kind >> 6) == BUY:
+            amount = maker.price * qty * book.notional_units
             acct.locked[book.quote] -= amount
             acct.free[book.quote] += amount
         else:
@@ -682,33 +660,33 @@ class Engine:
         level.total -= qty
         level.count -= 1
         book.order_count -= 1
-        maker[O_STATUS] = CANCELED
-        del acct.open[maker[O_ID]]
-        if maker[O_CID] is not None:
+        maker.status = CANCELED
+        del acct.open[maker.id]
+        if maker.cid is not None:
             _finish(acct, maker)
-        events.append(_new(OrderCancelled, (maker[O_ID], acct.id, book.symbol, qty, StopReason.SELF_TRADE)))
+        events.append(_new(OrderCancelled, (maker.id, acct.id, book.symbol, qty, StopReason.SELF_TRADE)))
 
     def _cancel_order(self, order: Order, reason: StopReason, events: list) -> None:
         """Take a live order out of its book, release its lock, finish it."""
-        book = order[O_BOOK]
-        acct = order[O_ACCOUNT]
-        qty = order[O_QTY]
+        book = order.book
+        acct = order.account
+        qty = order.qty
         self._touch(acct)
         book.digest = None
-        if (order[O_KIND] >> 6) == BUY:
-            acct.locked[book.quote] -= order[O_PRICE] * qty * book.notional_units
-            acct.free[book.quote] += order[O_PRICE] * qty * book.notional_units
+        if (order.kind >> 6) == BUY:
+            acct.locked[book.quote] -= order.price * qty * book.notional_units
+            acct.free[book.quote] += order.price * qty * book.notional_units
             levels = book.bids
         else:
             acct.locked[book.base] -= qty * book.lot_units
             acct.free[book.base] += qty * book.lot_units
             levels = book.asks
-        order[O_STATUS] = CANCELED
+        order.status = CANCELED
         _unqueue(book, levels, order)
-        del acct.open[order[O_ID]]
-        if order[O_CID] is not None:
+        del acct.open[order.id]
+        if order.cid is not None:
             _finish(acct, order)
-        events.append(_new(OrderCancelled, (order[O_ID], acct.id, book.symbol, qty, reason)))
+        events.append(_new(OrderCancelled, (order.id, acct.id, book.symbol, qty, reason)))
 
     def _find(self, acct: Account | None, symbol: str, order_id: int, cid: str | None) -> Order | None:
         """The account's order in `symbol` by id (live only) or by client id
@@ -721,7 +699,7 @@ class Engine:
             order = acct.cids.get(cid)
         else:
             return None
-        if order is None or order[O_BOOK].symbol != symbol:
+        if order is None or order.book.symbol != symbol:
             return None
         return order
 
@@ -731,8 +709,8 @@ class Engine:
         if order is None:
             reason = Reason.UNKNOWN_ORDER if cmd.symbol in self.books else Reason.UNKNOWN_SYMBOL
             return [OrderRejected(cmd.account, cmd.symbol, cmd.client_order_id, cmd.order_id, reason)]
-        if order[O_STATUS] > PARTIALLY_FILLED:
-            return [OrderRejected(cmd.account, cmd.symbol, cmd.client_order_id, order[O_ID], Reason.CANCEL_REJECTED)]
+        if order.status > PARTIALLY_FILLED:
+            return [OrderRejected(cmd.account, cmd.symbol, cmd.client_order_id, order.id, Reason.CANCEL_REJECTED)]
         events: list = []
         self._cancel_order(order, StopReason.USER, events)
         return events
@@ -746,7 +724,7 @@ class Engine:
             return events
         for order_id in sorted(acct.open):
             order = acct.open[order_id]
-            if cmd.symbol is None or order[O_BOOK].symbol == cmd.symbol:
+            if cmd.symbol is None or order.book.symbol == cmd.symbol:
                 self._cancel_order(order, StopReason.CANCEL_ALL, events)
         return events
 
@@ -757,92 +735,92 @@ class Engine:
         order = self._find(acct, cmd.symbol, cmd.order_id, cmd.client_order_id)
 
         def reject(reason: Reason) -> list:
-            target = order[O_ID] if order is not None else cmd.order_id
+            target = order.id if order is not None else cmd.order_id
             return [OrderRejected(cmd.account, cmd.symbol, cmd.client_order_id, target, reason)]
 
         if order is None:
             return reject(Reason.UNKNOWN_ORDER if cmd.symbol in self.books else Reason.UNKNOWN_SYMBOL)
-        if order[O_STATUS] > PARTIALLY_FILLED:
+        if order.status > PARTIALLY_FILLED:
             return reject(Reason.UNKNOWN_ORDER)
-        book = order[O_BOOK]
-        price = cmd.price or order[O_PRICE]
-        total = cmd.qty or (order[O_FILLED] + order[O_QTY])
+        book = order.book
+        price = cmd.price or order.price
+        total = cmd.qty or (order.filled + order.qty)
         if cmd.price < 0 or cmd.qty < 0:
             return reject(Reason.BAD_PARAMETER)
         if not 0 < price <= book.max_price:
             return reject(Reason.PRICE_FILTER)
-        if not (book.min_qty <= total <= book.max_qty) or total <= order[O_FILLED]:
+        if not (book.min_qty <= total <= book.max_qty) or total <= order.filled:
             return reject(Reason.LOT_SIZE)
-        remaining = total - order[O_FILLED]
+        remaining = total - order.filled
         if price * total * book.notional_units < book.min_notional:
             return reject(Reason.NOTIONAL)
         # What the order will reserve against what it reserves now.
-        if (order[O_KIND] >> 6) == BUY:
+        if (order.kind >> 6) == BUY:
             asset = book.quote
-            delta = price * remaining * book.notional_units - order[O_PRICE] * order[O_QTY] * book.notional_units
+            delta = price * remaining * book.notional_units - order.price * order.qty * book.notional_units
             crosses = bool(book.ask_keys) and -book.ask_keys[-1] <= price
         else:
             asset = book.base
-            delta = (remaining - order[O_QTY]) * book.lot_units
+            delta = (remaining - order.qty) * book.lot_units
             crosses = bool(book.bid_prices) and book.bid_prices[-1] >= price
         if delta > acct.free[asset]:
             return reject(Reason.INSUFFICIENT_BALANCE)
-        if crosses and kind_post_only(order[O_KIND]):
+        if crosses and kind_post_only(order.kind):
             return reject(Reason.WOULD_TAKE)
         self._touch(acct)
         book.digest = None
 
-        if price == order[O_PRICE] and remaining <= order[O_QTY]:
+        if price == order.price and remaining <= order.qty:
             # Lower (or same) quantity at the same price keeps its place.
-            levels = book.bids if (order[O_KIND] >> 6) == BUY else book.asks
-            levels[price].total -= order[O_QTY] - remaining
+            levels = book.bids if (order.kind >> 6) == BUY else book.asks
+            levels[price].total -= order.qty - remaining
             levels[price].digest = None
             acct.locked[asset] += delta
             acct.free[asset] -= delta
-            order[O_QTY] = remaining
-            return [OrderAmended(order[O_ID], acct.id, book.symbol, price, total, True)]
+            order.qty = remaining
+            return [OrderAmended(order.id, acct.id, book.symbol, price, total, True)]
 
         # New price or more quantity: leave the queue and come back as if new
         # (matching first if the new price crosses), keeping id and fills.
-        if (order[O_KIND] >> 6) == BUY:
-            old_lock = order[O_PRICE] * order[O_QTY] * book.notional_units
+        if (order.kind >> 6) == BUY:
+            old_lock = order.price * order.qty * book.notional_units
             levels = book.bids
         else:
-            old_lock = order[O_QTY] * book.lot_units
+            old_lock = order.qty * book.lot_units
             levels = book.asks
         acct.locked[asset] -= old_lock
         acct.free[asset] += old_lock
-        status = order[O_STATUS]
-        order[O_STATUS] = CANCELED  # the old queue entry is dead; `fresh` replaces it
+        status = order.status
+        order.status = CANCELED  # the old queue entry is dead; `fresh` replaces it
         _unqueue(book, levels, order)
-        del acct.open[order[O_ID]]
-        fresh = [order[O_ID], acct, book, price, remaining, order[O_FILLED], order[O_CID], now, status, order[O_KIND]]
-        if fresh[O_CID] is not None:
-            acct.cids[fresh[O_CID]] = fresh
-        events: list = [OrderAmended(order[O_ID], acct.id, book.symbol, price, total, False)]
+        del acct.open[order.id]
+        fresh = Order(order.id, acct, book, price, remaining, order.filled, order.cid, now, status, order.kind)
+        if fresh.cid is not None:
+            acct.cids[fresh.cid] = fresh
+        events: list = [OrderAmended(order.id, acct.id, book.symbol, price, total, False)]
         if not crosses:
             _rest(book, acct, fresh)
             return events
-        filled_before = fresh[O_FILLED]
-        if (fresh[O_KIND] >> 6) == BUY:
-            remaining_after, stop = self._take_buy(book, acct, fresh[O_ID], price, remaining, acct.free[book.quote], kind_stp(fresh[O_KIND]), events, None)
+        filled_before = fresh.filled
+        if (fresh.kind >> 6) == BUY:
+            remaining_after, stop = self._take_buy(book, acct, fresh.id, price, remaining, acct.free[book.quote], kind_stp(fresh.kind), events, None)
         else:
-            remaining_after, stop = self._take_sell(book, acct, fresh[O_ID], price, remaining, kind_stp(fresh[O_KIND]), events, None)
-        fresh[O_FILLED] = filled_before + (remaining - remaining_after)
+            remaining_after, stop = self._take_sell(book, acct, fresh.id, price, remaining, kind_stp(fresh.kind), events, None)
+        fresh.filled = filled_before + (remaining - remaining_after)
         if remaining_after == 0:
-            fresh[O_QTY] = 0
-            fresh[O_STATUS] = FILLED
-            if fresh[O_CID] is not None:
+            fresh.qty = 0
+            fresh.status = FILLED
+            if fresh.cid is not None:
                 _finish(acct, fresh)
         elif stop is not None:
-            events.append(OrderExpired(fresh[O_ID], acct.id, book.symbol, remaining_after, stop))
-            fresh[O_QTY] = remaining_after
-            fresh[O_STATUS] = EXPIRED
-            if fresh[O_CID] is not None:
+            events.append(OrderExpired(fresh.id, acct.id, book.symbol, remaining_after, stop))
+            fresh.qty = remaining_after
+            fresh.status = EXPIRED
+            if fresh.cid is not None:
                 _finish(acct, fresh)
         else:
-            fresh[O_QTY] = remaining_after
-            fresh[O_STATUS] = PARTIALLY_FILLED if fresh[O_FILLED] else NEW
+            fresh.qty = remaining_after
+            fresh.status = PARTIALLY_FILLED if fresh.filled else NEW
             _rest(book, acct, fresh)
         return events
 
@@ -901,7 +879,7 @@ class Engine:
         return [
             _view(acct.open[i])
             for i in sorted(acct.open)
-            if symbol is None or acct.open[i][O_BOOK].symbol == symbol
+            if symbol is None or acct.open[i].book.symbol == symbol
         ]
 
     def balances(self, account: int) -> dict[str, tuple[int, int]]:
@@ -923,35 +901,35 @@ class Engine:
         book = self.books[symbol]
         for p in reversed(book.bid_prices):
             for o in book.bids[p].orders:
-                if o[O_STATUS] <= PARTIALLY_FILLED:
+                if o.status <= PARTIALLY_FILLED:
                     yield o
         for k in reversed(book.ask_keys):
             for o in book.asks[-k].orders:
-                if o[O_STATUS] <= PARTIALLY_FILLED:
+                if o.status <= PARTIALLY_FILLED:
                     yield o
 
     # ------------------------------------------------- state hash and snapshot
 
     def snapshot(self) -> bytes:
-        from dex.engine.snapshot import encode
+        from .snapshot import encode
 
         return encode(self)
 
     def state_hash(self) -> str:
-        from dex.engine.snapshot import state_hash
+        from .snapshot import state_hash
 
         return state_hash(self)
 
     @classmethod
     def restore(cls, config: MarketConfig, data: bytes) -> Engine:
-        from dex.engine.snapshot import decode
+        from .snapshot import decode
 
         return decode(cls(config), data)
 
     # -------------------------------------------------------------- invariants
 
     def check_invariants(self) -> None:
-        from dex.engine.invariants import check
+        from .invariants import check
 
         check(self)
 
@@ -961,9 +939,9 @@ class Engine:
 
 def _rest(book: Book, acct: Account, order: Order) -> None:
     """Queue a live order at the back of its level and lock what it reserves."""
-    price = order[O_PRICE]
-    qty = order[O_QTY]
-    if (order[O_KIND] >> 6) == BUY:
+    price = order.price
+    qty = order.qty
+    if (order.kind >> 6) == BUY:
         cost = price * qty * book.notional_units
         acct.free[book.quote] -= cost
         acct.locked[book.quote] += cost
@@ -981,24 +959,24 @@ def _rest(book: Book, acct: Account, order: Order) -> None:
         if level is None:
             level = levels[price] = Level(price)
             insort(book.ask_keys, -price)
-    order[O_PRICE] = level.price  # share one int object per level
+    order.price = level.price  # share one int object per level
     if level.digest is not None:
         level.digest = APPENDED
     level.orders.append(order)
     level.total += qty
     level.count += 1
-    acct.open[order[O_ID]] = order
+    acct.open[order.id] = order
     book.order_count += 1
 
 
 def _unqueue(book: Book, levels: dict[int, Level], order: Order) -> None:
     """Take an order that was just marked finished out of its level (lazily:
     it stays in the deque, dead, until it reaches the front)."""
-    assert order[O_STATUS] > PARTIALLY_FILLED
-    price = order[O_PRICE]
+    assert order.status > PARTIALLY_FILLED
+    price = order.price
     level = levels[price]
     level.digest = None
-    level.total -= order[O_QTY]
+    level.total -= order.qty
     level.count -= 1
     book.order_count -= 1
     if level.count == 0:
@@ -1007,7 +985,7 @@ def _unqueue(book: Book, levels: dict[int, Level], order: Order) -> None:
         key = price if levels is book.bids else -price
         keys.pop(_index(keys, key))
     elif len(level.orders) > 2 * level.count + 32:
-        level.orders = deque(o for o in level.orders if o[O_STATUS] <= PARTIALLY_FILLED)
+        level.orders = deque([o for o in level.orders if o.status <= PARTIALLY_FILLED])
 
 
 def _index(keys: list[int], key: int) -> int:
@@ -1029,8 +1007,8 @@ def _finish(acct: Account, order: Order) -> None:
         old_position = acct.finished_total - len(finished)
         old = finished.popleft()
         acct.window_sum = (acct.window_sum - window_term(old_position, old)) & _MASK256
-        if acct.cids.get(old[O_CID]) is old:
-            del acct.cids[old[O_CID]]
+        if acct.cids.get(old.cid) is old:
+            del acct.cids[old.cid]
 
 
 def _fok_fillable(book: Book, acct: Account, side: int, limit: int, qty: int, stp: int) -> bool:
@@ -1052,16 +1030,16 @@ def _fok_fillable(book: Book, acct: Account, side: int, limit: int, qty: int, st
         if (side == BUY and price > limit) or (side == SELL and price < limit):
             return False
         for o in levels[price].orders:
-            if o[O_STATUS] > PARTIALLY_FILLED:
+            if o.status > PARTIALLY_FILLED:
                 continue
-            if o[O_ACCOUNT] is acct:
+            if o.account is acct:
                 if stp == EXPIRE_MAKER:
                     continue
                 return False
             if makers == TRADES_MAX:
                 return False
             makers += 1
-            need -= o[O_QTY]
+            need -= o.qty
             if need <= 0:
                 return True
     return False
@@ -1069,29 +1047,29 @@ def _fok_fillable(book: Book, acct: Account, side: int, limit: int, qty: int, st
 
 def _duplicate(order: Order) -> OrderDuplicate:
     return OrderDuplicate(
-        order[O_ID],
-        order[O_ACCOUNT].id,
-        order[O_BOOK].symbol,
-        order[O_CID],
-        order[O_STATUS],
-        order[O_FILLED],
-        order[O_FILLED] + order[O_QTY],
+        order.id,
+        order.account.id,
+        order.book.symbol,
+        order.cid,
+        OrderStatus(order.status),  # the field may hold a plain int (compiled engine, restored snapshot)
+        order.filled,
+        order.filled + order.qty,
     )
 
 
 def _view(order: Order) -> OrderView:
     return OrderView(
-        order[O_ID],
-        order[O_ACCOUNT].id,
-        order[O_BOOK].symbol,
-        Side((order[O_KIND] >> 6)),
-        OrderType(kind_type(order[O_KIND])),
-        TimeInForce(kind_tif(order[O_KIND])),
-        kind_post_only(order[O_KIND]),
-        order[O_PRICE],
-        order[O_FILLED] + order[O_QTY],
-        order[O_FILLED],
-        OrderStatus(order[O_STATUS]),
-        order[O_CID],
-        order[O_TIME],
+        order.id,
+        order.account.id,
+        order.book.symbol,
+        Side((order.kind >> 6)),
+        OrderType(kind_type(order.kind)),
+        TimeInForce(kind_tif(order.kind)),
+        kind_post_only(order.kind),
+        order.price,
+        order.filled + order.qty,
+        order.filled,
+        OrderStatus(order.status),
+        order.cid,
+        order.time_ms,
     )

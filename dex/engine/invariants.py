@@ -7,7 +7,6 @@ violation is a programmer error and raises AssertionError naming it.
 from __future__ import annotations
 
 from dex.core.types import FEE_ACCOUNT, Side
-from dex.engine.book import O_ACCOUNT, O_BOOK, O_CID, O_ID, O_KIND, O_PRICE, O_QTY, O_STATUS, O_TIME
 
 _LIVE = 1  # highest live OrderStatus
 
@@ -28,24 +27,24 @@ def check(engine) -> None:
         count = 0
         for side, levels in ((Side.BUY, book.bids), (Side.SELL, book.asks)):
             for price, level in levels.items():
-                live = [o for o in level.orders if o[O_STATUS] <= _LIVE]
+                live = [o for o in level.orders if o.status <= _LIVE]
                 assert live, f"{symbol}: empty level {price}"
                 assert level.count == len(live), f"{symbol}@{price}: count {level.count} != {len(live)}"
-                assert level.total == sum(o[O_QTY] for o in live), f"{symbol}@{price}: total != sum of orders"
-                times = [o[O_TIME] for o in live]
+                assert level.total == sum(o.qty for o in live), f"{symbol}@{price}: total != sum of orders"
+                times = [o.time_ms for o in live]
                 assert times == sorted(times), f"{symbol}@{price}: queue not in time order"
                 for o in live:
-                    assert o[O_QTY] > 0 and o[O_PRICE] == price and (o[O_KIND] >> 6) == side and o[O_BOOK] is book, (
-                        f"order {o[O_ID]} misplaced"
+                    assert o.qty > 0 and o.price == price and (o.kind >> 6) == side and o.book is book, (
+                        f"order {o.id} misplaced"
                     )
-                    assert o[O_ACCOUNT].open.get(o[O_ID]) is o, f"order {o[O_ID]} missing from its account"
-                    if o[O_CID] is not None:
-                        assert o[O_ACCOUNT].cids.get(o[O_CID]) is o, f"order {o[O_ID]} missing from cid index"
-                    live_ids[o[O_ACCOUNT].id].add(o[O_ID])
+                    assert o.account.open.get(o.id) is o, f"order {o.id} missing from its account"
+                    if o.cid is not None:
+                        assert o.account.cids.get(o.cid) is o, f"order {o.id} missing from cid index"
+                    live_ids[o.account.id].add(o.id)
                     if side == Side.BUY:
-                        expected_locked[o[O_ACCOUNT].id][book.quote] += o[O_PRICE] * o[O_QTY] * book.notional_units
+                        expected_locked[o.account.id][book.quote] += o.price * o.qty * book.notional_units
                     else:
-                        expected_locked[o[O_ACCOUNT].id][book.base] += o[O_QTY] * book.lot_units
+                        expected_locked[o.account.id][book.base] += o.qty * book.lot_units
                 count += len(live)
         assert count == book.order_count, f"{symbol}: order_count {book.order_count} != {count}"
     totals = [0] * n_assets
@@ -59,10 +58,10 @@ def check(engine) -> None:
             assert acct.free[i] >= 0, f"account {account_id}: negative free {engine.assets[i]}"
             totals[i] += acct.free[i] + acct.locked[i]
         for o in acct.finished:
-            assert o[O_STATUS] > _LIVE, f"finished order {o[O_ID]} is live"
+            assert o.status > _LIVE, f"finished order {o.id} is live"
     assert engine.fee_account is engine.accounts[FEE_ACCOUNT]
     assert not any(engine.fee_account.locked), "fee account has locked funds"
-    from dex.engine.snapshot import state_hash, state_hash_from_scratch
+    from .snapshot import state_hash, state_hash_from_scratch
 
     assert state_hash(engine) == state_hash_from_scratch(engine), "cached state hash disagrees with a full recomputation"
     for i, name in enumerate(engine.assets):

@@ -43,7 +43,9 @@ import gc
 import hashlib
 import struct
 
-from dex.engine.book import APPENDED, O_ACCOUNT, O_BOOK, O_CID, O_FILLED, O_ID, O_KIND, O_PRICE, O_QTY, O_STATUS, O_TIME, Account, Level, Order
+from dex.engine.shared import SnapshotError
+
+from .book import APPENDED, Account, Level, Order
 
 MAGIC = b"DEXS"
 VERSION = 2  # 2: u128 lifetime totals, finished_total, SHA-256 trailer
@@ -64,11 +66,11 @@ def _str(text: str) -> bytes:
 
 
 def _order(o: Order, pack=_ORDER.pack) -> bytes:
-    cid = o[O_CID]
+    cid = o.cid
     if cid is None:
-        return pack(o[O_ID], o[O_ACCOUNT].id, (o[O_KIND] >> 6), o[O_PRICE], o[O_QTY], o[O_FILLED], o[O_STATUS], o[O_KIND], o[O_TIME], 0)
+        return pack(o.id, o.account.id, (o.kind >> 6), o.price, o.qty, o.filled, o.status, o.kind, o.time_ms, 0)
     raw = cid.encode("ascii")
-    return pack(o[O_ID], o[O_ACCOUNT].id, (o[O_KIND] >> 6), o[O_PRICE], o[O_QTY], o[O_FILLED], o[O_STATUS], o[O_KIND], o[O_TIME], len(raw)) + raw
+    return pack(o.id, o.account.id, (o.kind >> 6), o.price, o.qty, o.filled, o.status, o.kind, o.time_ms, len(raw)) + raw
 
 
 def encode(engine) -> bytes:
@@ -85,7 +87,7 @@ def encode(engine) -> bytes:
         acct = engine.accounts[account_id]
         parts.append(balances.pack(account_id, *acct.free, *acct.locked, acct.finished_total, len(acct.finished)))
         for o in acct.finished:
-            parts.append(_U16.pack(market_index[o[O_BOOK].symbol]))
+            parts.append(_U16.pack(market_index[o.book.symbol]))
             parts.append(_order(o))
     parts.append(_U16.pack(len(engine.books)))
     for symbol, book in engine.books.items():
@@ -95,7 +97,7 @@ def encode(engine) -> bytes:
         for prices, levels, sign in ((book.bid_prices, book.bids, 1), (book.ask_keys, book.asks, -1)):
             for i in range(len(prices) - 1, -1, -1):
                 for o in levels[sign * prices[i]].orders:
-                    if o[O_STATUS] <= _LIVE:
+                    if o.status <= _LIVE:
                         parts.append(_order(o))
                         count += 1
         assert count == book.order_count, (symbol, count, book.order_count)
@@ -119,7 +121,7 @@ def window_term(position: int, order: Order) -> int:
 
 
 def _level_digest(level) -> bytes:
-    return _sha256(b"".join([_order(o) for o in level.orders if o[O_STATUS] <= _LIVE])).digest()
+    return _sha256(b"".join([_order(o) for o in level.orders if o.status <= _LIVE])).digest()
 
 
 def _cache_level_digest(level) -> bytes:
@@ -133,7 +135,7 @@ def _cache_level_digest(level) -> bytes:
         # cancel) would have made the digest None, not APPENDED.
         hasher.update(b"".join([_order(orders[i]) for i in range(level.hashed, len(orders))]))
     else:
-        hasher = level.hasher = _sha256(b"".join([_order(o) for o in orders if o[O_STATUS] <= _LIVE]))
+        hasher = level.hasher = _sha256(b"".join([_order(o) for o in orders if o.status <= _LIVE]))
     level.hashed = len(orders)
     level.digest = digest = hasher.digest()
     return digest
@@ -211,10 +213,6 @@ def state_hash_from_scratch(engine) -> str:
     return _sha256(b"".join(parts)).hexdigest()
 
 
-class SnapshotError(ValueError):
-    """The bytes are not a snapshot of an engine with this market config."""
-
-
 def decode(engine, data: bytes):
     """Load `data` into a freshly constructed `engine` and return it."""
     # Restoring makes millions of long-lived objects and frees none: the
@@ -244,7 +242,7 @@ def _read_order(data, at: int, accounts: dict, book) -> tuple[Order, int]:
     if n:
         cid = bytes(data[at : at + n]).decode("ascii")
         at += n
-    return [oid, accounts[account_id], book, price, qty, filled, cid, time_ms, status, kind], at
+    return Order(oid, accounts[account_id], book, price, qty, filled, cid, time_ms, status, kind), at
 
 
 def _decode(engine, data):
@@ -291,7 +289,7 @@ def _decode(engine, data):
             position = acct.finished_total - fields[-1] + len(acct.finished)
             acct.window_sum = (acct.window_sum + window_term(position, order)) & _MASK256
             acct.finished.append(order)
-            acct.cids[order[O_CID]] = order
+            acct.cids[order.cid] = order
     engine.fee_account = engine.accounts[0]
     accounts = engine.accounts
     (n_markets,) = _U16.unpack_from(data, at)
@@ -306,21 +304,21 @@ def _decode(engine, data):
         at += 4
         for _ in range(n_orders):
             order, at = _read_order(data, at, accounts, book)
-            levels = book.bids if (order[O_KIND] >> 6) == 0 else book.asks
-            level = levels.get(order[O_PRICE])
+            levels = book.bids if (order.kind >> 6) == 0 else book.asks
+            level = levels.get(order.price)
             if level is None:
-                level = levels[order[O_PRICE]] = Level(order[O_PRICE])
-                if (order[O_KIND] >> 6) == 0:
-                    book.bid_prices.append(order[O_PRICE])
+                level = levels[order.price] = Level(order.price)
+                if (order.kind >> 6) == 0:
+                    book.bid_prices.append(order.price)
                 else:
-                    book.ask_keys.append(-order[O_PRICE])
-            order[O_PRICE] = level.price
+                    book.ask_keys.append(-order.price)
+            order.price = level.price
             level.orders.append(order)
-            level.total += order[O_QTY]
+            level.total += order.qty
             level.count += 1
-            order[O_ACCOUNT].open[order[O_ID]] = order
-            if order[O_CID] is not None:
-                order[O_ACCOUNT].cids[order[O_CID]] = order
+            order.account.open[order.id] = order
+            if order.cid is not None:
+                order.account.cids[order.cid] = order
         book.order_count = n_orders
         book.bid_prices.reverse()  # written best first; kept best last
         book.ask_keys.reverse()

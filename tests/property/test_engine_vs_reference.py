@@ -1,6 +1,7 @@
 """The engine against a naive reference (tests/property/reference.py), side by side.
 
-A Hypothesis state machine sends the same random commands to `dex.engine.Engine`
+A Hypothesis state machine sends the same random commands to the engine (each
+implementation: pure Python, and compiled when built; tests/engines.py)
 and to `Reference`: deposits and withdrawals, every kind of place (LIMIT
 GTC/IOC/FOK, post-only, MARKET by qty and by quote amount, each STP mode),
 cancels by id and by client id, cancel-all, amends. After every command the
@@ -25,6 +26,7 @@ Runtime: about 30 s of CPU for the file.
 from __future__ import annotations
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import HealthCheck, event, note, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -42,7 +44,8 @@ from dex.core.markets import parse_markets
 from dex.core.reasons import Reason
 from dex.core.types import OrderType, SelfTradePrevention, Side, TimeInForce
 from dex.engine import Engine
-from dex.engine import engine as engine_module
+from dex.engine import engine as pure_engine
+from tests import engines
 from tests.property.reference import Reference
 
 TEST_CONFIG = parse_markets(
@@ -174,9 +177,13 @@ class EngineVsReference(RuleBasedStateMachine):
     example, and most runs then never placed two orders that cross.) Each kind
     mixes the usual case with odd ones: bad fields, other accounts, bounds."""
 
+    engine_module = pure_engine  # the implementation under test (tests/engines.py)
+
     def __init__(self) -> None:
         super().__init__()
-        self.engine = Engine(TEST_CONFIG)
+        if self.engine_module is None:
+            pytest.skip("*** compiled engine not available: see dex.engine.load_compiled() ***")
+        self.engine = self.engine_module.Engine(TEST_CONFIG)
         self.ref = Reference(TEST_CONFIG)
         self.now_ms = 1_700_000_000_000
 
@@ -391,7 +398,7 @@ class EngineVsReference(RuleBasedStateMachine):
 
     def snapshot_restore(self, data) -> None:
         """Carry on with a restored engine: it must be the same engine."""
-        restored = Engine.restore(TEST_CONFIG, self.engine.snapshot())
+        restored = self.engine_module.Engine.restore(TEST_CONFIG, self.engine.snapshot())
         assert restored.state_hash() == self.engine.state_hash()
         self.engine = restored
 
@@ -435,13 +442,14 @@ class EngineVsReferenceSmallBounds(EngineVsReference):
     """The same with tiny bounds: a dedup window of 3 finished orders (client
     ids fall out of it and are reused), 5 open orders per account, 8 per book
     and 2 fills per taker. The engine reads its bounds from module constants
-    in `dex.engine.engine`; they are swapped for the run and put back in
+    in its engine module; they are swapped for the run and put back in
     teardown, which Hypothesis always calls."""
 
     def __init__(self) -> None:
         super().__init__()
+        engine_module = self.engine_module
         for name, (usual, _) in SMALL_BOUNDS.items():  # all checked before any is changed
-            assert getattr(engine_module, name, None) == usual, f"dex.engine.engine.{name} moved"
+            assert getattr(engine_module, name, None) == usual, f"{engine_module.__name__}.{name} moved"
         for name, (_, small) in SMALL_BOUNDS.items():
             setattr(engine_module, name, small)
         self.ref = Reference(
@@ -454,7 +462,7 @@ class EngineVsReferenceSmallBounds(EngineVsReference):
 
     def teardown(self) -> None:
         for name, (usual, _) in SMALL_BOUNDS.items():
-            setattr(engine_module, name, usual)
+            setattr(self.engine_module, name, usual)
         super().teardown()
 
 
@@ -468,6 +476,25 @@ EngineVsReferenceSmallBounds.TestCase.settings = settings(
 TestEngineVsReferenceSmallBounds = EngineVsReferenceSmallBounds.TestCase
 
 
+# The same two runs against the compiled engine (docs/ENGINE.md, "Two
+# implementations"); skipped, saying so, where it is not built.
+_COMPILED = engines.available()[1] if len(engines.available()) > 1 else None
+
+
+class CompiledEngineVsReference(EngineVsReference):
+    engine_module = _COMPILED
+
+
+class CompiledEngineVsReferenceSmallBounds(EngineVsReferenceSmallBounds):
+    engine_module = _COMPILED
+
+
+CompiledEngineVsReference.TestCase.settings = EngineVsReference.TestCase.settings
+CompiledEngineVsReferenceSmallBounds.TestCase.settings = EngineVsReferenceSmallBounds.TestCase.settings
+TestCompiledEngineVsReference = CompiledEngineVsReference.TestCase
+TestCompiledEngineVsReferenceSmallBounds = CompiledEngineVsReferenceSmallBounds.TestCase
+
+
 # ----------------------------------------------------------------- regressions
 # Shrunk failures found by the state machine (or by reading ENGINE.md against
 # what it found), kept as plain tests. Each names the rule of ENGINE.md it holds
@@ -475,14 +502,19 @@ TestEngineVsReferenceSmallBounds = EngineVsReferenceSmallBounds.TestCase
 
 
 def run_side_by_side(commands: list) -> list:
-    """Apply `commands` (one block each) to both; return the last events."""
-    engine = Engine(TEST_CONFIG)
-    ref = Reference(TEST_CONFIG)
-    events: list = []
-    for now, cmd in enumerate(commands, start=1):
-        events = same_events(engine, ref, cmd, now)
-        same_state(engine, ref)
-    return events
+    """Apply `commands` (one block each) to the reference and to every engine
+    implementation built here; return the last events (the same for all)."""
+    results = []
+    for module in engines.available():
+        engine = module.Engine(TEST_CONFIG)
+        ref = Reference(TEST_CONFIG)
+        events: list = []
+        for now, cmd in enumerate(commands, start=1):
+            events = same_events(engine, ref, cmd, now)
+            same_state(engine, ref)
+        results.append(events)
+    assert all(events == results[0] for events in results[1:])
+    return results[0]
 
 
 def two_asks_one_own() -> list:

@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests import kit, streams
 
 SEED = int(os.environ.get("DEX_STREAM_SEED", "424242"))
@@ -59,6 +61,7 @@ def test_stream_mixes_every_command_kind():
     assert kinds == {"PlaceOrder", "CancelOrder", "CancelAll", "AmendOrder", "Deposit", "Withdraw"}
 
 
+@pytest.mark.usefixtures("engine_impl")  # on both engines (tests/engines.py); children inherit DEX_PURE_PYTHON
 def test_long_stream_gives_one_hash_in_two_processes_and_in_process():
     # The two child processes run while this one replays the stream too.
     children = {hash_seed: _start_replay(SEED, COUNT, hash_seed) for hash_seed in HASH_SEEDS}
@@ -72,6 +75,7 @@ def test_long_stream_gives_one_hash_in_two_processes_and_in_process():
     assert here.events > COUNT  # the stream did trade, not just get rejected
 
 
+@pytest.mark.usefixtures("engine_impl")  # on both engines (tests/engines.py); children inherit DEX_PURE_PYTHON
 def test_same_stream_in_the_same_process_gives_the_same_hash():
     first = streams.replay(SEED + 1, 5_000)
 
@@ -80,5 +84,6 @@ def test_same_stream_in_the_same_process_gives_the_same_hash():
     assert first == second, _rerun(SEED + 1, 5_000)
 
 
+@pytest.mark.usefixtures("engine_impl")  # on both engines (tests/engines.py); children inherit DEX_PURE_PYTHON
 def test_different_streams_reach_different_hashes():
     assert streams.replay(1, 1_000).state_hash != streams.replay(2, 1_000).state_hash

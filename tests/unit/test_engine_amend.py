@@ -9,6 +9,8 @@ from dex.core.types import OrderStatus
 from tests import kit
 from tests.kit import ALICE, BOB, CAROL, DAVE, EXPIRE_MAKER, cost, lots, ticks
 
+pytestmark = pytest.mark.usefixtures("engine_impl")  # each test runs on both engines (tests/engines.py)
+
 P = ticks("50000")
 Q = lots("0.01")
 BTCUSDT = kit.markets().market("BTCUSDT")

@@ -1,10 +1,14 @@
 """Cancelling one order (by id or client order id) and cancelling all."""
 
+import pytest
+
 from dex.core.events import OrderCancelled, OrderRejected
 from dex.core.reasons import Reason, StopReason
 from dex.core.types import OrderStatus
 from tests import kit
 from tests.kit import ALICE, BOB, CAROL, IOC, cost, lots, ticks
+
+pytestmark = pytest.mark.usefixtures("engine_impl")  # each test runs on both engines (tests/engines.py)
 
 P = ticks("50000")
 Q = lots("0.01")

@@ -2,11 +2,15 @@
 no second order and describes the original as it stands."""
 
 
+import pytest
+
 from dex.core import limits
 from dex.core.events import OrderDuplicate
 from dex.core.types import OrderStatus
 from tests import kit
 from tests.kit import ALICE, BOB, BUY, IOC, SELL, limit_order, lots, ticks
+
+pytestmark = pytest.mark.usefixtures("engine_impl")  # each test runs on both engines (tests/engines.py)
 
 P = ticks("50000")
 Q = lots("0.01")

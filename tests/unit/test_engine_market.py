@@ -10,6 +10,8 @@ from dex.engine import engine as engine_module
 from tests import kit
 from tests.kit import ALICE, BOB, BUY, CAROL, DAVE, IOC, MARKET, SELL, cost, lots, ticks
 
+pytestmark = pytest.mark.usefixtures("engine_impl")  # each test runs on both engines (tests/engines.py)
+
 P = ticks("50000")
 Q = lots("0.01")
 

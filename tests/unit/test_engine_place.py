@@ -39,6 +39,8 @@ from tests.kit import (
     ticks,
 )
 
+pytestmark = pytest.mark.usefixtures("engine_impl")  # each test runs on both engines (tests/engines.py)
+
 P = ticks("50000")  # 5,000,000 ticks
 Q = lots("0.01")  # 1,000 lots
 BTCUSDT = kit.markets().market("BTCUSDT")
@@ -203,9 +205,9 @@ def test_gtc_at_the_account_bound_of_open_orders_is_rejected():
     assert ex.state_hash() == before
 
 
-def test_ioc_at_the_account_bound_of_open_orders_is_not_limited(ex, monkeypatch):
+def test_ioc_at_the_account_bound_of_open_orders_is_not_limited(ex, monkeypatch, engine_impl):
     # The bound only applies to GTC orders, which may rest.
-    monkeypatch.setattr("dex.engine.engine.OPEN_MAX", 1)
+    monkeypatch.setattr(engine_impl, "OPEN_MAX", 1)
     ex.buy(ALICE, price=P - 1, qty=Q)
     ex.sell(BOB, price=P, qty=Q)
 
@@ -214,9 +216,9 @@ def test_ioc_at_the_account_bound_of_open_orders_is_not_limited(ex, monkeypatch)
     assert kit.kinds(events) == ["OrderAccepted", "Trade"]
 
 
-def test_gtc_into_a_full_book_is_rejected_and_changes_nothing(ex, monkeypatch):
+def test_gtc_into_a_full_book_is_rejected_and_changes_nothing(ex, monkeypatch, engine_impl):
     # Five million live orders take too long to place: shrink the engine's bound.
-    monkeypatch.setattr("dex.engine.engine.BOOK_MAX", 3)
+    monkeypatch.setattr(engine_impl, "BOOK_MAX", 3)
     ex.buy(ALICE, price=P - 2, qty=Q)
     ex.buy(BOB, price=P - 1, qty=Q)
     ex.sell(CAROL, price=P + 1, qty=Q)

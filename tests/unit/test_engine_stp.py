@@ -2,6 +2,8 @@
 maker belongs to the taker's own account; FOK's pre-check follows the same
 rule."""
 
+import pytest
+
 from dex.core.events import OrderCancelled, OrderExpired
 from dex.core.reasons import StopReason
 from tests import kit
@@ -17,6 +19,8 @@ from tests.kit import (
     lots,
     ticks,
 )
+
+pytestmark = pytest.mark.usefixtures("engine_impl")  # each test runs on both engines (tests/engines.py)
 
 P = ticks("50000")
 Q = lots("0.01")

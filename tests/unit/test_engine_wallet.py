@@ -10,6 +10,8 @@ from dex.core.reasons import Reason
 from tests import kit
 from tests.kit import ALICE, BOB, DAVE, FEE, cost, lots, ticks, units
 
+pytestmark = pytest.mark.usefixtures("engine_impl")  # each test runs on both engines (tests/engines.py)
+
 P = ticks("50000")
 Q = lots("0.01")
 MAX = limits.AMOUNT_UNITS_MAX  # 2**62

@@ -13,6 +13,8 @@ from dex.engine.snapshot import MAGIC, VERSION
 from tests import kit, streams
 from tests.kit import ALICE, BOB, CAROL, EXPIRE_MAKER, IOC, lots, ticks
 
+pytestmark = pytest.mark.usefixtures("engine_impl")  # each test runs on both engines (tests/engines.py)
+
 P = ticks("50000")
 Q = lots("0.01")
 

@@ -1,0 +1,83 @@
+# Cython declarations that type dex/engine/engine.py when it is compiled
+# (an augmenting .pxd: the .py stays the one source, see docs/ENGINE.md).
+# Only values proven to fit 64 bits are typed: lots and ticks (< 2^40),
+# balances and fills (<= 2^62; see the 2^63 notes in engine.py and the
+# market rules in dex/core/markets.py). A cost before its balance check
+# (ticks x lots x units) can pass 2^63 and stays a Python int.
+
+cimport cython
+from .book cimport Account, Book, Level, Order
+
+cdef class Engine:
+    cdef public object config
+    cdef public tuple assets
+    cdef public dict _asset_index
+    cdef public dict books
+    cdef public dict accounts
+    cdef public Account fee_account
+    cdef public long long next_order_id
+    cdef public long long next_trade_id
+    cdef public list deposited
+    cdef public list withdrawn
+    cdef public list dirty_accounts
+    cdef public object accounts_sum
+    cdef public dict _handlers
+
+    @cython.locals(book=Book, acct=Account, level=Level, order=Order, oid=cython.longlong, kind=cython.int)
+    cpdef list _place(self, cmd, now)
+
+    @cython.locals(book=Book, acct=Account, order=Order, oid=cython.longlong)
+    cpdef list _place_market(self, cmd, book, acct, now)
+
+    @cython.locals(book=Book, acct=Account)
+    cpdef _check_place(self, cmd, book, acct)
+
+    @cython.locals(acct=Account)
+    cpdef _touch(self, acct)
+
+    @cython.locals(book=Book, level=Level, maker=Order, acct=Account, qty=cython.longlong)
+    cpdef _stp_cancel(self, book, level, maker, list events)
+
+    @cython.locals(order=Order, book=Book, acct=Account, qty=cython.longlong)
+    cpdef _cancel_order(self, order, reason, list events)
+
+    @cython.locals(acct=Account, order=Order)
+    cpdef _find(self, acct, symbol, order_id, cid)
+
+    @cython.locals(acct=Account, order=Order)
+    cpdef list _cancel(self, cmd, now)
+
+    @cython.locals(book=Book, acct=Account, oid=cython.longlong, limit=cython.longlong, qty=cython.longlong,
+                   budget=cython.longlong, nu=cython.longlong, lu=cython.longlong, mbps=cython.longlong,
+                   tbps=cython.longlong, b=cython.Py_ssize_t, q=cython.Py_ssize_t, tf=list, ff=list, dirty=list,
+                   by_quote=cython.bint, remaining=cython.longlong, trades=cython.longlong,
+                   trades_max=cython.longlong, filled=cython.longlong, tid=cython.longlong, best=cython.longlong,
+                   level=Level, unit_cost=cython.longlong, maker=Order, mq=cython.longlong, mk=Account,
+                   fill=cython.longlong, notional=cython.longlong, base_amt=cython.longlong,
+                   mfee=cython.longlong, tfee=cython.longlong, ask_keys=list, asks=dict, stp=cython.int)
+    cpdef tuple _take_buy(self, book, acct, oid, limit, qty, budget, stp, list events, order)
+
+    @cython.locals(book=Book, acct=Account, oid=cython.longlong, limit=cython.longlong, qty=cython.longlong,
+                   nu=cython.longlong, lu=cython.longlong, mbps=cython.longlong,
+                   tbps=cython.longlong, b=cython.Py_ssize_t, q=cython.Py_ssize_t, tf=list, ff=list, dirty=list,
+                   remaining=cython.longlong, trades=cython.longlong,
+                   trades_max=cython.longlong, filled=cython.longlong, tid=cython.longlong, best=cython.longlong,
+                   level=Level, unit_cost=cython.longlong, maker=Order, mq=cython.longlong, mk=Account,
+                   fill=cython.longlong, notional=cython.longlong, base_amt=cython.longlong,
+                   mfee=cython.longlong, tfee=cython.longlong, bid_prices=list, bids=dict, stp=cython.int)
+    cpdef tuple _take_sell(self, book, acct, oid, limit, qty, stp, list events, order)
+
+
+@cython.locals(book=Book, acct=Account, order=Order, level=Level, qty=cython.longlong)
+cpdef _rest(book, acct, order)
+
+@cython.locals(book=Book, order=Order, level=Level)
+cpdef _unqueue(book, dict levels, order)
+
+@cython.locals(acct=Account, order=Order, old=Order)
+cpdef _finish(acct, order)
+
+@cython.locals(book=Book, acct=Account, o=Order, need=cython.longlong, makers=cython.longlong,
+               price=cython.longlong, i=cython.Py_ssize_t, limit=cython.longlong, qty=cython.longlong,
+               side=cython.int, stp=cython.int, sign=cython.longlong)
+cpdef bint _fok_fillable(book, acct, side, limit, qty, stp)

@@ -1,0 +1,122 @@
+"""Build dex; compile the matching engine with Cython when this machine can.
+
+The engine's source (dex/engine/{book,engine,snapshot,invariants}.py, typed
+by the .pxd files beside them) is compiled a second time as the package
+`dex.engine._compiled`: the same text, copied to build/cysrc under that
+package's name and compiled there, the extension modules landing in
+dex/engine/_compiled/. `dex.engine` imports the compiled engine when it is
+there and current, and the pure one otherwise (docs/ENGINE.md, "Two
+implementations").
+
+The compiled engine is optional: without Cython or a C compiler, the
+install still succeeds and prints one loud line, and dex runs the pure
+engine. `DEX_BUILD_PURE=1` skips the compilation on purpose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+ENGINE_DIR = Path("dex") / "engine"
+COMPILED_PACKAGE = "dex.engine._compiled"
+ENGINE_MODULES = ("book", "engine", "snapshot", "invariants")  # compiled in this order
+SOURCE_DIR = Path("build") / "cysrc"  # where the copies under the compiled package's name go
+STAMP = ENGINE_DIR / "_compiled" / "_stamp.py"  # written after a build: the sources it compiled
+
+
+def _loud(message: str) -> None:
+    print(f"*** dex: {message}: the engine runs in pure Python (slower, same behaviour) ***", file=sys.stderr)
+
+
+def source_digest(root: Path) -> str:
+    """SHA-256 over the engine's sources; dex.engine compares it with the stamp."""
+    h = hashlib.sha256()
+    for name in ENGINE_MODULES:
+        for suffix in (".py", ".pxd"):
+            path = root / ENGINE_DIR / (name + suffix)
+            if path.exists():
+                h.update(f"{name}{suffix}\0".encode() + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _copy_if_changed(source: Path, target: Path) -> None:
+    if not target.exists() or target.read_bytes() != source.read_bytes():
+        shutil.copyfile(source, target)
+
+
+def _extensions() -> list:
+    if os.environ.get("DEX_BUILD_PURE") == "1":
+        _loud("DEX_BUILD_PURE=1, the compiled engine is not built")
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        _loud("Cython is not installed, the compiled engine is not built")
+        return []
+    package_dir = ROOT / SOURCE_DIR / "dex" / "engine" / "_compiled"
+    package_dir.mkdir(parents=True, exist_ok=True)
+    for init in (package_dir.parent.parent, package_dir.parent, package_dir):
+        (init / "__init__.py").touch()
+    for name in ENGINE_MODULES:
+        for suffix in (".py", ".pxd"):
+            source = ROOT / ENGINE_DIR / (name + suffix)
+            if source.exists():
+                _copy_if_changed(source, package_dir / (name + suffix))
+    extensions = [
+        Extension(f"{COMPILED_PACKAGE}.{name}", [str(SOURCE_DIR / "dex" / "engine" / "_compiled" / f"{name}.py")])
+        for name in ENGINE_MODULES
+    ]
+    try:
+        return _cythonize(cythonize, extensions)
+    except Exception as e:  # a Cython error in the engine's source: dex still installs
+        _loud(f"Cython could not translate the engine ({type(e).__name__}: {e})")
+        return []
+
+
+def _cythonize(cythonize, extensions: list) -> list:
+    return cythonize(
+        extensions,
+        include_path=[str(ROOT / SOURCE_DIR)],
+        build_dir=str(Path("build") / "cython"),
+        quiet=True,
+        compiler_directives={
+            "language_level": 3,
+            "annotation_typing": False,  # types come from the .pxd files only
+            "boundscheck": False,
+            "wraparound": True,  # the source indexes lists from the end ([-1])
+            "cdivision": False,  # Python's floor division and modulo, as the pure engine
+            "embedsignature": False,
+        },
+    )
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that reports a failure loudly instead of failing the install."""
+
+    def run(self) -> None:
+        stamp = ROOT / STAMP
+        stamp.unlink(missing_ok=True)
+        try:
+            super().run()
+        except Exception as e:  # no compiler, a compile error: dex still installs
+            _loud(f"the compiled engine did not build ({type(e).__name__}: {e})")
+            return
+        if not self.extensions:
+            return
+        text = f'"""Written by setup.py after compiling the engine."""\n\nSOURCE_SHA256 = "{source_digest(ROOT)}"\n'
+        stamp.write_text(text)
+        if not self.inplace:  # a wheel (`pip install .`): the stamp goes beside the extension modules
+            built = Path(self.build_lib) / STAMP
+            built.parent.mkdir(parents=True, exist_ok=True)
+            built.write_text(text)
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
