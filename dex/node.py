@@ -146,7 +146,12 @@ def run(config_path: str | Path, node_id: str, *, log_file: str | Path | None = 
             ws_ping_interval=WS_PING_INTERVAL_S, ws_ping_timeout=WS_PING_TIMEOUT_S, ws_max_size=WS_FRAME_BYTES_CLOSE,
         )
     )
-    log.info("node %s: raft %s, api %s", node_id, node.me.raft_address, node.me.api_url)
+    import dex.engine
+
+    log.info(
+        "node %s: raft %s, api %s, engine %s (%s)", node_id, node.me.raft_address, node.me.api_url,
+        dex.engine.IMPLEMENTATION, dex.engine.IMPLEMENTATION_REASON,
+    )
     if not cfg.verify_signatures:
         log.warning("verify_signatures = false: signed requests are NOT verified (benchmark config)")
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))

@@ -37,6 +37,7 @@ def node_status(node) -> dict:
         "reachable": True,
         "apiUrl": node.me.api_url,
         "uptimeS": round(time.monotonic() - node.started_s, 1),
+        "engine": s["engine"],  # which matching engine runs: "compiled" (Cython) or "pure" (docs/ENGINE.md)
         "store": node.store.status() if node.store is not None else {"enabled": False},
     }
 

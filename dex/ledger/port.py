@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from dex.core.commands import PlaceOrder
 from dex.core.reasons import Reason
 from dex.core.types import Side
+from dex.engine import IMPLEMENTATION as ENGINE_IMPLEMENTATION
 from dex.engine.book import KIND_SIDE_SHIFT, O_BOOK, O_ID, O_KIND, O_PRICE, kind_side
 from dex.ledger import builder as _builder
 from dex.ledger.codec import Auth, CodecError
@@ -164,6 +165,7 @@ class LedgerPort:
             head_hash = r.applied_hash
         b = self._builder
         return {
+            "engine": ENGINE_IMPLEMENTATION,  # "compiled" or "pure" (dex.engine)
             "state": raft["state"],  # 0 follower, 1 candidate, 2 leader
             "term": raft["raft_term"],
             "leader": r.leader_id,

@@ -45,6 +45,8 @@ def test_two_compiled_and_two_pure_nodes_reach_the_same_chain(cluster: Cluster, 
         assert _environment(local.node_pid(cluster.cfg, n))[dex.engine.PURE_ENV] == "1"
     monkeypatch.delenv(dex.engine.PURE_ENV)
     cluster.wait_leader()
+    status = cluster.get_json(ids[0], "/api/v1/cluster/status")
+    assert {n["id"]: n.get("engine") for n in status["nodes"]} == {ids[0]: "compiled", ids[1]: "compiled", ids[2]: "pure", ids[3]: "pure"}
 
     sellers = {n: Client(cluster.url(n), Keypair.generate()) for n in ids}
     buyers = {n: Client(cluster.url(n), Keypair.generate()) for n in ids}
