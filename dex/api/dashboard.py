@@ -40,6 +40,9 @@ SECRET_HEADER = "X-DEX-CLUSTER-SECRET"
 SECRET_HEADER_LENGTH_MAX = 256
 RESTARTS_INFLIGHT_MAX = 4  # detached `dex cluster restart` processes at once, per node
 VERIFY_PROBLEMS_SHOWN_MAX = 20
+# Anyone may ask, and a verification reads the whole chain file: at most one
+# per VERIFY_INTERVAL_S per node; callers in between get the last result.
+VERIFY_INTERVAL_S = 10.0
 NODE_ID_LENGTH_MAX = 64
 
 router = APIRouter(tags=["dashboard"])
@@ -87,27 +90,34 @@ async def index():
 
 @router.get("/api/v1/chain/verify", summary="Re-read this node's chain file and check every block (crc, heights, parent links)")
 async def chain_verify(request: Request, node: NodeDep):
-    """One verification at a time per node: a second caller waits for the
-    first (the check reads the whole file, in a thread). `ok` is false when
+    """One verification at a time per node, and at most one per
+    VERIFY_INTERVAL_S: a caller in between gets the last result (`ageS` says
+    how old). The check reads the whole file, in a thread. `ok` is false when
     any problem was found; the first problems are listed, each naming a height."""
     chain = node.port.chain
     state = request.app.state
     if getattr(state, "verify_lock", None) is None:
         state.verify_lock = asyncio.Lock()  # made on the app's own loop
+        state.verify_last = None  # (monotonic time, answer)
     async with state.verify_lock:
+        last = state.verify_last
+        if last is not None and time.monotonic() - last[0] < VERIFY_INTERVAL_S:
+            return {**last[1], "ageS": round(time.monotonic() - last[0], 3)}
         started = time.monotonic()
         height = chain.height
         problems = await asyncio.to_thread(chain.verify)
         took_ms = (time.monotonic() - started) * 1000
-    return {
-        "node": node.node_id,
-        "ok": not problems,
-        "height": height,
-        "baseHeight": chain.base_height,
-        "problemsCount": len(problems),
-        "problems": problems[:VERIFY_PROBLEMS_SHOWN_MAX],
-        "tookMs": round(took_ms, 1),
-    }
+        answer = {
+            "node": node.node_id,
+            "ok": not problems,
+            "height": height,
+            "baseHeight": chain.base_height,
+            "problemsCount": len(problems),
+            "problems": problems[:VERIFY_PROBLEMS_SHOWN_MAX],
+            "tookMs": round(took_ms, 1),
+        }
+        state.verify_last = (started, answer)
+    return {**answer, "ageS": 0.0}
 
 
 # --- kill and restart (local clusters only) --------------------------------
@@ -141,6 +151,16 @@ SecretHeader = Header(default=None, alias=SECRET_HEADER, max_length=SECRET_HEADE
 NodeIdParam = PathParam(max_length=NODE_ID_LENGTH_MAX)
 
 
+def _shown_path(path: Path, config_path: Path) -> str:
+    """Where the secret lives, relative to the repository the config is in
+    (`var/local-4/cluster.secret`), never an absolute path that would tell
+    anyone the machine's layout; only the file name when it lies elsewhere."""
+    try:
+        return str(path.resolve().relative_to(config_path.resolve().parent.parent))
+    except ValueError:
+        return path.name
+
+
 @router.get("/api/v1/admin/nodes", summary="Local clusters only: the nodes the dashboard may kill and restart")
 async def admin_nodes(node: NodeDep):
     """404 on any config that is not loopback-only. No secret needed to ask;
@@ -150,7 +170,7 @@ async def admin_nodes(node: NodeDep):
 
     return {
         "enabled": True,
-        "secretFile": str(node.cfg.secret_file),
+        "secretFile": _shown_path(node.cfg.secret_file, node.cfg.path),
         "secretHeader": SECRET_HEADER,
         "nodes": [{"id": n.id, "apiUrl": n.api_url, "running": local.node_pid(node.cfg, n.id) is not None} for n in node.cfg.nodes],
     }

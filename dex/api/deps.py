@@ -62,6 +62,7 @@ NodeDep = Annotated[ApiNode, Depends(get_node)]
 class Signed:
     account: int
     auth: Auth  # travels inside the block with the commands it authorized
+    from_peer: bool = False  # a node of this cluster forwarded it (a valid forward MAC)
 
 
 def parse_api_key(key: str) -> bytes:
@@ -154,6 +155,7 @@ async def verify_request(request: Request) -> Signed:
     return Signed(
         account=account,
         auth=Auth(public_key=public_key, timestamp_ms=timestamp_ms, signature=signature, payload=payload),
+        from_peer=peer,
     )
 
 

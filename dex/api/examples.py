@@ -18,8 +18,8 @@ dex_trades_total 1
 """
 
 RESPONSES: dict[str, object] = {
- 'GET /api/v1/chain/verify': {'node': 'n1', 'ok': True, 'height': 5, 'baseHeight': 0, 'problemsCount': 0, 'problems': [], 'tookMs': 0.4},
- 'GET /api/v1/admin/nodes': {'enabled': True, 'secretFile': '/home/me/dex/var/local-4/cluster.secret', 'secretHeader': 'X-DEX-CLUSTER-SECRET',
+ 'GET /api/v1/chain/verify': {'node': 'n1', 'ok': True, 'height': 5, 'baseHeight': 0, 'problemsCount': 0, 'problems': [], 'tookMs': 0.4, 'ageS': 0.0},
+ 'GET /api/v1/admin/nodes': {'enabled': True, 'secretFile': 'var/local-4/cluster.secret', 'secretHeader': 'X-DEX-CLUSTER-SECRET',
                              'nodes': [{'id': 'n1', 'apiUrl': 'http://127.0.0.1:8101', 'running': True},
                                        {'id': 'n2', 'apiUrl': 'http://127.0.0.1:8102', 'running': False}]},
  'POST /api/v1/admin/nodes/{node_id}/kill': {'node': 'n2', 'action': 'kill', 'wasRunning': True},

@@ -37,6 +37,7 @@ PEER_STATUS_TIMEOUT_S = 0.5
 FORWARDS_INFLIGHT_MAX = 256  # a follower's concurrent forwards; more is 503 -1008
 HTTP_CONNECTIONS_MAX = 64
 FORWARDED_HEADERS = ("x-api-key", "x-timestamp", "x-signature", "content-type")
+PASSED_ON_HEADERS = ("Retry-After", "X-DEX-BLOCK-HEIGHT")  # from the leader's answer to the client
 # The request was never written to the leader: connecting failed, or no
 # pooled connection was free in time.
 NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -70,7 +71,8 @@ class Forwarder:
         """Send a request to the leader as received; wait until this node has
         applied the block that holds it. `signed_bytes` are what this node
         verified the request's signature over (dex.api.deps): the forward MAC
-        vouches for them. Returns (status, json, Retry-After or None)."""
+        vouches for them. Returns (status, json, the leader's Retry-After and
+        X-DEX-BLOCK-HEIGHT headers to pass on)."""
         if self.inflight >= FORWARDS_INFLIGHT_MAX:
             raise ApiError.unavailable(OVERLOADED, "Server is currently overloaded with forwarded requests. Please try again.")
         self.inflight += 1
@@ -105,7 +107,7 @@ class Forwarder:
         if r.status_code == 200 and isinstance(height, int):
             if not await self.port.wait_applied(height, APPLY_WAIT_S):
                 raise ApiError.unavailable(TIMEOUT, f"Committed in block {height}, which this node has not applied yet.")
-        return r.status_code, payload, r.headers.get("Retry-After")
+        return r.status_code, payload, {k: r.headers[k] for k in PASSED_ON_HEADERS if k in r.headers}
 
     async def peer_status(self, node) -> dict:
         """A peer's /api/v1/cluster/self, or an unreachable placeholder."""
@@ -135,11 +137,13 @@ async def forward_if_follower(node, request: Request):
         raise ApiError.unavailable(DISCONNECTED, "No leader: the cluster is electing one or has lost quorum. Please try again.")
     if leader == node.node_id:
         return None
-    if request.headers.get(FORWARDED_HEADER):
-        raise ApiError.unavailable(DISCONNECTED, "Forwarded to a node that is no longer the leader. Please try again.")
     signed = await verify_request(request)  # here, where the user sent it: bad signatures stop here, the rate limit is charged once
+    if signed.from_peer:  # a genuine forward (its MAC checks): never forwarded twice
+        raise ApiError.unavailable(DISCONNECTED, "Forwarded to a node that is no longer the leader. Please try again.")
+    # A client's own X-DEX-FORWARDED (no valid MAC) means nothing: the forward
+    # carries only FORWARDED_HEADERS and this node's own forward headers.
     body = await request.body()
-    status, payload, retry_after = await node.forwarder.forward(
+    status, payload, headers = await node.forwarder.forward(
         leader, request.method, request.url.path, request.url.query, dict(request.headers), body, signed.auth.payload
     )
-    return JSONResponse(payload, status_code=status, headers={"Retry-After": retry_after} if retry_after else None)
+    return JSONResponse(payload, status_code=status, headers=headers or None)

@@ -70,6 +70,7 @@ def test_admin_kill_with_the_secret_reaches_the_process_manager(local_cfg):
     listing = client.get("/api/v1/admin/nodes").json()
     assert [n["id"] for n in listing["nodes"]] == ["n1", "n2", "n3", "n4"]
     assert local_cfg.secret() not in str(listing)
+    assert listing["secretFile"].endswith("cluster.secret") and not listing["secretFile"].startswith("/"), listing["secretFile"]
 
 
 @pytest.mark.parametrize("method,path", [
