@@ -77,6 +77,12 @@ def _inline_defs(schema: dict) -> dict:
     return resolve(schema)
 
 
+# The faucet's fairness: no account may hold more than this many units of an
+# asset through the faucet, so 1,024 accounts at the bound are needed to use
+# up an asset's whole supply (BALANCE_UNITS_MAX) and lock others out.
+FAUCET_ACCOUNT_UNITS_MAX = limits.BALANCE_UNITS_MAX >> 10
+assert FAUCET_ACCOUNT_UNITS_MAX * 1024 == limits.BALANCE_UNITS_MAX
+
 SIGNED_HEADERS = [
     {"name": "X-API-KEY", "in": "header", "required": True, "schema": {"type": "string"}, "description": "the account's Ed25519 public key, hex"},
     {"name": "X-TIMESTAMP", "in": "header", "required": True, "schema": {"type": "string"}, "description": "epoch milliseconds"},
@@ -360,6 +366,14 @@ async def _faucet(request: Request, node, command: type[Deposit] | type[Withdraw
     signed = await verify_request(request)
     d: DepositRequest = translate.parse(DepositRequest, await request.body())
     asset, cmd = translate.faucet_command(node.cfg.markets, d, signed.account, command)
+    if command is Deposit:
+        free, locked = node.port.balances(signed.account)[asset.name]
+        if free + locked + cmd.amount > FAUCET_ACCOUNT_UNITS_MAX:
+            raise ApiError(
+                400, Reason.BALANCE_OVERFLOW.code,
+                f"Faucet limit: an account may hold at most {units_to_amount(asset, FAUCET_ACCOUNT_UNITS_MAX)} {asset.name} "
+                "from the faucet (so that no account can use up the supply for others).",
+            )
     applied = await node.port.submit([cmd], signed.auth)
     events = applied.results[0]
     _reject(events)
