@@ -34,13 +34,20 @@ def rss_kib(cluster: Cluster, node: str) -> int:
     raise AssertionError("no VmRSS")
 
 
+RESET = b"<reset>"  # the node closed with our bytes unread: the kernel sent RST, which may drop its answer
+
+
 def read_answer(s: socket.socket, deadline_s: float = CLOSE_DEADLINE_S) -> bytes:
-    """Everything the node sends until it closes the connection."""
+    """Everything the node sends until it closes the connection (RESET if it
+    reset it); fails if the node keeps it open."""
     s.settimeout(deadline_s)
     data = b""
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
-        chunk = s.recv(65536)
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:
+            return data or RESET
         if not chunk:
             return data
         data += chunk
@@ -60,8 +67,7 @@ def test_a_body_over_the_bound_is_refused_from_its_length_before_it_is_read(clus
         s.sendall(b"{" * 65536)
         answer = read_answer(s)
 
-    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
-    assert b'"code": -9413' in answer
+    assert answer == RESET or (answer.startswith(b"HTTP/1.1 413 ") and b'"code": -9413' in answer), answer[:200]
     assert rss_kib(cluster, node) - before < 20 * 1024
     still_serves(cluster, node)
 
@@ -80,7 +86,7 @@ def test_a_chunked_body_is_cut_off_at_the_bound(cluster: Cluster) -> None:
             pass
         answer = read_answer(s)
 
-    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert answer == RESET or answer.startswith(b"HTTP/1.1 413 "), answer[:200]
     still_serves(cluster, node)
 
 
@@ -95,7 +101,7 @@ def test_a_head_over_the_bound_is_refused(cluster: Cluster) -> None:
             pass
         answer = read_answer(s)
 
-    assert answer == b"" or answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert answer in (b"", RESET) or answer.startswith(b"HTTP/1.1 431 "), answer[:200]
     assert 0 < HEAD_BYTES_MAX < 65536
     still_serves(cluster, node)
 
