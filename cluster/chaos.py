@@ -122,6 +122,7 @@ READY_TIMEOUT_S = 30.0
 REFUSE_TIMEOUT_S = 20.0  # a node on a corrupted journal must exit within this
 EXIT_DATA_UNTRUSTED = 3  # dex.node.EXIT_DATA_UNTRUSTED (not imported: it pulls in the node's stack)
 CONVERGE_TIMEOUT_S = 90.0
+DIVERGED_S_MIN = 3.0  # one height with different hashes for this long, with the load stopped: diverged
 CATCH_UP_S_MAX = 10.0  # issue 10's target: every node caught up within 10 s of the last heal
 LOAD_STOP_TIMEOUT_S = REQUEST_DEADLINE_S + 5.0
 PARTITION_REFRESH_S = 0.05
@@ -174,7 +175,7 @@ def draw_schedule(seed: int, duration_s: float, kinds: list[str], node_ids: list
     down_max = min(KILL_NODES_MAX, len(node_ids) // 2)  # never a majority
     faults: list[Fault] = []
     at_s = WARMUP_S
-    while at_s < duration_s:
+    while at_s < duration_s or len(faults) < len(deck):  # every asked kind at least once
         kind = deck[len(faults) % len(deck)]
         hold_s = round(rng.uniform(HOLD_S_MIN, HOLD_S_MAX), 1)
         count = rng.randint(1, down_max) if kind == "kill" else 1
@@ -1062,14 +1063,25 @@ def main(args: argparse.Namespace) -> int:
 def _converge(runner: Runner, cfg: ClusterConfig) -> float | None:
     """Seconds from the last heal until every node reports one head, or None."""
     ids = [n.id for n in cfg.nodes]
+    split_since: list[float] = []  # when the nodes were first seen at one height with different hashes
 
     def one_head():
         heads = {n: head_of(runner.http, cfg, n) for n in ids}
-        return len(set(heads.values())) == 1 and None not in heads.values()
+        if None in heads.values():
+            return False
+        if len(set(heads.values())) == 1:
+            return True
+        if len({h for h, _ in heads.values()}) == 1:  # one height, several hashes: diverged, or about to move on
+            split_since.append(time.monotonic())
+            if split_since[-1] - split_since[0] > DIVERGED_S_MIN:
+                raise ChaosError(f"the nodes stay at one height with different head hashes: {heads}")
+        else:
+            split_since.clear()
+        return False
 
     try:
         local.wait_for(one_head, CONVERGE_TIMEOUT_S, interval_s=0.1, what="every node to report one head")
-    except TimeoutError:
+    except (TimeoutError, ChaosError):
         return None
     return round(runner.now_s() - runner.last_heal_s, 2)
 
