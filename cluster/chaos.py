@@ -359,7 +359,7 @@ class Load:
                     status, _, last = self.send(http, self.keys[k], "POST", "/api/v1/withdraw", {"asset": asset, "amount": amount}, node, retry=False)
                     self.record.count("withdrawals_acked" if status == 200 else "withdrawals_not_acked")
                 else:
-                    self._order(http, rng, k, f"{self.tag}-{worker}-{seq}", node)
+                    self._order(http, rng, k, f"{self.tag}{worker}-{seq}", node)
                 next_s += interval_s
                 self.stop.wait(max(0.0, next_s - time.monotonic()))  # pacing to the rate
 
@@ -871,7 +871,8 @@ def check(cfg: ClusterConfig, load: Load, outcomes: list[Outcome], catch_up_s: f
         f"{acked} acknowledged orders in {len(ids)} ledgers: {len(missing)} missing, {len(wrong)} with another id or more than once",
         missing=missing[:20], wrong=wrong[:20],
     )
-    dups = {n: [c for c, found in l.accepted.items() if len(found) > 1] for n, l in ledgers.items()}
+    # This run's ids only: a --config cluster's older history may reuse ids past the dedup window.
+    dups = {n: [c for c, found in l.accepted.items() if len(found) > 1 and c.startswith(load.tag)] for n, l in ledgers.items()}
     dups = {n: d for n, d in dups.items() if d}
     verdicts["no_duplicate_client_order_id"] = _verdict(not dups, "no client order id accepted twice" if not dups else f"{sum(map(len, dups.values()))} duplicated", duplicates={n: d[:20] for n, d in dups.items()})
 
@@ -999,7 +1000,7 @@ def main(args: argparse.Namespace) -> int:
             local.init(cfg)
         say("starting the cluster" if own else "checking the cluster is up")
         local.up(cfg, timeout_s=UP_TIMEOUT_S)
-        load = Load(cfg, seed, args.rate, f"c{seed}-{secrets.token_hex(3)}")
+        load = Load(cfg, seed, args.rate, f"c{seed}-{secrets.token_hex(3)}-")  # a fresh tag: reruns never meet the dedup window
         load.fund()
         say(f"funded {ACCOUNTS} accounts; load at {args.rate} orders/s")
         runner.t0 = time.monotonic()
