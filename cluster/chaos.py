@@ -562,11 +562,12 @@ class Outcome:
     status: str = "pending"  # done, skipped, failed
     started_s: float | None = None
     healed_s: float | None = None
+    catch_up_s: float | None = None  # from the heal until every node held the highest head seen at the heal
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict:
-        return {**asdict(self.fault), "status": self.status, "startedS": self.started_s, "healedS": self.healed_s, "notes": self.notes, "problems": self.problems}
+        return {**asdict(self.fault), "status": self.status, "startedS": self.started_s, "healedS": self.healed_s, "catchUpS": self.catch_up_s, "notes": self.notes, "problems": self.problems}
 
 
 class Runner:
@@ -581,7 +582,6 @@ class Runner:
         self.mounts: list[Path] = []
         self.paused: set[str] = set()
         self.t0 = time.monotonic()
-        self.last_heal_s = 0.0
 
     def now_s(self) -> float:
         return round(time.monotonic() - self.t0, 2)
@@ -749,7 +749,8 @@ class Runner:
                 o.problems.append(f"umount {data} failed: {why}")
             else:
                 self.mounts.remove(data)
-        shutil.copytree(stash, data, dirs_exist_ok=True)
+        shutil.rmtree(data)  # the pre-fault files under the mount point: the node's files are the tmpfs's now
+        shutil.copytree(stash, data)
         shutil.rmtree(stash)
         self.restart_checked(n, o)
 
@@ -840,7 +841,7 @@ def _verdict(ok: bool, detail: str, **extra) -> dict:
     return {"ok": ok, "detail": detail, **extra}
 
 
-def check(cfg: ClusterConfig, load: Load, outcomes: list[Outcome], catch_up_s: float | None, say) -> dict[str, dict]:
+def check(cfg: ClusterConfig, load: Load, outcomes: list[Outcome], converged: bool, say) -> dict[str, dict]:
     from dex import audit as auditing
     from dex.core.markets import units_to_amount
 
@@ -923,10 +924,15 @@ def check(cfg: ClusterConfig, load: Load, outcomes: list[Outcome], catch_up_s: f
         flows={n: {a: units_to_amount(assets[a], v) for a, v in sorted(ledgers[n].flows.items())} for n in ids},
     )
 
+    healed = [o for o in outcomes if o.status in ("done", "failed")]
+    slow = {o.fault.index: o.catch_up_s for o in healed if o.catch_up_s is None or o.catch_up_s > CATCH_UP_S_MAX}
+    worst = max((o.catch_up_s for o in healed if o.catch_up_s is not None), default=None)
     verdicts["caught_up"] = _verdict(
-        catch_up_s is not None and catch_up_s <= CATCH_UP_S_MAX,
-        f"every node at one head {catch_up_s} s after the last heal (target <= {CATCH_UP_S_MAX} s)" if catch_up_s is not None else "the nodes never reached one head",
-        catch_up_s=catch_up_s,
+        not slow and converged,
+        f"after each of {len(healed)} heals every node caught up within {worst} s (target <= {CATCH_UP_S_MAX} s)"
+        + ("" if converged else "; but at the end the nodes never reached one head")
+        + (f"; too slow or never: {slow}" if slow else ""),
+        catch_up_s={o.fault.index: o.catch_up_s for o in healed},
     )
     misbehaved = {o.fault.index: o.problems for o in outcomes if o.problems}
     verdicts["faults_behaved"] = _verdict(not misbehaved, "every fault behaved as expected" if not misbehaved else f"{len(misbehaved)} faults did not", problems=misbehaved)
@@ -1013,7 +1019,9 @@ def main(args: argparse.Namespace) -> int:
             o.started_s = runner.now_s()
             say(f"fault {f.describe()}")
             runner.apply(o)
-            o.healed_s = runner.last_heal_s = runner.now_s()
+            o.healed_s = runner.now_s()
+            o.catch_up_s = _catch_up(runner, cfg)
+            o.notes.append(f"every node caught up {o.catch_up_s} s after the heal" if o.catch_up_s is not None else f"the nodes did not catch up within {CONVERGE_TIMEOUT_S:g} s of the heal")
             o.status = "failed" if o.problems else "done"
             for note in o.notes:
                 say(f"   {note}")
@@ -1023,16 +1031,15 @@ def main(args: argparse.Namespace) -> int:
         if rest_s > 0:
             load.stop.wait(rest_s)
         runner.heal_all()
-        runner.last_heal_s = max(runner.last_heal_s, runner.now_s())
         say("load stopping (requests in flight finish or time out)")
         load.finish()
         say("waiting for every node to reach one head")
-        catch_up_s = _converge(runner, cfg)
+        converged = _converge(runner, cfg)
         report["loadCounts"] = dict(load.record.counts)
         report["acknowledged"] = len(load.record.acked)
         report["unknown"] = len(load.record.unknown)
         report["rejectedSamples"] = dict(list(load.record.rejected.items())[:5])
-        report["checks"] = check(cfg, load, outcomes, catch_up_s, say)
+        report["checks"] = check(cfg, load, outcomes, converged, say)
     except (local.ClusterError, TimeoutError, ChaosError, OSError) as e:
         say(f"ERROR: the run could not finish: {e}")
         report["error"] = str(e)
@@ -1058,8 +1065,27 @@ def main(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
-def _converge(runner: Runner, cfg: ClusterConfig) -> float | None:
-    """Seconds from the last heal until every node reports one head, or None."""
+def _catch_up(runner: Runner, cfg: ClusterConfig) -> float | None:
+    """Seconds until every node holds the highest head height any node reports now (the load
+    goes on meanwhile), or None if they do not within CONVERGE_TIMEOUT_S."""
+    ids = [n.id for n in cfg.nodes]
+    started = time.monotonic()
+    heights = [h[0] for n in ids if (h := head_of(runner.http, cfg, n)) is not None]
+    target = max(heights, default=0)
+
+    def caught_up() -> bool:
+        heads = [head_of(runner.http, cfg, n) for n in ids]
+        return all(h is not None and h[0] >= target for h in heads)
+
+    try:
+        local.wait_for(caught_up, CONVERGE_TIMEOUT_S, interval_s=0.05, what=f"every node to reach height {target}")
+    except TimeoutError:
+        return None
+    return round(time.monotonic() - started, 2)
+
+
+def _converge(runner: Runner, cfg: ClusterConfig) -> bool:
+    """Wait, with the load stopped, until every node reports one head; False if they do not."""
     ids = [n.id for n in cfg.nodes]
     split_since: list[float] = []  # when the nodes were first seen at one height with different hashes
 
@@ -1080,8 +1106,8 @@ def _converge(runner: Runner, cfg: ClusterConfig) -> float | None:
     try:
         local.wait_for(one_head, CONVERGE_TIMEOUT_S, interval_s=0.1, what="every node to report one head")
     except (TimeoutError, ChaosError):
-        return None
-    return round(runner.now_s() - runner.last_heal_s, 2)
+        return False
+    return True
 
 
 def _summary(report: dict, say) -> None:

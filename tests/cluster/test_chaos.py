@@ -8,7 +8,9 @@ full is left out: on today's code it reveals the silent divergence of issue 10
 (see docs/CHAOS.md), which another branch fixes.
 
 The schedule tests are pure: the seed alone decides the schedule, and no
-schedule ever takes down a majority.
+schedule ever takes down a majority. The file tests damage a real DexJournal
+the way the runner does and reopen it: a torn tail costs the last record, a
+flipped middle byte is refused.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cluster.chaos import FAULT_KINDS, draw_schedule
+import pytest
+
+from cluster.chaos import FAULT_KINDS, JOURNAL_FILE, draw_schedule, flip_middle, record_offsets, tear_tail
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = 11
@@ -81,3 +85,36 @@ def test_no_schedule_takes_down_a_majority():
             for f in draw_schedule(seed, 30, ["kill", "pause", "torn"], nodes):
                 assert 1 <= len(f.nodes) <= 2 and len(f.nodes) < len(nodes) // 2 + 1, (seed, f)
                 assert len(set(f.nodes)) == len(f.nodes)
+
+
+def _journal(path: Path, entries: int):
+    from dex.ledger.journal import DexJournal
+
+    j = DexJournal(path)
+    for i in range(1, entries + 1):
+        j.add(b"command-%d" % i, i, 1)
+    j.sync()
+    os.close(j._fd)  # a SIGKILL: nothing more is written
+    return [(b"command-%d" % i, i, 1) for i in range(1, entries + 1)]
+
+
+def test_a_torn_tail_loses_only_the_last_record(tmp_path: Path):
+    from dex.ledger.journal import DexJournal
+
+    path = tmp_path / JOURNAL_FILE
+    written = _journal(path, 12)
+    assert len(record_offsets(path)) == 12
+    tear_tail(path, 0.5)
+    assert len(record_offsets(path)) == 11
+    j = DexJournal(path)
+    assert [j[i] for i in range(len(j))] == written[:11]
+
+
+def test_a_flipped_middle_byte_is_refused_by_the_journal(tmp_path: Path):
+    from dex.ledger.journal import DexJournal, JournalCorrupt
+
+    path = tmp_path / JOURNAL_FILE
+    _journal(path, 12)
+    assert flip_middle(path, 0.99) is not None  # even at the end of the range: never the last record
+    with pytest.raises(JournalCorrupt):
+        DexJournal(path)
