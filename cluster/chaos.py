@@ -623,11 +623,13 @@ class Runner:
             self.paused.discard(node_id)
         local.kill_node(self.cfg, node_id)
 
-    def restart_checked(self, node_id: str, outcome: Outcome) -> None:
+    def restart_checked(self, node_id: str, outcome: Outcome, *, refusal_ok: bool = False) -> None:
+        """Start the node; if it does not come back, note it (a problem unless `refusal_ok`) and rebuild it."""
         try:
             self.start(node_id)
         except (local.ClusterError, TimeoutError) as e:
-            outcome.problems.append(f"{node_id} did not come back: {str(e).splitlines()[0]}")
+            why = f"{node_id} did not come back: {str(e).splitlines()[0]}"
+            (outcome.notes if refusal_ok else outcome.problems).append(why)
             outcome.notes.append(_tail(self.cfg, node_id))
             self.say(f"   {node_id} did not come back; restarting it with --rebuild")
             local.kill_node(self.cfg, node_id)
@@ -752,7 +754,7 @@ class Runner:
         shutil.rmtree(data)  # the pre-fault files under the mount point: the node's files are the tmpfs's now
         shutil.copytree(stash, data)
         shutil.rmtree(stash)
-        self.restart_checked(n, o)
+        self.restart_checked(n, o, refusal_ok=True)  # refusing its data after a full disk is allowed; diverging is not
 
     # -- heal everything (always, also after an error)
 
