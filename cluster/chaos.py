@@ -1060,10 +1060,10 @@ def main(args: argparse.Namespace) -> int:
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(report, indent=2) + "\n")
     _summary(report, say)
-    if own and not args.keep and report["ok"]:
+    if not args.keep and report["ok"]:
         shutil.rmtree(workdir, ignore_errors=True)
-    elif own:
-        say(f"kept {workdir} (logs and data)")
+    else:
+        say(f"kept {workdir} (" + ("the cluster's config, data and logs)" if own else "the runner's scratch files)"))
     return 0 if report["ok"] else 1
 
 
