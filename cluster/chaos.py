@@ -129,6 +129,7 @@ LOAD_STOP_TIMEOUT_S = REQUEST_DEADLINE_S + 5.0
 PARTITION_REFRESH_S = 0.05
 DISK_HEADROOM_BYTES = 256 * 1024
 DISK_SLACK_BYTES = 4 * 1024 * 1024
+UMOUNT_TIMEOUT_S = 10.0
 DISK_OBSERVE_S = 3.0  # after space comes back, how long the runner watches the node before healing
 HTTP_TIMEOUT_S = 2.0
 PORT_MIN, PORT_MAX = 20_000, 30_000  # below the kernel's ephemeral range (32768..)
@@ -745,16 +746,21 @@ class Runner:
             shutil.rmtree(stash)
             shutil.copytree(data, stash)
         finally:
-            local.kill_node(self.cfg, n)  # nothing may hold the tmpfs when it is unmounted
-            ok, why = _run_cmd(["umount", str(data)])
-            if not ok:
-                o.problems.append(f"umount {data} failed: {why}")
-            else:
-                self.mounts.remove(data)
+            local.kill_node(self.cfg, n)
+            self._unmount(data, o)
         shutil.rmtree(data)  # the pre-fault files under the mount point: the node's files are the tmpfs's now
         shutil.copytree(stash, data)
         shutil.rmtree(stash)
         self.restart_checked(n, o, refusal_ok=True)  # refusing its data after a full disk is allowed; diverging is not
+
+    def _unmount(self, data: Path, o: Outcome) -> None:
+        """Unmount the tmpfs; the node's killed process group may hold it for a moment, so retry, then detach lazily."""
+        try:
+            local.wait_for(lambda: _run_cmd(["umount", str(data)])[0], UMOUNT_TIMEOUT_S, interval_s=0.2, what=f"umount {data}")
+        except TimeoutError:
+            ok, why = _run_cmd(["umount", "-l", str(data)])
+            o.problems.append(f"{data} stayed busy for {UMOUNT_TIMEOUT_S:g} s after the node was killed; detached lazily ({'ok' if ok else why})")
+        self.mounts.remove(data)
 
     # -- heal everything (always, also after an error)
 
