@@ -95,10 +95,11 @@ DURATION_S_MIN, DURATION_S_MAX = 5.0, 3600.0
 RATE_DEFAULT = 40  # orders/s across all load threads
 RATE_MAX = 2000
 WARMUP_S = 2.0  # load before the first fault
-HOLD_S_MIN, HOLD_S_MAX = 2.0, 5.0  # how long a fault holds before its heal
+HOLD_S_MIN, HOLD_S_MAX = 2.0, 5.0  # how long a fault holds before its heal (--hold-max raises the top)
+HOLD_S_LIMIT = 600.0
 GAP_S = 2.0  # after a heal, before the next fault
 KILL_NODES_MAX = 2
-assert HOLD_S_MIN < HOLD_S_MAX and WARMUP_S > 0 and GAP_S > 0
+assert HOLD_S_MIN < HOLD_S_MAX <= HOLD_S_LIMIT and WARMUP_S > 0 and GAP_S > 0
 
 LOAD_THREADS = 4
 ACCOUNTS = 8
@@ -167,9 +168,10 @@ class Fault:
         return f"#{self.index} t={self.at_s:5.1f}s {self.kind:<9} {','.join(self.nodes)}{what} hold {self.hold_s:.1f}s"
 
 
-def draw_schedule(seed: int, duration_s: float, kinds: list[str], node_ids: list[str]) -> list[Fault]:
+def draw_schedule(seed: int, duration_s: float, kinds: list[str], node_ids: list[str], *, hold_s_max: float = HOLD_S_MAX) -> list[Fault]:
     """The faults of a run: a pure function of its arguments (see the module docstring)."""
     assert kinds and all(k in FAULT_KINDS for k in kinds), kinds
+    assert HOLD_S_MIN < hold_s_max <= HOLD_S_LIMIT, hold_s_max
     assert len(node_ids) >= NODES_MIN
     rng = random.Random(seed)
     deck = sorted(set(kinds), key=FAULT_KINDS.index)
@@ -179,7 +181,7 @@ def draw_schedule(seed: int, duration_s: float, kinds: list[str], node_ids: list
     at_s = WARMUP_S
     while at_s < duration_s or len(faults) < len(deck):  # every asked kind at least once
         kind = deck[len(faults) % len(deck)]
-        hold_s = round(rng.uniform(HOLD_S_MIN, HOLD_S_MAX), 1)
+        hold_s = round(rng.uniform(HOLD_S_MIN, hold_s_max), 1)
         count = rng.randint(1, down_max) if kind == "kill" else 1
         nodes = tuple(sorted(rng.sample(node_ids, count)))
         file, fraction = None, 0.0
@@ -962,6 +964,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=DURATION_S_DEFAULT, help="seconds of load and faults")
     p.add_argument("--faults", default=",".join(FAULT_KINDS), help=f"comma-separated kinds: {','.join(FAULT_KINDS)}")
     p.add_argument("--nodes", type=int, default=NODES_DEFAULT, help="nodes of the temporary cluster")
+    p.add_argument("--hold-max", type=float, default=HOLD_S_MAX, help=f"longest hold of a fault, seconds (holds are drawn from {HOLD_S_MIN:g}..this)")
     p.add_argument("--rate", type=int, default=RATE_DEFAULT, help="orders per second of the load")
     p.add_argument("--json", dest="json_path", default=None, metavar="PATH", help="write the JSON report here")
     p.add_argument("--keep", action="store_true", help="keep the temporary cluster's directory (logs, data)")
@@ -975,8 +978,10 @@ def main(args: argparse.Namespace) -> int:
     if unknown or not kinds:
         print(f"dex chaos: unknown fault kind(s) {unknown}; choose from {','.join(FAULT_KINDS)}", file=sys.stderr)
         return 2
-    if not DURATION_S_MIN <= args.duration <= DURATION_S_MAX or not NODES_MIN <= args.nodes <= NODES_MAX or not 1 <= args.rate <= RATE_MAX:
-        print(f"dex chaos: --duration in {DURATION_S_MIN:g}..{DURATION_S_MAX:g}, --nodes in {NODES_MIN}..{NODES_MAX}, --rate in 1..{RATE_MAX}", file=sys.stderr)
+    if (not DURATION_S_MIN <= args.duration <= DURATION_S_MAX or not NODES_MIN <= args.nodes <= NODES_MAX
+            or not 1 <= args.rate <= RATE_MAX or not HOLD_S_MIN < args.hold_max <= HOLD_S_LIMIT):
+        print(f"dex chaos: --duration in {DURATION_S_MIN:g}..{DURATION_S_MAX:g}, --nodes in {NODES_MIN}..{NODES_MAX}, --rate in 1..{RATE_MAX}, "
+              f"--hold-max in {HOLD_S_MIN:g} (excluded)..{HOLD_S_LIMIT:g}", file=sys.stderr)
         return 2
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
 
@@ -990,14 +995,14 @@ def main(args: argparse.Namespace) -> int:
     else:
         cfg = load_config(args.config)
     ids = [n.id for n in cfg.nodes]
-    schedule = draw_schedule(seed, args.duration, kinds, ids)
-    say(f"seed {seed}: {len(schedule)} faults over {args.duration:g} s on {len(ids)} nodes (rerun: dex chaos --seed {seed} --duration {args.duration:g} --faults {','.join(kinds)}" + (f" --nodes {args.nodes})" if own else f" --config {args.config})"))
+    schedule = draw_schedule(seed, args.duration, kinds, ids, hold_s_max=args.hold_max)
+    say(f"seed {seed}: {len(schedule)} faults over {args.duration:g} s on {len(ids)} nodes (rerun: dex chaos --seed {seed} --duration {args.duration:g} --faults {','.join(kinds)}" + (f" --hold-max {args.hold_max:g}" if args.hold_max != HOLD_S_MAX else "") + (f" --nodes {args.nodes})" if own else f" --config {args.config})"))
     for f in schedule:
         say("  " + f.describe())
     if args.schedule_only:
         shutil.rmtree(workdir, ignore_errors=True)
         return 0
-    report: dict = {"seed": seed, "durationS": args.duration, "faultKinds": kinds, "nodes": ids, "config": str(cfg.path), "workdir": str(workdir)}
+    report: dict = {"seed": seed, "durationS": args.duration, "holdSMax": args.hold_max, "rate": args.rate, "faultKinds": kinds, "nodes": ids, "config": str(cfg.path), "workdir": str(workdir)}
     runner = Runner(cfg, args, workdir, say)
     outcomes = [Outcome(f) for f in schedule]
     started = time.monotonic()
