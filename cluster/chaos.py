@@ -99,6 +99,8 @@ HOLD_S_MIN, HOLD_S_MAX = 2.0, 5.0  # how long a fault holds before its heal (--h
 HOLD_S_LIMIT = 600.0
 GAP_S = 2.0  # after a heal, before the next fault
 KILL_NODES_MAX = 2
+LEADER_KINDS = frozenset(("kill", "pause", "partition"))  # the kinds that may aim at the leader
+LEADER_SHARE = 0.5  # of those faults, the share drawn to aim at the leader
 assert HOLD_S_MIN < HOLD_S_MAX <= HOLD_S_LIMIT and WARMUP_S > 0 and GAP_S > 0
 
 LOAD_THREADS = 4
@@ -162,10 +164,12 @@ class Fault:
     nodes: tuple[str, ...]
     file: str | None = None  # torn, corrupt: the file damaged
     fraction: float = 0.0  # torn, corrupt: where in the record (0..1)
+    leader: bool = False  # the first target is whichever node leads when the fault starts
 
     def describe(self) -> str:
         what = f" {self.file} at {self.fraction:.2f} of a record" if self.file else ""
-        return f"#{self.index} t={self.at_s:5.1f}s {self.kind:<9} {','.join(self.nodes)}{what} hold {self.hold_s:.1f}s"
+        nodes = ",".join(("leader", *self.nodes[1:]) if self.leader else self.nodes)
+        return f"#{self.index} t={self.at_s:5.1f}s {self.kind:<9} {nodes}{what} hold {self.hold_s:.1f}s"
 
 
 def draw_schedule(seed: int, duration_s: float, kinds: list[str], node_ids: list[str], *, hold_s_max: float = HOLD_S_MAX) -> list[Fault]:
@@ -184,12 +188,13 @@ def draw_schedule(seed: int, duration_s: float, kinds: list[str], node_ids: list
         hold_s = round(rng.uniform(HOLD_S_MIN, hold_s_max), 1)
         count = rng.randint(1, down_max) if kind == "kill" else 1
         nodes = tuple(sorted(rng.sample(node_ids, count)))
+        leader = kind in LEADER_KINDS and rng.random() < LEADER_SHARE
         file, fraction = None, 0.0
         if kind == "torn":
             file, fraction = rng.choice((JOURNAL_FILE, CHAIN_FILE)), round(rng.random(), 3)
         elif kind == "corrupt":
             file, fraction = JOURNAL_FILE, round(rng.random(), 3)
-        faults.append(Fault(len(faults) + 1, kind, round(at_s, 1), hold_s, nodes, file, fraction))
+        faults.append(Fault(len(faults) + 1, kind, round(at_s, 1), hold_s, nodes, file, fraction, leader))
         at_s += hold_s + GAP_S
     return faults
 
@@ -562,6 +567,7 @@ class Outcome:
     """What happened to one fault: when, what the runner saw, whether the node behaved."""
 
     fault: Fault
+    nodes: tuple[str, ...] = ()  # the nodes it hit (a leader fault's are resolved when it starts)
     status: str = "pending"  # done, skipped, failed
     started_s: float | None = None
     healed_s: float | None = None
@@ -570,7 +576,7 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict:
-        return {**asdict(self.fault), "status": self.status, "startedS": self.started_s, "healedS": self.healed_s, "catchUpS": self.catch_up_s, "notes": self.notes, "problems": self.problems}
+        return {**asdict(self.fault), "nodesHit": list(self.nodes), "status": self.status, "startedS": self.started_s, "healedS": self.healed_s, "catchUpS": self.catch_up_s, "notes": self.notes, "problems": self.problems}
 
 
 class Runner:
@@ -640,17 +646,29 @@ class Runner:
 
     # -- the faults
 
+    def targets(self, f: Fault) -> tuple[str, ...]:
+        """The fault's nodes; a leader fault puts the current leader first (the schedule cannot know it)."""
+        if not f.leader:
+            return f.nodes
+        leader = local.status(self.cfg).get("leader")
+        if leader is None or leader in f.nodes:
+            return f.nodes
+        return (leader, *f.nodes[1:])
+
     def apply(self, o: Outcome) -> None:
         f = o.fault
+        nodes = o.nodes = self.targets(f)
+        if f.leader:
+            o.notes.append(f"the leader now: {nodes[0]}")
         if f.kind == "kill":
-            for n in f.nodes:
+            for n in nodes:
                 self.kill(n)
-            o.notes.append(f"SIGKILL {','.join(f.nodes)}")
+            o.notes.append(f"SIGKILL {','.join(nodes)}")
             self._hold(f.hold_s)
-            for n in f.nodes:
+            for n in nodes:
                 self.restart_checked(n, o)
         elif f.kind == "pause":
-            (n,) = f.nodes
+            (n,) = nodes
             local.kill_node(self.cfg, n, signal.SIGSTOP)
             self.paused.add(n)
             o.notes.append(f"SIGSTOP {n}")
@@ -658,13 +676,13 @@ class Runner:
             local.kill_node(self.cfg, n, signal.SIGCONT)
             self.paused.discard(n)
         elif f.kind == "partition":
-            (n,) = f.nodes
+            (n,) = nodes
             self.partitioner.isolate(n)
             self._hold(f.hold_s)
             o.notes.append(f"{n}'s Raft traffic dropped: ports {sorted(self.partitioner.blocked)}")
             self.partitioner.heal()
         elif f.kind == "torn":
-            (n,) = f.nodes
+            (n,) = nodes
             self.kill(n)
             o.notes.append(tear_tail(self.cfg.node_data_dir(n) / f.file, f.fraction))
             self._hold(f.hold_s)
@@ -680,7 +698,7 @@ class Runner:
         time.sleep(hold_s)  # the fault's hold time is the experiment, not a wait for a condition
 
     def _corrupt(self, o: Outcome) -> None:
-        (n,) = o.fault.nodes
+        (n,) = o.nodes
         self.kill(n)
         data = self.cfg.node_data_dir(n)
         note = flip_middle(data / JOURNAL_FILE, o.fault.fraction)
@@ -711,7 +729,7 @@ class Runner:
         o.notes.append(f"{n} restarted with --rebuild")
 
     def _disk_full(self, o: Outcome) -> None:
-        (n,) = o.fault.nodes
+        (n,) = o.nodes
         data = self.cfg.node_data_dir(n)
         self.kill(n)
         stash = self.workdir / f"disk-full-{o.fault.index}-{n}"
@@ -1126,7 +1144,7 @@ def _converge(runner: Runner, cfg: ClusterConfig) -> bool:
 def _summary(report: dict, say) -> None:
     say(f"seed {report['seed']}: {report.get('acknowledged', 0)} orders acknowledged, {report.get('unknown', 0)} unknown outcomes, load {report.get('loadCounts', {})}")
     for o in report["schedule"]:
-        say(f"  fault #{o['index']} {o['kind']:<9} {','.join(o['nodes'])}: {o['status']}" + (f" ({'; '.join(o['problems'])})" if o["problems"] else ""))
+        say(f"  fault #{o['index']} {o['kind']:<9} {','.join(o['nodesHit'] or o['nodes'])}: {o['status']}" + (f" ({'; '.join(o['problems'])})" if o["problems"] else ""))
     for name, c in report.get("checks", {}).items():
         say(f"  {'PASS' if c['ok'] else 'FAIL'}  {name}: {c['detail']}")
     say("RESULT: " + ("every check passed" if report["ok"] else "FAILED"))
