@@ -11,7 +11,9 @@ the kinds are dealt round robin from a seeded shuffle (every asked kind
 appears once before any repeats), targets and hold times come from the same
 `random.Random(seed)`, and the schedule is printed before the run, so
 `--seed N` reproduces it. Faults run one at a time (apply, hold, heal, then a
-gap), so at most `kill_nodes_max` nodes are ever down and never a majority.
+gap), so at most KILL_NODES_MAX nodes are ever down and never a majority.
+Half of the kill, pause and partition faults aim at the leader: which node
+that is can only be known when the fault starts (the one run-time choice).
 
 Faults (what each does; what it expects of the node):
     kill        SIGKILL one or two nodes (never a majority), restart them after the hold.
