@@ -283,6 +283,8 @@ class Recorder:
         self.unknown: dict[str, str] = {}  # client order id -> the last answer seen
         self.rejected: dict[str, str] = {}
         self.counts: collections.Counter = collections.Counter()
+        self.acks_per_s: collections.Counter = collections.Counter()  # second of the run -> orders acknowledged in it
+        self.t0 = time.monotonic()
 
     def count(self, key: str, n: int = 1) -> None:
         with self.lock:
@@ -392,6 +394,7 @@ class Load:
             if status == 200 and isinstance(payload, dict) and "orderId" in payload:
                 self.record.acked[cid] = (int(payload["orderId"]), int(payload.get("blockHeight") or 0))
                 self.record.counts["orders_acked"] += 1
+                self.record.acks_per_s[int(time.monotonic() - self.record.t0)] += 1
                 if payload.get("duplicate"):
                     self.record.counts["orders_acked_as_retry_duplicate"] += 1
             elif status is None:
@@ -1039,7 +1042,7 @@ def main(args: argparse.Namespace) -> int:
         load = Load(cfg, seed, args.rate, f"c{seed}-{secrets.token_hex(3)}-")  # a fresh tag: reruns never meet the dedup window
         load.fund()
         say(f"funded {ACCOUNTS} accounts; load at {args.rate} orders/s")
-        runner.t0 = time.monotonic()
+        runner.t0 = load.record.t0 = time.monotonic()
         load.start()
         for o in outcomes:
             f = o.fault
@@ -1069,6 +1072,8 @@ def main(args: argparse.Namespace) -> int:
         say("waiting for every node to reach one head")
         converged = _converge(runner, cfg)
         report["loadCounts"] = dict(load.record.counts)
+        last_s = max(load.record.acks_per_s, default=-1)
+        report["acksPerS"] = [load.record.acks_per_s.get(t, 0) for t in range(last_s + 1)]  # index: second of the run, as the schedule's t
         report["acknowledged"] = len(load.record.acked)
         report["unknown"] = len(load.record.unknown)
         report["rejectedSamples"] = dict(list(load.record.rejected.items())[:5])
