@@ -126,8 +126,10 @@ def pid_path(cfg: ClusterConfig, node_id: str) -> Path:
     return cfg.node_data_dir(node_id) / PID_FILE
 
 
-def node_command(cfg: ClusterConfig, node_id: str) -> list[str]:
-    return [sys.executable, "-m", "dex.cli", "node", "--config", str(cfg.path), "--id", node_id, "--log-file", str(log_path(cfg, node_id))]
+def node_command(cfg: ClusterConfig, node_id: str, *, rebuild: bool = False) -> list[str]:
+    """`rebuild`: start with --rebuild (move damaged ledger files aside, catch up from the cluster)."""
+    command = [sys.executable, "-m", "dex.cli", "node", "--config", str(cfg.path), "--id", node_id, "--log-file", str(log_path(cfg, node_id))]
+    return command + ["--rebuild"] if rebuild else command
 
 
 def _cmdline(pid: int) -> list[str] | None:
@@ -169,8 +171,8 @@ def node_pid(cfg: ClusterConfig, node_id: str) -> int | None:
     return pid
 
 
-def start_node(cfg: ClusterConfig, node_id: str) -> int:
-    """Spawn the node detached from the terminal; return its pid."""
+def start_node(cfg: ClusterConfig, node_id: str, *, rebuild: bool = False) -> int:
+    """Spawn the node detached from the terminal (with --rebuild if asked); return its pid."""
     cfg.node(node_id)
     running = node_pid(cfg, node_id)
     if running is not None:
@@ -185,7 +187,7 @@ def start_node(cfg: ClusterConfig, node_id: str) -> int:
     # node.out keeps only what bypasses logging (a crash's traceback).
     with open(out_path(cfg, node_id), "ab") as out:
         proc = subprocess.Popen(
-            node_command(cfg, node_id),
+            node_command(cfg, node_id, rebuild=rebuild),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

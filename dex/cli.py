@@ -12,6 +12,8 @@
     dex completion bash|zsh              a shell completion script
     dex audit (--node ID | --data DIR) [--config PATH] [--at HEIGHT] [--json] ...
                                          re-derive a node's chain (see docs/AUDIT.md)
+    dex chaos --seed N --duration S --faults kill,pause,... [--json PATH]
+                                         seeded faults under load, then the ledger checks (docs/CHAOS.md)
 
 --config defaults to configs/local-4.toml under the current directory, or the
 repository's own configs/local-4.toml when there is none.
@@ -449,6 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action="store_true", help="progress on stderr even when it is not a terminal")
     p.add_argument("--json", action="store_true", help="print the report (and the state) as JSON")
     p.set_defaults(func=cmd_audit)
+
+    from cluster import chaos  # dex chaos: the seeded fault runner (docs/CHAOS.md)
+
+    p = commands.add_parser("chaos", parents=[config], help="run a seeded fault schedule against a temporary (or --config) cluster under load and check its ledgers (docs/CHAOS.md)")
+    chaos.add_arguments(p)
+    p.set_defaults(func=chaos.main)
 
     from dex.store import commands as store_commands  # store migrate, store status
 
