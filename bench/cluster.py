@@ -105,7 +105,7 @@ MID_TICKS = 5_000_000  # 50,000.00 USDT (tick 0.01)
 PASSIVE_TICKS_MAX = 500
 CROSS_TICKS = 100
 QTY_LOTS_MIN, QTY_LOTS_MAX = 10, 100  # 0.0001 .. 0.001 BTC (step 0.00001): >= 5 USDT notional
-DEPOSITS = (("USDT", "100000000"), ("BTC", "10000"))
+DEPOSITS = (("USDT", "40000000"), ("BTC", "10000"))  # under the faucet's per-account share (dex.api.trading.FAUCET_ACCOUNT_UNITS_MAX)
 RESERVED_PORTS = set(range(7101, 7105)) | set(range(8101, 8105))  # configs/local-4.toml
 
 REQUEST_TIMEOUT_S = 10.0  # one attempt (a node answers within 5 s, a forward within 7 s)

@@ -26,7 +26,7 @@ Faults (what each does; what it expects of the node):
     torn        SIGKILL one node, cut raft.journal or blocks.dat inside its
                 last record, restart: the node must cut the tail and catch up.
     corrupt     SIGKILL one node, flip a byte inside a middle record of its
-                raft.journal: the node must refuse to start with exit 3; the
+                raft.journal: the node must refuse to start with exit 74 (72 for blocks.dat); the
                 runner then starts it with --rebuild and it must catch up.
     disk-full   SIGKILL one node, mount a tmpfs just larger than its data over
                 its data directory (data copied in), fill it but for
@@ -114,7 +114,7 @@ CROSS_TICKS = 100
 QTY_LOTS_MIN, QTY_LOTS_MAX = 10, 100
 CROSS_PCT = 40
 WITHDRAW_PCT = 2
-DEPOSITS = (("USDT", "100000000"), ("BTC", "10000"))
+DEPOSITS = (("USDT", "10000000"), ("BTC", "10000"))  # under the faucet's per-account share (dex.api.trading.FAUCET_ACCOUNT_UNITS_MAX)
 WITHDRAW_AMOUNT = ("USDT", "1")
 ATTEMPT_TIMEOUT_S = 10.0  # above the node's forwarding bound (7 s)
 REQUEST_DEADLINE_S = 20.0  # all attempts of one request; past it the outcome is unknown
@@ -126,7 +126,10 @@ assert ATTEMPT_TIMEOUT_S < REQUEST_DEADLINE_S
 UP_TIMEOUT_S = 60.0
 READY_TIMEOUT_S = 60.0  # a node starts in 3-15 s on a loaded 2-core machine
 REFUSE_TIMEOUT_S = 60.0  # a node on a corrupted journal must exit within this (its start-up alone takes up to 15 s here)
-EXIT_DATA_UNTRUSTED = 3  # dex.node.EXIT_DATA_UNTRUSTED (not imported: it pulls in the node's stack)
+# dex.ledger.replica's exit codes (not imported: it pulls in the node's stack;
+# tests/cluster/test_chaos.py checks they agree).
+EXIT_CHAIN_DAMAGED = 72
+EXIT_JOURNAL_DAMAGED = 74
 CONVERGE_TIMEOUT_S = 90.0
 DIVERGED_S_MIN = 3.0  # one height with different hashes for this long, with the load stopped: diverged
 CATCH_UP_S_MAX = 10.0  # issue 10's target: every node caught up within 10 s of the last heal
@@ -707,8 +710,10 @@ class Runner:
         self.kill(n)
         data = self.cfg.node_data_dir(n)
         note = flip_middle(data / JOURNAL_FILE, o.fault.fraction)
+        expected = EXIT_JOURNAL_DAMAGED
         if note is None:
             note = flip_middle(data / CHAIN_FILE, o.fault.fraction)
+            expected = EXIT_CHAIN_DAMAGED
             o.notes.append(f"{JOURNAL_FILE} has fewer than 2 records: corrupting {CHAIN_FILE} instead")
         if note is None:
             o.notes.append("no file with 2 records to corrupt: restarted as is")
@@ -724,10 +729,10 @@ class Runner:
                 code = done.returncode
             except subprocess.TimeoutExpired:
                 code = None
-        if code == EXIT_DATA_UNTRUSTED:
+        if code == expected:
             o.notes.append(f"{n} refused to start (exit {code} after {time.monotonic() - refuse_started:.1f} s), as it must")
         else:
-            o.problems.append(f"{n} on a corrupted journal: expected exit {EXIT_DATA_UNTRUSTED}, got " + ("no exit within %g s (it ran on damaged data)" % REFUSE_TIMEOUT_S if code is None else f"exit {code}"))
+            o.problems.append(f"{n} on a corrupted file: expected exit {expected}, got " + ("no exit within %g s (it ran on damaged data)" % REFUSE_TIMEOUT_S if code is None else f"exit {code}"))
             o.notes.append(_tail(self.cfg, n))
         self._hold(o.fault.hold_s)
         self.start(n, rebuild=True)

@@ -306,7 +306,7 @@ def _p50_order_ms(client: Client, count: int) -> float:
 def test_a_resubscribe_flood_neither_slows_the_node_nor_is_buffered_without_bound(cluster: Cluster) -> None:
     node = cluster.ids[1]
     url = cluster.url(node)
-    maker, _ = _funded(cluster.urls, ("USDT", "100000000"), ("BTC", "100"))
+    maker, _ = _funded(cluster.urls, ("USDT", "40000000"), ("BTC", "100"))
     for side, low in (("BUY", 30000), ("SELL", 70000)):  # 1,000 levels a side
         for first in range(0, BOOK_LEVELS, 100):
             maker.batch_orders([{"symbol": SYMBOL, "side": side, "type": "LIMIT", "price": f"{low + j}.00", "quantity": "0.00100"} for j in range(first, first + 100)])

@@ -118,3 +118,10 @@ def test_a_flipped_middle_byte_is_refused_by_the_journal(tmp_path: Path):
     assert flip_middle(path, 0.99) is not None  # even at the end of the range: never the last record
     with pytest.raises(JournalCorrupt):
         DexJournal(path)
+
+
+def test_the_runner_expects_the_replicas_own_exit_codes():
+    from cluster import chaos
+    from dex.ledger import replica
+
+    assert (chaos.EXIT_JOURNAL_DAMAGED, chaos.EXIT_CHAIN_DAMAGED) == (replica.EXIT_JOURNAL_DAMAGED, replica.EXIT_CHAIN_DAMAGED)
