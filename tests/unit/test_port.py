@@ -8,6 +8,7 @@ reads agree with the engine."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -21,6 +22,13 @@ from dex.ledger import builder as block_builder
 from dex.ledger.codec import CodecError
 from dex.ledger.port import Applied, LedgerPort, NoQuorum, NotLeader, OutcomeUnknown, Overloaded, Unrecordable
 from tests.kit import ALICE, BOB, BUY, SELL, SYMBOL, limit_order, lots, markets, ticks, units
+
+
+def run_async(coro):
+    """asyncio.run on a thread of its own: a session-scoped Playwright (the
+    dashboard tests) leaves an event loop marked running on the main thread."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 TIME_MS = 1_700_000_000_000
 
@@ -90,7 +98,7 @@ def test_submit_answers_the_applied_block_with_its_time_and_each_commands_events
     deposit = Deposit(account=ALICE, asset="USDT", amount=units("100", "USDT"))
     cancel = CancelOrder(account=ALICE, symbol=SYMBOL, order_id=99)
 
-    applied = asyncio.run(submit(port, [deposit, cancel]))
+    applied = run_async(submit(port, [deposit, cancel]))
 
     assert isinstance(applied, Applied)
     assert (applied.height, applied.block_hash, applied.time_ms) == (1, b"h" * 32, TIME_MS + 1)
@@ -110,7 +118,7 @@ def test_each_failure_is_its_typed_ledger_exception(refuse, fail, raised) -> Non
     builder.refuse, builder.fail = refuse, fail
 
     with pytest.raises(raised):
-        asyncio.run(submit(port, [Deposit(account=ALICE, asset="USDT", amount=1)]))
+        run_async(submit(port, [Deposit(account=ALICE, asset="USDT", amount=1)]))
     assert replica.height == 0
 
 
@@ -120,7 +128,7 @@ def test_a_leader_without_quorum_queues_nothing() -> None:
     builder.refuse = AssertionError("the builder was called without a quorum")
 
     with pytest.raises(NoQuorum):
-        asyncio.run(submit(port, [Deposit(account=ALICE, asset="USDT", amount=1)]))
+        run_async(submit(port, [Deposit(account=ALICE, asset="USDT", amount=1)]))
 
 
 def test_a_waiter_is_released_by_its_height_and_not_before() -> None:
@@ -139,7 +147,7 @@ def test_a_waiter_is_released_by_its_height_and_not_before() -> None:
         threading.Thread(target=port.on_block, args=(Header(2, TIME_MS), b"", None, [])).start()  # the Raft thread
         return early, await waiting, await port.wait_applied(3, 0.05), await port.wait_applied(1, 0.0)
 
-    early, released, not_applied, already = asyncio.run(run())
+    early, released, not_applied, already = run_async(run())
 
     assert not early, "released by a lower height"
     assert (released, not_applied, already) == (True, False, True)
@@ -149,9 +157,9 @@ def test_wait_leader_gives_up_without_one() -> None:
     port, replica, _ = port_with_builder()
     replica.leader_id = None
 
-    assert asyncio.run(port.wait_leader()) is None
+    assert run_async(port.wait_leader()) is None
     replica.leader_id = "n2"
-    assert asyncio.run(port.wait_leader()) == "n2"
+    assert run_async(port.wait_leader()) == "n2"
 
 
 def test_reads_agree_with_the_engine() -> None:

@@ -39,7 +39,9 @@ def _config(tmp_path: Path) -> Path:
 
 
 def _run(config: Path, fail_at: int, blocks: int, time_base_ms: int = 1_000) -> subprocess.CompletedProcess:
-    env = dict(os.environ, **{SECRET_ENV: "s" * 32})
+    # The pure engine: the child wraps engine.apply to count applications, and
+    # the compiled engine's methods are read-only (the replica is under test).
+    env = dict(os.environ, **{SECRET_ENV: "s" * 32, "DEX_PURE_PYTHON": "1"})
     return subprocess.run(
         [sys.executable, "-m", "tests.unit.failing_chain_node", str(config), str(fail_at), str(blocks), str(time_base_ms)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S,
