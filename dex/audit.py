@@ -455,7 +455,7 @@ class _SignatureChecker:
             self.pool = concurrent.futures.ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_worker_init, initargs=(self.markets,))
         while len(self.inflight) >= self.jobs * SIGNATURE_TASKS_PER_JOB_MAX:
             self._merge(self.inflight.popleft().result())
-        self.inflight.append(self.pool.submit(_check_chunk, chunk))
+        self.inflight.append(self.pool.submit(_check_chunk, chunk, self.problems.limit))
 
     def finish(self, tick: Callable[[], None] = lambda: None) -> None:
         """Check what is left and wait for every task; `tick()` at most every
@@ -463,7 +463,7 @@ class _SignatureChecker:
         if self.pending:
             if self.pool is None:  # under one chunk in all: not worth starting processes
                 _worker_init(self.markets)
-                self._merge(_check_chunk(self.pending))
+                self._merge(_check_chunk(self.pending, self.problems.limit))
                 self.pending, self.pending_auths = [], 0
             else:
                 self._submit()
@@ -480,9 +480,10 @@ class _SignatureChecker:
                 next_tick = time.monotonic() + PROGRESS_INTERVAL_S
                 tick()
 
-    def _merge(self, result: tuple[list[str], int, int, float]) -> None:
-        found, checked, pid, cpu_s = result
+    def _merge(self, result: tuple[list[str], int, int, int, float]) -> None:
+        found, dropped, checked, pid, cpu_s = result
         self.problems.extend(found)
+        self.report.problems_dropped += dropped
         self.report.signatures += checked
         if pid != os.getpid():
             self.worker_cpu_s[pid] = max(cpu_s, self.worker_cpu_s.get(pid, 0.0))
@@ -503,13 +504,15 @@ def _worker_init(markets: MarketConfig) -> None:
     _worker_markets = markets
 
 
-def _check_chunk(chunk: list[tuple[int, bytes]]) -> tuple[list[str], int, int, float]:
+def _check_chunk(chunk: list[tuple[int, bytes]], problems_max: int) -> tuple[list[str], int, int, int, float]:
     """Verify every signature in these blocks and what it authorizes. Returns
-    (problems, signatures checked, this process's id, its CPU time so far);
-    problems are bounded per chunk."""
+    (problems, problems counted but not kept, signatures checked, this
+    process's id, its CPU time so far); at most `problems_max` (the audit's
+    --problems) are kept per chunk, every signature is checked."""
     markets = _worker_markets
     assert markets is not None, "call _worker_init first"
     found: list[str] = []
+    dropped = 0
     checked = 0
     for height, raw in chunk:
         proposal, _ = decode_proposal(raw)  # the main process decoded it first
@@ -522,14 +525,16 @@ def _check_chunk(chunk: list[tuple[int, bytes]]) -> tuple[list[str], int, int, f
             where = f"block {height} command {covered[0][0]}" if covered else f"block {height} signature {k}"
             checked += 1
             if not _signature_ok(auth):
-                found.append(f"{where}: the signature does not verify (account {account_id(auth.public_key)})")
+                problem = f"{where}: the signature does not verify (account {account_id(auth.public_key)})"
             else:
                 why = authorization_problem(auth, [cmd for _, cmd in covered], markets)
-                if why is not None:
-                    found.append(f"{where}: {why}")
-            if len(found) >= PROBLEMS_MAX_DEFAULT:
-                return found, checked, os.getpid(), time.process_time()
-    return found, checked, os.getpid(), time.process_time()
+                problem = None if why is None else f"{where}: {why}"
+            if problem is not None:
+                if len(found) < problems_max:
+                    found.append(problem)
+                else:
+                    dropped += 1
+    return found, dropped, checked, os.getpid(), time.process_time()
 
 
 def _signature_ok(auth: Auth) -> bool:

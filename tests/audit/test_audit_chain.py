@@ -335,3 +335,19 @@ def test_a_signed_request_that_executed_twice_is_found(tmp_path: Path) -> None:
 
     assert "block 3: auth 0 re-uses the signed request first carried in block 2, and it executed again" in report.problems
     assert report.replays_refused == 0
+
+
+def test_the_signature_phase_keeps_as_many_problems_as_asked_and_counts_the_rest(tmp_path: Path) -> None:
+    b = Builder(tmp_path / "blocks.dat")
+    b.block(b.deposit(ALICE, "USDT", "1000"))
+    forged = []
+    for i in range(70):
+        good = b.order(ALICE, "BTCUSDT", "BUY", f"{40000 + i}.00", "0.00100")
+        forged.append(Request(good.auth.__class__(public_key=good.auth.public_key, timestamp_ms=good.auth.timestamp_ms, signature=bytes(64), payload=good.auth.payload), good.commands))
+    b.block(*forged)
+    b.close()
+
+    report, _ = audit(tmp_path / "blocks.dat", markets(), problems_max=60)
+
+    assert len(report.problems) == 60 and report.problems_dropped == 10
+    assert report.signatures == 71
