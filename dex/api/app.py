@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from dex.api import cluster, dashboard, docs, errors, examples, ledger, market, metrics, ratelimit, streams, trading
+from dex.api import cluster, dashboard, deps, docs, errors, examples, ledger, market, metrics, ratelimit, streams, trading
 
 
 def create_app(node) -> FastAPI:
@@ -39,5 +39,6 @@ def create_app(node) -> FastAPI:
     app.include_router(dashboard.router)  # the web page at /, its assets, and local-only node controls
     dashboard.allow_node_origins(app, node.cfg)  # the page moves to another node when its own dies
     examples.install(app)  # a real answer under every route's 200 in /docs
+    deps.document_signed_routes(app)  # the signature scheme, required on every signed route
     docs.install(app)  # /docs and /redoc, assets from the node itself (works offline)
     return app

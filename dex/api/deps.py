@@ -159,6 +159,37 @@ async def verify_request(request: Request) -> Signed:
     )
 
 
+SECURITY_SCHEMES = {
+    "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-KEY", "description": "The account's Ed25519 public key, hex (64 characters)."},
+    "Timestamp": {"type": "apiKey", "in": "header", "name": "X-TIMESTAMP", "description": "Milliseconds since the epoch; within recvWindow (a signed query parameter, default 5,000 ms) of the node's clock."},
+    "Signature": {
+        "type": "apiKey", "in": "header", "name": "X-SIGNATURE",
+        "description": "Base64 Ed25519 signature over timestamp + METHOD + path + ('?' + query if any) + body, exactly as sent. "
+        "Each signed request executes at most once (-9006 on reuse): sign every request afresh.",
+    },
+}
+
+
+def document_signed_routes(app) -> None:
+    """Declare the signature scheme in the OpenAPI document and require it on
+    every signed route (those whose summary says "(signed")."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {}).setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                if "(signed" in (operation.get("summary") or ""):
+                    operation["security"] = [{name: [] for name in SECURITY_SCHEMES}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi
+
+
 SignedDep = Annotated[Signed, Depends(verify_request)]
 
 
