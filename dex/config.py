@@ -61,6 +61,13 @@ class NodeConfig:
     raft_port: int
     api_host: str
     api_port: int
+    # Where a browser outside the nodes' network reaches this node's API
+    # (e.g. a port published by docker compose); None: the api address.
+    public_url: str | None = None
+
+    @property
+    def public_api_url(self) -> str:
+        return self.public_url or self.api_url
 
     @property
     def raft_address(self) -> str:
@@ -125,6 +132,7 @@ class NodeEntry(BaseModel):
     id: str
     raft: str
     api: str
+    public_url: str | None = Field(None, pattern=r"^https?://[^\s/]+$")  # e.g. "http://127.0.0.1:8101"
 
 
 class ClusterConfig(Tunables):
@@ -212,7 +220,7 @@ def load_cluster(path: str | Path) -> ClusterConfig:
             raise _explain(e, path, f"[[nodes]] #{i + 1}", sorted(NodeEntry.model_fields)) from None
         rh, rp = _split(n.raft, f"node {n.id} raft")
         ah, ap = _split(n.api, f"node {n.id} api")
-        nodes.append(NodeConfig(id=n.id, raft_host=rh, raft_port=rp, api_host=ah, api_port=ap))
+        nodes.append(NodeConfig(id=n.id, raft_host=rh, raft_port=rp, api_host=ah, api_port=ap, public_url=n.public_url))
     if not nodes:
         raise ConfigError(f"{path}: no [[nodes]]")
     ids = [n.id for n in nodes]

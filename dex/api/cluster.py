@@ -36,6 +36,7 @@ def node_status(node) -> dict:
         "blockWaitMsP50": _p50(s["blockWaitMsRecent"]),
         "reachable": True,
         "apiUrl": node.me.api_url,
+        "publicUrl": node.me.public_api_url,  # where a browser reaches it (the dashboard moves there)
         "uptimeS": round(time.monotonic() - node.started_s, 1),
         "engine": s["engine"],  # which matching engine runs: "compiled" (Cython) or "pure" (docs/ENGINE.md)
         "store": node.store.status() if node.store is not None else {"enabled": False},

@@ -223,12 +223,15 @@ LOOPBACK_ALIASES = ("127.0.0.1", "localhost")
 
 def node_origins(cfg) -> list[str]:
     """The origins the page can be loaded from: every node's API URL (and its
-    other loopback spelling). When its node dies, the page carries on against
-    another node of the cluster, which is a different origin."""
+    other loopback spelling) and its public URL, if set. When its node dies,
+    the page carries on against another node of the cluster, which is a
+    different origin."""
     origins = []
     for n in cfg.nodes:
         hosts = LOOPBACK_ALIASES if n.api_host in LOOPBACK_ALIASES else (n.api_host,)
         origins += [f"http://{host}:{n.api_port}" for host in hosts]
+        if n.public_url:
+            origins.append(n.public_url)
     return sorted(set(origins))
 
 

@@ -117,7 +117,7 @@ class Forwarder:
             r.raise_for_status()
             return r.json()
         except (httpx.HTTPError, ValueError):
-            return {"id": node.id, "role": "unreachable", "reachable": False, "apiUrl": node.api_url}
+            return {"id": node.id, "role": "unreachable", "reachable": False, "apiUrl": node.api_url, "publicUrl": node.public_api_url}
 
     async def peers_status(self, mine: dict) -> list[dict]:
         """Every node's status, in config order; this node's is `mine`."""

@@ -384,3 +384,26 @@ def test_dockerignore_keeps_secrets_and_local_state_out(cfg):
         assert needed in patterns, f".dockerignore does not exclude {needed}/ from the build context"
     for needed in ("dex", "configs", "pyproject.toml"):
         assert needed not in patterns, f".dockerignore excludes {needed}, which the image needs"
+
+
+def test_each_nodes_public_url_is_its_published_port(compose, cfg):
+    for node in cfg.nodes:
+        published = [p for p in _ports(compose["services"][node.id]) if p[2] == node.api_port]
+        assert published, node.id
+        host_ip, port, _ = published[0]
+        assert node.public_url == f"http://{host_ip}:{port}", (
+            f"{node.id}: public_url {node.public_url!r}; the dashboard from a host browser needs the published port"
+        )
+
+
+def test_the_faucet_is_a_documented_environment_switch(compose):
+    env = compose["x-node-env"] if "x-node-env" in compose else compose["services"]["n1"]["environment"]
+    assert env["DEX_FAUCET"] == "${DEX_FAUCET:-false}"
+
+
+def test_the_readme_runs_compose_as_the_compose_file_says(compose):
+    header = [line[1:].strip() for line in COMPOSE_FILE.read_text().splitlines() if line.startswith("#   ")]
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Containers"):]
+    block = section[section.index("```sh") + len("```sh"):section.index("```", section.index("```sh") + 5)]
+    assert [line.strip() for line in block.strip().splitlines()] == header[:3]

@@ -53,7 +53,7 @@ export class Conn {
   async refreshNodes() {
     const st = await this.get("/api/v1/cluster/status");
     this.nodeId = st.node;
-    this.nodes = st.nodes.map((n) => ({ id: n.id, url: n.apiUrl }));
+    this.nodes = st.nodes.map((n) => ({ id: n.id, url: n.publicUrl ?? n.apiUrl }));
     return st;
   }
 
