@@ -8,11 +8,19 @@ CONFIG ?= configs/local-4.toml
 
 .PHONY: up down status test install engine assets bench clean
 
+# `make up` installs what a node needs; `make test` adds the test tools
+# (pytest, Hypothesis, Playwright...), in one pip run on a bare machine.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e .
 	touch $@
+
+$(VENV)/.installed-test: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed engine assets
 
@@ -45,6 +53,7 @@ up: install
 	$(VENV)/bin/dex cluster up --detach --config $(CONFIG)
 	@echo
 	@echo "  status:    $(VENV)/bin/dex cluster status"
+	@echo "  dashboard: http://127.0.0.1:8101/"
 	@echo "  API docs:  http://127.0.0.1:8101/docs"
 	@echo "  try it:    $(VENV)/bin/dex cluster demo"
 	@echo "  stop:      make down"
@@ -55,7 +64,7 @@ down:
 status:
 	$(VENV)/bin/dex cluster status --config $(CONFIG)
 
-test: install
+test: $(VENV)/.installed-test install
 	sh tests/services.sh
 	$(PY) -m pytest
 

@@ -170,8 +170,18 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"stopped {', '.join(stopped)}", file=sys.stderr)
 
 
+def _store_lag(store: dict | None) -> str:
+    """The trade store's lag as a person reads it: blocks and seconds behind."""
+    if not store or not store.get("enabled"):
+        return "off"
+    if not store.get("up"):
+        return "DOWN"
+    blocks, seconds = store.get("lagBlocks"), store.get("lagS")
+    return "-" if blocks is None else f"{blocks} blk" + ("" if seconds is None else f" {seconds:g} s")
+
+
 def _status_table(st: dict) -> list[str]:
-    header = ("id", "pid", "proc", "role", "term", "height", "head", "state", "commit/applied", "reachable")
+    header = ("id", "pid", "proc", "role", "term", "height", "head", "state", "commit/applied", "store lag", "engine", "reachable")
     rows = [header]
     for e in st.get("nodes", []):
         rows.append(
@@ -185,6 +195,8 @@ def _status_table(st: dict) -> list[str]:
                 _short(e.get("headHash")),
                 _short(e.get("stateHash")),
                 f"{e.get('commitIndex', '-')}/{e.get('lastApplied', '-')}",
+                _store_lag(e.get("store")),
+                str(e.get("engine") or "-"),
                 _yes(e.get("reachable")),
             )
         )

@@ -248,3 +248,22 @@ def test_log_tail_shows_only_the_latest_run(cfg: ClusterConfig) -> None:
 
     assert "new failure" in tail
     assert "old failure" not in tail
+
+
+def test_the_status_table_shows_store_lag_and_engine():
+    from dex.cli import _status_table
+
+    st = {"nodes": [
+        {"id": "n1", "alive": True, "role": "leader", "term": 2, "headHeight": 9, "reachable": True, "engine": "compiled",
+         "store": {"enabled": True, "up": True, "lagBlocks": 3, "lagS": 0.25}},
+        {"id": "n2", "alive": True, "role": "follower", "term": 2, "headHeight": 9, "reachable": True, "engine": "pure",
+         "store": {"enabled": True, "up": False}},
+        {"id": "n3", "alive": False, "reachable": False, "store": {"enabled": False}},
+    ]}
+
+    header, n1, n2, n3 = _status_table(st)
+
+    assert "store lag" in header and "engine" in header
+    assert "3 blk 0.25 s" in n1 and "compiled" in n1
+    assert "DOWN" in n2 and "pure" in n2
+    assert " off " in n3
