@@ -221,6 +221,8 @@ def audit(
         )
         if database_url and height_stop is None:
             _audit_store(report, _Problems(report, problems_max), database_url, chain, markets, progress)
+        elif database_url:
+            report.store = f"not checked: an audit up to a height (--at {height_stop}) does not compare the store"
     finally:
         chain.close()
     return report, engine

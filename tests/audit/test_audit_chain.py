@@ -351,3 +351,13 @@ def test_the_signature_phase_keeps_as_many_problems_as_asked_and_counts_the_rest
 
     assert len(report.problems) == 60 and report.problems_dropped == 10
     assert report.signatures == 71
+
+
+def test_an_audit_at_a_height_says_it_skipped_the_store_it_was_given(built) -> None:
+    path, _ = built
+
+    at3, _ = audit(path, markets(), height_stop=3, database_url="sqlite:///never-opened.db")
+    whole, _ = audit(path, markets(), height_stop=3)
+
+    assert at3.store.startswith("not checked: an audit up to a height (--at 3)")
+    assert whole.store == "not configured"
