@@ -22,34 +22,11 @@ from __future__ import annotations
 import base64
 import itertools
 import sys
-from typing import Literal
-
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
-
 from dex.auth import signed_payload, verify
-
-
-class Order(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    symbol: str = Field(max_length=20)
-    side: Literal["BUY", "SELL"]
-    type: Literal["LIMIT", "MARKET"]
-    timeInForce: Literal["GTC", "IOC", "FOK"] | None = None
-    price: str | None = Field(default=None, max_length=40)
-    quantity: str | None = Field(default=None, max_length=40)
-    quoteOrderQty: str | None = Field(default=None, max_length=40)
-    newClientOrderId: str | None = Field(default=None, min_length=1, max_length=36)
-    postOnly: bool = False
-    selfTradePreventionMode: Literal["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"] = "EXPIRE_TAKER"
-    newOrderRespType: Literal["ACK", "RESULT", "FULL"] = "FULL"
-
-
-class Batch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    batchOrders: list[Order] = Field(min_length=1, max_length=100)
+from dex.ledger.translate import BatchOrders, NewOrder  # the very models the nodes validate with
 
 
 app = FastAPI()
@@ -73,7 +50,7 @@ async def signed(request: Request) -> bytes | None:
     return body if verify(key, signature, payload) else None
 
 
-def ack(o: Order) -> dict:
+def ack(o: NewOrder) -> dict:
     return {"symbol": o.symbol, "orderId": next(order_ids), "clientOrderId": o.newClientOrderId, "blockHeight": 1}
 
 
@@ -82,7 +59,7 @@ async def order(request: Request):
     body = await signed(request)
     if body is None:
         return refused(-1022, "Signature for this request is not valid.")
-    return ack(Order.model_validate_json(body))
+    return ack(NewOrder.model_validate_json(body))
 
 
 @app.post("/api/v1/batchOrders")
@@ -90,7 +67,7 @@ async def batch(request: Request):
     body = await signed(request)
     if body is None:
         return refused(-1022, "Signature for this request is not valid.")
-    return [ack(o) for o in Batch.model_validate_json(body).batchOrders]
+    return [ack(o) for o in BatchOrders.model_validate_json(body).batchOrders]
 
 
 @app.delete("/api/v1/order")

@@ -59,7 +59,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from dex.ledger.durable import record_synced_length
+from dex.ledger.durable import fsync_dir, record_synced_length
 from dex.ledger.codec import GENESIS_PARENT, HEADER_VERSION, BlockHeader, CodecError, decode_header
 
 log = logging.getLogger("dex.ledger.chain")
@@ -132,14 +132,6 @@ def _body_parts(body) -> tuple[int, int, int] | None:
     if at + _U32.size + proposal_length > len(body):
         return None
     return kind, header_length, proposal_length
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -314,7 +306,7 @@ class Chain:
             _write_all(self._write_fd, FILE_HEAD)
             os.fsync(self._write_fd)
             if created:
-                _fsync_dir(self._path.parent)
+                fsync_dir(self._path.parent)
             self._install(_Index())
             return
         head = os.pread(self._read_fd, len(FILE_HEAD), 0)
@@ -528,7 +520,7 @@ class Chain:
                     raise
                 os.rename(self._path, superseded)  # a filesystem without hard links
                 os.replace(fresh, self._path)
-            _fsync_dir(self._path.parent)
+            fsync_dir(self._path.parent)
             os.close(self._read_fd)
             os.close(self._write_fd)
             self._write_fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)

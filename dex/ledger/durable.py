@@ -27,3 +27,12 @@ def record_synced_length(path: Path, length: int) -> None:
         tmp = path.with_name(path.name + ".synced.tmp")
         tmp.write_text(str(length))
         os.replace(tmp, sidecar(path))
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in directory `path` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -44,7 +44,7 @@ import struct
 import zlib
 from pathlib import Path
 
-from dex.ledger.durable import record_synced_length
+from dex.ledger.durable import fsync_dir, record_synced_length
 
 log = logging.getLogger("dex.ledger.journal")
 
@@ -60,14 +60,6 @@ VOTE_LINE = "term %d: voted for %s"
 
 class JournalCorrupt(Exception):
     """The journal cannot be trusted: the node must not start on it."""
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def encode_record(command: bytes, index: int, term: int) -> bytes:
@@ -103,7 +95,7 @@ class DexJournal:
             self._end = self._scan(data)
         else:
             self._write_fresh(self.path, [])
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
             self._end = _FILE_HEAD.size
             record_synced_length(self.path, self._end)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC)
@@ -202,7 +194,7 @@ class DexJournal:
         if hasattr(self, "_fd"):
             os.close(self._fd)
         os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         self._entries = list(entries)
         self._offsets = offsets
         self._end = os.path.getsize(self.path)
@@ -241,7 +233,7 @@ class DexJournal:
     def clear(self) -> None:
         # The dump that replaces these entries was just renamed into place:
         # make that durable before the entries go.
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         self._replace([])
 
     def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802 (PySyncObj's names)
@@ -256,7 +248,7 @@ class DexJournal:
         self._unsynced = True  # the cut must be durable before we acknowledge what replaces it
 
     def deleteEntriesTo(self, entryTo: int) -> None:  # noqa: N802
-        _fsync_dir(self.path.parent)  # the dump that covers these entries, first
+        fsync_dir(self.path.parent)  # the dump that covers these entries, first
         self._replace(self._entries[entryTo:])
 
     def __getitem__(self, item):
@@ -327,7 +319,7 @@ class DexJournal:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.meta_path)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         self._meta_dirty = False
 
 
