@@ -225,3 +225,13 @@ def test_killing_the_leader_from_the_cluster_view(cluster, page, console, screen
     page.click(f"button[data-restart='{leader}']")
     expect(page.locator(f"#nodes tr[data-node='{leader}']")).to_contain_text("yes", timeout=45_000)
     cluster.wait_converged(cluster.ids, height_min=answer["blockHeight"])
+
+
+def test_the_block_feed_shows_recent_blocks_on_a_quiet_cluster(cluster, page):
+    trader = funded(cluster.urls, USDT="1000")
+    height = trader.deposit("USDT", "1")["blockHeight"]
+    cluster.wait_converged(cluster.ids, height_min=height)
+
+    open_page(page, cluster.url(cluster.ids[0]), "cluster")  # opened after the last block: no stream message will bring it
+
+    expect(page.locator(f"#block-feed tr[data-height='{height}']")).to_be_visible(timeout=LIVE_TIMEOUT_MS)

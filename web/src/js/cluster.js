@@ -19,6 +19,7 @@ export class ClusterView {
   async start() {
     this.conn.subscribe("cluster", (st) => this.show(st));
     this.conn.subscribe("blocks", (b) => this.onBlock(b));
+    this.seedFeed(); // a quiet cluster sends no block for a while: show the latest ones at once
     try {
       this.admin = await this.conn.get("/api/v1/admin/nodes");
     } catch (e) {
@@ -97,11 +98,31 @@ export class ClusterView {
     }));
   }
 
+  async seedFeed() {
+    let recent;
+    try {
+      recent = await this.conn.get("/api/v1/blocks", { limit: FEED_ROWS_MAX });
+    } catch (e) {
+      return; // the live feed still fills as blocks come
+    }
+    const known = new Set(this.blocks.map((x) => x.height));
+    const older = recent.blocks
+      .filter((h) => !known.has(h.height))
+      .map((h) => ({ height: h.height, hash: h.hash, leader: h.leader, term: h.term, commands: h.commandsCount, trades: null, commitMs: null, time: h.time }));
+    this.blocks = [...this.blocks, ...older].sort((a, b) => b.height - a.height).slice(0, FEED_ROWS_MAX);
+    this.renderFeed();
+  }
+
   onBlock(b) {
+    if (this.blocks.some((x) => x.height === b.height)) return;
     this.blocks.unshift(b);
     this.blocks.length = Math.min(this.blocks.length, FEED_ROWS_MAX);
+    this.renderFeed();
+  }
+
+  renderFeed() {
     $("#block-feed").replaceChildren(...this.blocks.map((x) => row([
-      String(x.height), short(x.hash, 12), x.leader ?? "–", String(x.term), String(x.commands), String(x.trades),
+      String(x.height), short(x.hash, 12), x.leader ?? "–", String(x.term), String(x.commands), x.trades == null ? "–" : String(x.trades),
       x.commitMs == null ? "–" : x.commitMs.toFixed(1), x.E && x.time ? String(Math.max(0, x.E - x.time)) : "–", time(x.time),
     ], { "data-height": x.height })));
   }
