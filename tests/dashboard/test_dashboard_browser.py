@@ -11,6 +11,7 @@ declare expected.
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
@@ -235,3 +236,19 @@ def test_the_block_feed_shows_recent_blocks_on_a_quiet_cluster(cluster, page):
     open_page(page, cluster.url(cluster.ids[0]), "cluster")  # opened after the last block: no stream message will bring it
 
     expect(page.locator(f"#block-feed tr[data-height='{height}']")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+
+
+def test_a_filter_failure_names_the_markets_tick_and_step(cluster, page, console):
+    console.allow(r"status of 400 \(Bad Request\) \(http://[^)]*/api/v1/order\)")  # the refusals this test asks for
+    open_page(page, cluster.url("n1"), "trading")
+    expect(page.locator("#acct-key")).to_have_text(re.compile("^[0-9a-f]{64}$"), timeout=LIVE_TIMEOUT_MS)
+
+    page.fill("#order-price", "49000.001")
+    page.fill("#order-qty", "0.02000")
+    page.click("#place")
+    expect(page.locator("#order-msg")).to_contain_text("PRICE_FILTER: the price must be a whole multiple of the tick, 0.01", timeout=LIVE_TIMEOUT_MS)
+
+    page.fill("#order-price", "49000.00")
+    page.fill("#order-qty", "0.0200001")
+    page.click("#place")
+    expect(page.locator("#order-msg")).to_contain_text("LOT_SIZE: the quantity must be a whole multiple of the step, 0.00001", timeout=LIVE_TIMEOUT_MS)

@@ -112,9 +112,22 @@ export class TradingView {
       const r = await this.signed("POST", "/api/v1/order", { body: order });
       this.message(`order ${r.orderId} ${r.status} in block ${r.blockHeight}`, "ok");
     } catch (e) {
-      this.message(e.message, "error");
+      this.message(this.explain(e), "error");
     }
     this.refresh();
+  }
+
+  // A filter failure says which rule of this market the order broke.
+  explain(e) {
+    const market = (this.shared.markets || []).find((m) => m.symbol === this.shared.symbol);
+    const filter = (type) => market?.filters.find((f) => f.filterType === type);
+    if (e.code === -1013 && /PRICE_FILTER/.test(e.message) && filter("PRICE_FILTER")) {
+      return `${e.msg}: the price must be a whole multiple of the tick, ${filter("PRICE_FILTER").tickSize} (${e.code})`;
+    }
+    if (e.code === -1013 && /LOT_SIZE/.test(e.message) && filter("LOT_SIZE")) {
+      return `${e.msg}: the quantity must be a whole multiple of the step, ${filter("LOT_SIZE").stepSize} (${e.code})`;
+    }
+    return e.message;
   }
 
   async cancel(symbol, orderId) {
