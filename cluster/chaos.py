@@ -140,11 +140,9 @@ DISK_SLACK_BYTES = 4 * 1024 * 1024
 UMOUNT_TIMEOUT_S = 10.0
 DISK_OBSERVE_S = 3.0  # after space comes back, how long the runner watches the node before healing
 HTTP_TIMEOUT_S = 2.0
-PORT_MIN, PORT_MAX = 20_000, 30_000  # below the kernel's ephemeral range (32768..)
-RESERVED_PORTS = frozenset(range(7101, 7105)) | frozenset(range(8101, 8105))  # configs/local-4.toml
 TRUNCATION_LINE = "truncating already-applied log entries"
 LOG_LINES_SHOWN = 6
-assert CATCH_UP_S_MAX < CONVERGE_TIMEOUT_S and PORT_MAX < 32768
+assert CATCH_UP_S_MAX < CONVERGE_TIMEOUT_S
 
 JOURNAL_FILE = "raft.journal"
 CHAIN_FILE = "blocks.dat"
@@ -208,24 +206,12 @@ def draw_schedule(seed: int, duration_s: float, kinds: list[str], node_ids: list
 
 
 def free_ports(count: int) -> list[int]:
-    """Distinct loopback ports free now, below the ephemeral range (no outgoing connection can hold one)."""
-    import socket
-
-    rng = random.Random()  # not the schedule's generator: ports do not change the schedule
-    ports: list[int] = []
-    for _ in range(count * 50):
-        port = rng.randrange(PORT_MIN, PORT_MAX)
-        if port in ports or port in RESERVED_PORTS:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        ports.append(port)
-        if len(ports) == count:
-            return ports
-    raise ChaosError(f"found only {len(ports)} free loopback ports of {count}")
+    """Distinct loopback ports free now (cluster.local.free_ports), from a
+    generator of their own: ports do not change the schedule."""
+    try:
+        return local.free_ports(count, random.Random())
+    except local.ClusterError as e:
+        raise ChaosError(str(e)) from None
 
 
 def write_config(directory: Path, nodes: int) -> Path:

@@ -20,8 +20,10 @@ Linux only: liveness is read from /proc.
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -53,6 +55,39 @@ LOG_FILE = "node.log"
 OUT_FILE = "node.out"
 PID_FILE = "node.pid"
 START_MARKER = "--- dex cluster:"  # start_node writes it before each run
+
+
+# Ports for throwaway clusters (tests, dex chaos): below the kernel's
+# ephemeral range, so no outgoing connection can hold one, and never the
+# development cluster's (configs/local-4.toml).
+PORT_MIN = 20_000
+PORT_MAX = 30_000
+PORT_PICKS_MAX = 200
+RESERVED_PORTS = frozenset(range(7101, 7105)) | frozenset(range(8101, 8105))
+assert PORT_MAX < 32768  # /proc/sys/net/ipv4/ip_local_port_range starts there
+assert not any(PORT_MIN <= p < PORT_MAX for p in RESERVED_PORTS)
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int, rng: random.Random) -> list[int]:
+    """`count` distinct loopback ports that are free now, from PORT_MIN..PORT_MAX."""
+    ports: list[int] = []
+    for _ in range(PORT_PICKS_MAX):
+        port = rng.randrange(PORT_MIN, PORT_MAX)
+        if port in ports or not port_is_free(port):
+            continue
+        ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise ClusterError(f"found only {len(ports)} free ports of {count} in {PORT_PICKS_MAX} picks")
 
 
 class ClusterError(RuntimeError):

@@ -21,7 +21,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -30,16 +29,13 @@ from pathlib import Path
 import httpx
 
 from cluster import local
+from cluster.local import free_ports, port_is_free  # noqa: F401 (tests import them from here)
 from dex.auth import Keypair
 from dex.config import ClusterConfig, load_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 MARKETS = REPO / "configs" / "markets.toml"
 NODE_IDS = ("n1", "n2", "n3", "n4")
-PORT_MIN = 20_000
-PORT_MAX = 30_000  # below /proc/sys/net/ipv4/ip_local_port_range (32768..)
-PORT_PICKS_MAX = 200
-RESERVED_PORTS = frozenset(range(7101, 7105)) | frozenset(range(8101, 8105))  # configs/local-4.toml
 HTTP_TIMEOUT_S = 2.0
 UP_TIMEOUT_S = 30.0
 CONVERGE_TIMEOUT_S = 30.0
@@ -47,30 +43,6 @@ LEADER_TIMEOUT_S = 10.0
 BLOCKS_PAGE_MAX = 100  # the API's limit on GET /api/v1/blocks
 TRUNCATION_LINE = "truncating already-applied log entries"
 LOG_TAIL_LINES = 40
-assert PORT_MAX < 32768
-assert not any(PORT_MIN <= p < PORT_MAX for p in RESERVED_PORTS)  # never the dev cluster's ports
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_ports(count: int, rng: random.Random) -> list[int]:
-    """`count` distinct ports that are free now, from PORT_MIN..PORT_MAX."""
-    ports: list[int] = []
-    for _ in range(PORT_PICKS_MAX):
-        port = rng.randrange(PORT_MIN, PORT_MAX)
-        if port in ports or not port_is_free(port):
-            continue
-        ports.append(port)
-        if len(ports) == count:
-            return ports
-    raise RuntimeError(f"found only {len(ports)} free ports of {count} in {PORT_PICKS_MAX} picks")
 
 
 def write_config(directory: Path, *, name: str, ports: list[int], secret_file: str = "var/cluster.secret", settings: dict | None = None) -> Path:
