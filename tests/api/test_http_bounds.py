@@ -20,6 +20,12 @@ from tests.cluster.harness import Cluster
 CLOSE_DEADLINE_S = 5.0
 
 
+@pytest.fixture
+def cluster(shared_cluster: Cluster) -> Cluster:
+    """One cluster for the module: each test sends its own requests and stops no node."""
+    return shared_cluster
+
+
 def api_address(cluster: Cluster, node: str) -> tuple[str, int]:
     n = cluster.cfg.node(node)
     return n.api_host, n.api_port

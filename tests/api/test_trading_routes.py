@@ -1,6 +1,9 @@
 """Trading routes beyond new order: cancel all, amend, test order, my trades.
 
-Each test runs against a real four-node cluster (the `cluster` fixture)."""
+The tests share one real four-node cluster (the module's `cluster`), each
+with accounts of its own; what one leaves resting never crosses another's
+orders: bids rest at 40,000 or below, and the one test that trades does so
+above them and leaves nothing resting."""
 
 from __future__ import annotations
 
@@ -12,6 +15,11 @@ import pytest
 from dex.auth import Keypair
 from dex.client import Client, DexError
 from tests.cluster.harness import Cluster
+
+
+@pytest.fixture
+def cluster(shared_cluster: Cluster) -> Cluster:
+    return shared_cluster
 
 
 @contextmanager
@@ -203,17 +211,18 @@ def test_my_trades_shows_each_side_its_own_fills_and_nothing_else(cluster: Clust
         funded(cluster.urls, BTC="1") as other_maker,
         funded(cluster.urls, USDT="100000") as other_taker,
     ):
-        ask = maker.place_order("BTCUSDT", "SELL", "LIMIT", price="40000.00", quantity="0.00400")["orderId"]
-        bid = taker.place_order("BTCUSDT", "BUY", "LIMIT", price="40000.00", quantity="0.00400")
-        other_maker.place_order("BTCUSDT", "SELL", "LIMIT", price="41000.00", quantity="0.00100")
-        other_taker.place_order("BTCUSDT", "BUY", "LIMIT", price="41000.00", quantity="0.00100")
+        # Above every bid the other tests leave resting (40,000 at most).
+        ask = maker.place_order("BTCUSDT", "SELL", "LIMIT", price="45000.00", quantity="0.00400")["orderId"]
+        bid = taker.place_order("BTCUSDT", "BUY", "LIMIT", price="45000.00", quantity="0.00400")
+        other_maker.place_order("BTCUSDT", "SELL", "LIMIT", price="46000.00", quantity="0.00100")
+        other_taker.place_order("BTCUSDT", "BUY", "LIMIT", price="46000.00", quantity="0.00100")
         trade_id = bid["fills"][0]["tradeId"]
 
         mine_as_maker = maker.my_trades("BTCUSDT")
         mine_as_taker = taker.my_trades("BTCUSDT")
 
         assert [(t["id"], t["orderId"], t["price"], t["qty"], t["quoteQty"], t["isBuyer"], t["isMaker"], t["commissionAsset"]) for t in mine_as_maker] == [
-            (trade_id, ask, "40000.00", "0.00400", "160.00000000", False, True, "USDT"),
+            (trade_id, ask, "45000.00", "0.00400", "180.00000000", False, True, "USDT"),
         ]
         assert [(t["id"], t["orderId"], t["isBuyer"], t["isMaker"], t["commissionAsset"]) for t in mine_as_taker] == [
             (trade_id, bid["orderId"], True, False, "BTC"),

@@ -4,6 +4,18 @@
 ports, data and secret under tmp_path); `cluster_config` is the same without
 starting anything. Whatever the test does, teardown stops every node of it.
 
+Starting four nodes costs seconds, so a module whose tests only send
+requests (each with its own accounts, never stopping a node) may share one
+by overriding `cluster` (or `tuned_cluster`, which then takes the module's
+`cluster_settings` mark):
+
+    @pytest.fixture
+    def cluster(shared_cluster: Cluster) -> Cluster:
+        return shared_cluster
+
+A test in such a module that kills, pauses or partitions a node asks for
+`fresh_cluster` instead.
+
 The log check, on every test that uses either fixture: PySyncObj logs
 "truncating already-applied log entries" when a follower throws away entries
 its state machine already applied; the replicas may then diverge, so the
@@ -18,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +58,47 @@ def cluster(cluster_config: Cluster) -> Cluster:
     """A running four-node cluster with a leader every node agrees on."""
     cluster_config.up()
     return cluster_config
+
+
+@pytest.fixture
+def fresh_cluster(cluster_config: Cluster) -> Cluster:
+    """A running cluster of the test's own, in a module that shares one."""
+    cluster_config.up()
+    return cluster_config
+
+
+def _module_settings(request: pytest.FixtureRequest) -> dict[str, Any] | None:
+    marks = getattr(request.module, "pytestmark", [])
+    marks = [m for m in (marks if isinstance(marks, list) else [marks]) if m.name == "cluster_settings"]
+    return marks[0].kwargs if marks else None
+
+
+@pytest.fixture(scope="module")
+def module_cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """One running cluster for a whole module, with the module's
+    `cluster_settings` mark (if any) as extra [cluster] settings."""
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv(SECRET_ENV, raising=False)
+        c = Cluster.create(tmp_path_factory.mktemp(name) / "cluster", name=f"shared-{name}"[:60], settings=_module_settings(request))
+        try:
+            c.up()
+            yield c
+        finally:
+            c.close()
+    c.check_log()
+
+
+@pytest.fixture
+def shared_cluster(module_cluster: Cluster, request: pytest.FixtureRequest) -> Cluster:
+    """The module's cluster for one test: its log is checked after the test
+    and attached when the test fails, like a fresh cluster's. A test that left
+    a node stopped fails the next one here, loudly, rather than letting it
+    run on a degraded cluster."""
+    down = [n for n in module_cluster.ids if n not in module_cluster.alive()]
+    assert not down, f"the module's shared cluster has stopped nodes {down}: a test that stops nodes must use fresh_cluster"
+    request.node.stash.setdefault(CLUSTERS, []).append(module_cluster)
+    return module_cluster
 
 
 @pytest.hookimpl(wrapper=True)

@@ -11,6 +11,12 @@ from tests.cluster.harness import Cluster
 BATCH = 100
 
 
+@pytest.fixture
+def cluster(shared_cluster: Cluster) -> Cluster:
+    """One cluster for the module: every test trades with accounts of its own and only places bids."""
+    return shared_cluster
+
+
 def _orders(n: int, side: str = "BUY") -> list[dict]:
     return [{"symbol": "BTCUSDT", "side": side, "type": "LIMIT", "price": f"{40000 + i}.00", "quantity": "0.001"} for i in range(n)]
 
