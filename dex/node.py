@@ -7,7 +7,9 @@ the pieces connect, nothing else.
     LedgerPort (dex.ledger.port)      the API's only way to the replica: submit, wait, typed reads
     History (dex.api.history)         recent trades and orders, a read model fed by blocks
     store writer (dex.store)          the trade store, woken by blocks (optional)
-    Forwarder (dex.api.forward)       a follower's HTTP client to the leader and peers
+    ForwardChannel (dex.api.channel)  a follower's WebSocket channel to the leader
+    ChannelServer (dex.api.channel)   the leader's end of the followers' channels
+    Peers (dex.api.peers)             the HTTP client polling the peers' status
     TradeCounter (dex.api.metrics)    trades since start, for /metrics
     Hub (dex.api.streams)             the WebSocket streams, fed by blocks
 
@@ -32,8 +34,9 @@ import sys
 import time
 from pathlib import Path
 
-from dex.api.forward import Forwarder
+from dex.api.channel import ChannelServer, ForwardChannel
 from dex.api.history import History
+from dex.api.peers import Peers
 from dex.api.metrics import TradeCounter
 from dex.api.streams import Hub
 from dex.config import ClusterConfig, ConfigError, load_cluster
@@ -61,8 +64,9 @@ class Node:
         self.builder = BlockBuilder(self.replica, cfg)
         self.port = LedgerPort(self.replica, self.builder, leader_wait_ms=cfg.leader_wait_ms)
         self.store = store_writer(cfg, node_id, self.replica.chain, self.replica)
-        self.forwarder = Forwarder(cfg, node_id, self.port)
-        self.forward_key = self.forwarder.key  # dex.api.deps checks a peer's forward MAC with it
+        self.channel = ForwardChannel(cfg, node_id, self.port)
+        self.channel_server = ChannelServer(self)
+        self.peers = Peers(cfg, node_id)
         self.trade_counter = TradeCounter()
         self.hub = Hub(self)
         if self.store is not None:
@@ -76,7 +80,7 @@ class Node:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.port.bind_loop(self.loop)
-        await self.forwarder.start()
+        await self.peers.start()
         if self.store is not None:
             self.store.start()
         self.hub.attach()  # index the book as it stands; blocks from now on feed the streams
@@ -85,7 +89,8 @@ class Node:
         self.builder.stop()
         if self.store is not None:
             await asyncio.to_thread(self.store.stop)  # before the chain it reads is closed
-        await self.forwarder.stop()
+        await self.channel.stop()
+        await self.peers.stop()
         self.replica.chain.flush()
         self.replica.destroy()
 
@@ -133,6 +138,7 @@ def run(config_path: str | Path, node_id: str, *, log_file: str | Path | None = 
 
     from dex.api.app import create_app
     from dex.api.server import BoundedHttpProtocol
+    from dex.api.channel import WS_MESSAGE_BYTES_MAX
     from dex.api.streams import WS_FRAME_BYTES_CLOSE, WS_PING_INTERVAL_S, WS_PING_TIMEOUT_S
 
     if rebuild:
@@ -143,7 +149,7 @@ def run(config_path: str | Path, node_id: str, *, log_file: str | Path | None = 
         uvicorn.Config(
             app, host=node.me.api_host, port=node.me.api_port, log_level="warning", access_log=False,
             lifespan="on", loop="uvloop", http=BoundedHttpProtocol,
-            ws_ping_interval=WS_PING_INTERVAL_S, ws_ping_timeout=WS_PING_TIMEOUT_S, ws_max_size=WS_FRAME_BYTES_CLOSE,
+            ws_ping_interval=WS_PING_INTERVAL_S, ws_ping_timeout=WS_PING_TIMEOUT_S, ws_max_size=max(WS_FRAME_BYTES_CLOSE, WS_MESSAGE_BYTES_MAX),  # the channel's frames; /ws checks its own smaller bound
         )
     )
     import dex.engine

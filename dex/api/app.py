@@ -1,7 +1,7 @@
 """The FastAPI app factory. Every node serves the same API.
 
 `node` is what dex/node.py wires: `cfg`, `node_id`, `port` (the ledger port),
-`history`, `forwarder`, `hub`, `store`, `trade_counter`. The app reads the
+`history`, `channel` and `channel_server`, `peers`, `hub`, `store`, `trade_counter`. The app reads the
 replicated state only through `node.port`."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from dex.api import cluster, dashboard, deps, docs, errors, examples, ledger, market, metrics, ratelimit, streams, trading
+from dex.api import channel, cluster, dashboard, deps, docs, errors, examples, ledger, market, metrics, ratelimit, streams, trading
 
 
 def create_app(node) -> FastAPI:
@@ -36,6 +36,7 @@ def create_app(node) -> FastAPI:
     ratelimit.document_429(trading.router)
     for module in (market, trading, ledger, cluster, metrics, streams):
         app.include_router(module.router)
+    app.include_router(channel.router)  # the followers' forward channel (internal, dex/api/channel.py)
     app.include_router(dashboard.router)  # the web page at /, its assets, and local-only node controls
     dashboard.allow_node_origins(app, node.cfg)  # the page moves to another node when its own dies
     examples.install(app)  # a real answer under every route's 200 in /docs

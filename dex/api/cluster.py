@@ -1,5 +1,5 @@
 """Cluster status and health: this node's view (from the ledger port) and
-every node's, polled over HTTP (dex.api.forward.Forwarder)."""
+every node's, polled over HTTP (dex.api.peers.Peers)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def node_status(node) -> dict:
 async def nodes_status(node) -> dict:
     """Every node's status (peers polled at once), and whether heads agree."""
     mine = node_status(node)
-    nodes = await node.forwarder.peers_status(mine)
+    nodes = await node.peers.peers_status(mine)
     heads = {n.get("headHeight") for n in nodes if n.get("reachable")}
     return {
         "node": node.node_id,

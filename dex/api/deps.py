@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from fastapi import Depends, Request
+from starlette.datastructures import QueryParams
 
 from dex.api.errors import (
     BAD_API_KEY,
@@ -17,7 +18,7 @@ from dex.api.errors import (
     MANDATORY_PARAM,
     ApiError,
 )
-from dex.api.ratelimit import is_peer_forward
+from dex.api.execute import Call
 from dex.auth import (
     RECV_WINDOW_MS_DEFAULT,
     RECV_WINDOW_MS_MAX,
@@ -30,7 +31,8 @@ from dex.ledger import translate
 from dex.ledger.codec import Auth
 
 if TYPE_CHECKING:
-    from dex.api.forward import Forwarder
+    from dex.api.channel import ForwardChannel
+    from dex.api.peers import Peers
     from dex.api.history import History
     from dex.config import ClusterConfig
     from dex.ledger.port import LedgerPort
@@ -45,8 +47,8 @@ class ApiNode(Protocol):
     node_id: str
     port: LedgerPort  # submit, wait, typed reads (dex/ledger/port.py)
     history: History  # recent trades and orders, fed by blocks
-    forwarder: Forwarder  # to the leader and the peers (dex/api/forward.py)
-    forward_key: bytes  # checks a peer's forward MAC
+    channel: ForwardChannel  # a follower's channel to the leader (dex/api/channel.py)
+    peers: Peers  # the peers' status (dex/api/peers.py)
     store: Any  # the trade store's writer, or None
     trade_counter: Any  # dex.api.metrics.TradeCounter
 
@@ -62,7 +64,6 @@ NodeDep = Annotated[ApiNode, Depends(get_node)]
 class Signed:
     account: int
     auth: Auth  # travels inside the block with the commands it authorized
-    from_peer: bool = False  # a node of this cluster forwarded it (a valid forward MAC)
 
 
 def parse_api_key(key: str) -> bytes:
@@ -119,44 +120,48 @@ def check_signature(public_key: bytes, signature_b64: str, payload: bytes) -> by
 
 
 async def verify_request(request: Request) -> Signed:
-    """Verify X-API-KEY / X-TIMESTAMP / X-SIGNATURE over the request as sent,
-    and charge the account's rate limit (dex/api/ratelimit.py) unless a peer
-    forwarded the request, having charged it already.
+    """Verify X-API-KEY / X-TIMESTAMP / X-SIGNATURE over the request as sent
+    (verify_call), charging the account's rate limit."""
+    return verify_call(request.app.state.node, await call_of(request), limiter=request.app.state.rate_limiter)
 
-    A request this cluster already executed (the replicated replay guard,
-    dex/ledger/replay.py) is refused here, before the rate limit is charged;
-    the block's own check catches a replay that races its original.
 
-    Routes that may forward to the leader call this where the request
-    arrives (before forwarding) and where it executes."""
+async def call_of(request: Request) -> Call:
+    """The signed request as received (the bytes its signature covers), or
+    -1102 when a signature header is missing."""
     h = request.headers
     key, ts, sig = h.get("x-api-key"), h.get("x-timestamp"), h.get("x-signature")
     if not key or not ts or not sig:
         raise ApiError(401, MANDATORY_PARAM, "Signed endpoint: X-API-KEY, X-TIMESTAMP and X-SIGNATURE are required.")
     if RECV_WINDOW_HEADER in h:
         raise ApiError(400, MANDATORY_PARAM, "X-RECV-WINDOW is not signed and is not accepted: send recvWindow as a query parameter (it is signed).")
-    public_key = parse_api_key(key)
-    timestamp_ms = check_timestamp(ts, request.query_params.get("recvWindow"))
-    body = await request.body()
-    payload = signed_payload(timestamp_ms, request.method, request.url.path, request.url.query, body)
-    node = request.app.state.node
-    # A request a peer forwarded was verified and charged there (its MAC binds
-    # key, signature and signed bytes): one Ed25519 check per request.
-    peer = is_peer_forward(node.forward_key, h, payload)
+    return Call(request.method, request.url.path, request.url.query, await request.body(), key, ts, sig)
+
+
+def verify_call(node, call: Call, *, limiter=None, peer: bool = False) -> Signed:
+    """Verify a signed request: the API key, the timestamp inside its signed
+    recvWindow, the Ed25519 signature over the request as sent, and that
+    this cluster has not executed it already (the replicated replay guard,
+    dex/ledger/replay.py: refused here, before the rate limit is charged; the
+    block's own check catches a replay that races its original). Then charge
+    `limiter` (the node's per-account rate limit), if given.
+
+    `peer`: the request came through the forward channel (dex/api/channel.py)
+    from a follower that verified the signature and charged the rate limit
+    where the user sent it: one Ed25519 check per request, the timestamp and
+    the replay guard checked again here."""
+    public_key = parse_api_key(call.api_key)
+    timestamp_ms = check_timestamp(call.timestamp, QueryParams(call.query).get("recvWindow") if call.query else None)
+    payload = signed_payload(timestamp_ms, call.method, call.path, call.query, call.body)
     if peer or not node.cfg.verify_signatures:  # verify_signatures: false only in loopback benchmarks
-        signature = decode_signature(sig)
+        signature = decode_signature(call.signature)
     else:
-        signature = check_signature(public_key, sig, payload)
+        signature = check_signature(public_key, call.signature, payload)
     if node.port.request_used(public_key, payload):
         raise ApiError.of(Reason.REPLAYED)
     account = account_id(public_key)
-    if not peer:
-        request.app.state.rate_limiter.charge(account)
-    return Signed(
-        account=account,
-        auth=Auth(public_key=public_key, timestamp_ms=timestamp_ms, signature=signature, payload=payload),
-        from_peer=peer,
-    )
+    if limiter is not None:
+        limiter.charge(account)
+    return Signed(account=account, auth=Auth(public_key=public_key, timestamp_ms=timestamp_ms, signature=signature, payload=payload))
 
 
 SECURITY_SCHEMES = {

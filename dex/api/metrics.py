@@ -107,6 +107,10 @@ def render(node, trade_counts: dict[str, int]) -> str:
         "dex_trades_total", "counter", "Trades this node has applied since it started.",
         [({"symbol": sym}, trade_counts.get(sym, 0)) for sym in symbols],
     )
+    channel = getattr(node, "channel", None)
+    if channel is not None:
+        out.metric("dex_forward_frames_total", "counter", "Frames this node sent on its forward channel to the leader.", [(None, channel.frames_sent)])
+        out.metric("dex_forward_requests_total", "counter", "Requests this node forwarded to the leader in those frames.", [(None, channel.requests_sent)])
     store = s.get("store") or {}
     if store.get("enabled"):
         out.metric("dex_store_up", "gauge", "1 if the trade store answered this node's last query.", [(None, bool(store.get("up")))])

@@ -1,5 +1,4 @@
-"""The per-account rate limit on signed requests, and the proof that a
-request was forwarded by a peer.
+"""The per-account rate limit on signed requests.
 
 Each node keeps a token bucket per account (the account of a verified
 signature): `rate_limit_per_s` tokens a second up to `rate_limit_burst`
@@ -7,10 +6,10 @@ signature): `rate_limit_per_s` tokens a second up to `rate_limit_burst`
 -1003 with `Retry-After` (whole seconds, at least 1) and does nothing.
 
 A request is charged once, at the node the user sent it to. A follower
-verifies and charges a state-changing request before forwarding it; the
-leader does not charge it again when it carries a valid X-DEX-FORWARD-MAC:
-an HMAC of the request's signature under a key derived from the cluster
-secret, so a client cannot skip the limit by sending X-DEX-FORWARDED itself.
+verifies and charges a state-changing request before forwarding it through
+the forward channel (dex/api/channel.py); the leader does not charge what
+arrives on the channel, which only the cluster's nodes can open. No HTTP
+header skips the limit.
 
 Bounded: at most ACCOUNTS_TRACKED_MAX buckets; the least recently used is
 dropped first (an account that comes back starts with a full bucket).
@@ -18,8 +17,6 @@ dropped first (an account that comes back starts with a full bucket).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 import time
 from collections import OrderedDict
@@ -28,8 +25,6 @@ from collections.abc import Callable
 from dex.api.errors import TOO_MANY_REQUESTS, ApiError
 
 ACCOUNTS_TRACKED_MAX = 100_000
-FORWARDED_HEADER = "x-dex-forwarded"
-FORWARD_MAC_HEADER = "x-dex-forward-mac"
 RETRY_AFTER_S_MIN = 1
 
 
@@ -86,28 +81,6 @@ class AccountLimiter:
                 f"Retry after {retry_after_s} s.",
                 headers={"Retry-After": str(retry_after_s)},
             )
-
-
-def forward_key(secret: str) -> bytes:
-    """The key of X-DEX-FORWARD-MAC, derived from the cluster secret."""
-    return hashlib.sha256(b"dex forward mac\0" + secret.encode()).digest()
-
-
-def forward_mac(key: bytes, api_key: str, signature: str, payload: bytes) -> str:
-    """A peer's proof that it checked this exact signed request: the API key
-    and signature headers and the signed bytes (timestamp, method, path,
-    query, body), so a captured MAC vouches for nothing else."""
-    return hmac.new(key, b"\0".join((api_key.encode(), signature.encode(), payload)), hashlib.sha256).hexdigest()
-
-
-def is_peer_forward(key: bytes, headers, payload: bytes) -> bool:
-    """True when a node of this cluster forwarded this request, having
-    verified its signature and charged its rate limit."""
-    mac = headers.get(FORWARD_MAC_HEADER)
-    if not mac or not headers.get(FORWARDED_HEADER):
-        return False
-    expected = forward_mac(key, headers.get("x-api-key", ""), headers.get("x-signature", ""), payload)
-    return hmac.compare_digest(mac, expected)
 
 
 RESPONSE_429 = {429: {"description": "Too many requests from this account (-1003); wait `Retry-After` seconds"}}

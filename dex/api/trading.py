@@ -1,11 +1,13 @@
 """Trading: new order, cancel, query, account, and the faucet.
 
-Every state-changing route is signed. Routes parse and render: the signed
-body becomes commands in dex.ledger.translate (shared with `dex audit`); on
-the leader the commands go through the ledger port (dex.ledger.port) into a
-block; on a follower the request is forwarded to the leader as received
-(dex.api.forward). Either way the answer comes after the block holding the
-command is applied on the node that answers.
+Every state-changing route is signed and is one call of dex.api.forward.handle:
+on the leader dex.api.execute turns the signed request into commands
+(dex.ledger.translate, shared with `dex audit`), submits them through the
+ledger port and renders the answer; on a follower the request goes to the
+leader through the forward channel (dex.api.channel) as received, and the
+leader runs the same executor. Either way the answer comes after the block
+holding the command is applied on the node that answers. The routes declare
+their parameters for the OpenAPI document and FastAPI's validation.
 """
 
 from __future__ import annotations
@@ -14,10 +16,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from dex.api import render
+from dex.api import execute, forward, render
 from dex.api.deps import NodeDep, SignedDep, market_of, verify_request
 from dex.api.errors import DISABLED, ApiError, Refused
-from dex.api.forward import forward_if_follower
 from dex.core import limits
 from dex.core.commands import Deposit, Withdraw
 from dex.core.events import (
@@ -43,12 +44,6 @@ from dex.ledger.translate import (
 router = APIRouter(prefix="/api/v1", tags=["trading"])
 
 __all__ = ["BATCH_ORDERS_MAX", "AmendRequest", "BatchOrders", "DepositRequest", "NewOrder", "router"]
-
-
-def _reject(events: list) -> None:
-    first = events[0] if events else None
-    if first.__class__ is OrderRejected:
-        raise ApiError.of(first.reason)
 
 
 def _body(model: type[BaseModel]) -> dict:
@@ -77,12 +72,6 @@ def _inline_defs(schema: dict) -> dict:
     return resolve(schema)
 
 
-# The faucet's fairness: no account may hold more than this many units of an
-# asset through the faucet, so 1,024 accounts at the bound are needed to use
-# up an asset's whole supply (BALANCE_UNITS_MAX) and lock others out.
-FAUCET_ACCOUNT_UNITS_MAX = limits.BALANCE_UNITS_MAX >> 10
-assert FAUCET_ACCOUNT_UNITS_MAX * 1024 == limits.BALANCE_UNITS_MAX
-
 SIGNED_HEADERS = [
     {"name": "X-API-KEY", "in": "header", "required": True, "schema": {"type": "string"}, "description": "the account's Ed25519 public key, hex"},
     {"name": "X-TIMESTAMP", "in": "header", "required": True, "schema": {"type": "string"}, "description": "epoch milliseconds"},
@@ -94,36 +83,9 @@ def _signed_body(model: type[BaseModel]) -> dict:
     return {**_body(model), "parameters": SIGNED_HEADERS}
 
 
-def _order_answer(m, events: list, applied, resp_type: str) -> dict:
-    """The answer for one placed order from its events; ApiError if rejected."""
-    _reject(events)
-    first = events[0]
-    if first.__class__ is OrderDuplicate:
-        return {
-            "symbol": first.symbol,
-            "orderId": first.order_id,
-            "clientOrderId": first.client_order_id,
-            "status": first.status.name,
-            "origQty": m.lots_to_qty(first.qty),
-            "executedQty": m.lots_to_qty(first.filled),
-            "duplicate": True,
-            "blockHeight": applied.height,
-            "blockHash": applied.block_hash.hex(),
-        }
-    assert first.__class__ is OrderAccepted, first
-    return render.order_result(m, first, events, applied.time_ms, applied.height, applied.block_hash, resp_type)
-
-
 @router.post("/order", summary="New order (signed)", openapi_extra=_signed_body(NewOrder), responses={400: {"description": "Rejected: {code, msg}"}, 503: {"description": "No leader, lost quorum, or outcome unknown; retry with the same newClientOrderId"}})
 async def new_order(request: Request, node: NodeDep):
-    forwarded = await forward_if_follower(node, request)
-    if forwarded is not None:
-        return forwarded
-    signed = await verify_request(request)
-    o: NewOrder = translate.parse(NewOrder, await request.body())
-    m, cmd = translate.place_command(node.cfg.markets, o, signed.account, signed.auth.signature)
-    applied = await node.port.submit([cmd], signed.auth)
-    return _order_answer(m, applied.results[0], applied, o.newOrderRespType)
+    return await forward.handle(node, request)
 
 
 @router.post(
@@ -133,30 +95,7 @@ async def new_order(request: Request, node: NodeDep):
     responses={200: {"description": "One entry per order, in order: the order's answer, or {code, msg} for an order rejected alone"}},
 )
 async def batch_orders(request: Request, node: NodeDep):
-    forwarded = await forward_if_follower(node, request)
-    if forwarded is not None:
-        return forwarded
-    signed = await verify_request(request)
-    batch: BatchOrders = translate.parse(BatchOrders, await request.body())
-    answers: list = [None] * len(batch.batchOrders)
-    placed = []  # (position, market, command, response type)
-    for i, entry in enumerate(translate.batch_commands(node.cfg.markets, batch, signed.account, signed.auth.signature)):
-        if isinstance(entry, Refused):
-            answers[i] = {"code": entry.code, "msg": entry.msg}
-        else:
-            placed.append((i, entry[0], entry[1], batch.batchOrders[i].newOrderRespType))
-    height = None
-    if placed:
-        applied = await node.port.submit([cmd for _, _, cmd, _ in placed], signed.auth)
-        height = applied.height
-        for (i, m, _, resp_type), events in zip(placed, applied.results):
-            try:
-                answers[i] = _order_answer(m, events, applied, resp_type)
-            except Refused as e:
-                answers[i] = {"code": e.code, "msg": e.msg}
-    # The block height travels in a header so a forwarding follower can wait
-    # for it; the body is Binance's plain list.
-    return JSONResponse(answers, headers={"X-DEX-BLOCK-HEIGHT": str(height)} if height else None)
+    return await forward.handle(node, request)
 
 
 @router.delete("/order", summary="Cancel an order (signed)", openapi_extra={"parameters": SIGNED_HEADERS})
@@ -167,46 +106,12 @@ async def cancel_order(
     orderId: int | None = Query(default=None, ge=1, le=translate.ORDER_ID_MAX),
     origClientOrderId: str | None = Query(default=None, min_length=1, max_length=limits.CLIENT_ORDER_ID_LENGTH_MAX, description=CLIENT_ID_RULE),
 ):
-    forwarded = await forward_if_follower(node, request)
-    if forwarded is not None:
-        return forwarded
-    signed = await verify_request(request)
-    m, cmd = translate.cancel_command(node.cfg.markets, signed.account, symbol, orderId, origClientOrderId)
-    applied = await node.port.submit([cmd], signed.auth)
-    events = applied.results[0]
-    _reject(events)
-    ev = events[0]
-    assert ev.__class__ is OrderCancelled, ev
-    record = node.history.order(ev.order_id)
-    out = render.order_record(m, record) if record is not None else {"symbol": symbol, "orderId": ev.order_id}
-    out.update(status="CANCELED", blockHeight=applied.height, blockHash=applied.block_hash.hex())
-    if origClientOrderId:
-        out["origClientOrderId"] = origClientOrderId
-    return out
+    return await forward.handle(node, request)
 
 
 @router.delete("/openOrders", summary="Cancel every open order of the account, in one market or all (signed)", openapi_extra={"parameters": SIGNED_HEADERS})
 async def cancel_open_orders(request: Request, node: NodeDep, symbol: str | None = Query(default=None, max_length=20)):
-    forwarded = await forward_if_follower(node, request)
-    if forwarded is not None:
-        return forwarded
-    signed = await verify_request(request)
-    cmd = translate.cancel_all_command(node.cfg.markets, signed.account, symbol)
-    applied = await node.port.submit([cmd], signed.auth)
-    events = applied.results[0]
-    _reject(events)
-    answers = []
-    for ev in events:
-        if ev.__class__ is not OrderCancelled:
-            continue
-        m = node.cfg.markets.market(ev.symbol)
-        record = node.history.order(ev.order_id)
-        out = render.order_record(m, record) if record is not None else {"symbol": ev.symbol, "orderId": ev.order_id}
-        out.update(status="CANCELED", blockHeight=applied.height, blockHash=applied.block_hash.hex())
-        answers.append(out)
-    # A plain list, as Binance answers; the height travels in a header so a
-    # forwarding follower can wait for the block.
-    return JSONResponse(answers, headers={"X-DEX-BLOCK-HEIGHT": str(applied.height)})
+    return await forward.handle(node, request)
 
 
 @router.put(
@@ -216,40 +121,7 @@ async def cancel_open_orders(request: Request, node: NodeDep, symbol: str | None
     responses={400: {"description": "Rejected: {code, msg}"}, 404: {"description": "No such open order of this account (-2013)"}},
 )
 async def amend_order(request: Request, node: NodeDep):
-    forwarded = await forward_if_follower(node, request)
-    if forwarded is not None:
-        return forwarded
-    signed = await verify_request(request)
-    a: AmendRequest = translate.parse(AmendRequest, await request.body())
-    m, cmd = translate.amend_command(node.cfg.markets, a, signed.account)
-    applied = await node.port.submit([cmd], signed.auth)
-    events = applied.results[0]
-    _reject(events)
-    amended = events[0]
-    assert amended.__class__ is OrderAmended, amended
-    oid = amended.order_id
-    fills, expired = render.taker_outcome(events, oid)
-    record = node.history.order(oid)
-    if record is not None:
-        out = render.order_record(m, record)
-    else:  # older than the read model: what the engine still knows
-        view = node.port.order(signed.account, a.symbol, oid)
-        out = render.order_view(m, view) if view is not None else {"symbol": a.symbol, "orderId": oid}
-        out.update(price=render.price(m, amended.price), origQty=render.qty(m, amended.qty))
-        if view is None:
-            out["status"] = (OrderStatus.EXPIRED if expired is not None else OrderStatus.FILLED).name
-    if a.origClientOrderId:
-        out["origClientOrderId"] = a.origClientOrderId
-    out.update(
-        priorityKept=amended.priority_kept,
-        transactTime=applied.time_ms,
-        blockHeight=applied.height,
-        blockHash=applied.block_hash.hex(),
-        fills=render.taker_fills(m, fills),
-    )
-    if expired is not None:
-        out["expiryReason"] = expired.reason.name
-    return out
+    return await forward.handle(node, request)
 
 
 @router.post(
@@ -356,26 +228,7 @@ async def withdraw(request: Request, node: NodeDep):
 
 
 async def _faucet(request: Request, node, command: type[Deposit] | type[Withdraw]):
-    """A deposit or a withdrawal of the signer's own balance; the faucet
-    setting turns both on or off. A withdrawal over the free balance is -2010."""
-    if not node.cfg.faucet:
-        raise ApiError(403, DISABLED, "The faucet is disabled on this cluster.")
-    forwarded = await forward_if_follower(node, request)
-    if forwarded is not None:
-        return forwarded
-    signed = await verify_request(request)
-    d: DepositRequest = translate.parse(DepositRequest, await request.body())
-    asset, cmd = translate.faucet_command(node.cfg.markets, d, signed.account, command)
-    if command is Deposit:
-        free, locked = node.port.balances(signed.account)[asset.name]
-        if free + locked + cmd.amount > FAUCET_ACCOUNT_UNITS_MAX:
-            raise ApiError(
-                400, Reason.BALANCE_OVERFLOW.code,
-                f"Faucet limit: an account may hold at most {units_to_amount(asset, FAUCET_ACCOUNT_UNITS_MAX)} {asset.name} "
-                "from the faucet (so that no account can use up the supply for others).",
-            )
-    applied = await node.port.submit([cmd], signed.auth)
-    events = applied.results[0]
-    _reject(events)
-    ev = events[0]
-    return {"asset": d.asset, "amount": d.amount, "free": units_to_amount(asset, ev.free), "blockHeight": applied.height, "blockHash": applied.block_hash.hex()}
+    """A deposit or a withdrawal of the signer's own balance (dex.api.execute);
+    the faucet setting turns both on or off, checked where the request arrives."""
+    execute.faucet_enabled(node)
+    return await forward.handle(node, request)

@@ -96,6 +96,38 @@ class BlockBuilder:
     def submit(self, commands: list, auth: Auth | None, done: Callable) -> None:
         """Queue commands that must go in one block, in order. `done` is
         called from another thread exactly once."""
+        request = self._request(commands, auth, done)
+        with self._cond:
+            if self._pending_commands + len(request.raw) > self.pending_max:
+                raise Overloaded(f"{self._pending_commands} commands already waiting")
+            self._pending.append(request)
+            self._pending_commands += len(request.raw)
+            self._cond.notify()
+
+    def submit_many(self, requests: list) -> list[Exception | None]:
+        """Queue several requests [(commands, auth, done)] at once, in order
+        (a forwarded frame): one lock, one wake-up. For each, None (queued:
+        `done` will be called once) or the error that refused it (TooLarge,
+        Overloaded, or the codec's error; `done` is never called)."""
+        errors: list[Exception | None] = [None] * len(requests)
+        built: list[tuple[int, Request]] = []
+        for i, (commands, auth, done) in enumerate(requests):
+            try:
+                built.append((i, self._request(commands, auth, done)))
+            except Exception as e:  # TooLarge or a CodecError: this request only
+                errors[i] = e
+        with self._cond:
+            for i, request in built:
+                if self._pending_commands + len(request.raw) > self.pending_max:
+                    errors[i] = Overloaded(f"{self._pending_commands} commands already waiting")
+                    continue
+                self._pending.append(request)
+                self._pending_commands += len(request.raw)
+            self._cond.notify()
+        return errors
+
+    def _request(self, commands: list, auth: Auth | None, done: Callable) -> Request:
+        """The request encoded for a block, or TooLarge (or a CodecError)."""
         raw = [encode_command(c) for c in commands]
         auth_raw = None if auth is None else encode_auth(auth)
         size = sum(len(r) + COMMAND_OVERHEAD_BYTES for r in raw) + (0 if auth_raw is None else len(auth_raw))
@@ -104,12 +136,7 @@ class BlockBuilder:
                 f"the request needs {len(raw)} commands and {size + PROPOSAL_OVERHEAD_BYTES} bytes of block; "
                 f"a block holds {self.commands_max} commands and {self.bytes_max} bytes"
             )
-        with self._cond:
-            if self._pending_commands + len(raw) > self.pending_max:
-                raise Overloaded(f"{self._pending_commands} commands already waiting")
-            self._pending.append(Request(raw=raw, auth=auth_raw, done=done, size=size))
-            self._pending_commands += len(raw)
-            self._cond.notify()
+        return Request(raw=raw, auth=auth_raw, done=done, size=size)
 
     @property
     def pending_commands(self) -> int:

@@ -236,13 +236,36 @@ class LedgerPort:
             raise TooLarge(str(e)) from e
         except CodecError as e:
             raise Unrecordable(str(e)) from e
+        return await self._applied(future, len(commands))
+
+    def submit_many(self, requests: list) -> list:
+        """Replicate several requests [(commands, auth)] at once (a forwarded
+        frame: queued in the block builder together, so they share a block
+        when they fit): one awaitable per request, giving its Applied or
+        raising what `submit` raises."""
+        assert requests and self._builder is not None
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in requests]
+        if not self._replica.hasQuorum:
+            return [_failed(NoQuorum("the leader has lost its quorum")) for _ in requests]
+
+        def done_for(future):
+            return lambda height, block_hash, results, error: loop.call_soon_threadsafe(_settle, future, (height, block_hash, results), error)
+
+        errors = self._builder.submit_many([(commands, auth, done_for(f)) for (commands, auth), f in zip(requests, futures)])
+        return [
+            self._applied(f, len(commands)) if error is None else _failed(_refusal(error))
+            for (commands, _), f, error in zip(requests, futures, errors)
+        ]
+
+    async def _applied(self, future: asyncio.Future, commands_count: int) -> Applied:
         try:
             height, block_hash, results = await asyncio.wait_for(future, REQUEST_TIMEOUT_S)
         except _builder.NotLeader as e:
             raise NotLeader(str(e)) from e
         except (_builder.Unknown, asyncio.TimeoutError) as e:
             raise OutcomeUnknown(str(e) or "timeout waiting for the block") from e
-        assert len(results) == len(commands), (len(results), len(commands))
+        assert len(results) == commands_count, (len(results), commands_count)
         return Applied(height, block_hash, self._block_time_ms(height), results)
 
     def _block_time_ms(self, height: int) -> int:
@@ -352,6 +375,20 @@ class LedgerView:
     def resting_counts(self, symbols: list[str]) -> dict[str, int]:
         books = self._engine.books
         return {s: books[s].order_count for s in symbols if s in books}
+
+
+def _refusal(error: Exception) -> Exception:
+    """The ledger exception for the block builder's refusal of a request."""
+    if isinstance(error, _builder.Overloaded):
+        return Overloaded(str(error))
+    if isinstance(error, _builder.TooLarge):
+        return TooLarge(str(error))
+    assert isinstance(error, CodecError), error
+    return Unrecordable(str(error))
+
+
+async def _failed(error: Exception):
+    raise error
 
 
 def _release(futures: list) -> None:

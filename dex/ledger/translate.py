@@ -256,7 +256,7 @@ WITHDRAW = "POST /api/v1/withdraw"
 COMMAND_ROUTES = (ORDER, BATCH_ORDERS, CANCEL, CANCEL_ALL, AMEND, DEPOSIT, WITHDRAW)
 
 
-def _query_int(params: Mapping[str, str], name: str) -> int | None:
+def query_int(params: Mapping[str, str], name: str) -> int | None:
     """An integer query parameter as the API's validation takes it (1..2^63-1)."""
     text = params.get(name)
     if text is None:
@@ -281,7 +281,7 @@ def request_commands(route: str, params: Mapping[str, str], body: bytes, account
         symbol = params.get("symbol")
         if symbol is None:
             raise Refused(400, MANDATORY_PARAM, "symbol: Field required")
-        return [cancel_command(markets, account, symbol, _query_int(params, "orderId"), params.get("origClientOrderId"), check_client_id=check_client_id)[1]]
+        return [cancel_command(markets, account, symbol, query_int(params, "orderId"), params.get("origClientOrderId"), check_client_id=check_client_id)[1]]
     if route == CANCEL_ALL:
         return [cancel_all_command(markets, account, params.get("symbol"))]
     if route == AMEND:

@@ -1,15 +1,17 @@
 """Honest error codes when a follower's forward to the leader fails
-(dex/api/forward.py): -1001 only when the request provably never reached the
-leader, -1007 (outcome unknown) once it may have.
+(dex/api/channel.py): -1001 only when the request provably never reached the
+leader (never written to the channel), -1007 (outcome unknown) once it may
+have.
 
-The logic is driven against fake leaders on real loopback sockets (refused,
-reset mid-request, silent, garbage); the case that matters in production, a
-leader killed while it holds the request, runs on a real cluster."""
+The follower's side is driven against fake leaders on real loopback
+WebSockets that speak the channel's handshake (refused, never welcoming,
+reset after reading the frame, silent, garbage); the case that matters in
+production, a leader killed while it holds the request, runs on a real
+cluster."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import threading
@@ -18,9 +20,11 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from websockets.asyncio.server import serve
 
+from dex.api import channel as ch
 from dex.api.errors import DISCONNECTED, TIMEOUT, ApiError
-from dex.api.forward import Forwarder
+from dex.api.execute import Answer, Call
 from dex.auth import Keypair
 from dex.client import Client
 from tests.cluster.harness import Cluster, signed_request
@@ -29,10 +33,11 @@ SECRET = "s" * 32
 TIMEOUT_S = 0.5  # the fake-leader tests' forward timeout
 WAIT_S = 10.0  # bound on waiting for a condition on a real cluster
 POLL_S = 0.02
+CALL = Call("POST", "/api/v1/withdraw", "", b"{}", "k", "1", "s")
 
 
 class FakePort:
-    """What the Forwarder asks of the ledger port: whether a height was applied."""
+    """What the channel asks of the ledger port: whether a height was applied."""
 
     def __init__(self, applied: int) -> None:
         self.applied = applied
@@ -43,39 +48,66 @@ class FakePort:
         return self.applied >= height
 
 
-def forwarder(port: int, ledger: FakePort | None = None) -> Forwarder:
-    cfg = SimpleNamespace(node=lambda _id: SimpleNamespace(api_url=f"http://127.0.0.1:{port}"), secret=lambda: SECRET)
-    return Forwarder(cfg, "n2", ledger or FakePort(0), timeout_s=TIMEOUT_S)
+def follower(ports: dict[str, int], ledger: FakePort | None = None) -> ch.ForwardChannel:
+    cfg = SimpleNamespace(secret=lambda: SECRET)
+    return ch.ForwardChannel(cfg, "n2", ledger or FakePort(0), timeout_s=TIMEOUT_S, url_of=lambda leader: f"ws://127.0.0.1:{ports[leader]}{ch.CHANNEL_PATH}")
 
 
-async def forward_to(handler, ledger: FakePort | None = None):
-    """Forward one request to a fake leader running `handler(reader,
-    writer)`; (status, payload) or the ApiError, and what the leader read."""
-    seen: list[bytes] = []
+class FakeLeader:
+    """A leader's end of the channel: the real handshake, then `handler(ws,
+    conn_key, frames)` where frames is what the follower sent, opened."""
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen.append(await reader.readuntil(b"\r\n\r\n"))
-        await handler(reader, writer)
+    def __init__(self, handler, *, welcome: bool = True) -> None:
+        self.handler = handler
+        self.welcome = welcome
+        self.frames: list[list] = []
+        self.server = None
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    f = forwarder(port, ledger)
-    await f.start()
-    try:
-        status, payload, _ = await f.forward("n1", "POST", "/api/v1/withdraw", "", {"x-api-key": "k", "x-signature": "s"}, b"{}", b"signed")
-        return (status, payload), seen
-    except ApiError as e:
-        return e, seen
-    finally:
-        await f.stop()
-        server.close()
-        await server.wait_closed()
+    async def __aenter__(self) -> int:
+        self.server = await serve(self._serve, "127.0.0.1", 0, compression=None)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def __aexit__(self, *exc) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, ws) -> None:
+        key = ch.channel_key(SECRET)
+        challenge = os.urandom(ch.CHALLENGE_BYTES)
+        if not self.welcome:
+            await ws.wait_closed()
+            return
+        await ws.send(ch.MAGIC + challenge + b"n1")
+        hello = await ws.recv()
+        nonce, node_id = hello[: ch.CHALLENGE_BYTES], hello[ch.CHALLENGE_BYTES + ch.MAC_BYTES :].decode()
+        assert hello[ch.CHALLENGE_BYTES : ch.CHALLENGE_BYTES + ch.MAC_BYTES] == ch.hello_mac(key, challenge, nonce, node_id)
+        conn_key = ch.connection_key(key, challenge, nonce, node_id)
+        await ws.send(ch.seal(conn_key, ch.TO_FOLLOWER, 0, ch.WELCOME))
+        await self.handler(ws, conn_key, self)
+
+    async def read_frame(self, ws, conn_key: bytes) -> list:
+        requests = ch.decode_requests(ch.unseal(conn_key, ch.TO_LEADER, len(self.frames) + 1, await ws.recv()))
+        self.frames.append(requests)
+        return requests
 
 
-async def _answer(writer: asyncio.StreamWriter, status: str, body: bytes, content_type: str = "application/json") -> None:
-    writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
-    await writer.drain()
-    writer.close()
+async def forward_to(handler, ledger: FakePort | None = None, *, welcome: bool = True):
+    """Forward one request to a fake leader: the Answer or the ApiError, and
+    the frames the leader read."""
+    leader = FakeLeader(handler, welcome=welcome)
+    async with leader as port:
+        f = follower({"n1": port}, ledger)
+        try:
+            return await f.forward("n1", CALL), leader.frames
+        except ApiError as e:
+            return e, leader.frames
+        finally:
+            await f.stop()
+
+
+async def _answer(ws, conn_key: bytes, requests: list, status: int = 200, height: int | None = 7, seq: int = 1) -> None:
+    answers = [(i, Answer(status, {"free": "1", "blockHeight": height}, None, height)) for i, _ in requests]
+    await ws.send(ch.seal(conn_key, ch.TO_FOLLOWER, seq, ch.encode_answers(answers)))
 
 
 def test_a_refused_connection_is_1001_please_try_again() -> None:
@@ -84,10 +116,9 @@ def test_a_refused_connection_is_1001_please_try_again() -> None:
         port = server.sockets[0].getsockname()[1]
         server.close()
         await server.wait_closed()  # nothing listens there now: the connection is refused
-        f = forwarder(port)
-        await f.start()
+        f = follower({"n1": port})
         try:
-            await f.forward("n1", "POST", "/api/v1/withdraw", "", {}, b"{}", b"signed")
+            await f.forward("n1", CALL)
         except ApiError as e:
             return e
         finally:
@@ -99,30 +130,41 @@ def test_a_refused_connection_is_1001_please_try_again() -> None:
     assert "not sent" in e.msg
 
 
-def test_a_connection_reset_after_the_request_was_sent_is_1007_unknown() -> None:
-    async def reset(reader, writer):
-        writer.transport.abort()  # RST after reading the request, no answer
+def test_a_leader_that_never_welcomes_the_channel_is_1001_nothing_was_sent() -> None:
+    e, frames = asyncio.run(forward_to(None, welcome=False))
 
-    e, seen = asyncio.run(forward_to(reset))
+    assert isinstance(e, ApiError) and (e.status, e.code) == (503, DISCONNECTED), e
+    assert frames == []
 
-    assert seen and seen[0].startswith(b"POST /api/v1/withdraw"), "the fake leader did not read the request"
+
+def test_a_connection_reset_after_the_frame_was_sent_is_1007_unknown() -> None:
+    async def reset(ws, conn_key, leader):
+        await leader.read_frame(ws, conn_key)
+        ws.transport.abort()  # RST after reading the request, no answer
+
+    e, frames = asyncio.run(forward_to(reset))
+
+    assert [[c for _, c in f] for f in frames] == [[CALL]], "the fake leader did not read the request as sent"
     assert isinstance(e, ApiError) and (e.status, e.code) == (503, TIMEOUT), e
     assert "unknown" in e.msg
 
 
 def test_a_leader_that_never_answers_is_1007_unknown() -> None:
-    async def silent(reader, writer):
-        await reader.read()  # until the forwarder gives up and closes
+    async def silent(ws, conn_key, leader):
+        await leader.read_frame(ws, conn_key)
+        await ws.wait_closed()  # until the follower gives up and closes
 
-    e, seen = asyncio.run(forward_to(silent))
+    e, frames = asyncio.run(forward_to(silent))
 
-    assert seen
+    assert frames
     assert isinstance(e, ApiError) and (e.status, e.code) == (503, TIMEOUT), e
 
 
 def test_a_garbage_answer_is_1007_unknown() -> None:
-    async def garbage(reader, writer):
-        await _answer(writer, "200 OK", b"<html>not json", "text/html")
+    async def garbage(ws, conn_key, leader):
+        requests = await leader.read_frame(ws, conn_key)
+        await _answer(ws, b"x" * 32, requests)  # sealed with the wrong key
+        await ws.wait_closed()
 
     e, _ = asyncio.run(forward_to(garbage))
 
@@ -130,16 +172,71 @@ def test_a_garbage_answer_is_1007_unknown() -> None:
 
 
 def test_an_answer_is_passed_on_once_this_node_applied_its_block() -> None:
-    async def ok(reader, writer):
-        await _answer(writer, "200 OK", json.dumps({"free": "1", "blockHeight": 7}).encode())
+    async def ok(ws, conn_key, leader):
+        await _answer(ws, conn_key, await leader.read_frame(ws, conn_key))
+        await ws.wait_closed()
 
-    (status, payload), _ = asyncio.run(forward_to(ok, FakePort(applied=7)))
-    assert (status, payload) == (200, {"free": "1", "blockHeight": 7})
+    answer, _ = asyncio.run(forward_to(ok, FakePort(applied=7)))
+    assert answer == Answer(200, {"free": "1", "blockHeight": 7}, None, 7)
 
     ledger = FakePort(applied=6)  # the block is not applied here in time
     e, _ = asyncio.run(forward_to(ok, ledger))
     assert ledger.waited == [7]
     assert isinstance(e, ApiError) and (e.status, e.code) == (503, TIMEOUT) and "block 7" in e.msg
+
+
+def test_requests_that_arrive_together_travel_in_one_frame_and_are_answered_by_id() -> None:
+    async def ok(ws, conn_key, leader):
+        requests = await leader.read_frame(ws, conn_key)
+        answers = [(i, Answer(200, {"n": call.body.decode()}, None, None)) for i, call in reversed(requests)]
+        await ws.send(ch.seal(conn_key, ch.TO_FOLLOWER, 1, ch.encode_answers(answers)))
+        await ws.wait_closed()
+
+    async def run():
+        leader = FakeLeader(ok)
+        async with leader as port:
+            f = follower({"n1": port})
+            try:
+                calls = [Call("POST", "/api/v1/order", "", str(n).encode(), "k", "1", "s") for n in range(10)]
+                return await asyncio.gather(*(f.forward("n1", c) for c in calls)), leader.frames
+            finally:
+                await f.stop()
+
+    answers, frames = asyncio.run(run())
+
+    assert [len(f) for f in frames] == [10]
+    assert [a.payload["n"] for a in answers] == [str(n) for n in range(10)]
+
+
+def test_a_leader_change_answers_what_the_old_leader_holds_1007_and_moves_the_channel() -> None:
+    async def holds(ws, conn_key, leader):
+        await leader.read_frame(ws, conn_key)
+        await ws.wait_closed()
+
+    async def ok(ws, conn_key, leader):
+        await _answer(ws, conn_key, await leader.read_frame(ws, conn_key), height=None)
+        await ws.wait_closed()
+
+    async def run():
+        old, new = FakeLeader(holds), FakeLeader(ok)
+        async with old as old_port, new as new_port:
+            f = follower({"n1": old_port, "n3": new_port})
+            try:
+                held = asyncio.ensure_future(f.forward("n1", CALL))
+                while not old.frames:  # the old leader read it
+                    await asyncio.sleep(0.005)
+                answer = await f.forward("n3", CALL)
+                try:
+                    await held
+                except ApiError as e:
+                    return e, answer, old.frames, new.frames
+            finally:
+                await f.stop()
+
+    e, answer, old_frames, new_frames = asyncio.run(run())
+
+    assert isinstance(e, ApiError) and (e.status, e.code) == (503, TIMEOUT) and "n3" in e.msg, e
+    assert answer.status == 200 and len(old_frames) == 1 and len(new_frames) == 1
 
 
 # ------------------------------------------------------------- real nodes
@@ -166,7 +263,7 @@ def _queued_bytes_on(port: int) -> int:
 
 def test_a_withdrawal_held_by_a_leader_killed_mid_request_is_1007_not_1001(cluster: Cluster) -> None:
     """The leader is paused (SIGSTOP), a follower forwards a withdrawal to it
-    (the kernel accepts the connection and queues the request, unread), then
+    (over its open channel: the kernel queues the frame, unread), then
     the leader is SIGKILLed: the follower cannot know whether it executed and
     must not say "please try again" (-1001), on which a client would send the
     withdrawal twice. (If an election beats the forward, the withdrawal goes
@@ -184,6 +281,10 @@ def test_a_withdrawal_held_by_a_leader_killed_mid_request_is_1007_not_1001(clust
             follower = next(n for n in cluster.alive() if n != leader)
             leader_port = cluster.cfg.node(leader).api_port
             pid = local.node_pid(cluster.cfg, leader)
+            # The follower's channel to the leader is open (a request went through it), so
+            # the withdrawal below is written to it, not stuck in the handshake.
+            warm = signed_request(http, keys, "POST", cluster.url(follower), "/api/v1/deposit", {"asset": "USDT", "amount": "1"})
+            assert warm.status_code == 200, warm.text
             answer: list = []
             sender = threading.Thread(target=lambda: answer.append(
                 signed_request(http, keys, "POST", cluster.url(follower), "/api/v1/withdraw", {"asset": "USDT", "amount": "1"})

@@ -1,16 +1,27 @@
 """What a client can do to the forwarding path between nodes, on real nodes:
-its own X-DEX-FORWARDED header means nothing, a forward captured with a
-valid MAC cannot be replayed, the leader's block-height header reaches the
-client through a follower, and the chain verification anyone may ask for
-runs at most once per interval."""
+a header claiming a forward means nothing, a frame captured on the forward
+channel executes nowhere again (not on its connection, not on another), the
+signed bytes reach the leader unchanged (a client order id with a quote in
+the query), the leader's block-height header reaches the client through a
+follower, and the chain verification anyone may ask for runs at most once
+per interval."""
 
 from __future__ import annotations
 
+import asyncio
+import http.client
+import json
+import os
 import time
+from urllib.parse import urlsplit
 
 import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
-from dex.api.ratelimit import FORWARD_MAC_HEADER, FORWARDED_HEADER, forward_key, forward_mac
+from dex.api import channel as ch
+from dex.api.execute import Call
 from dex.auth import Keypair, signed_payload
 from dex.client import Client
 from tests.cluster.harness import SIGNED_REQUEST_TIMEOUT_S, Cluster
@@ -30,28 +41,87 @@ def test_a_clients_own_forwarded_header_is_ignored_not_a_503_loop(cluster: Clust
     keys = Keypair.generate()
     body = b'{"asset":"USDT","amount":"5"}'
     headers, _ = signed(keys, "/api/v1/deposit", body)
-    headers.update({FORWARDED_HEADER: "n1", FORWARD_MAC_HEADER: "ab" * 32})
+    headers.update({"X-DEX-FORWARDED": "n1", "X-DEX-FORWARD-MAC": "ab" * 32})
     with httpx.Client(timeout=SIGNED_REQUEST_TIMEOUT_S) as http:
         r = http.post(cluster.url(follower(cluster)) + "/api/v1/deposit", content=body, headers=headers)
 
     assert r.status_code == 200, r.text
 
 
-def test_a_forward_captured_with_its_mac_does_not_execute_again(cluster: Cluster) -> None:
+async def _open_channel(url: str, secret: str, node_id: str):
+    """A channel to the leader as follower `node_id` would open it: (the
+    WebSocket, the connection's key)."""
+    ws = await connect(url, compression=None, proxy=None)
+    first = await ws.recv()
+    challenge = first[len(ch.MAGIC) : len(ch.MAGIC) + ch.CHALLENGE_BYTES]
+    key = ch.channel_key(secret)
+    nonce = os.urandom(ch.CHALLENGE_BYTES)
+    await ws.send(nonce + ch.hello_mac(key, challenge, nonce, node_id) + node_id.encode())
+    conn_key = ch.connection_key(key, challenge, nonce, node_id)
+    assert ch.unseal(conn_key, ch.TO_FOLLOWER, 0, await ws.recv()) == ch.WELCOME
+    return ws, conn_key
+
+
+async def _refused(ws, frame: bytes) -> int | None:
+    """Send a frame the leader must refuse: the close code it answers with."""
+    await ws.send(frame)
+    try:
+        await asyncio.wait_for(ws.recv(), ch.FORWARD_TIMEOUT_S)
+    except ConnectionClosed as e:
+        return e.rcvd.code if e.rcvd else None
+    raise AssertionError("the leader answered a replayed frame")
+
+
+def test_a_captured_channel_frame_is_refused_on_its_connection_and_on_another(cluster: Cluster) -> None:
     keys = Keypair.generate()
     body = b'{"asset":"USDT","amount":"3"}'
-    headers, payload = signed(keys, "/api/v1/deposit", body)
-    mac = forward_mac(forward_key(cluster.cfg.secret()), headers["X-API-KEY"], headers["X-SIGNATURE"], payload)
-    captured = {**headers, FORWARDED_HEADER: "n2", FORWARD_MAC_HEADER: mac}
+    headers, _ = signed(keys, "/api/v1/deposit", body)
+    call = Call("POST", "/api/v1/deposit", "", body, headers["X-API-KEY"], headers["X-TIMESTAMP"], headers["X-SIGNATURE"])
     leader = cluster.wait_leader()
-    with httpx.Client(timeout=SIGNED_REQUEST_TIMEOUT_S) as http:
-        first = http.post(cluster.url(leader) + "/api/v1/deposit", content=body, headers=captured)
-        again = [http.post(cluster.url(leader) + "/api/v1/deposit", content=body, headers=captured) for _ in range(20)]
+    url = cluster.url(leader).replace("http", "ws", 1) + ch.CHANNEL_PATH
+    peer = follower(cluster)
 
-    assert first.status_code == 200, first.text
-    assert {(r.status_code, r.json()["code"]) for r in again} == {(400, -9006)}
+    async def run():
+        ws, conn_key = await _open_channel(url, cluster.cfg.secret(), peer)
+        frame = ch.seal(conn_key, ch.TO_LEADER, 1, ch.encode_requests([ch.encode_request(1, call)]))
+        await ws.send(frame)
+        [(request_id, answer)] = ch.decode_answers(ch.unseal(conn_key, ch.TO_FOLLOWER, 1, await ws.recv()))
+        again = await _refused(ws, frame)  # the same frame, again on its connection
+        ws2, _ = await _open_channel(url, cluster.cfg.secret(), peer)
+        elsewhere = await _refused(ws2, frame)  # on a new connection
+        return request_id, answer, again, elsewhere
+
+    request_id, answer, again, elsewhere = asyncio.run(run())
+
+    assert request_id == 1 and answer.status == 200, answer
+    assert again == elsewhere == ch.CLOSE_POLICY
     with Client(cluster.urls, keys) as me:
         assert next(b["free"] for b in me.account()["balances"] if b["asset"] == "USDT").startswith("3.")
+
+
+def _raw_request(url: str, keys: Keypair, method: str, path: str, query: str) -> tuple[int, dict]:
+    """A signed request sent with its query exactly as written (no client re-encodes it)."""
+    ts = time.time_ns() // 1_000_000
+    conn = http.client.HTTPConnection(urlsplit(url).hostname, urlsplit(url).port, timeout=SIGNED_REQUEST_TIMEOUT_S)
+    try:
+        conn.request(method, f"{path}?{query}", headers=keys.headers(ts, method, path, query, b""))
+        r = conn.getresponse()
+        return r.status, json.loads(r.read())
+    finally:
+        conn.close()
+
+
+def test_a_signed_query_with_a_quote_passes_through_a_follower_unchanged(cluster: Cluster) -> None:
+    keys = Keypair.generate()
+    cid = 'say"hi"'
+    with Client(cluster.urls, keys) as c:
+        c.deposit("USDT", "1000")
+        c.place_order("BTCUSDT", "BUY", price="40000.00", quantity="0.001", client_order_id=cid)
+
+    status, answer = _raw_request(cluster.url(follower(cluster)), keys, "DELETE", "/api/v1/order", f'symbol=BTCUSDT&origClientOrderId={cid}')
+
+    assert status == 200, answer
+    assert answer["status"] == "CANCELED" and answer["origClientOrderId"] == cid
 
 
 def test_a_batch_through_a_follower_carries_the_block_height_header(cluster: Cluster) -> None:
