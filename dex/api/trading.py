@@ -13,24 +13,16 @@ their parameters for the OpenAPI document and FastAPI's validation.
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from dex.api import execute, forward, render
 from dex.api.deps import NodeDep, SignedDep, market_of, verify_request
-from dex.api.errors import DISABLED, ApiError, Refused
+from dex.api.errors import ApiError
 from dex.core import limits
 from dex.core.commands import Deposit, Withdraw
-from dex.core.events import (
-    OrderAccepted,
-    OrderAmended,
-    OrderCancelled,
-    OrderDuplicate,
-    OrderRejected,
-)
 from dex.core.markets import units_to_amount
 from dex.core.reasons import Reason
-from dex.core.types import OrderStatus, Side
+from dex.core.types import Side
 from dex.ledger import translate
 from dex.ledger.translate import (
     BATCH_ORDERS_MAX,

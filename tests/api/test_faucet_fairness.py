@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from dex.api.trading import FAUCET_ACCOUNT_UNITS_MAX
+from dex.api.execute import FAUCET_ACCOUNT_UNITS_MAX
 from dex.auth import Keypair
 from dex.client import Client, DexError
 from dex.core.markets import units_to_amount

@@ -16,9 +16,8 @@ import time
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from dex.api import channel as ch
 from dex.api.execute import Call
@@ -72,7 +71,7 @@ async def _refused(ws, frame: bytes) -> int | None:
     raise AssertionError("the leader answered a replayed frame")
 
 
-def test_a_captured_channel_frame_is_refused_on_its_connection_and_on_another(cluster: Cluster) -> None:
+def test_the_channel_refuses_a_captured_frame_a_wrong_hello_and_idle_handshakes(cluster: Cluster) -> None:
     keys = Keypair.generate()
     body = b'{"asset":"USDT","amount":"3"}'
     headers, _ = signed(keys, "/api/v1/deposit", body)
@@ -89,12 +88,30 @@ def test_a_captured_channel_frame_is_refused_on_its_connection_and_on_another(cl
         again = await _refused(ws, frame)  # the same frame, again on its connection
         ws2, _ = await _open_channel(url, cluster.cfg.secret(), peer)
         elsewhere = await _refused(ws2, frame)  # on a new connection
-        return request_id, answer, again, elsewhere
+        try:  # a hello under another secret
+            await _open_channel(url, "not the cluster secret " * 2, peer)
+        except ConnectionClosed as e:
+            stranger = e.rcvd.code if e.rcvd else None
+        # Connections that never say hello: HANDSHAKES_MAX are held, the next is refused at once.
+        idle = [await connect(url, compression=None, proxy=None) for _ in range(ch.HANDSHAKES_MAX)]
+        try:
+            await connect(url, compression=None, proxy=None)
+            one_too_many = None
+        except InvalidStatus as e:
+            one_too_many = e.response.status_code
+        try:  # ... and each is closed after HANDSHAKE_TIMEOUT_S
+            await asyncio.wait_for(idle[0].wait_closed(), ch.HANDSHAKE_TIMEOUT_S * 5)
+            idle_code = idle[0].close_code
+        finally:
+            for ws in idle:
+                await ws.close()
+        return request_id, answer, again, elsewhere, stranger, one_too_many, idle_code
 
-    request_id, answer, again, elsewhere = asyncio.run(run())
+    request_id, answer, again, elsewhere, stranger, one_too_many, idle_code = asyncio.run(run())
 
     assert request_id == 1 and answer.status == 200, answer
-    assert again == elsewhere == ch.CLOSE_POLICY
+    assert again == elsewhere == stranger == idle_code == ch.CLOSE_POLICY
+    assert one_too_many == 403
     with Client(cluster.urls, keys) as me:
         assert next(b["free"] for b in me.account()["balances"] if b["asset"] == "USDT").startswith("3.")
 
