@@ -4,7 +4,7 @@ channel executes nowhere again (not on its connection, not on another), the
 signed bytes reach the leader unchanged (a client order id with a quote in
 the query), the leader's block-height header reaches the client through a
 follower, and the chain verification anyone may ask for runs at most once
-per interval."""
+per interval. The tests share one cluster, each with accounts of its own."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import time
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -24,6 +25,11 @@ from dex.api.execute import Call
 from dex.auth import Keypair, signed_payload
 from dex.client import Client
 from tests.cluster.harness import SIGNED_REQUEST_TIMEOUT_S, Cluster
+
+
+@pytest.fixture
+def cluster(shared_cluster: Cluster) -> Cluster:
+    return shared_cluster
 
 
 def follower(cluster: Cluster) -> str:
@@ -105,6 +111,8 @@ def test_the_channel_refuses_a_captured_frame_a_wrong_hello_and_idle_handshakes(
         finally:
             for ws in idle:
                 await ws.close()
+        ws3, _ = await _open_channel(url, cluster.cfg.secret(), peer)  # the slots are free again (the module shares this cluster)
+        await ws3.close()
         return request_id, answer, again, elsewhere, stranger, one_too_many, idle_code
 
     request_id, answer, again, elsewhere, stranger, one_too_many, idle_code = asyncio.run(run())
