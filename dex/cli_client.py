@@ -711,7 +711,7 @@ def add_commands(commands, config: argparse.ArgumentParser) -> None:
 
     p = commands.add_parser("deposit", parents=[signed], help="faucet deposit (local clusters)")
     p.add_argument("asset", type=str.upper, help="asset, any case (USDT)")
-    p.add_argument("amount", help="a decimal string, e.g. 10000")
+    p.add_argument("amount", help="a plain decimal, e.g. 10000 (not 1e4)")
     p.set_defaults(func=guarded(cmd_deposit))
 
     p = commands.add_parser("account", parents=[signed], help="the account's balances, free and locked")
@@ -721,9 +721,9 @@ def add_commands(commands, config: argparse.ArgumentParser) -> None:
     order_actions = order.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = order_actions.add_parser("place", parents=[signed], help="place an order (or --count N copies, with progress)")
     p.add_argument("symbol", type=str.upper, help="market, any case (BTCUSDT)")
-    p.add_argument("side", type=str.upper, choices=["BUY", "SELL"])
-    p.add_argument("qty", help="quantity in the base asset, a decimal string")
-    p.add_argument("--price", default=None, help="limit price, a decimal string (needed for LIMIT)")
+    p.add_argument("side", type=str.upper, choices=["BUY", "SELL"], help="BUY or SELL, any case")
+    p.add_argument("qty", help="quantity in the base asset, a plain decimal such as 0.001 (not 1e-3)")
+    p.add_argument("--price", default=None, help="limit price, a plain decimal (needed for LIMIT)")
     p.add_argument("--type", type=str.upper, choices=["LIMIT", "MARKET"], default="LIMIT", help="order type (default LIMIT)")
     p.add_argument("--tif", type=str.upper, choices=["GTC", "IOC", "FOK"], default=None, help="time in force (default GTC for LIMIT)")
     p.add_argument("--post-only", action="store_true", help="rejected instead of taking liquidity")
@@ -747,8 +747,8 @@ def add_commands(commands, config: argparse.ArgumentParser) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--order-id", type=int, default=None, help="the exchange's order id")
     which.add_argument("--client-order-id", default=None, help="the id you gave the order")
-    p.add_argument("--price", default=None, help="the new limit price, a decimal string")
-    p.add_argument("--quantity", default=None, help="the new total quantity (the filled part included), a decimal string")
+    p.add_argument("--price", default=None, help="the new limit price, a plain decimal")
+    p.add_argument("--quantity", default=None, help="the new total quantity (the filled part included), a plain decimal")
     p.set_defaults(func=guarded(cmd_order_amend))
 
     p = order_actions.add_parser("list", parents=[signed], help="open orders")

@@ -19,8 +19,9 @@ instead of placing a second order. Errors from the exchange raise `DexError`
 with its `code` and `msg`, as the subclass the code names (InsufficientBalance,
 OrderRejected, UnknownOrder, BadParameter, RateLimited, OutcomeUnknown,
 Disconnected); `error_of` does the same for a batch_orders entry. Prices,
-quantities and amounts are decimal strings or Decimal, never floats
-(TypeError); `MarketRules` rounds a number to a market's tick and step;
+quantities and amounts are plain decimal strings or Decimal, never floats
+(TypeError) nor exponent strings such as "1e-3" (BadParameter -1100, as the
+API answers); `MarketRules` rounds a number to a market's tick and step;
 symbols may be in any case; `load_key` reads a `dex keys new` key file.
 
 How the two transports share one policy: each endpoint builds a
@@ -59,6 +60,7 @@ import httpx
 from dex import keyfile as _keyfile
 from dex.auth import Keypair
 from dex.client_book import GapDetected, LocalBook
+from dex.core.markets import DECIMAL_TEXT_LENGTH_MAX, plain_decimal_problem
 
 RETRIES_MAX = 8
 BACKOFF_S = 0.1
@@ -139,6 +141,7 @@ class UnknownOrder(DexError):
 
 
 BAD_PARAMETER_CODES = range(-1199, -1099)  # the -11xx family
+ILLEGAL_CHARS = -1100  # a malformed parameter, e.g. a number not written as a plain decimal
 INSUFFICIENT_BALANCE_TEXT = "insufficient balance"  # in the msg of the -2010s that mean it (dex/core/reasons.py)
 _ERRORS_BY_CODE: dict[int, type[DexError]] = {
     -1001: Disconnected,
@@ -177,17 +180,27 @@ def decimal_text(name: str, value: str | Decimal | int) -> str:
     """A price, quantity or amount as the API's decimal string. A float is
     refused (TypeError): 0.1 is not one tenth in binary, and a price off by
     one ulp is rejected by PRICE_FILTER; pass "0.1" or Decimal("0.1"), or
-    round with MarketRules first."""
+    round with MarketRules first. A string must be a plain decimal, as the
+    API demands: "1e-3" raises BadParameter -1100 with the API's own message
+    (write "0.001"), before anything is sent. A Decimal is exact, so
+    Decimal("1E-3") is sent as "0.001"."""
     if isinstance(value, float) or isinstance(value, bool):
         raise TypeError(f"{name} must be a decimal string or Decimal, not {type(value).__name__} {value!r} "
                         f"(binary floats are inexact): pass {name}={str(value)!r} or Decimal({str(value)!r}), "
                         f"or round it with MarketRules")
     if isinstance(value, Decimal):
-        return format(value, "f")  # never "1E-3", which the API refuses
-    if isinstance(value, int):
-        return str(value)
-    assert isinstance(value, str), f"{name}: a decimal string, got {type(value).__name__}"
-    return value
+        exponent = value.as_tuple().exponent
+        exact = value.is_finite() and abs(exponent) <= DECIMAL_TEXT_LENGTH_MAX and value.adjusted() < DECIMAL_TEXT_LENGTH_MAX
+        text = format(value, "f") if exact else str(value)  # never "1E-3"; a huge exponent is not expanded
+    elif isinstance(value, int):
+        text = str(value)
+    else:
+        assert isinstance(value, str), f"{name}: a decimal string, got {type(value).__name__}"
+        text = value
+    problem = plain_decimal_problem(name, text)
+    if problem is not None:
+        raise BadParameter(400, ILLEGAL_CHARS, problem)
+    return text
 
 
 @dataclass(frozen=True, slots=True)

@@ -188,6 +188,38 @@ _DECIMAL_TEXT = re.compile(r"\A[0-9]+(?:\.[0-9]+)?\Z", re.ASCII)
 _EXACT = Context(prec=2 * DECIMAL_TEXT_LENGTH_MAX + 20)
 
 
+def plain_decimal(text: str) -> bool:
+    """True when `text` is a decimal as the API takes it: digits with an
+    optional fraction (surrounding spaces aside), at most DECIMAL_TEXT_LENGTH_MAX."""
+    text = text.strip()
+    return len(text) <= DECIMAL_TEXT_LENGTH_MAX and _DECIMAL_TEXT.match(text) is not None
+
+
+def plain_decimal_problem(param: str, text: str) -> str | None:
+    """None for a plain decimal; else the one message the API, the client and
+    the CLI give (code -1100). An exponent form such as "1e-3" names its plain
+    spelling; it is never read as a number, so "1e-3" and "0.001" cannot mean
+    different things in different places."""
+    if plain_decimal(text):
+        return None
+    hint = ""
+    if len(text) <= DECIMAL_TEXT_LENGTH_MAX:
+        try:
+            value = Decimal(text.strip())
+        except ArithmeticError:
+            value = None
+        # Bounded before formatting: "1e999999999" must not become a billion digits.
+        if value is not None and value.is_finite() and not value.is_signed() and abs(value.as_tuple().exponent) <= DECIMAL_TEXT_LENGTH_MAX:
+            plain = format(value, "f")
+            if plain_decimal(plain):
+                hint = f" (write {plain})"
+    return (f"Illegal characters found in parameter '{param}': {text[:DECIMAL_TEXT_LENGTH_MAX]!r} is not a plain decimal{hint}; "
+            f"{PLAIN_DECIMAL_RULE}.")
+
+
+PLAIN_DECIMAL_RULE = "use digits with an optional fraction, such as 0.001: no sign, exponent, spaces or separators"
+
+
 def _to_steps(text: str | Decimal, step: Decimal) -> int | None:
     if isinstance(text, Decimal):
         value = text

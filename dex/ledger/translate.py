@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dex.core import limits
 from dex.core.commands import AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder, Withdraw, valid_client_order_id
-from dex.core.markets import amount_to_units
+from dex.core.markets import amount_to_units, plain_decimal_problem
 from dex.core.reasons import Reason
 from dex.core.types import OrderType, SelfTradePrevention, Side, TimeInForce
 
@@ -112,6 +112,16 @@ def parse(model: type[BaseModel], body: bytes) -> BaseModel:
 # ---------------------------------------------------------------- commands
 
 
+def plain(text: str | None, param: str) -> str | None:
+    """A price, quantity or amount as sent, or Refused -1100 when it is not a
+    plain decimal ("1e-3" is refused as such, not as a filter failure)."""
+    if text is not None:
+        problem = plain_decimal_problem(param, text)
+        if problem is not None:
+            raise Refused(400, ILLEGAL_CHARS, problem)
+    return text
+
+
 def market_of(markets, symbol: str):
     """The market `symbol` names, or Refused -1121."""
     try:
@@ -152,6 +162,8 @@ def place_command(markets, o: NewOrder, account: int, signature: bytes, index: i
     m = market_of(markets, o.symbol)
     otype = OrderType[o.type]
     price = quantity = quote_qty = 0
+    for param, text in (("price", o.price), ("quantity", o.quantity), ("quoteOrderQty", o.quoteOrderQty)):
+        plain(text, param)
     if o.price is not None:
         price = m.price_to_ticks(o.price)
         if price is None:
@@ -220,6 +232,8 @@ def amend_command(markets, a: AmendRequest, account: int, *, check_client_id: bo
     if a.newPrice is None and a.newQty is None:
         raise Refused(400, MANDATORY_PARAM, "At least one of newPrice and newQty must be sent.")
     price = quantity = 0
+    for param, text in (("newPrice", a.newPrice), ("newQty", a.newQty)):
+        plain(text, param)
     if a.newPrice is not None:
         price = m.price_to_ticks(a.newPrice)
         if price is None or price <= 0:  # 0 would mean "keep" to the engine
@@ -237,7 +251,7 @@ def faucet_command(markets, d: DepositRequest, account: int, command: type[Depos
         asset = markets.asset(d.asset)
     except KeyError:
         raise Refused.of(Reason.UNKNOWN_ASSET) from None
-    units = amount_to_units(asset, d.amount)
+    units = amount_to_units(asset, plain(d.amount, "amount"))
     if units is None or units <= 0:
         raise Refused.of(Reason.BAD_AMOUNT)
     return asset, command(account=account, asset=d.asset, amount=units)

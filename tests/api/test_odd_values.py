@@ -13,6 +13,7 @@ import pytest
 
 from dex.auth import Keypair
 from dex.client import Client, DexError
+from dex.core.markets import plain_decimal_problem
 from tests.cluster.harness import Cluster
 
 pytestmark = pytest.mark.cluster_settings(rate_limit_per_s=100_000, rate_limit_burst=100_000)
@@ -49,6 +50,11 @@ EXPECTED = {
     f"POST /api/v1/deposit amount={HUGE!r}": (-9002, "Amount must be a positive whole number of the asset's units."),
     "POST /api/v1/order newClientOrderId='é'": (-1100, "Illegal characters found in parameter 'newClientOrderId'."),
     "DELETE /api/v1/order origClientOrderId='東京'": (-1100, "Illegal characters found in parameter 'origClientOrderId'."),
+    # A number not written as a plain decimal is refused as such, naming its plain spelling (not as a filter failure).
+    "POST /api/v1/order quantity='1e5'": (-1100, plain_decimal_problem("quantity", "1e5")),
+    "POST /api/v1/order/test price='-1'": (-1100, plain_decimal_problem("price", "-1")),
+    "PUT /api/v1/order/amend newQty='1e5'": (-1100, plain_decimal_problem("newQty", "1e5")),
+    "POST /api/v1/deposit amount='1e5'": (-1100, plain_decimal_problem("amount", "1e5")),
 }
 
 

@@ -16,6 +16,7 @@ from cluster import local
 from dex.auth import Keypair
 from dex.cli_client import read_key_file
 from dex.client import Client
+from dex.core.markets import plain_decimal_problem
 from tests.cluster.harness import Cluster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,6 +124,10 @@ def test_cli_trades_end_to_end(tmp_path: Path, cluster: Cluster) -> None:
     # Errors: the API's code and msg, exit 1.
     bad = dex(cluster, "order", "place", "BTCUSDT", "BUY", "0.010", "--price", "49000.001", "--key", str(alice_key), ok=False)
     assert bad.returncode == 1 and "-1013" in bad.stderr and "PRICE_FILTER" in bad.stderr
+    # An exponent is refused as the API refuses it (-1100), naming the plain spelling, not as a LOT_SIZE failure.
+    exponent = dex(cluster, "order", "place", "BTCUSDT", "BUY", "1e-3", "--price", "49000", "--key", str(alice_key), ok=False)
+    assert exponent.returncode == 1 and exponent.stdout == ""
+    assert exponent.stderr.splitlines() == [f"dex: error -1100: {plain_decimal_problem('quantity', '1e-3')}"], exponent.stderr
     gone = dex(cluster, "order", "cancel", "BTCUSDT", "--order-id", str(placed["orderId"]), "--key", str(alice_key), ok=False)
     assert gone.returncode == 1 and "error -20" in gone.stderr
     nope = dex(cluster, "book", "NOPE", "--once", ok=False)
@@ -325,6 +330,20 @@ def test_every_command_takes_json() -> None:
     exempt = {("node",), ("cluster", "demo"), ("completion",)}
     missing = [" ".join(path) for path, p in leaves(build_parser(), ()) if path not in exempt and "--json" not in p._option_string_actions]
     assert missing == []
+
+
+def test_every_option_and_argument_has_help_text() -> None:
+    from dex.cli import build_parser
+
+    def undocumented(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    yield from undocumented(child, (*path, name))
+            elif not action.help and not isinstance(action, argparse._HelpAction):
+                yield f"{' '.join(path)} {'/'.join(action.option_strings) or action.dest}"
+
+    assert list(undocumented(build_parser(), ("dex",))) == []
 
 
 def test_progress_is_a_bar_on_a_terminal_and_plain_lines_elsewhere(capsys) -> None:

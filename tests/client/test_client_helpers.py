@@ -28,6 +28,7 @@ from dex.client import (
     error_of,
     load_key,
 )
+from dex.core.markets import plain_decimal_problem
 from dex.keyfile import KeyFileError, write_key
 
 DEAD_NODE = "http://127.0.0.1:9"  # nothing listens: a request that got that far would fail differently
@@ -89,6 +90,27 @@ def test_floats_are_refused_before_anything_is_sent() -> None:
         # Decimal and strings go on to the network (and fail there: nothing listens).
         with pytest.raises(Disconnected):
             c.place_order("btcusdt", "BUY", price=Decimal("1E+1"), quantity="1")
+
+
+def test_exponent_strings_are_refused_as_the_api_refuses_them_before_anything_is_sent() -> None:
+    with Client(DEAD_NODE, Keypair.generate(), retries=1) as c:
+        with pytest.raises(BadParameter) as e:
+            c.place_order("BTCUSDT", "BUY", price="50000.00", quantity="1e-3")
+        assert (e.value.status, e.value.code, e.value.msg) == (400, -1100, plain_decimal_problem("quantity", "1e-3"))
+        assert "(write 0.001)" in e.value.msg
+        with pytest.raises(BadParameter, match=r"parameter 'amount': '1E3' is not a plain decimal \(write 1000\)"):
+            c.deposit("USDT", "1E3")
+        with pytest.raises(BadParameter, match="'new_qty': '-1'"):
+            c.amend_order("BTCUSDT", order_id=1, new_qty="-1")
+        with pytest.raises(BadParameter, match="parameter 'price'"):
+            c.batch_orders([{"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "price": "5e4", "quantity": "1"}])
+        with pytest.raises(BadParameter, match="'price': '-1'"):
+            c.place_order("BTCUSDT", "BUY", price=Decimal("-1"), quantity="1")
+        with pytest.raises(BadParameter, match="'price': '1E[+]999999999'"):  # not expanded to a billion digits
+            c.place_order("BTCUSDT", "BUY", price=Decimal("1E+999999999"), quantity="1")
+        # A Decimal is exact: Decimal("1E-3") is sent as "0.001" (and fails on the network).
+        with pytest.raises(Disconnected):
+            c.place_order("BTCUSDT", "BUY", price="50000.00", quantity=Decimal("1E-3"))
 
 
 def test_market_rules_round_to_tick_and_step() -> None:

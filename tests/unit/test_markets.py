@@ -10,6 +10,8 @@ from dex.core.markets import (
     amount_to_units,
     load_markets,
     parse_markets,
+    plain_decimal,
+    plain_decimal_problem,
     units_to_amount,
 )
 from tests import kit
@@ -300,3 +302,29 @@ def test_units_to_amount_formats_with_the_asset_decimals(units, text):
 
 def test_asset_unit_is_ten_to_the_minus_decimals():
     assert kit.markets().asset("USDT").unit == Decimal("0.00000001")
+
+
+# ------------------------------------------------------ plain decimals only
+
+
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [("1e-3", "0.001"), ("1E3", "1000"), ("5E+4", "50000"), (".5", "0.5"), ("1_000", "1000"), ("+1", "1")],
+)
+def test_a_number_not_written_as_a_plain_decimal_is_named_with_its_plain_spelling(text, plain):
+    problem = plain_decimal_problem("quantity", text)
+
+    assert problem.startswith(f"Illegal characters found in parameter 'quantity': {text!r} is not a plain decimal (write {plain}); ")
+    assert "no sign, exponent" in problem
+
+
+@pytest.mark.parametrize("text", ["-0.001", "NaN", "Infinity", "abc", "", "1e999999999", "1e-50", "0x10"])
+def test_a_non_decimal_gets_no_suggestion_and_no_huge_expansion(text):
+    problem = plain_decimal_problem("price", text)
+
+    assert problem is not None and "(write" not in problem and len(problem) < 250
+
+
+@pytest.mark.parametrize("text", ["0.001", "50000", " 0.5 ", "0.00000000000000000001"])
+def test_a_plain_decimal_has_no_problem(text):
+    assert plain_decimal(text) and plain_decimal_problem("price", text) is None

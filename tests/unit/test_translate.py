@@ -1,0 +1,53 @@
+"""The edge's translation of a request into commands (dex/ledger/translate.py):
+a number not written as a plain decimal is refused as such (-1100, naming its
+plain spelling), not as a filter failure, on every route that takes one."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dex.core.commands import Deposit
+from dex.core.markets import plain_decimal_problem
+from dex.ledger import translate
+from dex.ledger.translate import AmendRequest, DepositRequest, NewOrder, Refused
+from tests import kit
+
+SIGNATURE = bytes(64)
+ORDER = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "price": "50000.00", "quantity": "0.00100"}
+
+
+def refusal(call) -> tuple[int, int, str]:
+    with pytest.raises(Refused) as e:
+        call()
+    return e.value.status, e.value.code, e.value.msg
+
+
+@pytest.mark.parametrize(("field", "text"), [("quantity", "1e-3"), ("price", "5E+4"), ("quantity", "-0.001")])
+def test_an_order_with_a_non_plain_number_is_refused_as_illegal_characters(field, text):
+    order = NewOrder(**{**ORDER, field: text})
+
+    assert refusal(lambda: translate.place_command(kit.markets(), order, 1, SIGNATURE)) == (400, -1100, plain_decimal_problem(field, text))
+
+
+def test_the_same_number_written_plainly_is_placed():
+    _, cmd = translate.place_command(kit.markets(), NewOrder(**ORDER), 1, SIGNATURE)
+
+    assert (cmd.price, cmd.qty) == (5_000_000, 100)
+
+
+def test_off_the_step_is_still_a_filter_failure():
+    order = NewOrder(**{**ORDER, "quantity": "0.000001"})
+
+    assert refusal(lambda: translate.place_command(kit.markets(), order, 1, SIGNATURE)) == (400, -1013, "Filter failure: LOT_SIZE")
+
+
+def test_amend_deposit_and_a_batch_entry_refuse_it_the_same_way():
+    amend = AmendRequest(symbol="BTCUSDT", orderId=1, newQty="1E-3")
+    assert refusal(lambda: translate.amend_command(kit.markets(), amend, 1))[1:] == (-1100, plain_decimal_problem("newQty", "1E-3"))
+    deposit = DepositRequest(asset="USDT", amount="1e3")
+    assert refusal(lambda: translate.faucet_command(kit.markets(), deposit, 1, Deposit))[1:] == (-1100, plain_decimal_problem("amount", "1e3"))
+    body = json.dumps({"batchOrders": [ORDER, {**ORDER, "quantity": "1e-3"}]}).encode()
+    placed, refused = translate.batch_commands(kit.markets(), translate.parse(translate.BatchOrders, body), 1, SIGNATURE)
+    assert placed[1].qty == 100 and (refused.code, refused.msg) == (-1100, plain_decimal_problem("quantity", "1e-3"))
