@@ -32,7 +32,9 @@ def node_status(node) -> dict:
         "stateHash": (head.state_hash.hex() if head is not None else ""),
         "pendingCommands": s["pendingCommands"],
         "inflightBlocks": s["inflightBlocks"],
-        "commitMsP50": _p50(s["commitMsRecent"]),
+        "commitMsP50": _p50(s["commitMsRecent"]),  # the leader's, proposal to apply (null on a follower)
+        # Every node's own: the block's time (sealed by the leader) to its apply here.
+        "applyMsP50": _p50(s["applyMsRecent"]),
         "blockWaitMsP50": _p50(s["blockWaitMsRecent"]),
         "reachable": True,
         "apiUrl": node.me.api_url,

@@ -301,14 +301,14 @@ _SELF = {
     "id": "n1", "role": "leader", "term": 2, "leader": "n1", "hasQuorum": True, "commitIndex": 11, "lastApplied": 11,
     "headHeight": 9, "headHash": "359011004ed86a1f844550d8c1374fd3768ba7fc9d973aa23f1aa879d41f7b7f", "headTime": 1795634996008,
     "stateHash": "b39dac74a614ecc64aa95d5e8971cfbe9344d243146fdaf5866290c8232ad0ca", "pendingCommands": 0, "inflightBlocks": 0,
-    "commitMsP50": 6.19, "blockWaitMsP50": 3.42, "reachable": True, "apiUrl": "http://127.0.0.1:8101", "publicUrl": "http://127.0.0.1:8101", "uptimeS": 61.7, "engine": "compiled",
+    "commitMsP50": 6.19, "applyMsP50": 6.4, "blockWaitMsP50": 3.42, "reachable": True, "apiUrl": "http://127.0.0.1:8101", "publicUrl": "http://127.0.0.1:8101", "uptimeS": 61.7, "engine": "compiled",
     "store": {"enabled": True, "backend": "sqlite", "writer": True, "up": True, "cursorHeight": 9, "lagBlocks": 0, "lagS": 0.0,
               "lagMsP99": 112.0, "blocksWritten": 9, "tradesWritten": 1, "cannotBackfill": False, "diverged": False, "lastError": None},
 }
 
 
 def _follower(node_id: str, port: int) -> dict:
-    return {**_SELF, "id": node_id, "role": "follower", "commitMsP50": None, "blockWaitMsP50": None,
+    return {**_SELF, "id": node_id, "role": "follower", "commitMsP50": None, "applyMsP50": 7.9, "blockWaitMsP50": None,
             "apiUrl": f"http://127.0.0.1:{port}", "store": {**_SELF["store"], "writer": False, "blocksWritten": 0, "tradesWritten": 0}}
 
 

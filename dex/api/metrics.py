@@ -102,6 +102,12 @@ def render(node, trade_counts: dict[str, int]) -> str:
             "dex_block_commit_ms_p50", "gauge", "Median ms from proposing a block to applying it here (recent blocks).",
             [(None, s["commitMsP50"])],
         )
+    if s.get("applyMsP50") is not None:
+        out.metric(
+            "dex_block_apply_ms_p50", "gauge",
+            "Median ms from a block's time (sealed by the leader) to its apply on this node (recent blocks, this node's clock).",
+            [(None, s["applyMsP50"])],
+        )
     out.metric("dex_resting_orders", "gauge", "Live orders resting in the book.", [({"symbol": sym}, n) for sym, n in resting.items()])
     out.metric(
         "dex_trades_total", "counter", "Trades this node has applied since it started.",

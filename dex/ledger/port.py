@@ -14,6 +14,10 @@ What it owns:
 - `wait_applied(height)`: wait, without a thread, until this node applied a
   height (a follower answering a forwarded request waits for its own apply).
 - `wait_leader()`: the leader's id, waiting through an election.
+- `status()`: Raft's view, the head, the builder's load, and this node's
+  apply latency: for each block applied once the node had caught up, ms from
+  the block's time (the leader's clock when it sealed it) to the apply here
+  (this node's clock; across machines, their clock skew adds in).
 - reads: `order`, `open_orders`, `balances`, `check_place` (the engine's
   pre-trade check, nothing placed), `depth`, `resting_counts`, and `view()`,
   a context manager holding the lock for several reads that must agree
@@ -33,7 +37,7 @@ import heapq
 import itertools
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,7 +53,8 @@ from dex.ledger.codec import Auth, CodecError
 REQUEST_TIMEOUT_S = 5.0  # from queueing a command to its block applied here
 LEADER_POLL_S = 0.02  # how often wait_leader looks again during an election
 BLOCK_TIMES_KEPT_MAX = 4096  # recent heights whose block time submit can answer without the chain
-assert LEADER_POLL_S < REQUEST_TIMEOUT_S and BLOCK_TIMES_KEPT_MAX >= 1
+APPLY_SAMPLES_MAX = 1000  # recent blocks whose seal-to-apply time status() reports
+assert LEADER_POLL_S < REQUEST_TIMEOUT_S and BLOCK_TIMES_KEPT_MAX >= 1 and APPLY_SAMPLES_MAX >= 1
 
 
 # ------------------------------------------------------------------ results
@@ -113,6 +118,7 @@ class LedgerPort:
         self._waiters_lock = threading.Lock()
         self._waiter_seq = itertools.count()
         self._block_times: OrderedDict[int, int] = OrderedDict()  # height -> time_ms, recent only
+        self.apply_ms_recent: deque[float] = deque(maxlen=APPLY_SAMPLES_MAX)  # block time -> applied here
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """The event loop the waiters live on (at start-up)."""
@@ -121,8 +127,13 @@ class LedgerPort:
     # ----------------------------------------------------------- Raft side
 
     def on_block(self, header, block_hash, proposal, results) -> None:
-        """After each applied block (Raft thread): remember its time, release
-        the waiters for heights up to it."""
+        """After each applied block (Raft thread): remember its time and how
+        long after its sealing it was applied here, release the waiters for
+        heights up to it."""
+        # A node replaying its log or catching up after a restart applies old
+        # blocks: those say how long it was away, not how fast blocks reach it.
+        if self._replica_ready():
+            self.apply_ms_recent.append(round(time.time_ns() / 1e6 - header.time_ms, 1))
         with self._waiters_lock:
             self._block_times[header.height] = header.time_ms
             while len(self._block_times) > BLOCK_TIMES_KEPT_MAX:
@@ -132,6 +143,12 @@ class LedgerPort:
                 due.append(heapq.heappop(self._waiters)[2])
         if due and self.loop is not None:
             self.loop.call_soon_threadsafe(_release, due)
+
+    def _replica_ready(self) -> bool:
+        """PySyncObj's isReady: the node has applied up to the commit index a
+        leader first told it (a stand-in replica without one is ready)."""
+        is_ready = getattr(self._replica, "isReady", None)
+        return True if is_ready is None else bool(is_ready())
 
     # --------------------------------------------------------------- Raft
 
@@ -177,6 +194,7 @@ class LedgerPort:
             "pendingCommands": b.pending_commands if b is not None else 0,
             "inflightBlocks": b.inflight_blocks if b is not None else 0,
             "commitMsRecent": list(b.commit_ms_recent) if b is not None else [],
+            "applyMsRecent": list(self.apply_ms_recent),
             "blockWaitMsRecent": list(b.wait_ms_recent) if b is not None else [],
         }
 

@@ -326,10 +326,8 @@ def test_trades_klines_and_blocks_match_the_rest_api(cluster: Cluster) -> None:
             rest_block = cluster.get_json(follower, f"/api/v1/blocks/{blocks[-1]['height']}")["header"]
             assert {k: blocks[-1][k] for k in rest_block} == rest_block
             assert sum(b["trades"] for b in blocks) == len(rest_trades)
-            own = [b["commitMs"] for b in blocks if b["leader"] == (leader if is_leader else "-")]
-            assert all(isinstance(x, float) and x >= 0 for x in own) and (own or not is_leader)
-            if not is_leader:
-                assert all(b["commitMs"] is None for b in blocks)
+            # Every node's own commit latency (block time to applied there), followers' too.
+            assert all(isinstance(b["commitMs"], float) and b["commitMs"] >= 0 for b in blocks), blocks
         maker.close()
         taker.close()
     finally:

@@ -1,7 +1,8 @@
 """The dashboard at the widths people use (1280 and 1400 px, and a wide
 screen): nothing a trader needs is clipped, the order form says what a
-MARKET order takes, the cluster view says "electing" while its leader is
-unreachable, and amounts are shown at the market's precision. Real Chromium
+MARKET order takes, the cluster view shows every node's commit latency and
+says "electing" while its leader is unreachable, and amounts are shown at the
+market's precision. Real Chromium
 against a real cluster, as in test_dashboard_browser.py."""
 
 from __future__ import annotations
@@ -75,11 +76,28 @@ def test_trading_tab_fits_at_1280_and_1400_px(cluster, page, screenshot):
     expect(page.locator("#ticker-quote-volume")).to_have_text("245.00")  # 0.005 x 49000
 
 
-def test_cluster_view_says_electing_while_the_leader_is_unreachable(cluster, page):
-    open_page(page, cluster.url("n1"), "cluster")
+def test_cluster_view_shows_every_nodes_commit_latency_and_says_electing_while_the_leader_is_unreachable(cluster, page):
+    leader = cluster.wait_leader()
+    follower = next(n for n in cluster.ids if n != leader)
+    open_page(page, cluster.url(follower), "cluster")  # a follower's page: it sealed none of the blocks
     expect(page.locator("#hash-agreement")).to_contain_text("leader ", timeout=LIVE_TIMEOUT_MS)
     assert page.locator("#view-cluster th", has_text="lag").inner_text() == "lag (blocks)"
     expect(page.locator("#nodes tr").first).to_contain_text(" blocks")
+
+    # Every node's row, followers' too, shows its own commit latency once it applied a block;
+    # so does the live block feed on a follower's page.
+    height = funded(cluster.urls, USDT="1000").deposit("USDT", "1")["blockHeight"]
+    for node_id in cluster.ids:
+        expect(page.locator(f"#nodes tr[data-node='{node_id}'] td.commit-col")).to_have_text(re.compile(r"^\d+(\.\d+)? ms$"), timeout=LIVE_TIMEOUT_MS)
+    assert page.locator("#view-cluster th", has_text="commit ms (p50)").count() == 1
+    feed_row = page.locator(f"#block-feed tr[data-height='{height}']")
+    expect(feed_row).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    commit_column = page.locator("#view-cluster .panel:nth-child(2) th").all_inner_texts().index("commit ms")
+    assert re.fullmatch(r"\d+\.\d", feed_row.locator("td").nth(commit_column).inner_text()), feed_row.inner_text()
+    for width in WIDTHS_PX:
+        page.set_viewport_size({"width": width, "height": HEIGHT_PX})
+        fully_visible(page, "#nodes tr:last-child td.commit-col", "#view-cluster .panel:first-child")
+        fully_visible(page, f"#block-feed tr[data-height='{height}'] td:last-child", "#view-cluster .panel:nth-child(2)")
     # The status as the cluster stream pushes it right after the leader died:
     # the old leader still named, its row unreachable. Rendered and read in one task.
     shown = page.evaluate("""() => {

@@ -16,10 +16,12 @@ from dex.api.streams.wire import CLUSTER_HEADS_S, CLUSTER_POLL_S, OTHER, now_ms,
 log = logging.getLogger("dex.api.streams")
 
 
-def block_message(header, block_hash: bytes, proposal, trades_count: int, node_id: str, now: int) -> tuple:
+def block_message(header, block_hash: bytes, proposal, trades_count: int, now: int) -> tuple:
     """The `blocks` message of an applied block as (OTHER, stream, text, None);
-    `commitMs` (seal to apply) only where this node sealed it, as the leader."""
-    commit_ms = round(time.time_ns() / 1e6 - proposal.time_ms, 1) if header.leader == node_id else None
+    `commitMs`: ms from the block's time (the leader's clock when it sealed
+    it) to this node applying it, on every node (on the leader, its commit
+    latency; on a follower, also the time the commit took to reach it)."""
+    commit_ms = round(time.time_ns() / 1e6 - proposal.time_ms, 1)
     data = {"e": "block", "E": now, **header_json(header, block_hash)}
     data.update(parent=header.parent.hex(), commands=header.commands_count, trades=trades_count, commitMs=commit_ms)
     return (OTHER, "blocks", text("blocks", data), None)

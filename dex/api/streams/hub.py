@@ -142,7 +142,7 @@ class Hub:
         messages = self.depth.messages(header.height, levels, previous, subs, now)  # (kind, stream, text, extra)
         messages += self.trades.messages(header, trades, candles_changed, subs, now)
         if "blocks" in subs:  # last: a client that sees block h has every other message of h
-            messages.append(block_message(header, block_hash, proposal, sum(len(f) for f in trades.values()), self.node.node_id, now))
+            messages.append(block_message(header, block_hash, proposal, sum(len(f) for f in trades.values()), now))
         user_messages = self.user.messages(header, mine, users, balances, views, now) if mine else []
         return messages, user_messages
 

@@ -1,5 +1,5 @@
-// Cluster view: every node's role, term, head, state hash, lag and
-// reachability, the leader highlighted, hashes compared (a mismatch in
+// Cluster view: every node's role, term, head, state hash, lag,
+// reachability and commit latency (its own: block time to applied there), the leader highlighted, hashes compared (a mismatch in
 // red); a live feed of committed blocks (the `blocks` stream); on local
 // clusters, kill and restart buttons (they need the cluster secret).
 import { $, el, row, short, time } from "./util.js";
@@ -93,7 +93,7 @@ export class ClusterView {
         n.id + (leader ? " ★" : ""), role, n.term ?? "–", n.headHeight ?? "–",
         el("td", { class: mismatch }, short(n.headHash, 12)), el("td", { class: mismatch }, short(n.stateHash, 12)),
         n.reachable ? `${top - (n.headHeight ?? 0)} blocks` : "–", n.reachable ? "yes" : "NO",
-        n.commitMsP50 == null ? "–" : `${n.commitMsP50} ms`, n.apiUrl ?? "–", actions,
+        el("td", { class: "commit-col" }, n.applyMsP50 == null ? "–" : `${n.applyMsP50} ms`), n.apiUrl ?? "–", actions,
       ].map((c) => (c instanceof Node ? c : String(c))), { class: cls || null, "data-node": n.id, "data-role": role, "data-height": n.headHeight ?? "" });
     }));
   }
@@ -123,7 +123,7 @@ export class ClusterView {
   renderFeed() {
     $("#block-feed").replaceChildren(...this.blocks.map((x) => row([
       String(x.height), short(x.hash, 12), x.leader ?? "–", String(x.term), String(x.commands), x.trades == null ? "–" : String(x.trades),
-      x.commitMs == null ? "–" : x.commitMs.toFixed(1), x.E && x.time ? String(Math.max(0, x.E - x.time)) : "–", time(x.time),
+      x.commitMs == null ? "–" : x.commitMs.toFixed(1), time(x.time),
     ], { "data-height": x.height })));
   }
 
