@@ -89,6 +89,14 @@ def test_market_view_follows_orders_placed_through_the_api(cluster, page, screen
     }""")
     assert book["height"] == depth["lastUpdateId"], (book["height"], depth["lastUpdateId"])  # nothing was placed since
     assert sorted(book["bids"]) == sorted(depth["bids"]) and sorted(book["asks"]) == sorted(depth["asks"])
+    for width in (1280, 1480):
+        pane_px = page.evaluate("window.dex.views.market.candlesFitWidth")
+        page.set_viewport_size({"width": width, "height": 900})
+        page.wait_for_function(  # the chart resized, and fitted its bars to the new width
+            "(old) => { const v = window.dex.views.market; const w = v.chart.timeScale().width(); return w !== old && w === v.candlesFitWidth; }",
+            arg=pane_px, timeout=LIVE_TIMEOUT_MS)
+        check_candles_fill_the_chart(page)
+        check_depth_axes(page, lowest=49837.0, highest=50149.0, base="BTC", quote="USDT")
     screenshot(page, "market")
 
     # Another market and back: the streams follow the choice, the book comes back from a fresh snapshot.
@@ -99,6 +107,86 @@ def test_market_view_follows_orders_placed_through_the_api(cluster, page, screen
     expect(ladder_row(page, "market-ladder", "ask", "50149.00")).to_contain_text("0.10000", timeout=LIVE_TIMEOUT_MS)
     subscribed = page.evaluate("[...window.dex.conn.streams.keys()].sort()")
     assert subscribed == sorted(["btcusdt@depth", "btcusdt@trade", "btcusdt@kline_1m", "blocks", "cluster", "user"]), subscribed
+
+
+# Where the candle chart puts its bars: each bar's x (lightweight-charts' own
+# coordinates, in the chart's pane), the pane's width and the bar spacing.
+CANDLE_BARS_JS = """() => {
+    const v = window.dex.views.market;
+    const scale = v.chart.timeScale();
+    const n = v.candles.data().length;
+    const xs = [...Array(n).keys()].map((i) => scale.logicalToCoordinate(i));
+    return {n, xs, width: scale.width(), spacing: scale.logicalToCoordinate(1) - scale.logicalToCoordinate(0)};
+}"""
+CANDLE_SPACING_DEFAULT_PX = 6  # the library's, which left a short history a sliver at the right edge
+
+
+def candle_extent(bars: dict) -> tuple[float, float]:
+    """The share of the pane the bars cover, and where their middle lies (0 left .. 1 right)."""
+    left, right = bars["xs"][0] - bars["spacing"] / 2, bars["xs"][-1] + bars["spacing"] / 2
+    return (right - left) / bars["width"], (left + right) / 2 / bars["width"]
+
+
+def check_candles_fill_the_chart(page) -> None:
+    """A short history is spread over the chart, centred, not squeezed into its right
+    edge; a long one is drawn as the library draws it, newest at the right."""
+    real = page.evaluate(CANDLE_BARS_JS)  # this test's trades: a minute or two of candles
+    assert 1 <= real["n"] <= 3, real
+    share, middle = candle_extent(real)
+    assert real["spacing"] >= 4 * CANDLE_SPACING_DEFAULT_PX and 0.35 <= middle <= 0.65, real
+
+    # Six minutes of history, then five hundred, through the same path as the REST klines.
+    # Their times end at the newest real candle, so a live update stays in order.
+    def history(n: int) -> dict:
+        page.evaluate("""(n) => {
+            const v = window.dex.views.market;
+            const last = v.candles.data().at(-1);
+            v.showCandles([...Array(n).keys()].map((i) => [(last.time - 60 * (n - 1 - i)) * 1000, "50000.00", "50100.00", "49900.00", String(50000 + i)]));
+        }""", n)
+        return page.evaluate(CANDLE_BARS_JS)
+
+    six = history(6)
+    share, middle = candle_extent(six)
+    assert share >= 0.35 and 0.4 <= middle <= 0.6, six
+    long = history(500)
+    assert abs(long["spacing"] - CANDLE_SPACING_DEFAULT_PX) < 0.01 and long["xs"][-1] >= 0.9 * long["width"], long
+    page.evaluate("""() => window.dex.views.market.conn.get("/api/v1/klines", {symbol: "BTCUSDT", interval: "1m", limit: 500})
+        .then((k) => window.dex.views.market.showCandles(k))""")
+    assert page.evaluate(CANDLE_BARS_JS)["n"] == real["n"]
+
+
+DEPTH_AXES_JS = """() => {
+    const box = document.querySelector("#depth-chart").getBoundingClientRect();
+    const read = (selector) => [...document.querySelectorAll(selector)].map((e) => {
+        const r = e.getBoundingClientRect();
+        return {text: e.textContent, value: Number(e.dataset.value), left: r.left, right: r.right, top: r.top, bottom: r.bottom};
+    });
+    return {box: {left: box.left, right: box.right, top: box.top, bottom: box.bottom},
+            x: read("#depth-axes .tick.x"), y: read("#depth-axes .tick.y"),
+            price: document.querySelector("#depth-axis-price")?.textContent, qty: document.querySelector("#depth-axis-qty")?.textContent};
+}"""
+
+
+def check_depth_axes(page, *, lowest: float, highest: float, base: str, quote: str) -> None:
+    """The depth chart has a labelled price axis and a labelled quantity axis: several
+    round values each, in order, inside the chart, not overlapping, and their titles."""
+    page.wait_for_function(  # drawn for the canvas's current width
+        "() => document.querySelector('#depth-axes').dataset.width === String(document.querySelector('#depth-chart').clientWidth)",
+        timeout=LIVE_TIMEOUT_MS)
+    axes = page.evaluate(DEPTH_AXES_JS)
+    box, xs, ys = axes["box"], axes["x"], axes["y"]
+    assert len(xs) >= 4 and len(ys) >= 3, axes
+    assert axes["price"] == f"price ({quote})" and axes["qty"] == f"cumulative quantity ({base})", axes
+    for t in xs + ys:
+        assert float(t["text"]) == pytest.approx(t["value"]), t
+        assert box["left"] - 0.5 <= t["left"] and t["right"] <= box["right"] + 0.5, (t, box)
+        assert box["top"] - 0.5 <= t["top"] and t["bottom"] <= box["bottom"] + 0.5, (t, box)
+    for a, b in zip(xs, xs[1:]):
+        assert a["value"] < b["value"] and a["right"] < b["left"], (a, b)  # left to right, apart
+    for a, b in zip(ys, ys[1:]):
+        assert a["value"] < b["value"] and a["top"] > b["bottom"], (a, b)  # bottom to top, apart
+    assert lowest - (highest - lowest) * 0.1 <= xs[0]["value"] and xs[-1]["value"] <= highest + (highest - lowest) * 0.1, xs
+    assert ys[0]["value"] == 0, ys
 
 
 def test_trading_panel_places_and_cancels_an_order(cluster, page, screenshot):

@@ -9,6 +9,17 @@ const TAPE_ROWS_MAX = 60;
 const KLINES_LIMIT = 500;
 const TICKER_REFRESH_MS = 1_000; // the ticker is re-read at most this often, on trades
 const DEPTH_CHART_LEVELS = 100;
+// Candles: lightweight-charts keeps bars 6 px apart against the right edge,
+// which leaves a short history a sliver there. Until the bars fill the chart
+// at that spacing, they are spread over it, centred, at most this far apart.
+const CANDLE_SPACING_PX = 6; // the library's default, once the history is long
+const CANDLE_SPACING_MAX_PX = 48;
+const CANDLE_SLOTS_SPARE = 2; // a bar's width of room either side when they fill the chart
+// Depth chart: room for the axes' labels, and about how far apart their ticks are.
+const DEPTH_PAD = { left: 64, right: 12, top: 20, bottom: 22 };
+const DEPTH_PRICE_TICK_PX = 70;
+const DEPTH_LABEL_HALF_PX = 20; // half a price label's width: a tick closer to the edge goes unlabelled
+const DEPTH_QTY_TICK_PX = 40;
 
 export class MarketView {
   constructor(conn, shared) {
@@ -36,6 +47,9 @@ export class MarketView {
     this.candles = this.chart.addSeries(CandlestickSeries, {
       upColor: "#0ecb81", downColor: "#f6465d", borderVisible: false, wickUpColor: "#0ecb81", wickDownColor: "#f6465d",
     });
+    this.candleTimes = []; // the bars' open times (s), oldest first, for fitting a short history
+    this.candlesFitWidth = 0; // the pane width the last fit was made for (tests wait on it)
+    this.chart.timeScale().subscribeSizeChange(() => this.fitCandles()); // after the chart's own resize
     new ResizeObserver(() => this.drawDepth()).observe($("#depth-chart"));
     await this.symbolChanged(this.shared.symbol);
   }
@@ -50,6 +64,7 @@ export class MarketView {
     const precision = Math.max(0, (tick.split(".")[1] || "").replace(/0+$/, "").length);
     this.candles.applyOptions({ priceFormat: { type: "price", precision, minMove: Number(tick) } });
     this.quotePrecision = precision; // a quote amount is shown to the tick, as prices are
+    this.assets = { base: market.baseAsset, quote: market.quoteAsset };
     this.book = { bids: new Map(), asks: new Map(), lastUpdateId: null };
     this.trades = [];
     const s = symbol.toLowerCase();
@@ -67,7 +82,7 @@ export class MarketView {
     const known = new Set(this.trades.map((t) => t.id));
     const fromRest = trades.filter((t) => !known.has(t.id)).map((t) => ({ id: t.id, p: t.price, q: t.qty, T: t.time, m: t.isBuyerMaker }));
     this.trades = this.trades.concat(fromRest.reverse()).sort((a, b) => b.id - a.id).slice(0, TAPE_ROWS_MAX);
-    this.candles.setData(klines.map((k) => ({ time: k[0] / 1000, open: num(k[1]), high: num(k[2]), low: num(k[3]), close: num(k[4]) })));
+    this.showCandles(klines);
     if (this.book.lastUpdateId === null) {
       // No snapshot from the stream yet (or no stream): start from REST; the
       // stream's snapshot, when it comes, replaces this.
@@ -133,6 +148,44 @@ export class MarketView {
     if (d.s !== this.symbol) return;
     const k = d.k;
     this.candles.update({ time: k.t / 1000, open: num(k.o), high: num(k.h), low: num(k.l), close: num(k.c) });
+    if (!this.candleTimes.length || k.t / 1000 > this.candleTimes[this.candleTimes.length - 1]) {
+      this.candleTimes.push(k.t / 1000);
+      this.fitCandles();
+    }
+  }
+
+  // REST klines rows ([openTime, open, high, low, close, ...]) as the whole series.
+  showCandles(klines) {
+    this.candles.setData(klines.map((k) => ({ time: k[0] / 1000, open: num(k[1]), high: num(k[2]), low: num(k[3]), close: num(k[4]) })));
+    this.candleTimes = klines.map((k) => k[0] / 1000);
+    this.fitCandles();
+  }
+
+  // A short history spread over the chart, centred, bars at most
+  // CANDLE_SPACING_MAX_PX apart; a long one as the library shows it (6 px
+  // apart, the newest at the right edge, scrolled by the user).
+  fitCandles() {
+    const scale = this.chart.timeScale();
+    const width = scale.width();
+    const n = this.candleTimes.length;
+    if (!width || !n) return;
+    this.candlesFitWidth = width;
+    if (n * CANDLE_SPACING_PX >= width) {
+      if (this.candlesFitted) {
+        scale.applyOptions({ barSpacing: CANDLE_SPACING_PX, rightOffset: 0 });
+        scale.scrollToPosition(0, false);
+        this.candlesFitted = false;
+      }
+      return;
+    }
+    // The newest bar `rightOffset` bars from the right edge: half the free
+    // slots there centre the bars. scrollToPosition without its animation
+    // (scrollToRealTime animates), so the chart is where it should be at once.
+    const spacing = Math.min(CANDLE_SPACING_MAX_PX, width / (n + CANDLE_SLOTS_SPARE));
+    const free = width / spacing - n;
+    scale.applyOptions({ barSpacing: spacing, rightOffset: free / 2 });
+    scale.scrollToPosition(free / 2, false);
+    this.candlesFitted = true;
   }
 
   sides() {
@@ -191,25 +244,43 @@ export class MarketView {
     const { bids, asks } = this.sides();
     const b = bids.slice(0, DEPTH_CHART_LEVELS);
     const a = asks.slice(0, DEPTH_CHART_LEVELS);
+    const axes = { x: [], y: [] };
     if (!b.length && !a.length) {
       g.fillStyle = "#848e9c";
-      g.fillText("empty book", width / 2 - 25, height / 2);
+      g.font = "11px system-ui";
+      g.textAlign = "center";
+      g.fillText("empty book", width / 2, height / 2);
+      this.showDepthAxes(axes, width, height);
       return;
     }
     const prices = [...b, ...a].map(([p]) => num(p));
     let lo = Math.min(...prices), hi = Math.max(...prices);
-    if (hi === lo) { lo -= 1; hi += 1; }
+    const margin = (hi - lo) * 0.02 || Math.max(hi * 0.001, 1);
+    lo -= margin; hi += margin;
     const total = (levels) => levels.reduce((s, [, q]) => s + num(q), 0);
-    const maxQ = Math.max(total(b), total(a)) || 1;
-    const x = (p) => 40 + (width - 80) * (num(p) - lo) / (hi - lo);
-    const y = (q) => height - 16 - (height - 28) * q / maxQ;
+    const maxQ = (Math.max(total(b), total(a)) || 1) * 1.08; // headroom above the deeper side
+    const left = DEPTH_PAD.left, right = width - DEPTH_PAD.right, top = DEPTH_PAD.top, bottom = height - DEPTH_PAD.bottom;
+    const x = (p) => left + (right - left) * (num(p) - lo) / (hi - lo);
+    const y = (q) => bottom - (bottom - top) * q / maxQ;
+
+    // Grid lines at each labelled tick (the labels are elements over the canvas).
+    g.strokeStyle = "#1f242a";
+    g.lineWidth = 1;
+    axes.x = niceTicks(lo, hi, Math.max(2, Math.floor((right - left) / DEPTH_PRICE_TICK_PX)))
+      .map((v) => ({ v, at: x(v) })).filter((t) => t.at + DEPTH_LABEL_HALF_PX <= width);
+    axes.y = niceTicks(0, maxQ, Math.max(2, Math.floor((bottom - top) / DEPTH_QTY_TICK_PX))).map((v) => ({ v, at: y(v) }));
+    for (const t of axes.x) { g.beginPath(); g.moveTo(Math.round(t.at) + 0.5, top); g.lineTo(Math.round(t.at) + 0.5, bottom); g.stroke(); }
+    for (const t of axes.y) { g.beginPath(); g.moveTo(left, Math.round(t.at) + 0.5); g.lineTo(right, Math.round(t.at) + 0.5); g.stroke(); }
+    g.strokeStyle = "#2b3139";
+    g.beginPath(); g.moveTo(left + 0.5, top); g.lineTo(left + 0.5, bottom + 0.5); g.lineTo(right, bottom + 0.5); g.stroke();
+
     const side = (levels, stroke, fill) => {
       if (!levels.length) return;
       g.beginPath();
       g.moveTo(x(levels[0][0]), y(0));
       let sum = 0;
       for (const [p, q] of levels) { g.lineTo(x(p), y(sum)); sum += num(q); g.lineTo(x(p), y(sum)); }
-      const edge = levels === b ? 40 : width - 40;
+      const edge = levels === b ? left : right;
       g.lineTo(edge, y(sum));
       g.lineTo(edge, y(0));
       g.closePath();
@@ -218,10 +289,41 @@ export class MarketView {
     };
     side(b, "#0ecb81", "rgba(14,203,129,.15)");
     side(a, "#f6465d", "rgba(246,70,93,.15)");
-    g.fillStyle = "#848e9c";
-    g.font = "11px system-ui";
-    g.fillText(String(+lo.toFixed(8)), 40, height - 3);
-    g.fillText(String(+hi.toFixed(8)), width - 90, height - 3);
-    g.fillText(`max ${+maxQ.toFixed(6)}`, 4, 12);
+    this.showDepthAxes(axes, width, height);
   }
+
+  // The axes' labels and titles as elements over the canvas: crisp at any
+  // pixel ratio, and readable by tests and screen readers.
+  showDepthAxes(axes, width, height) {
+    const box = $("#depth-axes");
+    box.dataset.width = String(width); // the canvas width these labels were placed for
+    const { base, quote } = this.assets ?? { base: "", quote: "" };
+    const priceText = (v) => v.toFixed(decimalsOf(axes.x));
+    const qtyText = (v) => v.toFixed(decimalsOf(axes.y));
+    box.replaceChildren(
+      ...axes.x.map((t) => el("span", { class: "tick x", "data-value": String(t.v), style: `left:${t.at.toFixed(1)}px; top:${height - DEPTH_PAD.bottom + 4}px` }, priceText(t.v))),
+      ...axes.y.map((t) => el("span", { class: "tick y", "data-value": String(t.v), style: `right:${(width - DEPTH_PAD.left + 6).toFixed(1)}px; top:${t.at.toFixed(1)}px` }, qtyText(t.v))),
+      ...(axes.x.length ? [
+        el("span", { class: "title x", id: "depth-axis-price", style: `right:${DEPTH_PAD.right}px; top:${height - DEPTH_PAD.bottom - 16}px` }, `price (${quote})`),
+        el("span", { class: "title y", id: "depth-axis-qty", style: `left:${DEPTH_PAD.left + 6}px; top:2px` }, `cumulative quantity (${base})`),
+      ] : []),
+    );
+  }
+}
+
+// About `count` round values (1, 2 or 5 times a power of ten apart) inside [lo, hi].
+function niceTicks(lo, hi, count) {
+  const raw = (hi - lo) / Math.max(1, count);
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw);
+  const ticks = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) ticks.push(+v.toPrecision(12));
+  return ticks;
+}
+
+// The decimals that tell a set of ticks apart (their step's).
+function decimalsOf(ticks) {
+  if (ticks.length < 2) return 0;
+  const step = ticks[1].v - ticks[0].v;
+  return Math.max(0, Math.min(8, -Math.floor(Math.log10(step) + 1e-9)));
 }
