@@ -38,7 +38,8 @@ be made, 429, or a 503 with -1001 (not sent to a leader) or -1008 (not
 queued). After -1007 or a timeout (outcome unknown) it is not re-sent: the
 caller gets the error and must look (its balance) before trying again.
 
-`BookKeeper` (from `AsyncClient.stream_book`) subscribes to `<symbol>@depth`
+`BookKeeper` (from `AsyncClient.stream_book`, or `Client.stream_book`, which
+runs it on a private event loop for blocking code) subscribes to `<symbol>@depth`
 over WebSocket and feeds a `dex.client_book.LocalBook`; on a gap it
 resubscribes for a fresh snapshot, on a dead connection it reconnects to the
 next node. The book is only yielded while it is in sync.
@@ -521,6 +522,33 @@ class Client(_Nodes, _Endpoints):
                 step = steps.send(outcome)
             except StopIteration as done:
                 return done.value
+
+    def stream_book(self, symbol: str, **options) -> Generator[LocalBook, None, None]:
+        """A local order book of `symbol` kept from the depth stream, as
+        AsyncClient.stream_book keeps it, for blocking code:
+
+            for book in client.stream_book("BTCUSDT"):
+                print(book.last_update_id, book.bids(3), book.asks(3))
+
+        The BookKeeper runs on a private event loop, one step per book
+        yielded; what arrives while the loop body runs waits in the socket
+        (a slow body falls behind, and a gap resyncs). Not for code already
+        inside a running event loop: use AsyncClient there. Leaving the loop
+        (break, an exception, close()) closes the connection."""
+        urls = self.urls[self._current :] + self.urls[: self._current]
+        keeper = BookKeeper(urls, symbol, **options)
+        loop = asyncio.new_event_loop()
+        updates = keeper.__aiter__()
+        try:
+            while True:
+                try:
+                    book = loop.run_until_complete(updates.__anext__())
+                except StopAsyncIteration:
+                    return
+                yield book
+        finally:
+            loop.run_until_complete(keeper.aclose())
+            loop.close()
 
 
 class AsyncClient(_Nodes, _Endpoints):

@@ -32,4 +32,5 @@ def test_the_readme_python_snippet_runs_as_written(cluster) -> None:
     assert lines[0].startswith("NEW 50000.00 0.01000 "), lines
     assert lines[2:5] == ["51000.00 NEW", "51500.00 NEW", "52000.00 NEW"], lines
     assert lines[5].startswith("refused: -2010 ") and "insufficient balance" in lines[5], lines
-    assert len(lines) == 6, lines
+    assert lines[6] == "[['50000.00', '0.01000']] [['51000.00', '0.00100']]", lines  # the blocking client's stream_book
+    assert len(lines) == 7, lines
