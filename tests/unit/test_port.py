@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -195,3 +196,19 @@ def test_the_pre_trade_check_says_what_the_engine_would_and_places_nothing() -> 
     hash_before = e.state_hash()
     assert port.check_place(poor) is None
     assert e.state_hash() == hash_before and port.open_orders(ALICE) == []
+
+
+def test_apply_latency_is_sampled_only_once_the_replica_has_caught_up() -> None:
+    port, replica, _ = port_with_builder()
+    ready = [False]
+    replica.isReady = lambda: ready[0]  # PySyncObj's: applied up to the commit index a leader first told it
+    now_ms = time.time_ns() // 1_000_000
+    old = now_ms - 3_600_000  # an hour-old block, replayed while catching up
+
+    port.on_block(Header(1, old), b"", None, [])
+    assert list(port.apply_ms_recent) == []
+    ready[0] = True
+    port.on_block(Header(2, now_ms - 5), b"", None, [])
+    (sample,) = port.apply_ms_recent
+
+    assert 5 <= sample < 3_600_000, sample  # this node's clock against the block's time, not the replay's age
