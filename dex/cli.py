@@ -250,11 +250,48 @@ def cmd_restart(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     pid = local.restart_node(cfg, args.node)
     local.wait_node_ready(cfg, args.node, timeout_s=args.timeout)
+    started_s = time.monotonic()
+    height, target = _wait_caught_up(cfg, args.node, args.timeout, show_progress=not args.json)
     if args.json:
-        print(json.dumps({"node": args.node, "pid": pid, "apiUrl": cfg.node(args.node).api_url}))
+        print(json.dumps({"node": args.node, "pid": pid, "apiUrl": cfg.node(args.node).api_url, "headHeight": height}))
         return EXIT_OK
-    print(f"restarted {args.node} (pid {pid}), answering at {cfg.node(args.node).api_url}")
+    print(f"restarted {args.node} (pid {pid}), answering at {cfg.node(args.node).api_url}; "
+          f"caught up to height {height} (the others' head was {target}) in {time.monotonic() - started_s:.1f} s")
     return EXIT_OK
+
+
+CATCH_UP_POLL_S = 0.2
+
+
+def _wait_caught_up(cfg: ClusterConfig, node_id: str, timeout_s: float, *, show_progress: bool) -> tuple[int, int]:
+    """Wait until `node_id`'s head reaches the highest head the other nodes
+    had when it came back, with a progress bar on stderr; (its height, that
+    target). Raises ClusterTimeout after timeout_s."""
+    import httpx
+
+    from cluster import local
+
+    st = local.status(cfg)
+    heads = {n["id"]: n.get("headHeight") or 0 for n in st["nodes"] if n.get("reachable")}
+    target = max((h for n, h in heads.items() if n != node_id), default=0)
+    start = heads.get(node_id, 0)
+    progress = cli_client.Progress(target - start) if show_progress and target > start else None
+    url = cfg.node(node_id).api_url + "/api/v1/cluster/self"
+
+    with local.http_client() as http:
+        def head() -> int | None:
+            try:
+                height = int(http.get(url).json()["headHeight"])
+            except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError):
+                return None
+            if progress is not None:
+                progress.update(min(max(height, start), target) - start, f"blocks applied by {node_id}")
+            return height if height >= target else None
+
+        height = local.wait_for(head, timeout_s, interval_s=CATCH_UP_POLL_S, what=f"{node_id} to catch up to height {target}")
+    if progress is not None:
+        progress.done()
+    return height, target
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -434,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = actions.add_parser("restart", parents=[config], help="stop one node and start it again")
     p.add_argument("node", help="node id")
-    p.add_argument("--timeout", type=float, default=UP_TIMEOUT_S_DEFAULT, help="seconds to wait for it to answer")
+    p.add_argument("--timeout", type=float, default=UP_TIMEOUT_S_DEFAULT, help="seconds to wait for it to answer, and again to catch up")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_restart)
 

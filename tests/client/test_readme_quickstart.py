@@ -97,4 +97,5 @@ def test_the_readme_quick_start_runs_as_written(tmp_path: Path, cluster_config) 
     assert "caught up in" in out and "every node at height" in out
     assert out.count("result: OK") == 2 and "state after block " in out, out  # both audits, the second with the state
     assert re.search(r"killed n2 \(pid \d+, SIGKILL\)", out) and "hashes agree" in out, out
+    assert re.search(r"restarted n2 \(pid \d+\), answering at \S+; caught up to height \d+ \(the others' head was \d+\)", out), out
     assert not cluster_config.alive(), "make down left nodes running"
