@@ -141,15 +141,15 @@ def check_candles_fill_the_chart(page) -> None:
         page.evaluate("""(n) => {
             const v = window.dex.views.market;
             const last = v.candles.data().at(-1);
-            v.showCandles([...Array(n).keys()].map((i) => [(last.time - 60 * (n - 1 - i)) * 1000, "50000.00", "50100.00", "49900.00", String(50000 + i)]));
-        }""", n)
+            return v.showCandles([...Array(n).keys()].map((i) => [(last.time - 60 * (n - 1 - i)) * 1000, "50000.00", "50100.00", "49900.00", String(50000 + i)]));
+        }""", n)  # resolves once the bars are fitted
         return page.evaluate(CANDLE_BARS_JS)
 
     six = history(6)
     share, middle = candle_extent(six)
     assert share >= 0.35 and 0.4 <= middle <= 0.6, six
     long = history(500)
-    assert abs(long["spacing"] - CANDLE_SPACING_DEFAULT_PX) < 0.01 and long["xs"][-1] >= 0.9 * long["width"], long
+    assert abs(long["spacing"] - CANDLE_SPACING_DEFAULT_PX) < 0.5 and long["xs"][-1] >= 0.9 * long["width"], long
     page.evaluate("""() => window.dex.views.market.conn.get("/api/v1/klines", {symbol: "BTCUSDT", interval: "1m", limit: 500})
         .then((k) => window.dex.views.market.showCandles(k))""")
     assert page.evaluate(CANDLE_BARS_JS)["n"] == real["n"]

@@ -47,7 +47,8 @@ export class MarketView {
     this.candles = this.chart.addSeries(CandlestickSeries, {
       upColor: "#0ecb81", downColor: "#f6465d", borderVisible: false, wickUpColor: "#0ecb81", wickDownColor: "#f6465d",
     });
-    this.candleTimes = []; // the bars' open times (s), oldest first, for fitting a short history
+    this.candleCount = 0; // bars in the series, and the newest one's open time (s), for fitting a short history
+    this.candleLast = 0;
     this.candlesFitWidth = 0; // the pane width the last fit was made for (tests wait on it)
     this.chart.timeScale().subscribeSizeChange(() => this.fitCandles()); // after the chart's own resize
     new ResizeObserver(() => this.drawDepth()).observe($("#depth-chart"));
@@ -148,17 +149,27 @@ export class MarketView {
     if (d.s !== this.symbol) return;
     const k = d.k;
     this.candles.update({ time: k.t / 1000, open: num(k.o), high: num(k.h), low: num(k.l), close: num(k.c) });
-    if (!this.candleTimes.length || k.t / 1000 > this.candleTimes[this.candleTimes.length - 1]) {
-      this.candleTimes.push(k.t / 1000);
-      this.fitCandles();
+    if (k.t / 1000 > this.candleLast) {
+      this.candleCount += 1;
+      this.candleLast = k.t / 1000;
+      this.fitCandlesSoon();
     }
   }
 
-  // REST klines rows ([openTime, open, high, low, close, ...]) as the whole series.
+  // REST klines rows ([openTime, open, high, low, close, ...]) as the whole
+  // series; resolves once the bars are fitted.
   showCandles(klines) {
+    this.candleCount = klines.length;
+    this.candleLast = klines.length ? klines[klines.length - 1][0] / 1000 : 0;
+    this.fitCandles(); // the spacing and offset first, which the new data keeps ...
     this.candles.setData(klines.map((k) => ({ time: k[0] / 1000, open: num(k[1]), high: num(k[2]), low: num(k[3]), close: num(k[4]) })));
-    this.candleTimes = klines.map((k) => k[0] / 1000);
-    this.fitCandles();
+    return this.fitCandlesSoon(); // ... and again once the library has settled it
+  }
+
+  // The library settles new data on an animation frame (keeping its scroll
+  // position): fit after it, two frames on, else the old position wins.
+  fitCandlesSoon() {
+    return new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => { this.fitCandles(); resolve(); })));
   }
 
   // A short history spread over the chart, centred, bars at most
@@ -167,14 +178,13 @@ export class MarketView {
   fitCandles() {
     const scale = this.chart.timeScale();
     const width = scale.width();
-    const n = this.candleTimes.length;
+    const n = this.candleCount;
     if (!width || !n) return;
     this.candlesFitWidth = width;
     if (n * CANDLE_SPACING_PX >= width) {
-      if (this.candlesFitted) {
+      if (scale.options().rightOffset !== 0) { // fitted as a short history before (only that sets one)
         scale.applyOptions({ barSpacing: CANDLE_SPACING_PX, rightOffset: 0 });
-        scale.scrollToPosition(0, false);
-        this.candlesFitted = false;
+        scale.setVisibleLogicalRange({ from: n - 0.5 - width / CANDLE_SPACING_PX, to: n - 0.5 }); // newest at the right edge
       }
       return;
     }
@@ -185,7 +195,6 @@ export class MarketView {
     const free = width / spacing - n;
     scale.applyOptions({ barSpacing: spacing, rightOffset: free / 2 });
     scale.scrollToPosition(free / 2, false);
-    this.candlesFitted = true;
   }
 
   sides() {
