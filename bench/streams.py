@@ -8,12 +8,14 @@ latency (POST /api/v1/order through --node, request to 200, p50 of --orders
 passive limit orders) three times:
 
     unloaded    nothing else on the node
-    attacked    while --idle connections (default 1,000) are opened and held
-                idle against the node, from 127.0.2.x loopback aliases
-                (CONNECTIONS_PER_ADDRESS_MAX each, so the per-address cap
-                does not refuse them), and --flood connections (default 20,
-                from 127.0.1.x) re-SUBSCRIBE to the depth stream 10 times a
-                second (the inbound bound) and never read
+    attacked    while --flood connections (default 20, from 127.0.1.x)
+                re-SUBSCRIBE to the depth stream 10 times a second (the
+                inbound bound), never read, and connect again when the node
+                closes them; and --idle connections (default 1,000, opened
+                after the flooders) are held idle against the node, from
+                127.0.2.x loopback aliases (CONNECTIONS_PER_ADDRESS_MAX each,
+                so the per-address cap does not refuse them; the node's own
+                cap, CONNECTIONS_PER_NODE_MAX, refuses the rest)
     after       the attackers gone
 
 and prints attacked / unloaded and attacked / max(unloaded, after) (the
@@ -170,6 +172,13 @@ def main(argv: list[str] | None = None) -> int:
         log(args, "unloaded")
         result["unloaded_p50_ms"] = round(p50_order_ms(trader, args.orders, "20000.00"), 2)
 
+        # The flooders first: opened after the idle ones they would find the
+        # node's cap taken (CONNECTIONS_PER_NODE_MAX) and never flood.
+        flood_sources = [f"127.0.1.{1 + i}" for i in range(args.flood)]
+        for source in flood_sources:
+            s, what = raw_ws(url, source)
+            flooders.append(s)
+        result["flooders_connected"] = sum(s is not None for s in flooders)
         log(args, f"opening {args.idle} idle connections")
         outcomes: dict[str, int] = {}
         for i in range(args.idle):
@@ -179,11 +188,6 @@ def main(argv: list[str] | None = None) -> int:
             if s is not None:
                 idle.append(s)
         result["idle_outcomes"] = outcomes
-        for i in range(args.flood):
-            s, what = raw_ws(url, f"127.0.1.{1 + i}")
-            if s is not None:
-                flooders.append(s)
-        result["flooders_connected"] = len(flooders)
         fresh, fresh_what = raw_ws(url, "127.0.4.1")  # another client (the dashboard) during the attack
         result["fresh_client_during_attack"] = fresh_what
         if fresh is not None:
@@ -192,26 +196,40 @@ def main(argv: list[str] | None = None) -> int:
         frame = client_frame(json.dumps({"method": "SUBSCRIBE", "params": [f"{SYMBOL.lower()}@depth"], "id": 1}))
         stop = threading.Event()
         pace = threading.Event()  # never set: waits are the inbound rate, not a condition
+        reconnects = [0]
 
         def flood() -> None:
+            """Every flooder re-SUBSCRIBEs INBOUND_PER_S times a second and
+            never reads; one the node closed (a slow consumer) connects again."""
             while not stop.is_set():
-                for s in flooders:
+                for i, s in enumerate(flooders):
+                    if s is None:
+                        s, _ = raw_ws(url, flood_sources[i])
+                        flooders[i] = s
+                        reconnects[0] += 1
+                        if s is None:
+                            continue
                     try:
                         s.sendall(frame)
-                    except OSError:
+                    except TimeoutError:  # our send buffer is full: the node is not reading us either
                         pass
+                    except OSError:  # closed by the node
+                        s.close()
+                        flooders[i] = None
                 pace.wait(1.0 / INBOUND_PER_S)
 
         flooding = threading.Thread(target=flood, daemon=True)
         flooding.start()
-        log(args, f"attacked ({len(idle)} idle held, {len(flooders)} flooding)")
+        log(args, f"attacked ({len(idle)} idle held, {result['flooders_connected']} flooding)")
         try:
             result["attacked_p50_ms"] = round(p50_order_ms(trader, args.orders, "20000.00"), 2)
         finally:
             stop.set()
             flooding.join()
+        result["flood_reconnects"] = reconnects[0]
         for s in idle + flooders:
-            s.close()
+            if s is not None:
+                s.close()
         idle.clear()
         flooders.clear()
         log(args, "after")
@@ -220,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         maker.close()
     finally:
         for s in idle + flooders:
-            s.close()
+            if s is not None:
+                s.close()
         cluster.close()
     base = max(result["unloaded_p50_ms"], result["after_p50_ms"])
     result["ratio_vs_unloaded"] = round(result["attacked_p50_ms"] / result["unloaded_p50_ms"], 2)
@@ -231,8 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         m = result["machine"]
         print(f"machine: {m['cpu'] + ', ' + m['python'] + ', ' + str(m['nproc']) + ' CPUs'}; node {result['node']} (leader: {result['node_leads']})")
-        print(f"idle connections: {result['idle_outcomes']}; flooders connected {result['flooders_connected']}; "
-              f"a fresh client during the attack: {result['fresh_client_during_attack']}")
+        print(f"idle connections: {result['idle_outcomes']}; flooders connected {result['flooders_connected']}, "
+              f"reconnected {result['flood_reconnects']} times; a fresh client during the attack: {result['fresh_client_during_attack']}")
         print(f"order p50: unloaded {result['unloaded_p50_ms']} ms, attacked {result['attacked_p50_ms']} ms, after {result['after_p50_ms']} ms")
         print(f"attacked / unloaded = {result['ratio_vs_unloaded']}; attacked / max(unloaded, after) = {result['ratio_vs_quiet_max']} "
               f"(target <= {RATIO_TARGET_MAX})")
