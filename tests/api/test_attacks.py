@@ -45,7 +45,6 @@ import pytest
 
 from dex.auth import Keypair
 from dex.client import Client
-from dex.config import SECRET_ENV
 from tests.api.test_replay import captured, usdt_free
 from tests.cluster.harness import SIGNED_REQUEST_TIMEOUT_S, Cluster
 
@@ -58,18 +57,13 @@ SEND_ATTEMPTS_MAX = 10
 RETRY_PAUSE_S = 0.5
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """One running cluster for the whole module (see the docstring)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv(SECRET_ENV, raising=False)
-        c = Cluster.create(tmp_path_factory.mktemp("attacks") / "cluster", name="test-attacks", settings={"rate_limit_per_s": RATE_PER_S, "rate_limit_burst": BURST})
-        try:
-            c.up()
-            yield c
-        finally:
-            c.close()
-        c.check_log()
+pytestmark = pytest.mark.cluster_settings(rate_limit_per_s=RATE_PER_S, rate_limit_burst=BURST)
+
+
+@pytest.fixture
+def cluster(shared_cluster: Cluster) -> Cluster:
+    """One cluster for the module (tests/cluster/conftest.py): each test uses accounts of its own."""
+    return shared_cluster
 
 
 @pytest.fixture(scope="module")
