@@ -49,6 +49,7 @@ def test_a_transfer_id_executes_once_and_remembers_its_outcome() -> None:
     assert free(ledger) == 100
     t = ledger.guard.transfers.get(ME, "d-1")
     assert (t.kind, t.asset, t.amount, t.free, t.height, t.time_ms) == (DEPOSIT, "USDT", 100, 100, 1, T0)
+    assert t.type_name == "DEPOSIT"
     ledger.guard.check_invariants()
 
 
@@ -60,6 +61,7 @@ def test_the_same_id_twice_in_one_block_and_across_deposit_and_withdrawal() -> N
     assert results[2] == duplicate("w") and results[3] == duplicate("w")
     assert free(ledger) == 60
     assert ledger.guard.transfers.get(ME, "w").kind == WITHDRAWAL
+    assert ledger.guard.transfers.get(ME, "w").type_name == "WITHDRAW"
 
 
 def test_a_refused_transfer_is_not_remembered_so_its_id_can_be_retried() -> None:
