@@ -24,7 +24,7 @@ table is the index. The tests in this module share one four-node cluster
 | many user streams for one account | tests/api/test_stream_bounds.py::test_an_account_has_a_bounded_number_of_user_streams |
 | a 200 MB body, a chunked body, a 20 MB header, slowloris, one address holding every connection | tests/api/test_http_bounds.py (each by name) |
 | faucet griefing: one account takes an asset's whole supply | tests/api/test_faucet_fairness.py::test_one_account_stops_at_its_share_and_others_still_get_theirs |
-| replay a captured follower-to-leader forward (with its MAC) | tests/api/test_forward_edges.py::test_a_forward_captured_with_its_mac_does_not_execute_again |
+| replay a captured follower-to-leader forward (the HTTP forward is replaced by an authenticated channel) | tests/api/test_forward_edges.py::test_the_channel_refuses_a_captured_frame_a_wrong_hello_and_idle_handshakes |
 | a client's own X-DEX-FORWARDED header: a 503 loop | tests/api/test_forward_edges.py::test_a_clients_own_forwarded_header_is_ignored_not_a_503_loop |
 | claiming to be forwarded to skip the rate limit | tests/api/test_rate_limit.py::test_claiming_to_be_forwarded_does_not_skip_the_limit |
 | unauthenticated 500s: Unicode digits, non-ASCII MAC, NUL, huge, nested, 5 KB of `[` | tests/api/test_odd_values.py::test_no_odd_value_in_any_field_gets_a_server_error, tests/api/test_http_bounds.py::test_unicode_digits_in_the_timestamp_are_a_400_not_a_500, tests/api/test_stream_bounds.py::test_odd_frames_get_typed_errors_and_no_traceback |
