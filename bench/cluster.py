@@ -54,6 +54,13 @@ Usage:
     python bench/cluster.py --kills 20
     python bench/cluster.py --catchup 100000
     python bench/cluster.py --duration 3 --kills 1 --json    # the smoke test
+    python bench/cluster.py --replay-cost 3 --duration 15    # replay guard on vs off
+
+--replay-cost P runs P pairs of saturating runs (ABBA order: on/off, then
+off/on, ...), each on a fresh cluster of the same build; the "off" runs start
+the nodes with DEX_BENCH_UNSAFE_NO_REPLAY_CHECK=1 (dex/node.py: the replay
+guard admits everything; nodes refuse it off loopback). It prints each run
+and cost = 1 - median(on) / median(off) orders/s (target <= 10%).
 
 Exit status: 0 when the run completed and the ledgers check out, 1 when an
 acknowledged order is lost or duplicated or the nodes' hashes disagree, 2 on
@@ -116,6 +123,7 @@ BACKOFF_MAX_S = 0.2
 INFLIGHT_OPEN_LOOP_MAX = 20_000
 STATUS_TIMEOUT_S = 2.0
 TRUNCATE_MARKER = "truncating already-applied log entries"
+REPLAY_OFF_MARKER = "REPLAY PROTECTION IS OFF"  # dex.node logs it at start under DEX_BENCH_UNSAFE_NO_REPLAY_CHECK=1
 
 
 def log(args, msg: str) -> None:
@@ -1250,7 +1258,7 @@ def verify(args, cl: Cluster, ledger: dict) -> dict:
 
 
 def scan_logs(cfg: ClusterConfig) -> dict:
-    out = {"truncating_already_applied": 0, "error_lines": 0, "critical_lines": 0, "tracebacks": 0, "samples": [], "per_node": {}}
+    out = {"truncating_already_applied": 0, "error_lines": 0, "critical_lines": 0, "tracebacks": 0, "replay_check_off": 0, "samples": [], "per_node": {}}
     pattern = re.compile(r" (ERROR|CRITICAL) ")
     for n in cfg.nodes:
         path = local.log_path(cfg, n.id)
@@ -1260,6 +1268,8 @@ def scan_logs(cfg: ClusterConfig) -> dict:
                 for line in f:
                     if TRUNCATE_MARKER in line:
                         counts["truncating_already_applied"] += 1
+                    if REPLAY_OFF_MARKER in line:
+                        counts["replay_check_off"] += 1
                     m = pattern.search(line)
                     if m:
                         counts["error_lines" if m.group(1) == "ERROR" else "critical_lines"] += 1
@@ -1279,6 +1289,94 @@ def scan_logs(cfg: ClusterConfig) -> dict:
 
 
 RUN_TAG = secrets.token_hex(2)
+
+
+NO_REPLAY_CHECK_ENV = "DEX_BENCH_UNSAFE_NO_REPLAY_CHECK"  # dex.node's
+
+
+def run_replay_cost(args) -> int:
+    """Pairs of saturating runs, the replay check on and off (see the
+    module docstring); each run is this script again, in-process, with
+    --json. Returns 0 when every run completed and its ledgers checked out."""
+    import contextlib
+    import io
+
+    sub = [
+        "--duration", str(args.duration), "--no-ceiling", "--json", "--quiet", "--nodes", str(args.nodes),
+        "--concurrency", str(args.concurrency), "--client-procs", str(args.client_procs), "--accounts", str(args.accounts),
+        "--cross-pct", str(args.cross_pct), "--batch", str(args.batch), "--durability", args.durability,
+        "--targets", args.targets, "--seed", str(args.seed), "--http", args.http,
+    ]
+    runs = []
+    status = 0
+    for pair in range(args.replay_cost):
+        for check in ((True, False) if pair % 2 == 0 else (False, True)):
+            if check:
+                os.environ.pop(NO_REPLAY_CHECK_ENV, None)
+            else:
+                os.environ[NO_REPLAY_CHECK_ENV] = "1"  # inherited by the nodes cluster.local starts
+            out = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(out):
+                    code = main(sub)
+            finally:
+                os.environ.pop(NO_REPLAY_CHECK_ENV, None)
+            r = json.loads(out.getvalue().strip().splitlines()[-1])
+            off_lines = (r.get("logs") or {}).get("replay_check_off", 0)
+            if (off_lines == 0) != check:  # every node of an "off" run said so, none of an "on" run
+                raise RuntimeError(f"replay check {'on' if check else 'off'} run: {off_lines} node logs say the check is off")
+            status = max(status, code)
+            runs.append({"check": check, "orders_per_s": r["orders_per_s"], "p50_ms": r["p50_ms"], "exit": code,
+                         "lost": r.get("lost_orders"), "duplicate": r.get("duplicate_orders")})
+            if not args.quiet:
+                print(f"replay check {'on ' if check else 'off'}: {r['orders_per_s']} orders/s, p50 {r['p50_ms']} ms (exit {code})", file=sys.stderr)
+    guard_us = guard_cost_us()
+    on = statistics.median(r["orders_per_s"] for r in runs if r["check"] and r["orders_per_s"])
+    off = statistics.median(r["orders_per_s"] for r in runs if not r["check"] and r["orders_per_s"])
+    result = {
+        "machine": machine(), "pairs": args.replay_cost, "duration_s": args.duration, "runs": runs,
+        "on_orders_per_s_median": on, "off_orders_per_s_median": off,
+        "ratio_on_off": round(on / off, 3), "cost_pct": round(100 * (1 - on / off), 1), "target_cost_pct_max": 10,
+        "guard_us": guard_us,
+        # The check's CPU per order (every node admits it, the receiving node
+        # also asks used()) over the machine's CPU per order at the on rate:
+        # an upper bound on its share that run-to-run noise cannot blur.
+        "guard_cpu_share_pct": round(100 * (args.nodes * guard_us["admit"] + guard_us["used"]) * on / (machine()["nproc"] * 1e6), 2),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for r in runs:
+            print(f"  check {'on ' if r['check'] else 'off'}  {r['orders_per_s']:>8} orders/s  p50 {r['p50_ms']} ms  exit {r['exit']}")
+        print(f"replay check on: {on} orders/s (median), off: {off}; on/off = {result['ratio_on_off']}, "
+              f"cost {result['cost_pct']}% (target <= 10%)")
+        print(f"the check in-process: used() {guard_us['used']} us, advance()+admit() {guard_us['admit']} us a request "
+              f"(each node admits every request; the node receiving it also asks used()): "
+              f"{result['guard_cpu_share_pct']}% of the machine's CPU per order at {on} orders/s")
+    return status
+
+
+def guard_cost_us(count: int = 50_000) -> dict:
+    """What the replay guard costs a signed request, in-process: the API's
+    used() and a block's admit() (with advance), over order-sized payloads
+    and a guard already holding `count` requests."""
+    from dex.auth import signed_payload
+    from dex.ledger.replay import ReplayGuard
+
+    key = Keypair.generate().public
+    ts0 = 1_700_000_000_000
+    body = b'{"symbol":"BTCUSDT","side":"BUY","type":"LIMIT","timeInForce":"GTC","price":"49990.00","quantity":"0.00050","newClientOrderId":"b-0123456789abcdef01234567","newOrderRespType":"ACK"}'
+    payloads = [(ts0 + i // 10, signed_payload(ts0 + i // 10, "POST", "/api/v1/order", "", body + str(i).encode())) for i in range(count)]
+    guard = ReplayGuard()
+    t0 = time.perf_counter()
+    for ts, payload in payloads:
+        guard.used(key, payload)
+    t1 = time.perf_counter()
+    for ts, payload in payloads:
+        guard.advance(ts)
+        guard.admit(key, ts, payload, ts)
+    t2 = time.perf_counter()
+    return {"used": round((t1 - t0) / count * 1e6, 2), "admit": round((t2 - t1) / count * 1e6, 2)}
 
 
 def print_human(r: dict) -> None:
@@ -1416,6 +1514,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="nodes skip the Ed25519 check (verify_signatures = false); the client still signs. Compare with a run without it")
     p.add_argument("--no-ceiling", action="store_true", help="skip the ceiling run (bench/ceiling.py) after the saturating one")
     p.add_argument("--durability", choices=("fsync", "os"), default="fsync", help="the nodes' durability setting (docs/CLUSTER.md)")
+    p.add_argument("--replay-cost", type=int, default=0, metavar="PAIRS",
+                   help="alternate PAIRS saturating runs with the replay check on and off (fresh clusters) and print the cost")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--keep", action="store_true", help="keep the temp dir (config, data, logs)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -1430,6 +1530,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--kills needs at least 3 nodes (a quorum must survive)")
     if args.catchup and args.nodes < 3:
         p.error("--catchup needs at least 3 nodes")
+
+    if args.replay_cost:
+        return run_replay_cost(args)
 
     # SIGTERM (a test runner's timeout) must still tear the cluster down.
     signal.signal(signal.SIGTERM, _interrupt)

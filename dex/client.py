@@ -13,9 +13,10 @@ moves between nodes, and keeps a local order book from the depth stream.
         async for book in a.stream_book("BTCUSDT"):
             print(book.bids(5), book.asks(5))
 
-Every new order carries a client order id (one is made if you pass none), so
-a retry after a timeout, a 503 or a dead node returns the original outcome
-instead of placing a second order. Errors from the exchange raise `DexError`
+Every new order carries a client order id, and every deposit and withdrawal
+a client transfer id (one is made if you pass none), so a retry after a
+timeout, a 503 or a dead node returns the original outcome instead of placing
+a second order or moving funds twice. Errors from the exchange raise `DexError`
 with its `code` and `msg`, as the subclass the code names (InsufficientBalance,
 OrderRejected, UnknownOrder, BadParameter, RateLimited, OutcomeUnknown,
 Disconnected); `error_of` does the same for a batch_orders entry. Prices,
@@ -32,11 +33,11 @@ returns the decoded answer or raises `DexError`. `Client` drives it with
 httpx.Client and time.sleep, `AsyncClient` with httpx.AsyncClient and
 asyncio.sleep. Retries are bounded (`retries` attempts); a connection
 failure or timeout moves to the next node at once, a 503 every second try.
-A request marked retry=False (a deposit or a withdrawal) is sent again only
-after an outcome that proves it did not execute: a connection that could not
-be made, 429, or a 503 with -1001 (not sent to a leader) or -1008 (not
-queued). After -1007 or a timeout (outcome unknown) it is not re-sent: the
-caller gets the error and must look (its balance) before trying again.
+A request marked retry=False is sent again only after an outcome that proves
+it did not execute: a connection that could not be made, 429, or a 503 with
+-1001 (not sent to a leader) or -1008 (not queued). After -1007 or a timeout
+(outcome unknown) it is not re-sent: the caller gets the error and must look
+before trying again.
 
 `BookKeeper` (from `AsyncClient.stream_book`, or `Client.stream_book`, which
 runs it on a private event loop for blocking code) subscribes to `<symbol>@depth`
@@ -272,6 +273,10 @@ def new_client_order_id() -> str:
     return "c-" + secrets.token_hex(12)
 
 
+def new_client_transfer_id() -> str:
+    return "t-" + secrets.token_hex(12)
+
+
 # ---------------------------------------------------------------- the policy
 
 
@@ -449,13 +454,15 @@ class _Endpoints:
     def account(self):
         return self.request("GET", "/api/v1/account", signed=True)
 
-    def deposit(self, asset: str, amount: str):
-        # Not idempotent: a retry after an unknown outcome could deposit twice.
-        return self.request("POST", "/api/v1/deposit", body={"asset": asset, "amount": decimal_text("amount", amount)}, signed=True, retry=False)
+    def deposit(self, asset: str, amount: str, client_transfer_id: str | None = None):
+        # Idempotent: every attempt carries the same clientTransferId, so a
+        # retry after an unknown outcome is answered with the first outcome.
+        body = {"asset": asset, "amount": decimal_text("amount", amount), "clientTransferId": client_transfer_id or new_client_transfer_id()}
+        return self.request("POST", "/api/v1/deposit", body=body, signed=True)
 
-    def withdraw(self, asset: str, amount: str):
-        # Not idempotent either: a retry after an unknown outcome could withdraw twice.
-        return self.request("POST", "/api/v1/withdraw", body={"asset": asset, "amount": decimal_text("amount", amount)}, signed=True, retry=False)
+    def withdraw(self, asset: str, amount: str, client_transfer_id: str | None = None):
+        body = {"asset": asset, "amount": decimal_text("amount", amount), "clientTransferId": client_transfer_id or new_client_transfer_id()}
+        return self.request("POST", "/api/v1/withdraw", body=body, signed=True)
 
     def depth(self, symbol: str, limit: int = 100):
         return self.request("GET", "/api/v1/depth", params={"symbol": market(symbol), "limit": limit})

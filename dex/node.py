@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import logging.handlers
 import signal
 import sys
@@ -47,8 +48,31 @@ from dex.store.writer import for_node as store_writer
 
 log = logging.getLogger("dex.node")
 
+# Benchmarks only: "1" turns the replay guard's check off on this node (every
+# node of the cluster must be started with it) so `bench/cluster.py
+# --replay-cost` can measure what the check costs. Refused unless every node
+# of the config is on loopback; logged (UNSAFE, as a warning) at start.
+NO_REPLAY_CHECK_ENV = "DEX_BENCH_UNSAFE_NO_REPLAY_CHECK"
+
 LOG_BYTES_MAX = 16 * 1024 * 1024  # node.log rotates here; a flood of odd requests cannot fill the disk
 LOG_FILES_KEPT = 3
+
+
+def replay_check(cfg: ClusterConfig) -> bool:
+    """False when NO_REPLAY_CHECK_ENV asks for it on a loopback-only config;
+    the switch set anywhere else stops the node."""
+    value = os.environ.get(NO_REPLAY_CHECK_ENV, "")
+    if value in ("", "0"):
+        return True
+    if value != "1":
+        raise SystemExit(f"{NO_REPLAY_CHECK_ENV}={value!r}: only 1 (or unset) is accepted")
+    if not cfg.loopback_only:
+        raise SystemExit(f"{NO_REPLAY_CHECK_ENV}=1 is for benchmarks on loopback only, and {cfg.path} has a node off loopback: refusing to start")
+    log.warning(
+        "UNSAFE: %s=1: REPLAY PROTECTION IS OFF on this node: any signed request may be executed again. "
+        "A benchmark switch for loopback clusters only; never run a cluster that holds anything with it.", NO_REPLAY_CHECK_ENV,
+    )
+    return False
 
 
 class Node:
@@ -60,7 +84,7 @@ class Node:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.history = History(cfg.markets)
         self.block_listeners: list = []  # after History, in order (see the module docstring)
-        self.replica = Replica(cfg, node_id, listeners=[self.history, self._on_block])
+        self.replica = Replica(cfg, node_id, listeners=[self.history, self._on_block], replay_check=replay_check(cfg))
         self.builder = BlockBuilder(self.replica, cfg)
         self.port = LedgerPort(self.replica, self.builder, leader_wait_ms=cfg.leader_wait_ms)
         self.store = store_writer(cfg, node_id, self.replica.chain, self.replica)

@@ -325,10 +325,18 @@ def faucet_enabled(node) -> None:
 
 def _faucet(node, signed, call: Call, command: type[Deposit] | type[Withdraw]) -> Prepared:
     """A deposit or a withdrawal of the signer's own balance. A withdrawal
-    over the free balance is -2010."""
+    over the free balance is -4026. With a clientTransferId the account's
+    first transfer under that id executes and every later one is answered
+    with its outcome (TransferIds in dex/ledger/replay.py), as an order's
+    client id is."""
     faucet_enabled(node)
     d: DepositRequest = translate.parse(DepositRequest, call.body)
     asset, cmd = translate.faucet_command(node.cfg.markets, d, signed.account, command)
+    tid = cmd.transfer_id
+    if tid is not None:
+        known = node.port.transfer(signed.account, tid)
+        if known is not None:  # a retry of a transfer that executed: no block needed
+            return Answer(200, _transfer_duplicate(node, tid, known), None, known.height)
     if command is Deposit:
         free, locked = node.port.balances(signed.account)[asset.name]
         if free + locked + cmd.amount > FAUCET_ACCOUNT_UNITS_MAX:
@@ -342,13 +350,39 @@ def _faucet(node, signed, call: Call, command: type[Deposit] | type[Withdraw]) -
         events = applied.results[0]
 
         def answer() -> dict:
+            first = events[0] if events else None
+            if first.__class__ is OrderRejected and first.reason == Reason.DUPLICATE_TRANSFER:
+                known = node.port.transfer(signed.account, tid)
+                if known is not None:  # the same id raced into an earlier block
+                    return _transfer_duplicate(node, tid, known)
             _reject(events)
-            ev = events[0]
-            return {"asset": d.asset, "amount": d.amount, "free": units_to_amount(asset, ev.free), "blockHeight": applied.height, "blockHash": applied.block_hash.hex()}
+            out = {"asset": d.asset, "amount": d.amount, "free": units_to_amount(asset, first.free), "blockHeight": applied.height, "blockHash": applied.block_hash.hex()}
+            if tid is not None:
+                out["clientTransferId"] = tid
+            return out
 
         return _rejected(applied, answer)
 
     return Prepared([cmd], signed.auth, finish)
+
+
+def _transfer_duplicate(node, tid: str, known) -> dict:
+    """The answer to a transfer id already used: the first transfer's outcome
+    (`known`, a dex.ledger.replay.Transfer from the port)."""
+    header = node.port.chain.header(known.height)
+    asset = node.cfg.markets.asset(known.asset)
+    out = {
+        "asset": known.asset,
+        "amount": units_to_amount(asset, known.amount),
+        "free": units_to_amount(asset, known.free),
+        "clientTransferId": tid,
+        "type": known.type_name,
+        "duplicate": True,
+        "blockHeight": known.height,
+    }
+    if header is not None:
+        out["blockHash"] = header.hash.hex()
+    return out
 
 
 def deposit(node, signed, call: Call) -> Prepared:

@@ -73,9 +73,15 @@ class AmendOrder:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Deposit:
+    """`transfer_id`: the client's id for the transfer (clientTransferId),
+    valid by `valid_client_order_id`; a transfer whose id the account already
+    used executes once (dex/ledger/replay.py, TransferIds). The engine never
+    reads it."""
+
     account: int
     asset: str
     amount: int  # asset units
+    transfer_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,6 +89,7 @@ class Withdraw:
     account: int
     asset: str
     amount: int  # asset units
+    transfer_id: str | None = None  # as Deposit's
 
 
 Command = PlaceOrder | CancelOrder | CancelAll | AmendOrder | Deposit | Withdraw

@@ -34,6 +34,7 @@ class Reason(IntEnum):
     BALANCE_OVERFLOW = 42
     TOO_MANY_ACCOUNTS = 43
     RESERVED_ACCOUNT = 44
+    DUPLICATE_TRANSFER = 45  # a clientTransferId the account already used: nothing applied
     # Signed requests (dex/ledger/replay.py): the whole request is refused.
     REPLAYED = 50
     EXPIRED_REQUEST = 51
@@ -68,6 +69,7 @@ _WIRE: dict[Reason, tuple[int, str]] = {
     Reason.BALANCE_OVERFLOW: (-9003, "Balance would exceed its bound."),
     Reason.TOO_MANY_ACCOUNTS: (-9004, "The exchange has reached its account bound."),
     Reason.RESERVED_ACCOUNT: (-9005, "That account is reserved."),
+    Reason.DUPLICATE_TRANSFER: (-9007, "Duplicate clientTransferId: this transfer was already executed."),
     Reason.REPLAYED: (-9006, "This signed request was already executed; sign a new one (a new timestamp)."),
     Reason.EXPIRED_REQUEST: (-1021, "Timestamp for this request is outside of the recvWindow."),
     Reason.REQUESTS_WINDOW_FULL: (-1008, "Server is currently overloaded with signed requests. Please try again."),

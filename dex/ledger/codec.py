@@ -112,6 +112,9 @@ def _get_str(buf, at: int) -> tuple[str | None, int]:
 # -------------------------------------------------------------------- commands
 
 _PLACE_TAG, _CANCEL_TAG, _CANCEL_ALL_TAG, _AMEND_TAG, _DEPOSIT_TAG, _WITHDRAW_TAG = 1, 2, 3, 4, 5, 6
+# A deposit or withdrawal with a client transfer id: the wallet fields, the
+# asset, then the id. Without an id the old tags: their blocks decode as before.
+_DEPOSIT_ID_TAG, _WITHDRAW_ID_TAG = 7, 8
 # tag, account, side, type, tif, flags (post_only | stp << 1), price, qty, quote_qty
 _PLACE = struct.Struct("<BQBBBBQQQ")
 # tag, account, order_id
@@ -152,8 +155,13 @@ def _encode_command(cmd) -> bytes:
         _put_str(out, cmd.symbol)
         _put_str(out, cmd.client_order_id)
     elif cls is Deposit or cls is Withdraw:
-        out.append(_WALLET.pack(_DEPOSIT_TAG if cls is Deposit else _WITHDRAW_TAG, cmd.account, cmd.amount))
-        _put_str(out, cmd.asset)
+        if cmd.transfer_id is None:
+            out.append(_WALLET.pack(_DEPOSIT_TAG if cls is Deposit else _WITHDRAW_TAG, cmd.account, cmd.amount))
+            _put_str(out, cmd.asset)
+        else:
+            out.append(_WALLET.pack(_DEPOSIT_ID_TAG if cls is Deposit else _WITHDRAW_ID_TAG, cmd.account, cmd.amount))
+            _put_str(out, cmd.asset)
+            _put_str(out, cmd.transfer_id)
     else:
         raise CodecError(f"not a command: {cls.__name__}")
     return b"".join(out)
@@ -204,6 +212,14 @@ def decode_command(buf, at: int = 0):
             asset, at = _get_str(buf, at + _WALLET.size)
             cls = Deposit if tag == _DEPOSIT_TAG else Withdraw
             return cls(account=account, asset=asset, amount=amount), at
+        if tag in (_DEPOSIT_ID_TAG, _WITHDRAW_ID_TAG):
+            _, account, amount = _WALLET.unpack_from(buf, at)
+            asset, at = _get_str(buf, at + _WALLET.size)
+            transfer_id, at = _get_str(buf, at)
+            if transfer_id is None:
+                raise CodecError("a transfer tagged with an id has none")
+            cls = Deposit if tag == _DEPOSIT_ID_TAG else Withdraw
+            return cls(account=account, asset=asset, amount=amount, transfer_id=transfer_id), at
     except (struct.error, IndexError, KeyError, UnicodeDecodeError, ValueError) as e:
         if isinstance(e, CodecError):
             raise

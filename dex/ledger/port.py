@@ -232,6 +232,13 @@ class LedgerPort:
         (the replay guard, dex/ledger/replay.py): the API refuses it early."""
         return self._replica.guard.used(public_key, payload)
 
+    def transfer(self, account: int, transfer_id: str):
+        """The remembered outcome (dex.ledger.replay.Transfer) of the
+        account's deposit or withdrawal under this client transfer id, or
+        None."""
+        with self._replica.lock:
+            return self._replica.guard.transfers.get(account, transfer_id)
+
     async def submit(self, commands: list, auth: Auth | None) -> Applied:
         """Replicate `commands` in one block (this node must lead) and return
         once the block is applied here. Raises NoQuorum, Overloaded,

@@ -8,6 +8,8 @@ same header from the same parent and proposal, so there is one function.
 A block's state is the engine and the replay guard (dex/ledger/replay.py):
 each signed request is admitted by the guard before its commands reach the
 engine; a request the guard refuses has each of its commands rejected whole.
+A deposit or withdrawal with a client transfer id goes through the guard's
+`transfers`, which applies it once per (account, id).
 
 Deterministic: the block time is the proposal's, raised to the parent's when
 the leader's clock went back; nothing here reads a clock, a random source or
@@ -16,8 +18,11 @@ anything but its arguments and the engine.
 
 from __future__ import annotations
 
+from dex.core.commands import Deposit, Withdraw
 from dex.ledger.codec import GENESIS_PARENT, NO_AUTH, BlockHeader, Proposal, encode_events, merkle_root
 from dex.ledger.replay import ReplayGuard, rejected
+
+_TRANSFERS = (Deposit, Withdraw)
 
 
 def block_time_ms(parent: BlockHeader | None, proposal: Proposal) -> int:
@@ -35,9 +40,17 @@ def apply_proposal(engine, guard: ReplayGuard, parent: BlockHeader | None, paren
     assert parent is not None or parent_hash == GENESIS_PARENT, parent_hash.hex()
     assert len(parent_hash) == 32
     time_ms = block_time_ms(parent, proposal)
-    apply = engine.apply
+    height = 1 if parent is None else parent.height + 1
     guard.advance(time_ms)
     verdicts = [guard.admit(a.public_key, a.timestamp_ms, a.payload, time_ms) for a in proposal.auths]
+    engine_apply = engine.apply
+    transfers = guard.transfers
+
+    def apply(cmd, time_ms):
+        if cmd.__class__ in _TRANSFERS and cmd.transfer_id is not None:
+            return transfers.apply(engine, cmd, time_ms, height)
+        return engine_apply(cmd, time_ms)
+
     if not any(verdicts):
         results = [apply(cmd, time_ms) for cmd in proposal.commands]
     else:
@@ -47,7 +60,7 @@ def apply_proposal(engine, guard: ReplayGuard, parent: BlockHeader | None, paren
         ]
     encoded = [encode_events(events) for events in results]
     header = BlockHeader(
-        height=1 if parent is None else parent.height + 1,
+        height=height,
         parent=parent_hash,
         leader=proposal.leader,
         term=proposal.term,

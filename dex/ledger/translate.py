@@ -94,10 +94,18 @@ class AmendRequest(BaseModel):
     newQty: str | None = Field(default=None, max_length=40)  # new total quantity, filled part included
 
 
+TRANSFER_ID_RULE = (
+    "The client's id for this transfer (optional): " + CLIENT_ID_RULE[:-1] + ". The account's first transfer under an id "
+    "executes; sending the id again (a retry) executes nothing and is answered with the first one's outcome, "
+    "\"duplicate\": true. Deposits and withdrawals share one set of ids per account; the last 1,000 are remembered."
+)
+
+
 class DepositRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"asset": "USDT", "amount": "10000"}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"asset": "USDT", "amount": "10000", "clientTransferId": "my-deposit-1"}]})
     asset: str = Field(max_length=20)
     amount: str = Field(max_length=40)
+    clientTransferId: str | None = Field(default=None, min_length=1, max_length=limits.CLIENT_ORDER_ID_LENGTH_MAX, description=TRANSFER_ID_RULE)
 
 
 def parse(model: type[BaseModel], body: bytes) -> BaseModel:
@@ -246,7 +254,8 @@ def amend_command(markets, a: AmendRequest, account: int, *, check_client_id: bo
 
 
 def faucet_command(markets, d: DepositRequest, account: int, command: type[Deposit] | type[Withdraw]):
-    """(asset, Deposit or Withdraw) of a positive amount, or Refused."""
+    """(asset, Deposit or Withdraw) of a positive amount, with the client's
+    transfer id if it sent one, or Refused."""
     try:
         asset = markets.asset(d.asset)
     except KeyError:
@@ -254,7 +263,8 @@ def faucet_command(markets, d: DepositRequest, account: int, command: type[Depos
     units = amount_to_units(asset, plain(d.amount, "amount"))
     if units is None or units <= 0:
         raise Refused.of(Reason.BAD_AMOUNT)
-    return asset, command(account=account, asset=d.asset, amount=units)
+    tid = None if d.clientTransferId is None else client_id(d.clientTransferId, "clientTransferId")
+    return asset, command(account=account, asset=d.asset, amount=units, transfer_id=tid)
 
 
 # ------------------------------------------------------ a whole request

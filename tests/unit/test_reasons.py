@@ -29,6 +29,7 @@ STABLE_VALUES = {
     "BALANCE_OVERFLOW": 42,
     "TOO_MANY_ACCOUNTS": 43,
     "RESERVED_ACCOUNT": 44,
+    "DUPLICATE_TRANSFER": 45,
     "REPLAYED": 50,
     "EXPIRED_REQUEST": 51,
     "REQUESTS_WINDOW_FULL": 52,
@@ -54,6 +55,7 @@ WIRE_CODES = {
     "BALANCE_OVERFLOW": -9003,
     "TOO_MANY_ACCOUNTS": -9004,
     "RESERVED_ACCOUNT": -9005,
+    "DUPLICATE_TRANSFER": -9007,
     "REPLAYED": -9006,
     "EXPIRED_REQUEST": -1021,
     "REQUESTS_WINDOW_FULL": -1008,
@@ -109,6 +111,7 @@ def test_dex_own_codes_are_in_the_9000_range():
         "TOO_MANY_ACCOUNTS",
         "RESERVED_ACCOUNT",
         "REPLAYED",
+        "DUPLICATE_TRANSFER",
     }
     assert all(-9999 <= r.code for r in own)
 

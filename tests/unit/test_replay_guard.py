@@ -207,3 +207,29 @@ def test_a_request_older_than_the_window_is_refused_by_the_block() -> None:
 
     assert results == [[OrderRejected(me, None, None, 0, Reason.EXPIRED_REQUEST)]]
     assert ledger.engine.balances(me)["USDT"] == (100, 0)
+
+
+# ------------------------------------------------- the benchmark's switch
+
+
+def test_the_bench_switch_is_refused_off_loopback_and_turns_the_check_off(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from dex.node import NO_REPLAY_CHECK_ENV, replay_check
+
+    remote = SimpleNamespace(loopback_only=False, path="cluster.toml")
+    local = SimpleNamespace(loopback_only=True, path="cluster.toml")
+    assert replay_check(remote) and replay_check(local)  # unset: on
+    monkeypatch.setenv(NO_REPLAY_CHECK_ENV, "1")
+    with pytest.raises(SystemExit):
+        replay_check(remote)
+    assert replay_check(local) is False
+    monkeypatch.setenv(NO_REPLAY_CHECK_ENV, "yes")
+    with pytest.raises(SystemExit):
+        replay_check(local)
+
+    guard = ReplayGuard()
+    guard.checking = False
+    auth = signed(T0)
+    assert admit(guard, auth, T0) is None and admit(guard, auth, T0) is None
+    assert not guard.used(auth.public_key, auth.payload) and len(guard) == 0
