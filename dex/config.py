@@ -40,6 +40,9 @@ BLOCK_INTERVAL_MS_DEFAULT = 5
 BLOCK_COMMANDS_MAX_DEFAULT = 256
 BLOCK_BYTES_MAX_DEFAULT = 60 * 1024  # room for the largest batch the API takes (100 orders, a 48 KiB body)
 PENDING_COMMANDS_MAX_DEFAULT = 20_000
+# The leader refuses (503 -1008, Retry-After) a request whose expected wait
+# for the commands ahead of it is over this (dex/ledger/admission.py).
+ADMISSION_DELAY_MS_DEFAULT = 50
 INFLIGHT_BLOCKS_MAX_DEFAULT = 64
 LEADER_WAIT_MS_DEFAULT = 3000
 # Per account and node, on signed requests (dex/api/ratelimit.py): a token bucket.
@@ -90,6 +93,7 @@ class Tunables(BaseModel):
     block_bytes_max: int = Field(BLOCK_BYTES_MAX_DEFAULT, ge=1024, lt=64 * 1024)
     pending_commands_max: int = Field(PENDING_COMMANDS_MAX_DEFAULT, ge=1)
     inflight_blocks_max: int = Field(INFLIGHT_BLOCKS_MAX_DEFAULT, ge=1)
+    admission_delay_ms: int = Field(ADMISSION_DELAY_MS_DEFAULT, ge=1, le=60_000)
     leader_wait_ms: int = Field(LEADER_WAIT_MS_DEFAULT, ge=1)
     rate_limit_per_s: int = Field(RATE_LIMIT_PER_S_DEFAULT, ge=1)
     rate_limit_burst: int = Field(RATE_LIMIT_BURST_DEFAULT, ge=1)

@@ -32,6 +32,8 @@ def node_status(node) -> dict:
         "stateHash": (head.state_hash.hex() if head is not None else ""),
         "pendingCommands": s["pendingCommands"],
         "inflightBlocks": s["inflightBlocks"],
+        "commitRatePerS": s["commitRatePerS"],  # commands per busy second, measured by admission
+        "shedRequests": s["shedRequests"],  # refused 503 -1008 by admission since start
         "commitMsP50": _p50(s["commitMsRecent"]),  # the leader's, proposal to apply (null on a follower)
         # Every node's own: the block's time (sealed by the leader) to its apply here.
         "applyMsP50": _p50(s["applyMsRecent"]),

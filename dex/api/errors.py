@@ -87,7 +87,7 @@ def unavailable(e: LedgerUnavailable | Unrecordable | TooLarge) -> ApiError:
     if isinstance(e, NoQuorum):
         return ApiError.unavailable(DISCONNECTED, "The leader has lost its quorum; nothing can commit. Please try again.")
     if isinstance(e, Overloaded):
-        return ApiError.unavailable(OVERLOADED, f"Server is currently overloaded: {e}.")
+        return ApiError.unavailable(OVERLOADED, f"Server is currently overloaded: {e}. Please try again.", e.retry_after_s)
     if isinstance(e, NotLeader):
         return ApiError.unavailable(DISCONNECTED, "Leadership changed before the order was proposed. Please try again.")
     assert isinstance(e, OutcomeUnknown), e

@@ -97,6 +97,7 @@ def render(node, trade_counts: dict[str, int]) -> str:
     out.metric("dex_last_applied", "gauge", "Raft index of the last entry applied.", [(None, s["lastApplied"])])
     out.metric("dex_pending_commands", "gauge", "Commands waiting in the block builder.", [(None, s["pendingCommands"])])
     out.metric("dex_inflight_blocks", "gauge", "Blocks proposed and not yet applied.", [(None, s["inflightBlocks"])])
+    out.metric("dex_shed_requests_total", "counter", "Requests refused 503 -1008 by the leader's admission (expected wait over budget).", [(None, s["shedRequests"])])
     if s.get("commitMsP50") is not None:
         out.metric(
             "dex_block_commit_ms_p50", "gauge", "Median ms from proposing a block to applying it here (recent blocks).",

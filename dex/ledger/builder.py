@@ -8,8 +8,12 @@ no batching delay); otherwise when the oldest waiting request has waited
 `block_commands_max` commands or `block_bytes_max` bytes. The builder stamps the block time from the leader's
 clock; nothing else in a block depends on any node's clock.
 
-Bounds: at most `pending_commands_max` commands wait (more is a typed
-`Overloaded` refusal, answered 503) and at most `inflight_blocks_max` blocks
+Admission (dex/ledger/admission.py): a request is refused at once with a
+typed `Overloaded` (answered 503 with Retry-After) when the delay it can
+expect (commands queued or in flight / the measured commit rate) is over
+`admission_delay_ms`, or when `pending_commands_max` commands are already
+queued or in flight; so an overloaded cluster sheds the excess and keeps
+the latency of what it accepts. At most `inflight_blocks_max` blocks
 are proposed but not yet applied. A proposal whose outcome Raft never reports
 (its leader lost office before committing it) is failed after
 `INFLIGHT_TIMEOUT_S` with an unknown outcome: the client retries with the same
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 from pysyncobj import FAIL_REASON
 
 from dex.config import ClusterConfig
+from dex.ledger.admission import Admission
 from dex.ledger.codec import (
     COMMAND_OVERHEAD_BYTES,
     NO_AUTH,
@@ -50,7 +55,12 @@ class NotLeader(Exception):
 
 
 class Overloaded(Exception):
-    """Too many commands are waiting; the request was not queued."""
+    """The request would wait too long (or too many commands are waiting):
+    it was not queued. `retry_after_s`: when the queue ahead will have drained."""
+
+    def __init__(self, msg: str, retry_after_s: int = 1) -> None:
+        super().__init__(msg)
+        self.retry_after_s = retry_after_s
 
 
 class TooLarge(Exception):
@@ -76,13 +86,17 @@ class BlockBuilder:
         self.interval_s = cfg.block_interval_ms / 1000
         self.commands_max = cfg.block_commands_max
         self.bytes_max = cfg.block_bytes_max
-        self.pending_max = cfg.pending_commands_max
         self.inflight_max = cfg.inflight_blocks_max
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self._cond = threading.Condition()
         self._pending: deque[Request] = deque()
         self._pending_commands = 0
         self._inflight: dict[int, tuple[float, list[Request]]] = {}
+        self.admission = Admission(
+            delay_budget_ms=cfg.admission_delay_ms, floor_commands=cfg.block_commands_max,
+            queued_max=max(cfg.pending_commands_max, cfg.block_commands_max),
+        )
+        self.shed_requests = 0  # refused by admission since start
         self._next_proposal = 0
         self._stopped = False
         self.blocks_proposed = 0
@@ -98,8 +112,8 @@ class BlockBuilder:
         called from another thread exactly once."""
         request = self._request(commands, auth, done)
         with self._cond:
-            if self._pending_commands + len(request.raw) > self.pending_max:
-                raise Overloaded(f"{self._pending_commands} commands already waiting")
+            self._admit(len(request.raw))
+            self.admission.admitted(time.monotonic(), len(request.raw))
             self._pending.append(request)
             self._pending_commands += len(request.raw)
             self._cond.notify()
@@ -118,9 +132,12 @@ class BlockBuilder:
                 errors[i] = e
         with self._cond:
             for i, request in built:
-                if self._pending_commands + len(request.raw) > self.pending_max:
-                    errors[i] = Overloaded(f"{self._pending_commands} commands already waiting")
+                try:
+                    self._admit(len(request.raw))
+                except Overloaded as e:
+                    errors[i] = e
                     continue
+                self.admission.admitted(time.monotonic(), len(request.raw))
                 self._pending.append(request)
                 self._pending_commands += len(request.raw)
             self._cond.notify()
@@ -137,6 +154,19 @@ class BlockBuilder:
                 f"a block holds {self.commands_max} commands and {self.bytes_max} bytes"
             )
         return Request(raw=raw, auth=auth_raw, done=done, size=size)
+
+    def check_admission(self, commands: int = 1) -> None:
+        """Overloaded if `commands` more would be refused now (nothing is
+        queued): the API asks before it spends a signature check on a
+        request that would be shed."""
+        with self._cond:
+            self._admit(commands)
+
+    def _admit(self, commands: int) -> None:
+        why = self.admission.refusal(commands)
+        if why is not None:
+            self.shed_requests += 1
+            raise Overloaded(why, self.admission.retry_after_s())
 
     @property
     def pending_commands(self) -> int:
@@ -214,6 +244,7 @@ class BlockBuilder:
         while self._pending:
             r = self._pending.popleft()
             self._pending_commands -= len(r.raw)
+            self.admission.finished(time.monotonic(), len(r.raw), committed=False)
             _call(r.done, None, None, None, error)
 
     def _expire_inflight(self) -> None:
@@ -221,6 +252,7 @@ class BlockBuilder:
         for key in [k for k, (t, _) in self._inflight.items() if now - t > INFLIGHT_TIMEOUT_S]:
             _, batch = self._inflight.pop(key)
             for r in batch:
+                self.admission.finished(now, len(r.raw), committed=False)
                 _call(r.done, None, None, None, Unknown("block outcome unknown"))
 
     def _propose(self, batch: list[Request]) -> None:
@@ -249,14 +281,18 @@ class BlockBuilder:
         self.replica.apply_block(proposal, callback=lambda result, error: self._on_applied(key, result, error))
 
     def _on_applied(self, key: int, result, error) -> None:
+        committed = error == FAIL_REASON.SUCCESS and result is not None
+        now = time.monotonic()
         with self._cond:
             entry = self._inflight.pop(key, None)
+            if entry is not None:
+                self.admission.finished(now, sum(len(r.raw) for r in entry[1]), committed=committed)
             self._cond.notify()
         if entry is None:
             return  # already expired
-        self.commit_ms_recent.append((time.monotonic() - entry[0]) * 1000)
+        self.commit_ms_recent.append((now - entry[0]) * 1000)
         batch = entry[1]
-        if error != FAIL_REASON.SUCCESS or result is None:
+        if not committed:
             failure = NotLeader(f"not committed ({error})") if error in (FAIL_REASON.MISSING_LEADER, FAIL_REASON.NOT_LEADER, FAIL_REASON.QUEUE_FULL) else Unknown(f"not committed ({error})")
             for r in batch:
                 _call(r.done, None, None, None, failure)

@@ -83,7 +83,13 @@ class NotLeader(LedgerUnavailable):
 
 
 class Overloaded(LedgerUnavailable):
-    """Too many commands are waiting; the request was not queued."""
+    """The request would wait longer than the admission budget (or too many
+    commands are waiting): it was not queued (dex/ledger/admission.py).
+    `retry_after_s`: when the queue ahead is expected to have drained."""
+
+    def __init__(self, msg: str, retry_after_s: int = 1) -> None:
+        super().__init__(msg)
+        self.retry_after_s = retry_after_s
 
 
 class OutcomeUnknown(LedgerUnavailable):
@@ -192,6 +198,9 @@ class LedgerPort:
             "head": head,
             "headHash": head_hash,
             "pendingCommands": b.pending_commands if b is not None else 0,
+            "admittedCommands": b.admission.queued if b is not None else 0,  # queued or in flight
+            "commitRatePerS": round(b.admission.rate_per_s() or 0.0, 1) if b is not None else 0.0,
+            "shedRequests": b.shed_requests if b is not None else 0,
             "inflightBlocks": b.inflight_blocks if b is not None else 0,
             "commitMsRecent": list(b.commit_ms_recent) if b is not None else [],
             "applyMsRecent": list(self.apply_ms_recent),
@@ -239,6 +248,18 @@ class LedgerPort:
         with self._replica.lock:
             return self._replica.guard.transfers.get(account, transfer_id)
 
+    def admit(self, commands: int = 1) -> None:
+        """Raise Overloaded when `commands` more would be shed now (nothing is
+        queued). A route asks before it verifies a signature, so shedding a
+        flood costs little; `submit` decides again with the exact count. A
+        follower's builder holds nothing, so it admits (and forwards)."""
+        if self._builder is None:
+            return
+        try:
+            self._builder.check_admission(commands)
+        except _builder.Overloaded as e:
+            raise Overloaded(str(e), e.retry_after_s) from e
+
     async def submit(self, commands: list, auth: Auth | None) -> Applied:
         """Replicate `commands` in one block (this node must lead) and return
         once the block is applied here. Raises NoQuorum, Overloaded,
@@ -256,7 +277,7 @@ class LedgerPort:
         try:
             self._builder.submit(commands, auth, done)
         except _builder.Overloaded as e:
-            raise Overloaded(str(e)) from e
+            raise Overloaded(str(e), e.retry_after_s) from e
         except _builder.TooLarge as e:
             raise TooLarge(str(e)) from e
         except CodecError as e:
@@ -405,7 +426,7 @@ class LedgerView:
 def _refusal(error: Exception) -> Exception:
     """The ledger exception for the block builder's refusal of a request."""
     if isinstance(error, _builder.Overloaded):
-        return Overloaded(str(error))
+        return Overloaded(str(error), error.retry_after_s)
     if isinstance(error, _builder.TooLarge):
         return TooLarge(str(error))
     assert isinstance(error, CodecError), error

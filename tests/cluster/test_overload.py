@@ -1,0 +1,95 @@
+"""Overload is shed, not queued (dex/ledger/admission.py), on a real cluster.
+
+The cluster is set so that the leader's admission budget is tiny (1 ms of
+expected wait, blocks of 2 commands): a flood of orders sent at once to the
+leader must then be partly refused with 503 -1008 and a Retry-After header,
+and every order that was answered 200 must be in every node's ledger, while
+no refused one is anywhere (refused before it was queued)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dex.auth import Keypair
+from dex.client import Client
+from dex.config import SECRET_ENV
+from tests.cluster.conftest import CLUSTERS
+from tests.cluster.harness import Cluster
+
+FLOOD_ORDERS = 240
+ACCOUNTS = 8
+
+
+def _order(cid: str, i: int) -> bytes:
+    return json.dumps({
+        "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "price": f"{30000 + i % 50}.00",
+        "quantity": "0.00100", "newClientOrderId": cid, "newOrderRespType": "ACK",
+    }, separators=(",", ":")).encode()
+
+
+async def _flood(url: str, keys: list[Keypair]) -> list[tuple[str, int, dict, str | None]]:
+    """Every order sent at once, each once: (client id, status, body, Retry-After)."""
+    limits = httpx.Limits(max_connections=FLOOD_ORDERS, max_keepalive_connections=FLOOD_ORDERS)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits, trust_env=False) as http:
+
+        async def one(i: int):
+            cid = f"flood-{i}"
+            body = _order(cid, i)
+            headers = {"Content-Type": "application/json"}
+            headers.update(keys[i % len(keys)].headers(time.time_ns() // 1_000_000, "POST", "/api/v1/order", "", body))
+            r = await http.post("/api/v1/order", content=body, headers=headers)
+            return cid, r.status_code, r.json(), r.headers.get("retry-after")
+
+        return await asyncio.gather(*(one(i) for i in range(FLOOD_ORDERS)))
+
+
+@pytest.fixture
+def tight(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+    """A running cluster whose leader admits ~1 ms of expected wait (the
+    log checks of tests/cluster/conftest.py apply to it)."""
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    c = Cluster.create(
+        tmp_path / "cluster", name="test-overload",
+        settings={"admission_delay_ms": 1, "block_commands_max": 2, "rate_limit_per_s": 100_000, "rate_limit_burst": 100_000},
+    )
+    request.node.stash.setdefault(CLUSTERS, []).append(c)
+    try:
+        c.up()
+        yield c
+    finally:
+        c.close()
+    c.check_log()
+
+
+def test_a_flood_is_shed_with_retry_after_and_no_accepted_order_is_lost(tight: Cluster) -> None:
+    c = tight
+    leader = c.wait_leader()
+    keys = [Keypair.generate() for _ in range(ACCOUNTS)]
+    for k in keys:
+        with Client(c.url(leader), k) as client:
+            client.deposit("USDT", "10000000")
+
+    answers = asyncio.run(_flood(c.url(leader), keys))
+
+    accepted = [cid for cid, status, _, _ in answers if status == 200]
+    shed = [(cid, body, retry) for cid, status, body, retry in answers if status == 503]
+    others = [(status, body) for _, status, body, _ in answers if status not in (200, 503)]
+    assert not others, others[:5]
+    assert accepted, "nothing was accepted"
+    assert shed, "nothing was shed: the flood was queued"
+    assert all(body["code"] == -1008 for _, body, _ in shed), shed[:3]
+    assert all(retry is not None and int(retry) >= 1 for _, _, retry in shed), shed[:3]
+    assert c.self_status(leader)["shedRequests"] >= len(shed)
+    head = c.wait_converged(c.ids)
+    for node in c.ids:
+        in_ledger = {a.client_order_id for a in c.accepted_orders(node, head.height)}
+        assert set(accepted) <= in_ledger, f"{node} lacks accepted orders {sorted(set(accepted) - in_ledger)[:5]}"
+        assert not in_ledger & {cid for cid, _, _ in shed}, f"{node} holds orders that were answered 503 -1008"
