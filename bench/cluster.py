@@ -31,6 +31,13 @@ Modes (any combination; they run in this order on the same cluster):
                 within the window / duration; latency = request to 200.
     --rate R    open loop: new orders scheduled at R/s for --duration s
                 (cancels are extra); latency = scheduled send time to 200.
+    --overload F
+                after the saturating run (its orders/s is the capacity, unless
+                --capacity is given), an open loop at F x capacity for
+                --rate-duration s in which a 503 -1008 (shed by admission) is
+                not retried: reports committed/s against capacity, the
+                accepted orders' latency, how fast the shed ones were
+                answered, and whether each carried Retry-After.
     --kills K   under --kill-rate orders/s (default 200), SIGKILL the current
                 leader K times; failover = kill to the first 200 for an order
                 whose (final) attempt was sent after the kill, on any node.
@@ -271,7 +278,8 @@ class RawPool:
         self.port = int(port)
         self.idle: list = []
 
-    async def request(self, method: str, target: str, headers: dict, body: bytes) -> tuple[int, bytes]:
+    async def request(self, method: str, target: str, headers: dict, body: bytes) -> tuple[int, bytes, bytes | None]:
+        """(status, body, the Retry-After header or None)."""
         head = [f"{method} {target} HTTP/1.1\r\nHost: {self.hostport}\r\nContent-Length: {len(body)}\r\n"]
         if body:
             head.append("Content-Type: application/json\r\n")
@@ -299,6 +307,7 @@ class RawPool:
                 status = int(lines[0][9:12])
                 length = None
                 keep = True
+                retry_after = None
                 for line in lines[1:]:
                     name, _, value = line.partition(b":")
                     name = name.strip().lower()
@@ -306,6 +315,8 @@ class RawPool:
                         length = int(value)
                     elif name == b"connection" and value.strip().lower() == b"close":
                         keep = False
+                    elif name == b"retry-after":
+                        retry_after = value.strip()
                     elif name == b"transfer-encoding":
                         raise HttpError("chunked responses are not supported")
                 payload = await reader.readexactly(length) if length else b""
@@ -316,7 +327,7 @@ class RawPool:
                 self.idle.append((reader, writer))
             else:
                 writer.close()
-            return status, payload
+            return status, payload, retry_after
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
@@ -332,11 +343,12 @@ class HttpxPool:
         self.url = url.rstrip("/")
         self.client = client
 
-    async def request(self, method: str, target: str, headers: dict, body: bytes) -> tuple[int, bytes]:
+    async def request(self, method: str, target: str, headers: dict, body: bytes) -> tuple[int, bytes, bytes | None]:
         if body:
             headers = dict(headers, **{"Content-Type": "application/json"})
         r = await self.client.request(method, self.url + target, headers=headers, content=body or None)
-        return r.status_code, r.content
+        retry_after = r.headers.get("retry-after")
+        return r.status_code, r.content, None if retry_after is None else retry_after.encode()
 
     async def close(self) -> None:
         pass
@@ -378,6 +390,7 @@ class Load:
         self.book_target = spec["book_target"]
         self.resting: collections.deque = collections.deque()  # (key index, order id) of acked passive orders
         self.lat_ms: list[float] = []
+        self.shed_lat_ms: list[float] = []  # overload mode: request to its 503 -1008
         self.ok_times: list[tuple[float, float]] = []  # (attempt start, done) for acked orders
         self.acked: list[tuple[str, int, int]] = []  # (client order id, order id, block height)
         self.unacked: list[str] = []  # client order ids given up on (outcome unknown)
@@ -406,15 +419,19 @@ class Load:
             headers = key.headers(time.time_ns() // 1_000_000, method, path, query, body)
             self.sign_ns += time.perf_counter_ns() - t
             self.signs += 1
-            status = None
+            status = retry_after = None
             try:
                 async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                    status, payload = await pools[node].request(method, target, headers, body)
+                    status, payload, retry_after = await pools[node].request(method, target, headers, body)
             except CONNECT_ERRORS as e:
                 name = type(e).__name__
                 self.statuses[f"{method} {name}"] += 1
                 self.samples.setdefault(f"{method} {name}", str(e)[:200])
                 payload = b""
+            if status == 503 and self.spec.get("shed_is_final") and b"-1008" in payload[:40]:
+                # Overload mode: a request shed by admission is an answer, not a failure to retry.
+                self.counts["shed_with_retry_after" if retry_after else "shed_without_retry_after"] += 1
+                return status, payload, attempt_start
             if status is not None and status not in RETRY_STATUSES:
                 if status != 200:
                     label = f"{method} {status}"
@@ -532,6 +549,10 @@ class Load:
         elif status is None:
             self.counts["orders_unknown"] += 1
             self.unacked.append(cid)
+        elif status == 503 and self.spec.get("shed_is_final"):
+            self.counts["orders_shed"] += 1
+            self.shed_lat_ms.append((done - t0) * 1000)
+            self.unacked.append(cid)  # refused before it was queued: not in the ledger
         else:
             self.counts["orders_rejected"] += 1
             self.unacked.append(cid)  # a rejection is not an ack; it may not be in the ledger
@@ -632,6 +653,7 @@ class Load:
             "end": min(self.end, finished),
             "finished": finished,
             "lat_ms": self.lat_ms,
+            "shed_lat_ms": self.shed_lat_ms,
             "ok_times": self.ok_times,
             "acked": self.acked,
             "unacked": self.unacked,
@@ -751,6 +773,7 @@ def merge(results: list[dict]) -> dict:
         "start": min(r["start"] for r in results),
         "end": max(r["end"] for r in results),
         "lat_ms": [x for r in results for x in r["lat_ms"]],
+        "shed_lat_ms": [x for r in results for x in r["shed_lat_ms"]],
         "ok_times": sorted(x for r in results for x in r["ok_times"]),
         "acked": [x for r in results for x in r["acked"]],
         "unacked": [x for r in results for x in r["unacked"]],
@@ -864,7 +887,7 @@ async def fund(args, cfg: ClusterConfig, seeds: list[bytes]) -> dict:
             for attempt in range(20):
                 try:
                     async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                        status, payload = await pools[node % len(pools)].request(
+                        status, payload, _ = await pools[node % len(pools)].request(
                             "POST", "/api/v1/deposit", key.headers(time.time_ns() // 1_000_000, "POST", "/api/v1/deposit", "", body), body)
                 except CONNECT_ERRORS as e:
                     status, payload = None, str(e).encode()
@@ -1005,6 +1028,41 @@ def run_rate(args, cl: Cluster, seeds, ledger: dict) -> dict:
     out["target_rate"] = args.rate
     out["cpu"] = probe.stop(m["cpu_s"])
     log(args, f"open loop: {out['orders_per_s']:,.0f} orders/s acked, p50 {out['p50_ms']} ms, p99 {out['p99_ms']} ms, max {out['max_ms']} ms")
+    return out
+
+
+def run_overload(args, cl: Cluster, seeds, ledger: dict, capacity_per_s: float) -> dict:
+    """An open loop at args.overload x capacity in which shed answers (503
+    -1008) are final: does the cluster keep committing near capacity, answer
+    the excess at once, and keep the accepted orders' latency?"""
+    rate = args.overload * capacity_per_s
+    log(args, f"overload: {rate:,.0f} orders/s offered ({args.overload:g} x {capacity_per_s:,.0f}/s) for {args.rate_duration:g}s")
+    probe = CpuProbe(cl.cfg)
+    w = Workers(args, seeds, load_urls(args, cl), phase="overload", mode="open", rate=rate, duration=args.rate_duration,
+                seed_offset=400, shed_is_final=True)
+    try:
+        m = merge(w.collect(args.rate_duration + 120))
+    finally:
+        w.kill()
+    ledger["acked"].extend(m["acked"])
+    ledger["unacked"].extend(m["unacked"])
+    out = phase_summary(m, args.rate_duration)
+    c = m["counts"]
+    shed = latency(m["shed_lat_ms"])
+    out.update({
+        "capacity_per_s": round(capacity_per_s, 1),
+        "offered_per_s": round(rate, 1),
+        "committed_over_capacity": round(out["orders_per_s"] / max(1.0, capacity_per_s), 3),
+        "orders_shed": c.get("orders_shed", 0),
+        "shed_with_retry_after": c.get("shed_with_retry_after", 0),
+        "shed_without_retry_after": c.get("shed_without_retry_after", 0),
+        "shed_p50_ms": shed["p50_ms"],
+        "shed_p99_ms": shed["p99_ms"],
+        "cpu": probe.stop(m["cpu_s"]),
+    })
+    log(args, f"overload: {out['orders_per_s']:,.0f} orders/s committed ({out['committed_over_capacity']:.0%} of capacity), "
+              f"accepted p50 {out['p50_ms']} ms p99 {out['p99_ms']} ms; {out['orders_shed']:,} shed, answered p50 "
+              f"{out['shed_p50_ms']} ms p99 {out['shed_p99_ms']} ms")
     return out
 
 
@@ -1149,7 +1207,7 @@ async def walk_ledger(args, url: str) -> dict:
         for attempt in range(10):
             try:
                 async with asyncio.timeout(30):
-                    status, payload = await pool.request("GET", target, {}, b"")
+                    status, payload, _ = await pool.request("GET", target, {}, b"")
                 if status == 200:
                     return json.loads(payload)
                 raise HttpError(f"GET {target}: HTTP {status} {payload[:200]!r}")
@@ -1420,6 +1478,12 @@ def print_human(r: dict) -> None:
         rows.append((f"open loop {s['target_rate']:g}/s ({s['duration_s']:g} s)", f"{s['orders_per_s']:,.0f} orders/s acked "
                      f"(+{s['cancels_per_s']:,.0f} cancels/s)"))
         common(s)
+    if (s := r.get("overload")) is not None:
+        rows.append((f"overload {s['offered_per_s']:,.0f}/s offered ({s['duration_s']:g} s)",
+                     f"{s['orders_per_s']:,.0f} orders/s committed = {s['committed_over_capacity']:.0%} of capacity {s['capacity_per_s']:,.0f}/s"))
+        rows.append(("  shed (503 -1008)", f"{s['orders_shed']:,} ({s['shed_with_retry_after']:,} with Retry-After), "
+                     f"answered p50 {s['shed_p50_ms']} ms, p99 {s['shed_p99_ms']} ms"))
+        common(s)
     if (s := r.get("kills")) is not None:
         rows.append((f"failover ({len(s['kills'])} leader kills)", f"median {s['failover_median_s']} s, "
                      f"max {s['failover_max_s']} s, min {s['failover_min_s']} s (under {s['load_rate']:g} orders/s)"))
@@ -1491,6 +1555,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=None, help="saturating run length in s (default 20; runs when given or when no other mode is)")
     p.add_argument("--rate", type=float, help="open-loop orders/s (runs for --rate-duration s)")
     p.add_argument("--rate-duration", type=float, default=20.0)
+    p.add_argument("--overload", type=float, help="after the saturating run, offer this many times its orders/s (open loop, --rate-duration s; shed answers not retried)")
+    p.add_argument("--capacity", type=float, help="--overload's capacity in orders/s (default: the saturating run's)")
     p.add_argument("--kills", type=int, default=0, help="leader SIGKILLs")
     p.add_argument("--kill-rate", type=float, default=50.0,
                    help="orders/s during the kills (default 50: light next to the ~150-200/s a 4-node cluster sustains on 2 shared cores)")
@@ -1523,7 +1589,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.nodes < 1 or args.concurrency < 1 or args.client_procs < 1 or args.accounts < args.client_procs:
         p.error("--nodes, --concurrency, --client-procs must be positive and --accounts >= --client-procs")
-    run_saturating = args.duration is not None or not (args.rate or args.kills or args.catchup)
+    run_saturating = args.duration is not None or not (args.rate or args.kills or args.catchup) or (args.overload and not args.capacity)
     if args.duration is None:
         args.duration = 20.0
     if args.kills and args.nodes < 3:
@@ -1570,6 +1636,9 @@ def main(argv: list[str] | None = None) -> int:
             result["ceiling_orders_per_s"] = result["ceiling"]["orders_per_s"]
             result["ceiling_ratio"] = round(result["saturate"]["orders_per_s"] / max(1.0, result["ceiling"]["orders_per_s"]), 3)
         result["rate"] = run_rate(args, cl, seeds, ledger) if args.rate else None
+        if args.overload:
+            capacity = args.capacity or (result["saturate"] or {}).get("orders_per_s")
+            result["overload"] = run_overload(args, cl, seeds, ledger, capacity)
         result["kills"] = run_kills(args, cl, seeds, ledger) if args.kills else None
         result["catchup"] = run_catchup(args, cl, seeds, ledger) if args.catchup else None
         result["verify"] = verify(args, cl, ledger)
