@@ -5,15 +5,18 @@ bound fills up and every accepted request then waits for the whole queue
 (seconds). Instead the builder admits a request only while the delay it can
 expect is inside a budget:
 
-    expected delay = (commands queued or in flight + the new ones) / commit rate
+    expected delay = commands queued or in flight ahead of it / commit rate
 
 and refuses the rest at once (`Overloaded`, answered 503 -1008 with
 Retry-After). The commit rate is measured over *busy* time only (time during
 which some command was queued or in flight), so an idle or lightly loaded
 cluster is not mistaken for a slow one: a light load drains as fast as it
 arrives. Before anything was committed there is no rate and only the count
-bound applies; up to `floor_commands` (a block's worth) are always admitted,
-since one block commits in about one commit latency whatever the rate says.
+bound applies. A request with at most `floor_commands` ahead of it is always
+admitted: a rate measured under a light load (small blocks) understates what
+the cluster does under a burst (bigger blocks), and a few commands ahead
+drain in about one commit latency whatever the rate says. The floor is small
+next to what a budget holds at any useful rate, or it would defeat the budget.
 
 Sans-IO: every method takes `now_s` (monotonic seconds) from the caller, so a
 test drives it with a fake clock. Not thread-safe: the builder calls it under
@@ -29,6 +32,7 @@ RATE_WINDOW_S = 1.0  # the commit rate is measured over about this much recent b
 RATE_SAMPLES_MAX = 1024  # blocks in the window, whatever their busy time
 RATE_BUSY_S_MIN = 0.005  # less busy time than this measured: no rate yet (count bound only)
 DELAY_BUDGET_MS_DEFAULT = 50  # expected queueing delay past which a request is refused
+FLOOR_COMMANDS_MAX = 16  # commands ahead that are always admitted (at most a block's worth)
 RETRY_AFTER_S_MIN = 1  # HTTP Retry-After is whole seconds
 assert 0 < RATE_BUSY_S_MIN < RATE_WINDOW_S and RATE_SAMPLES_MAX >= 1
 
@@ -55,20 +59,20 @@ class Admission:
             return None
         return self._samples_commands / self._samples_busy_s
 
-    def expected_delay_s(self, commands: int) -> float | None:
-        """How long `commands` more would wait for the ones ahead and
-        themselves at the measured rate (None: no rate yet)."""
+    def expected_delay_s(self) -> float | None:
+        """How long a request admitted now would wait for the commands ahead
+        of it at the measured rate (None: no rate yet)."""
         rate = self.rate_per_s()
-        return None if rate is None else (self.queued + commands) / rate
+        return None if rate is None else self.queued / rate
 
     def refusal(self, commands: int) -> str | None:
         """Why `commands` more must be refused now, or None to admit them."""
         assert commands >= 1
         if self.queued + commands > self.queued_max:
             return f"{self.queued} commands already waiting (at most {self.queued_max})"
-        if self.queued + commands <= self.floor_commands:
+        if self.queued <= self.floor_commands:
             return None
-        delay_s = self.expected_delay_s(commands)
+        delay_s = self.expected_delay_s()
         if delay_s is not None and delay_s > self.delay_budget_s:
             return (
                 f"{self.queued} commands ahead at {self.rate_per_s():,.0f} commands/s: an expected wait of "
@@ -78,7 +82,7 @@ class Admission:
 
     def retry_after_s(self) -> int:
         """Whole seconds after which the queue ahead will have drained."""
-        delay_s = self.expected_delay_s(0) or 0.0
+        delay_s = self.expected_delay_s() or 0.0
         return max(RETRY_AFTER_S_MIN, int(delay_s + 0.999))
 
     # --------------------------------------------------------------- events

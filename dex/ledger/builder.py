@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pysyncobj import FAIL_REASON
 
 from dex.config import ClusterConfig
-from dex.ledger.admission import Admission
+from dex.ledger.admission import FLOOR_COMMANDS_MAX, Admission
 from dex.ledger.codec import (
     COMMAND_OVERHEAD_BYTES,
     NO_AUTH,
@@ -93,7 +93,7 @@ class BlockBuilder:
         self._pending_commands = 0
         self._inflight: dict[int, tuple[float, list[Request]]] = {}
         self.admission = Admission(
-            delay_budget_ms=cfg.admission_delay_ms, floor_commands=cfg.block_commands_max,
+            delay_budget_ms=cfg.admission_delay_ms, floor_commands=min(cfg.block_commands_max, FLOOR_COMMANDS_MAX),
             queued_max=max(cfg.pending_commands_max, cfg.block_commands_max),
         )
         self.shed_requests = 0  # refused by admission since start

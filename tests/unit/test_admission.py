@@ -1,7 +1,7 @@
 """The leader's admission rule (dex/ledger/admission.py), driven with a fake
 clock: a request is refused when its expected wait (commands ahead / the
-commit rate measured over busy time) is over the budget, never while the
-queue holds less than a block, and always past the count bound."""
+commit rate measured over busy time) is over the budget, never while at
+most the floor is ahead of it, and always past the count bound."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from dex.ledger.admission import RATE_WINDOW_S, Admission
 
-BLOCK = 10  # floor: one block's worth of commands
+BLOCK = 10  # commands a block commits in these tests; also the floor
 
 
 def admission(budget_ms: int = 100, queued_max: int = 10_000) -> Admission:
@@ -55,11 +55,20 @@ def test_refuses_when_the_expected_wait_is_over_the_budget():
     a = admission(budget_ms=100)
     saturate(a, rate_per_s=1000, seconds=0.5)  # one block (10) still queued at the end
     assert a.queued == BLOCK
-    a.admitted(1.0, 85)  # 95 ahead: 95 ms at 1,000/s
-    assert a.refusal(4) is None  # 99 ms
-    why = a.refusal(6)  # 101 ms
+    a.admitted(1.0, 89)  # 99 ahead: 99 ms at 1,000/s
+    assert a.refusal(50) is None  # its own commands do not count: they wait for those ahead only
+    a.admitted(1.0, 2)  # 101 ahead
+    why = a.refusal(1)
     assert why is not None and "budget" in why
-    assert a.expected_delay_s(6) == pytest.approx(0.101, rel=0.001)
+    assert a.expected_delay_s() == pytest.approx(0.101, rel=0.001)
+
+
+def test_nothing_ahead_admits_a_whole_batch_at_any_rate():
+    a = admission(budget_ms=1)
+    now = saturate(a, rate_per_s=10, seconds=2.0)
+    a.finished(now + 1.0, BLOCK, committed=True)
+    assert a.queued == 0 and a.rate_per_s() < 20
+    assert a.refusal(100) is None
 
 
 def test_a_slower_cluster_admits_fewer():
@@ -75,17 +84,17 @@ def test_a_slower_cluster_admits_fewer():
         return n
 
     # 100 ms of queue: ~200 commands at 2,000/s, ~20 at 200/s (less the block still queued).
-    assert 189 <= admitted_until_refused(fast) <= 190
-    assert 9 <= admitted_until_refused(slow) <= 10
+    assert 190 <= admitted_until_refused(fast) <= 191
+    assert 10 <= admitted_until_refused(slow) <= 11
 
 
-def test_a_block_is_always_admitted_whatever_the_rate():
+def test_the_floor_is_always_admitted_whatever_the_rate():
     a = admission(budget_ms=1)
     saturate(a, rate_per_s=10, seconds=2.0)  # 1 ms of budget at 10/s: not even one command fits
-    a.finished(3.0, BLOCK, committed=True)
-    assert a.queued == 0
-    assert a.refusal(BLOCK) is None
-    assert a.refusal(BLOCK + 1) is not None
+    assert a.queued == BLOCK  # the floor is ahead
+    assert a.refusal(1) is None
+    a.admitted(3.0, 1)
+    assert a.refusal(1) is not None
 
 
 def test_failed_commands_leave_the_queue_but_not_the_rate():
@@ -111,3 +120,4 @@ def test_retry_after_is_whole_seconds_covering_the_queue():
     assert a.retry_after_s() == 1
     a.admitted(1.0, 240)  # 250 ahead at 100/s: 2.5 s
     assert a.retry_after_s() == 3
+    assert "2,500 ms" in a.refusal(1)
