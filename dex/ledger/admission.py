@@ -32,7 +32,7 @@ RATE_WINDOW_S = 1.0  # the commit rate is measured over about this much recent b
 RATE_SAMPLES_MAX = 1024  # blocks in the window, whatever their busy time
 RATE_BUSY_S_MIN = 0.005  # less busy time than this measured: no rate yet (count bound only)
 DELAY_BUDGET_MS_DEFAULT = 50  # expected queueing delay past which a request is refused
-FLOOR_COMMANDS_MAX = 16  # commands ahead that are always admitted (at most a block's worth)
+FLOOR_COMMANDS_MAX = 4  # commands ahead that are always admitted (at most a block's worth)
 RETRY_AFTER_S_MIN = 1  # HTTP Retry-After is whole seconds
 assert 0 < RATE_BUSY_S_MIN < RATE_WINDOW_S and RATE_SAMPLES_MAX >= 1
 
