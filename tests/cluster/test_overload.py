@@ -12,17 +12,15 @@ import asyncio
 import json
 import time
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import pytest
 
 from dex.auth import Keypair
 from dex.client import Client
-from dex.config import SECRET_ENV
-from tests.cluster.conftest import CLUSTERS
 from tests.cluster.harness import Cluster
+
+# The leader admits ~1 ms of expected wait, in blocks of 2 commands.
+pytestmark = pytest.mark.cluster_settings(admission_delay_ms=1, block_commands_max=2, rate_limit_per_s=100_000, rate_limit_burst=100_000)
 
 FLOOD_ORDERS = 240
 ACCOUNTS = 8
@@ -51,26 +49,8 @@ async def _flood(url: str, keys: list[Keypair]) -> list[tuple[str, int, dict, st
         return await asyncio.gather(*(one(i) for i in range(FLOOD_ORDERS)))
 
 
-@pytest.fixture
-def tight(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    """A running cluster whose leader admits ~1 ms of expected wait (the
-    log checks of tests/cluster/conftest.py apply to it)."""
-    monkeypatch.delenv(SECRET_ENV, raising=False)
-    c = Cluster.create(
-        tmp_path / "cluster", name="test-overload",
-        settings={"admission_delay_ms": 1, "block_commands_max": 2, "rate_limit_per_s": 100_000, "rate_limit_burst": 100_000},
-    )
-    request.node.stash.setdefault(CLUSTERS, []).append(c)
-    try:
-        c.up()
-        yield c
-    finally:
-        c.close()
-    c.check_log()
-
-
-def test_a_flood_is_shed_with_retry_after_and_no_accepted_order_is_lost(tight: Cluster) -> None:
-    c = tight
+def test_a_flood_is_shed_with_retry_after_and_no_accepted_order_is_lost(shared_cluster: Cluster) -> None:
+    c = shared_cluster
     leader = c.wait_leader()
     keys = [Keypair.generate() for _ in range(ACCOUNTS)]
     for k in keys:
