@@ -53,7 +53,10 @@ class ApiNode(Protocol):
     trade_counter: Any  # dex.api.metrics.TradeCounter
 
 
-def get_node(request: Request) -> ApiNode:
+async def get_node(request: Request) -> ApiNode:
+    # async: FastAPI runs a plain `def` dependency on a worker thread, a
+    # thread handoff per request for an attribute read (5% of a leader's CPU
+    # per order in a profile, docs/BENCHMARKS.md).
     return request.app.state.node
 
 

@@ -27,6 +27,8 @@ async def handle(node, request: Request) -> JSONResponse:
     leader = await node.port.wait_leader()
     if leader is None:
         raise ApiError.unavailable(DISCONNECTED, "No leader: the cluster is electing one or has lost quorum. Please try again.")
+    if leader == node.node_id:
+        node.port.admit()  # shed an overload before the signature check (dex/ledger/admission.py)
     call = await call_of(request)
     signed = verify_call(node, call, limiter=request.app.state.rate_limiter)  # where the user sent it: once
     if leader == node.node_id:
