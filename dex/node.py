@@ -56,6 +56,7 @@ NO_REPLAY_CHECK_ENV = "DEX_BENCH_UNSAFE_NO_REPLAY_CHECK"
 
 LOG_BYTES_MAX = 16 * 1024 * 1024  # node.log rotates here; a flood of odd requests cannot fill the disk
 LOG_FILES_KEPT = 3
+OPEN_FILES_WANTED = 8192  # descriptors: connections (dex.api.server, dex.api.streams), files, Raft
 
 
 def replay_check(cfg: ClusterConfig) -> bool:
@@ -136,6 +137,26 @@ def _move_ledger_aside(data_dir: Path) -> None:
     log.warning("--rebuild: moved %d ledger files of %s into %s; this node starts empty and catches up from the cluster", len(files), data_dir, aside)
 
 
+def _raise_open_files_limit() -> None:
+    """The node's connection caps (HTTP CONNECTIONS_MAX, WebSocket
+    CONNECTIONS_PER_NODE_MAX, Raft peers) need more descriptors than a
+    common soft limit of 1,024: raise it to the hard limit, up to
+    OPEN_FILES_WANTED, and say so loudly when the hard limit is lower."""
+    import resource
+
+    from dex.api.server import CONNECTIONS_MAX
+    from dex.api.streams.wire import CONNECTIONS_PER_NODE_MAX
+
+    wanted = OPEN_FILES_WANTED
+    assert wanted > CONNECTIONS_MAX + CONNECTIONS_PER_NODE_MAX
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < wanted:
+        log.warning("open files limited to %d (hard limit): the node's connection caps assume %d", target, wanted)
+
+
 def run(config_path: str | Path, node_id: str, *, log_file: str | Path | None = None, rebuild: bool = False) -> int:
     """Run one node until SIGTERM. `log_file`: log there, rotated at
     LOG_BYTES_MAX with LOG_FILES_KEPT old files (else to stderr). `rebuild`:
@@ -167,6 +188,7 @@ def run(config_path: str | Path, node_id: str, *, log_file: str | Path | None = 
 
     if rebuild:
         _move_ledger_aside(cfg.node_data_dir(node_id))
+    _raise_open_files_limit()
     node = Node(cfg, node_id)  # refuses (exits) on damaged data: dex/ledger/replica.py EXIT_*
     app = create_app(node)
     server = uvicorn.Server(

@@ -17,9 +17,11 @@ from dex.api.ratelimit import TokenBuckets
 WS_PING_INTERVAL_S = 20.0  # uvicorn pings every connection this often...
 WS_PING_TIMEOUT_S = 20.0  # ...and closes one that has not answered within this
 STREAMS_PER_CONNECTION_MAX = 64
-CONNECTIONS_PER_NODE_MAX = 256
 # One source address (or one account's user streams) holds at most this many
-# of a node's connections, so no single client can take the node's whole cap.
+# of a node's connections, so no single client can take the node's whole cap;
+# the cap is large enough that idle sockets from many addresses cannot fill it
+# either (2,048 / 16 = 128 addresses; an idle connection costs ~50 KiB).
+CONNECTIONS_PER_NODE_MAX = 2048
 CONNECTIONS_PER_ADDRESS_MAX = 16
 USER_STREAMS_PER_ACCOUNT_MAX = 8
 # Text queued for one connection and not yet handed to the socket: above
