@@ -30,18 +30,20 @@ COMPILED_PACKAGE = "dex.engine._compiled"
 ENGINE_MODULES = ("book", "engine", "snapshot", "invariants")  # compiled in this order
 SOURCE_DIR = Path("build") / "cysrc"  # where the copies under the compiled package's name go
 STAMP = ENGINE_DIR / "_compiled" / "_stamp.py"  # written after a build: the sources it compiled
+_COMPILED_DIGEST: str | None = None  # source_digest of the copies handed to Cython
 
 
 def _loud(message: str) -> None:
     print(f"*** dex: {message}: the engine runs in pure Python (slower, same behaviour) ***", file=sys.stderr)
 
 
-def source_digest(root: Path) -> str:
-    """SHA-256 over the engine's sources; dex.engine compares it with the stamp."""
+def source_digest(engine_dir: Path) -> str:
+    """SHA-256 over the engine's sources in `engine_dir`; dex.engine compares
+    it with the stamp."""
     h = hashlib.sha256()
     for name in ENGINE_MODULES:
         for suffix in (".py", ".pxd"):
-            path = root / ENGINE_DIR / (name + suffix)
+            path = engine_dir / (name + suffix)
             if path.exists():
                 h.update(f"{name}{suffix}\0".encode() + path.read_bytes() + b"\0")
     return h.hexdigest()
@@ -70,6 +72,10 @@ def _extensions() -> list:
             source = ROOT / ENGINE_DIR / (name + suffix)
             if source.exists():
                 _copy_if_changed(source, package_dir / (name + suffix))
+    # The stamp names what was copied (and so compiled), not what the sources
+    # are when the build ends: an edit during a build leaves the build stale.
+    global _COMPILED_DIGEST
+    _COMPILED_DIGEST = source_digest(package_dir)
     extensions = [
         Extension(f"{COMPILED_PACKAGE}.{name}", [str(SOURCE_DIR / "dex" / "engine" / "_compiled" / f"{name}.py")])
         for name in ENGINE_MODULES
@@ -111,7 +117,7 @@ class OptionalBuildExt(build_ext):
             return
         if not self.extensions:
             return
-        text = f'"""Written by setup.py after compiling the engine."""\n\nSOURCE_SHA256 = "{source_digest(ROOT)}"\n'
+        text = f'"""Written by setup.py after compiling the engine."""\n\nSOURCE_SHA256 = "{_COMPILED_DIGEST}"\n'
         stamp.write_text(text)
         if not self.inplace:  # a wheel (`pip install .`): the stamp goes beside the extension modules
             built = Path(self.build_lib) / STAMP

@@ -39,9 +39,21 @@ accounts), generating the commands in chunks that are discarded, and measures:
     snapshot_s, restore_s    Engine.snapshot() and Engine.restore(config, bytes)
     snapshot_bytes           and checks the restored engine's state_hash.
 
+Block-apply mode (--block-apply). What a node spends per order applying
+committed blocks, on the batch benchmark's block shape (bench/cluster.py
+--batch 100: one signed request of --block-orders commands a block). The same
+workload is cut into blocks; each becomes a proposal as the leader builds it
+(one Auth, compressed as Raft carries it); the timed loop is what
+Replica.apply_block does short of the chain write: decode_proposal, then
+dex.ledger.state.apply_proposal (the replay guard, the engine, encoding the
+events, both Merkle roots, the state hash), then the block hash. A second,
+untimed-as-a-whole pass times each phase on its own and must end in the same
+block hash. Reported per order, for each implementation, interleaved.
+
 Usage:
     python bench/engine.py [--orders 200000] [--runs 5] [--seed 1] [--json]
     python bench/engine.py --resting 1000000 [--json]
+    python bench/engine.py --block-apply [--block-orders 100] [--orders 200000]
     python bench/engine.py --profile      # cProfile of one replay, top functions
 """
 
@@ -616,6 +628,131 @@ def resting(args, config) -> dict:
     }
 
 
+# --------------------------------------------------------------- block apply
+
+
+def proposals(cmds: list, block_orders: int) -> list[bytes]:
+    """The workload as committed proposals: `block_orders` commands a block,
+    all under one signed request (as one /batchOrders makes), compressed as
+    the leader hands them to Raft. Block i is stamped BLOCK_TIME_MS + i."""
+    from dex.ledger.codec import Auth, assemble_proposal, compress_proposal, encode_command
+
+    out = []
+    for i in range(0, len(cmds), block_orders):
+        t = BLOCK_TIME_MS + i // block_orders
+        auth = Auth(public_key=bytes(32), timestamp_ms=t, signature=bytes(64), payload=b"batch %d" % i)
+        raw = assemble_proposal(leader="n1", term=1, time_ms=t, auths=(auth,),
+                                commands=[(0, encode_command(c)) for c in cmds[i : i + block_orders]])
+        out.append(compress_proposal(raw))
+    return out
+
+
+def apply_blocks(config, funding, blocks: list[bytes], engine_class) -> tuple[float, bytes, int]:
+    """(CPU seconds, last block hash, commands) for what a node does per block."""
+    from dex.ledger.codec import GENESIS_PARENT, decode_proposal
+    from dex.ledger.replay import ReplayGuard
+    from dex.ledger.state import apply_proposal
+
+    engine = fresh_engine(config, funding, engine_class)
+    guard = ReplayGuard()
+    parent, parent_hash = None, GENESIS_PARENT
+    n = 0
+    gc.collect()
+    c0 = time.thread_time()
+    for data in blocks:
+        proposal, leaves = decode_proposal(data)
+        parent, _, _ = apply_proposal(engine, guard, parent, parent_hash, proposal, leaves)
+        parent_hash = parent.hash
+        n += parent.commands_count
+    return time.thread_time() - c0, parent_hash, n
+
+
+def apply_blocks_phases(config, funding, blocks: list[bytes], engine_class) -> tuple[dict, bytes]:
+    """apply_blocks with each phase timed on its own (CPU seconds by phase).
+    It mirrors dex.ledger.state.apply_proposal; the caller checks that it
+    ends in the same block hash."""
+    from dex.ledger.codec import GENESIS_PARENT, BlockHeader, NO_AUTH, decode_proposal, encode_events, merkle_root
+    from dex.ledger.replay import ReplayGuard, rejected
+    from dex.ledger.state import block_time_ms
+
+    engine = fresh_engine(config, funding, engine_class)
+    apply = engine.apply
+    guard = ReplayGuard()
+    parent, parent_hash = None, GENESIS_PARENT
+    phases = dict.fromkeys(("decode", "guard", "engine", "encode", "roots", "state_hash", "header"), 0.0)
+    clock = time.thread_time
+    gc.collect()
+    for data in blocks:
+        c0 = clock()
+        proposal, leaves = decode_proposal(data)
+        c1 = clock()
+        t = block_time_ms(parent, proposal)
+        guard.advance(t)
+        verdicts = [guard.admit(a.public_key, a.timestamp_ms, a.payload, t) for a in proposal.auths]
+        c2 = clock()
+        results = [
+            apply(cmd, t) if index == NO_AUTH or verdicts[index] is None else [rejected(cmd, verdicts[index])]
+            for cmd, index in zip(proposal.commands, proposal.auth_index)
+        ]
+        c3 = clock()
+        encoded = [encode_events(events) for events in results]
+        c4 = clock()
+        commands_root, results_root = merkle_root(leaves), merkle_root(encoded)
+        c5 = clock()
+        state_hash = bytes.fromhex(engine.state_hash())
+        c6 = clock()
+        parent = BlockHeader(height=1 if parent is None else parent.height + 1, parent=parent_hash, leader=proposal.leader,
+                             term=proposal.term, time_ms=t, commands_count=len(proposal.commands),
+                             commands_root=commands_root, results_root=results_root, state_hash=state_hash)
+        parent_hash = parent.hash
+        c7 = clock()
+        for name, (a, b) in zip(phases, ((c0, c1), (c1, c2), (c2, c3), (c3, c4), (c4, c5), (c5, c6), (c6, c7))):
+            phases[name] += b - a
+    return phases, parent_hash
+
+
+def block_apply(args, config) -> dict:
+    market = config.market(args.market)
+    funding = deposits(config, market, ACCOUNTS)
+    w = generate(config, args.market, args.orders, args.seed, funding, args.mid)
+    blocks = proposals(w.cmds, args.block_orders)
+    log(args, f"{len(w.cmds):,} commands in {len(blocks):,} blocks of {args.block_orders}")
+    impls = implementations(args.implementation)
+    per_impl: dict[str, list[float]] = {name: [] for name in impls}
+    probe = LoadProbe()
+    head = None
+    for i in range(args.runs):
+        for name, module in impls.items():
+            cpu, h, n = apply_blocks(config, funding, blocks, module.Engine)
+            if head is not None and h != head:
+                raise SystemExit(f"run {i + 1} ({name}): head hash {h.hex()} differs from {head.hex()}")
+            head = h
+            per_impl[name].append(cpu * 1e6 / n)
+            log(args, f"run {i + 1}/{args.runs} {name:>8}: {cpu * 1e6 / n:.2f} us CPU per order")
+    phases = {}
+    for name, module in impls.items():
+        ph, h = apply_blocks_phases(config, funding, blocks, module.Engine)
+        if h != head:
+            raise SystemExit(f"the phase-timed pass ({name}) ends in {h.hex()}, the timed runs in {head.hex()}")
+        phases[name] = {k: v * 1e6 / len(w.cmds) for k, v in ph.items()}
+    return {
+        "mode": "block_apply",
+        "market": args.market,
+        "seed": args.seed,
+        "orders": len(w.cmds),
+        "block_orders": args.block_orders,
+        "blocks": len(blocks),
+        "runs": args.runs,
+        "implementation": IMPLEMENTATION,
+        "us_per_order": {name: statistics.median(v) for name, v in per_impl.items()},
+        "us_per_order_min": {name: min(v) for name, v in per_impl.items()},
+        "phases_us_per_order": phases,  # one pass each, phase by phase
+        "head_hash": head.hex(),
+        "background_cpus_max": probe.others(),
+        "machine": machine(),
+    }
+
+
 # ------------------------------------------------------------------- output
 
 
@@ -672,6 +809,14 @@ def print_human(r: dict) -> None:
                                          f"({r['mid']['min']:,}..{r['mid']['max']:,}) ticks"),
             ("state hash (all runs)", r["state_hash"][:16] + "…"),
         ]
+    elif r["mode"] == "block_apply":
+        print(f"workload: {r['orders']:,} commands on {r['market']}, seed {r['seed']}, in {r['blocks']:,} blocks "
+              f"of {r['block_orders']} (one signed request each)")
+        for name, v in r["us_per_order"].items():
+            rows.append((f"{name}: block apply per order", f"{v:.2f} us CPU (median of {r['runs']}; "
+                                                            f"best {r['us_per_order_min'][name]:.2f})"))
+            rows.append((f"  {name} by phase", ", ".join(f"{k} {x:.2f}" for k, x in r["phases_us_per_order"][name].items())))
+        rows.append(("head hash (all runs)", r["head_hash"][:16] + "…"))
     else:
         rows += [
             ("resting orders", f"{r['resting_orders']:,} on {r['price_levels']:,} levels"),
@@ -707,14 +852,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-gc", action="store_true", help="disable the cyclic GC during the timed runs")
     p.add_argument("--profile", action="store_true", help="cProfile one replay (after generation) and print the top functions")
     p.add_argument("--profile-top", type=int, default=15)
+    p.add_argument("--block-apply", action="store_true", help="per-node block apply in us per order (see above)")
+    p.add_argument("--block-orders", type=int, default=100, help="commands per block in --block-apply mode (default 100)")
     args = p.parse_args(argv)
-    if args.orders < 1 or args.runs < 1 or (args.resting is not None and args.resting < 1):
-        p.error("--orders, --runs and --resting must be positive")
+    if args.orders < 1 or args.runs < 1 or (args.resting is not None and args.resting < 1) or not 1 <= args.block_orders <= 4096:
+        p.error("--orders, --runs and --resting must be positive, --block-orders 1..4096")
 
     config = load_markets(args.config)
     config.market(args.market)  # KeyError for an unknown market
     t0 = time.perf_counter()
-    result = resting(args, config) if args.resting else throughput(args, config)
+    if args.block_apply:
+        result = block_apply(args, config)
+    else:
+        result = resting(args, config) if args.resting else throughput(args, config)
     if args.profile:
         return 0
     result["wall_s"] = time.perf_counter() - t0

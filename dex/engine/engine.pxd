@@ -6,6 +6,8 @@
 # (ticks x lots x units) can pass 2^63 and stays a Python int.
 
 cimport cython
+
+cdef bint _COMPILED
 from .book cimport Account, Book, Level, Order
 
 cdef class Engine:
@@ -81,3 +83,7 @@ cpdef _finish(acct, order)
                price=cython.longlong, i=cython.Py_ssize_t, limit=cython.longlong, qty=cython.longlong,
                side=cython.int, stp=cython.int, sign=cython.longlong)
 cpdef bint _fok_fillable(book, acct, side, limit, qty, stp)
+
+@cython.locals(o=Order)
+cpdef Order _order(long long id, Account account, Book book, long long price, long long qty, long long filled,
+                   object cid, long long time_ms, int status, int kind)

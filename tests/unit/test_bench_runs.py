@@ -49,3 +49,16 @@ def test_resting_mode_reports_memory_snapshot_and_restore():
     for key in ("bytes_per_resting_order", "snapshot_s", "restore_s", "snapshot_bytes", "peak_rss_mb"):
         assert isinstance(r[key], (int, float)) and r[key] > 0, key
     assert r["restored_hash_matches"] is True
+
+
+def test_block_apply_mode_reports_each_phase_and_one_head_hash():
+    # Each implementation built here replays the same blocks; the bench itself
+    # exits non-zero when their head hashes (or the phase-timed pass's) differ.
+    r = run_bench("--block-apply", "--orders", "1000", "--block-orders", "100", "--runs", "1")
+    assert r["blocks"] == 10 and r["orders"] == 1000
+    for name, us in r["us_per_order"].items():
+        assert us > 0, name
+        phases = r["phases_us_per_order"][name]
+        assert set(phases) == {"decode", "guard", "engine", "encode", "roots", "state_hash", "header"}
+        assert all(v >= 0 for v in phases.values()) and phases["engine"] > 0
+    assert len(r["head_hash"]) == 64
