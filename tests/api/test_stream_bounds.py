@@ -44,6 +44,12 @@ TRANSPORT_BYTES_MAX = 256 * 1024  # what the server's event loop buffers above t
 FLOOD_MARGIN = 1.25
 
 
+@pytest.fixture
+def cluster(shared_cluster: Cluster) -> Cluster:
+    """One cluster for the module: each test connects from addresses and with accounts of its own."""
+    return shared_cluster
+
+
 def _kernel_send_buffer_max() -> int:
     """The most a TCP socket's send buffer may hold here (Linux autotuning's cap)."""
     try:
