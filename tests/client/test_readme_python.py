@@ -1,6 +1,7 @@
-"""The README's "Use it from Python" snippet, run as written against a real
-cluster (only its node list is replaced by the test cluster's), so the README
-cannot drift from the client: every line must work and print what it says."""
+"""The README's Python snippets ("Use it from Python" and the asyncio one
+under "Python client and CLI"), run as written against a real cluster (only
+the node list is replaced by the test cluster's), so the README cannot drift
+from the client: every line must work and print what it says."""
 
 from __future__ import annotations
 
@@ -23,7 +24,19 @@ def readme_python_snippet() -> str:
     return code
 
 
-def test_the_readme_python_snippet_runs_as_written(cluster) -> None:
+def readme_asyncio_snippet() -> str:
+    text = README.read_text()
+    section = text[text.index("## Python client and CLI"):]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match and "asyncio.run(main())" in match.group(1), "no asyncio ```python block under 'Python client and CLI'"
+    return match.group(1)
+
+
+class FirstBookPrinted(Exception):
+    """Ends the asyncio snippet's endless `async for` after its first print."""
+
+
+def test_the_readme_python_snippets_run_as_written(cluster) -> None:
     code = readme_python_snippet().replace(NODES_LINE, f"nodes = {cluster.urls!r}")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -34,3 +47,21 @@ def test_the_readme_python_snippet_runs_as_written(cluster) -> None:
     assert lines[5].startswith("refused: -2010 ") and "insufficient balance" in lines[5], lines
     assert lines[6] == "[['50000.00', '0.01000']] [['51000.00', '0.00100']]", lines  # the blocking client's stream_book
     assert len(lines) == 7, lines
+
+    # The asyncio snippet uses the first one's `nodes`; it streams books for
+    # ever, so its first printed book ends it.
+    printed: list[str] = []
+
+    def print_once(*args) -> None:
+        printed.append(" ".join(str(a) for a in args))
+        raise FirstBookPrinted
+
+    try:
+        exec(compile(readme_asyncio_snippet(), str(README), "exec"), {"__name__": "readme", "nodes": cluster.urls, "print": print_once})
+    except FirstBookPrinted:
+        pass
+    assert len(printed) == 1, printed
+    height, rest = printed[0].split(" ", 1)
+    assert height.isdigit() and int(height) > 0, printed
+    # Its own 0.010 joined the first snippet's 0.001 at 51000.00.
+    assert rest == "[['50000.00', '0.01000']] [['51000.00', '0.01100'], ['51500.00', '0.00100'], ['52000.00', '0.00100']]", printed
