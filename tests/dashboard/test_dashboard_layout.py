@@ -30,6 +30,7 @@ def inside(box: dict, outer: dict) -> bool:
 def fully_visible(page, selector: str, container: str) -> None:
     """`selector`'s box lies inside the viewport's width and inside `container`'s
     visible box (a panel that scrolls or hides its overflow clips what lies outside)."""
+    expect(page.locator(selector).first).to_be_visible()
     box = page.locator(selector).first.bounding_box()
     assert box is not None and box["width"] > 0, selector
     width = page.viewport_size["width"]
@@ -50,6 +51,8 @@ def test_trading_tab_fits_at_1280_and_1400_px(cluster, page, screenshot):
     seller = funded(cluster.urls, BTC="1")
     seller.place_order(SYMBOL, "SELL", price="49000.00", quantity="0.00500")
     expect(page.locator("#fills tr")).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
+    # The partial fill has reached the open order's row: nothing more is on its way.
+    expect(page.locator("#open-orders tr td:nth-child(7)")).to_have_text("0.00500", timeout=LIVE_TIMEOUT_MS)
 
     for width in WIDTHS_PX:
         page.set_viewport_size({"width": width, "height": HEIGHT_PX})

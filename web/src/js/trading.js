@@ -3,7 +3,7 @@
 // panel re-reads them after each action and whenever the user stream says
 // something happened to the account.
 import { Account } from "./keys.js";
-import { $, el, row, throttle, time, toast } from "./util.js";
+import { $, el, row, show, throttle, time, toast } from "./util.js";
 
 const FAUCET = [["USDT", "100000"], ["BTC", "10"], ["ETH", "100"]];
 const FILLS_LIMIT = 50;
@@ -158,12 +158,12 @@ export class TradingView {
       this.signed("GET", "/api/v1/myTrades", { query: { symbol, limit: FILLS_LIMIT } }),
     ]);
     $("#acct-id").textContent = account.accountId;
-    $("#balances").replaceChildren(...account.balances.map((b) => row([b.asset, b.free, b.locked], { "data-asset": b.asset })));
-    $("#open-orders").replaceChildren(...open.map((o) => row([
+    show($("#balances"), account.balances, (bs) => bs.map((b) => row([b.asset, b.free, b.locked], { "data-asset": b.asset })));
+    show($("#open-orders"), open, (os) => os.map((o) => row([
       String(o.orderId), o.symbol, el("td", { class: o.side }, o.side), o.type, o.price, o.origQty, o.executedQty, o.status,
       el("td", {}, el("button", { class: "ghost small", onclick: () => this.cancel(o.symbol, o.orderId) }, "cancel")),
     ], { "data-order": o.orderId })));
-    $("#fills").replaceChildren(...fills.slice().reverse().map((f) => row([
+    show($("#fills"), fills, (fs) => fs.slice().reverse().map((f) => row([
       String(f.id), String(f.orderId), el("td", { class: f.isBuyer ? "BUY" : "SELL" }, f.isBuyer ? "BUY" : "SELL"),
       f.price, f.qty, `${f.commission} ${f.commissionAsset}`, f.isMaker ? "maker" : "taker", time(f.time),
     ])));

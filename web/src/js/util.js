@@ -19,6 +19,17 @@ export function row(cells, attrs = {}) {
   return el("tr", attrs, cells.map((c) => (c instanceof Node && c.tagName === "TD" ? c : el("td", {}, c))));
 }
 
+// Replace `parent`'s children with render(data) only when `data` differs from
+// what it shows now: a periodic refresh then leaves the rows (and a button
+// under the user's pointer) alone while nothing changed.
+const shown = new WeakMap();
+export function show(parent, data, render) {
+  const key = JSON.stringify(data);
+  if (shown.get(parent) === key) return;
+  shown.set(parent, key);
+  parent.replaceChildren(...render(data));
+}
+
 export function short(hex, n = 10) {
   return hex ? String(hex).slice(0, n) : "–";
 }
