@@ -350,6 +350,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from dex import audit as auditing
 
     cfg = _load(args.config)
+    args.depth = auditing.DEPTH_LEVELS_DEFAULT if args.depth is None else args.depth
+    args.accounts = auditing.ACCOUNTS_SHOWN_DEFAULT if args.accounts is None else args.accounts
+    args.problems = auditing.PROBLEMS_MAX_DEFAULT if args.problems is None else args.problems
     if (args.node is None) == (args.data is None):
         raise ConfigError("dex audit: give exactly one of --node ID and --data DIR")
     path = auditing.chain_path(cfg.node_data_dir(cfg.node(args.node).id) if args.node else args.data)
@@ -484,8 +487,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_client.add_commands(commands, config)  # keys, deposit, order, book, trades
 
-    from dex.audit import ACCOUNTS_SHOWN_DEFAULT, DEPTH_LEVELS_DEFAULT, PROBLEMS_MAX_DEFAULT
-
     p = commands.add_parser("audit", parents=[config], help="re-derive a node's chain from genesis and compare (exit 1 on a mismatch)")
     p.add_argument("--node", default=None, help="audit this node's chain (its data directory in the config)")
     p.add_argument("--data", default=None, help="audit the chain in this data directory (or this blocks.dat)")
@@ -494,9 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-store", action="store_true", help="do not compare the trade store")
     p.add_argument("--no-signatures", action="store_true", help="skip the Ed25519 checks (the slow part)")
     p.add_argument("--jobs", type=int, default=None, help="processes verifying signatures (default: one per core)")
-    p.add_argument("--depth", type=int, default=DEPTH_LEVELS_DEFAULT, help="with --at: price levels per side")
-    p.add_argument("--accounts", type=int, default=ACCOUNTS_SHOWN_DEFAULT, help="with --at: accounts shown, by id")
-    p.add_argument("--problems", type=int, default=PROBLEMS_MAX_DEFAULT, help="problems listed at most")
+    p.add_argument("--depth", type=int, default=None, help="with --at: price levels per side (default 20)")
+    p.add_argument("--accounts", type=int, default=None, help="with --at: accounts shown, by id (default 1000)")
+    p.add_argument("--problems", type=int, default=None, help="problems listed at most (default 50)")
     p.add_argument("--progress", action="store_true", help="progress on stderr even when it is not a terminal")
     p.add_argument("--json", action="store_true", help="print the report (and the state) as JSON")
     p.set_defaults(func=cmd_audit)

@@ -1,15 +1,12 @@
-"""`dex store migrate` and `dex store status`: the trade store from the shell."""
+"""`dex store migrate` and `dex store status`: the trade store from the shell.
+
+SQLAlchemy is imported by the commands, not by this module: building the
+CLI's parser (every `dex` command does) must not pay for it."""
 
 from __future__ import annotations
 
 import json
 import sys
-
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
-
-from dex.store import db
-from dex.store.models import Block, StoreCursor, TradeRow
 
 
 def add_commands(commands, config_parent, load) -> None:
@@ -26,10 +23,16 @@ def add_commands(commands, config_parent, load) -> None:
 
 
 def _url(args, load) -> str:
+    from dex.store import db
+
     return args.database_url or db.database_url(load(args.config))
 
 
 def cmd_migrate(args, load) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dex.store import db
+
     url = _url(args, load)
     engine = db.make_engine(url)
     try:
@@ -48,6 +51,12 @@ def cmd_migrate(args, load) -> int:
 
 
 def cmd_status(args, load) -> int:
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dex.store import db
+    from dex.store.models import Block, StoreCursor, TradeRow
+
     url = _url(args, load)
     engine = db.make_engine(url)
     try:

@@ -208,6 +208,26 @@ def test_version_and_help(cluster_config: Cluster) -> None:
     assert "--version" in helped.stdout and "examples:" in helped.stdout and "dex order place btcusdt" in helped.stdout
 
 
+SERVER_MODULES = ("sqlalchemy", "alembic", "fastapi", "uvicorn", "pysyncobj", "dex.engine", "dex.audit", "dex.node")
+
+
+def test_the_parser_and_a_client_command_load_no_server_code() -> None:
+    """Every `dex` command builds the whole parser first: building it (and
+    running a client command up to its first request) must not import the
+    node's, the store's or the audit's libraries, or each command pays
+    a second of imports before it does anything."""
+    probe = (
+        "import sys\n"
+        "from dex.cli import build_parser\n"
+        "args = build_parser().parse_args(['order', 'list', '--json'])\n"
+        "from dex import client\n"
+        f"print(','.join(m for m in {SERVER_MODULES!r} if m in sys.modules))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "", f"loaded by the parser or the client: {p.stdout.strip()}"
+
+
 def test_store_status_is_text_by_default_and_json_on_request(cluster_config: Cluster) -> None:
     before = dex(cluster_config, "store", "status").stdout
     assert "no schema yet (run `dex store migrate`" in before and not before.startswith("{")
