@@ -37,8 +37,11 @@ VIEWPORT = {"width": 1480, "height": 900}
 SCREENSHOT_DIR_ENV = "DEX_SCREENSHOT_DIR"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium per module: Playwright's sync API keeps an event loop
+    running while it is open, and a test of another module that runs in the
+    same process (pytest-xdist) may call asyncio.run."""
     if not CHROMIUM.exists():
         pytest.skip(f"*** NO BROWSER: {CHROMIUM} is missing, the dashboard's browser tests do not run (tests/services.sh installs Debian's chromium as root) ***")
     if not (STATIC_DIR / "index.html").exists():
