@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import pytest
 
 from dex.api.app import create_app
-from dex.config import SECRET_ENV, load_cluster
+from dex.config import load_cluster
 from tests.cluster.conftest import *  # noqa: F403
-from tests.cluster.conftest import CLUSTERS
+from tests.cluster.conftest import cluster_lifecycle
 from tests.cluster.harness import REPO, Cluster
 
 
@@ -21,18 +21,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def tuned_cluster(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+def tuned_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
     marker = request.node.get_closest_marker("cluster_settings")
     assert marker is not None, "tuned_cluster needs @pytest.mark.cluster_settings(...)"
-    monkeypatch.delenv(SECRET_ENV, raising=False)
-    c = Cluster.create(tmp_path / "cluster", name=f"test-{request.node.name}"[:60], settings=marker.kwargs)
-    request.node.stash.setdefault(CLUSTERS, []).append(c)
-    try:
-        c.up()
+    with cluster_lifecycle(tmp_path / "cluster", f"test-{request.node.name}", marker.kwargs, item=request.node) as c:
         yield c
-    finally:
-        c.close()
-    c.check_log()
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ attached to the report.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,17 +41,32 @@ from tests.cluster.harness import Cluster
 CLUSTERS = pytest.StashKey[list[Cluster]]()
 
 
-@pytest.fixture
-def cluster_config(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    """A cluster's config and secret, no process started; always cleaned up."""
-    monkeypatch.delenv(SECRET_ENV, raising=False)  # the secret comes from the file, as in production
-    c = Cluster.create(tmp_path / "cluster", name=f"test-{request.node.name}"[:60])
-    request.node.stash.setdefault(CLUSTERS, []).append(c)
-    try:
-        yield c
-    finally:
-        c.close()
+@contextmanager
+def cluster_lifecycle(directory: Path, name: str, settings: dict | None = None, *, start: bool = True, item: pytest.Item | None = None) -> Iterator[Cluster]:
+    """The one way a fixture makes a cluster: its config under `directory`
+    (the secret from its file, as in production: $DEX_CLUSTER_SECRET is
+    unset meanwhile), started unless `start` is False, its log checks tied to
+    `item` (a test) if given; always closed, and its logs scanned once more
+    after its nodes stopped."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv(SECRET_ENV, raising=False)
+        c = Cluster.create(directory, name=name[:60], settings=settings)
+        if item is not None:
+            item.stash.setdefault(CLUSTERS, []).append(c)
+        try:
+            if start:
+                c.up()
+            yield c
+        finally:
+            c.close()
     c.check_log()  # lines written after the test body, e.g. while stopping
+
+
+@pytest.fixture
+def cluster_config(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """A cluster's config and secret, no process started; always cleaned up."""
+    with cluster_lifecycle(tmp_path / "cluster", f"test-{request.node.name}", start=False, item=request.node) as c:
+        yield c
 
 
 @pytest.fixture
@@ -78,15 +94,8 @@ def module_cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fix
     """One running cluster for a whole module, with the module's
     `cluster_settings` mark (if any) as extra [cluster] settings."""
     name = request.module.__name__.rsplit(".", 1)[-1]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv(SECRET_ENV, raising=False)
-        c = Cluster.create(tmp_path_factory.mktemp(name) / "cluster", name=f"shared-{name}"[:60], settings=_module_settings(request))
-        try:
-            c.up()
-            yield c
-        finally:
-            c.close()
-    c.check_log()
+    with cluster_lifecycle(tmp_path_factory.mktemp(name) / "cluster", f"shared-{name}", _module_settings(request)) as c:
+        yield c
 
 
 @pytest.fixture
@@ -94,7 +103,10 @@ def shared_cluster(module_cluster: Cluster, request: pytest.FixtureRequest) -> C
     """The module's cluster for one test: its log is checked after the test
     and attached when the test fails, like a fresh cluster's. A test that left
     a node stopped fails the next one here, loudly, rather than letting it
-    run on a degraded cluster."""
+    run on a degraded cluster. A test's own cluster_settings mark would be
+    ignored here, so it is refused: such a test asks for a cluster of its own."""
+    own = [m for m in request.node.own_markers if m.name == "cluster_settings"]
+    assert not own, "a test with its own cluster_settings cannot use the module's shared cluster"
     down = [n for n in module_cluster.ids if n not in module_cluster.alive()]
     assert not down, f"the module's shared cluster has stopped nodes {down}: a test that stops nodes must use fresh_cluster"
     request.node.stash.setdefault(CLUSTERS, []).append(module_cluster)
