@@ -10,6 +10,12 @@ The last tests drive the Hub in-process (a real engine and History, seeded
 random blocks) and check, after every block, that snapshot + diffs equal the
 engine's depth, that the hub's index of resting orders is the engine's live
 set, and the candle and user-stream rules.
+
+The tests share one cluster (tests/cluster/conftest.py), so each compares
+only what it caused: the depth test rebuilds the book from its own snapshot,
+the trades test looks at trades after its start, the user-stream test trades
+in a market no other test here trades in. The leader-kill test has a cluster
+of its own, as has the slow-consumer test (a smaller stream queue).
 """
 
 from __future__ import annotations
@@ -32,6 +38,12 @@ from tests.cluster.harness import Cluster
 WAIT_S = 30.0
 RECV_S = 0.5
 SYMBOL = "BTCUSDT"
+USER_SYMBOL = "ETHUSDT"  # traded only by the user-stream test
+
+
+@pytest.fixture
+def cluster(shared_cluster: Cluster) -> Cluster:
+    return shared_cluster
 
 
 class WS:
@@ -294,6 +306,8 @@ def test_trades_klines_and_blocks_match_the_rest_api(cluster: Cluster) -> None:
         for ws in (on_leader, on_follower):
             assert ws.call("SUBSCRIBE", ["btcusdt@trade", "btcusdt@kline_1m", "blocks"])["result"] is None
         start = _height(cluster, follower)
+        before = cluster.get_json(follower, "/api/v1/trades", symbol=SYMBOL, limit=1)
+        last_id = before[-1]["id"] if before else 0  # earlier tests' trades on the shared cluster
         maker, _ = _funded(cluster.url(leader), ("BTC", "10"))
         taker, _ = _funded(cluster.url(follower), ("USDT", "10000000"))
         for i in range(5):
@@ -302,7 +316,8 @@ def test_trades_klines_and_blocks_match_the_rest_api(cluster: Cluster) -> None:
         taker.place_order(SYMBOL, "BUY", type="MARKET", quantity="0.05000")
         cluster.wait_converged(cluster.ids)
         height = _height(cluster, follower)
-        rest_trades = cluster.get_json(follower, "/api/v1/trades", symbol=SYMBOL)
+        rest_trades = [t for t in cluster.get_json(follower, "/api/v1/trades", symbol=SYMBOL) if t["id"] > last_id]
+        assert rest_trades
         rest_klines = cluster.get_json(follower, "/api/v1/klines", symbol=SYMBOL, interval="1m")
 
         for ws, is_leader in ((on_follower, False), (on_leader, True)):
@@ -335,7 +350,8 @@ def test_trades_klines_and_blocks_match_the_rest_api(cluster: Cluster) -> None:
         on_follower.close()
 
 
-def test_cluster_stream_reports_a_new_leader_after_the_leader_dies(cluster: Cluster) -> None:
+def test_cluster_stream_reports_a_new_leader_after_the_leader_dies(fresh_cluster: Cluster) -> None:
+    cluster = fresh_cluster
     leader = cluster.wait_leader()
     watcher = next(n for n in cluster.ids if n != leader)
     ws = WS(cluster.url(watcher))
@@ -361,7 +377,7 @@ def test_cluster_stream_reports_a_new_leader_after_the_leader_dies(cluster: Clus
 def test_user_stream_reports_own_orders_and_balances_only(cluster: Cluster) -> None:
     node = cluster.ids[3]
     alice, alice_keys = _funded(cluster.urls, ("USDT", "100000"))
-    bob, bob_keys = _funded(cluster.urls, ("BTC", "5"))
+    bob, bob_keys = _funded(cluster.urls, ("ETH", "50"))
     ws_alice, ws_bob = WS(cluster.url(node)), WS(cluster.url(node))
     try:
         assert ws_alice.call("SUBSCRIBE", ["user"])["error"]["code"] == -1002
@@ -373,8 +389,8 @@ def test_user_stream_reports_own_orders_and_balances_only(cluster: Cluster) -> N
             assert ws.call("SUBSCRIBE", ["blocks"])["result"] is None
             assert ws.call("LIST_SUBSCRIPTIONS")["result"] == ["blocks", "user"]
 
-        bid = alice.place_order(SYMBOL, "BUY", price="40000.00", quantity="0.50000", client_order_id="alice-1")
-        sold = bob.place_order(SYMBOL, "SELL", price="39000.00", quantity="0.20000")
+        bid = alice.place_order(USER_SYMBOL, "BUY", price="3000.00", quantity="0.5000", client_order_id="alice-1")
+        sold = bob.place_order(USER_SYMBOL, "SELL", price="2900.00", quantity="0.2000")
         cluster.wait_converged(cluster.ids)
         height = _height(cluster, node)
         for ws in (ws_alice, ws_bob):
@@ -387,8 +403,8 @@ def test_user_stream_reports_own_orders_and_balances_only(cluster: Cluster) -> N
         ], a_reports
         trade = a_reports[1]
         assert trade["c"] == "alice-1" and trade["S"] == "BUY" and trade["o"] == "LIMIT" and trade["f"] == "GTC"
-        assert trade["q"] == "0.50000" and trade["p"] == "40000.00"
-        assert trade["l"] == "0.20000" and trade["z"] == "0.20000" and trade["L"] == "40000.00"
+        assert trade["s"] == USER_SYMBOL and trade["q"] == "0.5000" and trade["p"] == "3000.00"
+        assert trade["l"] == "0.2000" and trade["z"] == "0.2000" and trade["L"] == "3000.00"
         assert trade["h"] == sold["blockHeight"]
         account = alice.account()
         usdt = next(b for b in account["balances"] if b["asset"] == "USDT")
