@@ -43,6 +43,14 @@ HANDSHAKE_TIMEOUT_S; one channel per peer (a new one replaces the old);
 FRAMES_INFLIGHT_MAX frames a channel executing at once. The follower reads
 answers of at most ANSWER_MESSAGE_BYTES_MAX and forwards at most
 FORWARDS_INFLIGHT_MAX requests at once (more: 503 -1008).
+
+Shedding early: when the leader sheds a forwarded request (503 -1008, its
+admission's expected wait over budget), the follower refuses the requests
+that reach it in the next `admission_delay_ms` (the cluster's budget) itself,
+with the leader's Retry-After, before it verifies their signatures or sends
+them: the leader's queue held at least a budget's worth of work, so nothing
+sent meanwhile would have been admitted. The first request after that goes
+through and probes the leader again.
 """
 
 from __future__ import annotations
@@ -397,6 +405,27 @@ class ForwardChannel:
         self._ids = itertools.count(1)
         self.frames_sent = 0
         self.requests_sent = 0
+        self.shed_hold_s = cfg.admission_delay_ms / 1000
+        self._shedding: tuple[str, float, int] | None = None  # (leader, until, its Retry-After seconds)
+        self.shed_early = 0  # requests refused here while the leader sheds
+
+    def admit(self, leader: str) -> None:
+        """ApiError 503 -1008 while `leader` shed a request of ours within the
+        last shed_hold_s; asked before a request's signature is verified."""
+        shedding = self._shedding
+        if shedding is None or shedding[0] != leader:
+            return
+        if asyncio.get_running_loop().time() >= shedding[1]:
+            self._shedding = None
+            return
+        self.shed_early += 1
+        raise ApiError.unavailable(OVERLOADED, "Server is currently overloaded: the leader is shedding load. Please try again.", shedding[2])
+
+    def _note(self, leader: str, answer: Answer) -> None:
+        if answer.status == 503 and isinstance(answer.payload, dict) and answer.payload.get("code") == OVERLOADED:
+            retry = (answer.headers or {}).get("Retry-After", "")
+            retry_after_s = int(retry) if retry.isascii() and retry.isdigit() and len(retry) <= 6 else 1
+            self._shedding = (leader, asyncio.get_running_loop().time() + self.shed_hold_s, max(1, retry_after_s))
 
     async def stop(self) -> None:
         if self.link is not None:
@@ -413,6 +442,7 @@ class ForwardChannel:
             answer = await self._forward(leader, call)
         finally:
             self.inflight -= 1
+        self._note(leader, answer)
         if answer.status == 200 and answer.height is not None:
             if not await self.port.wait_applied(answer.height, APPLY_WAIT_S):
                 raise ApiError.unavailable(TIMEOUT, f"Committed in block {answer.height}, which this node has not applied yet.")

@@ -3,6 +3,8 @@ the leader, forwarded through the channel (dex/api/channel.py) on a follower.
 
     handle(node, request):
         wait for a leader (none: 503 -1001)
+        shed an overload (503 -1008): the leader's admission, or on a follower
+            the leader's last refusal of a forwarded request, still fresh
         verify the signature and charge the rate limit, here (dex.api.deps.verify_call)
         leader:   dex.api.execute.execute(node, signed, call)
         follower: node.channel.forward(leader, call), then wait for this node's own apply
@@ -29,6 +31,8 @@ async def handle(node, request: Request) -> JSONResponse:
         raise ApiError.unavailable(DISCONNECTED, "No leader: the cluster is electing one or has lost quorum. Please try again.")
     if leader == node.node_id:
         node.port.admit()  # shed an overload before the signature check (dex/ledger/admission.py)
+    else:
+        node.channel.admit(leader)  # the leader shed one of ours just now: shed here too (dex/api/channel.py)
     call = await call_of(request)
     signed = verify_call(node, call, limiter=request.app.state.rate_limiter)  # where the user sent it: once
     if leader == node.node_id:

@@ -118,6 +118,7 @@ def render(node, trade_counts: dict[str, int]) -> str:
     if channel is not None:
         out.metric("dex_forward_frames_total", "counter", "Frames this node sent on its forward channel to the leader.", [(None, channel.frames_sent)])
         out.metric("dex_forward_requests_total", "counter", "Requests this node forwarded to the leader in those frames.", [(None, channel.requests_sent)])
+        out.metric("dex_forward_shed_total", "counter", "Requests this follower refused 503 -1008 itself, just after the leader shed one of its forwards.", [(None, channel.shed_early)])
     store = s.get("store") or {}
     if store.get("enabled"):
         out.metric("dex_store_up", "gauge", "1 if the trade store answered this node's last query.", [(None, bool(store.get("up")))])

@@ -16,10 +16,6 @@ from tests.cluster.conftest import cluster_lifecycle
 from tests.cluster.harness import REPO, Cluster
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "cluster_settings(**settings): extra [cluster] config keys for tuned_cluster")
-
-
 @pytest.fixture
 def tuned_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
     marker = request.node.get_closest_marker("cluster_settings")

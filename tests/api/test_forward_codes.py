@@ -23,7 +23,7 @@ import pytest
 from websockets.asyncio.server import serve
 
 from dex.api import channel as ch
-from dex.api.errors import DISCONNECTED, TIMEOUT, ApiError
+from dex.api.errors import DISCONNECTED, OVERLOADED, TIMEOUT, ApiError
 from dex.api.execute import Answer, Call
 from dex.auth import Keypair
 from dex.client import Client
@@ -49,7 +49,7 @@ class FakePort:
 
 
 def follower(ports: dict[str, int], ledger: FakePort | None = None) -> ch.ForwardChannel:
-    cfg = SimpleNamespace(secret=lambda: SECRET)
+    cfg = SimpleNamespace(secret=lambda: SECRET, admission_delay_ms=50)
     return ch.ForwardChannel(cfg, "n2", ledger or FakePort(0), timeout_s=TIMEOUT_S, url_of=lambda leader: f"ws://127.0.0.1:{ports[leader]}{ch.CHANNEL_PATH}")
 
 
@@ -183,6 +183,43 @@ def test_an_answer_is_passed_on_once_this_node_applied_its_block() -> None:
     e, _ = asyncio.run(forward_to(ok, ledger))
     assert ledger.waited == [7]
     assert isinstance(e, ApiError) and (e.status, e.code) == (503, TIMEOUT) and "block 7" in e.msg
+
+
+def test_after_the_leader_sheds_a_forward_the_follower_sheds_for_the_budget_then_probes_again() -> None:
+    """The leader answers every forward 503 -1008 (Retry-After 3). Right after
+    such an answer the follower refuses requests for that leader itself, with
+    the leader's Retry-After, and counts them; not for another leader; and
+    once the hold (the cluster's admission budget) has passed, it sends again."""
+
+    async def shedding(ws, conn_key, leader):
+        for seq in (1, 2):
+            requests = await leader.read_frame(ws, conn_key)
+            answers = [(i, Answer(503, {"code": OVERLOADED, "msg": "overloaded"}, {"Retry-After": "3"}, None)) for i, _ in requests]
+            await ws.send(ch.seal(conn_key, ch.TO_FOLLOWER, seq, ch.encode_answers(answers)))
+        await ws.wait_closed()
+
+    async def run():
+        leader = FakeLeader(shedding)
+        async with leader as port:
+            f = follower({"n1": port})
+            try:
+                f.admit("n1")  # nothing shed yet
+                f.shed_hold_s = 60.0
+                first = await f.forward("n1", CALL)
+                with pytest.raises(ApiError) as refused:
+                    f.admit("n1")
+                f.admit("n3")  # another leader: no refusal of its on record
+                f.shed_hold_s = 0.0  # a hold that is over at once
+                second = await f.forward("n1", CALL)
+                f.admit("n1")  # the hold has passed: requests go to the leader again
+                return first, second, refused.value, f.shed_early, leader.frames
+            finally:
+                await f.stop()
+
+    first, second, refused, shed_early, frames = asyncio.run(run())
+    assert first.status == second.status == 503 and first.payload["code"] == OVERLOADED
+    assert (refused.status, refused.code, refused.headers) == (503, OVERLOADED, {"Retry-After": "3"})
+    assert shed_early == 1 and [len(f) for f in frames] == [1, 1]
 
 
 def test_requests_that_arrive_together_travel_in_one_frame_and_are_answered_by_id() -> None:
