@@ -105,6 +105,18 @@ async def forward_to(handler, ledger: FakePort | None = None, *, welcome: bool =
             await f.stop()
 
 
+async def against(handler, scenario):
+    """`scenario(follower)` run against a fake leader: its result, and the
+    frames the leader read."""
+    leader = FakeLeader(handler)
+    async with leader as port:
+        f = follower({"n1": port})
+        try:
+            return await scenario(f), leader.frames
+        finally:
+            await f.stop()
+
+
 async def _answer(ws, conn_key: bytes, requests: list, status: int = 200, height: int | None = 7, seq: int = 1) -> None:
     answers = [(i, Answer(status, {"free": "1", "blockHeight": height}, None, height)) for i, _ in requests]
     await ws.send(ch.seal(conn_key, ch.TO_FOLLOWER, seq, ch.encode_answers(answers)))
@@ -198,25 +210,19 @@ def test_after_the_leader_sheds_a_forward_the_follower_sheds_for_the_budget_then
             await ws.send(ch.seal(conn_key, ch.TO_FOLLOWER, seq, ch.encode_answers(answers)))
         await ws.wait_closed()
 
-    async def run():
-        leader = FakeLeader(shedding)
-        async with leader as port:
-            f = follower({"n1": port})
-            try:
-                f.admit("n1")  # nothing shed yet
-                f.shed_hold_s = 60.0
-                first = await f.forward("n1", CALL)
-                with pytest.raises(ApiError) as refused:
-                    f.admit("n1")
-                f.admit("n3")  # another leader: no refusal of its on record
-                f.shed_hold_s = 0.0  # a hold that is over at once
-                second = await f.forward("n1", CALL)
-                f.admit("n1")  # the hold has passed: requests go to the leader again
-                return first, second, refused.value, f.shed_early, leader.frames
-            finally:
-                await f.stop()
+    async def scenario(f):
+        f.admit("n1")  # nothing shed yet
+        f.shed_hold_s = 60.0
+        first = await f.forward("n1", CALL)
+        with pytest.raises(ApiError) as refused:
+            f.admit("n1")
+        f.admit("n3")  # another leader: no refusal of its on record
+        f.shed_hold_s = 0.0  # a hold that is over at once
+        second = await f.forward("n1", CALL)
+        f.admit("n1")  # the hold has passed: requests go to the leader again
+        return first, second, refused.value, f.shed_early
 
-    first, second, refused, shed_early, frames = asyncio.run(run())
+    (first, second, refused, shed_early), frames = asyncio.run(against(shedding, scenario))
     assert first.status == second.status == 503 and first.payload["code"] == OVERLOADED
     assert (refused.status, refused.code, refused.headers) == (503, OVERLOADED, {"Retry-After": "3"})
     assert shed_early == 1 and [len(f) for f in frames] == [1, 1]
@@ -229,17 +235,11 @@ def test_requests_that_arrive_together_travel_in_one_frame_and_are_answered_by_i
         await ws.send(ch.seal(conn_key, ch.TO_FOLLOWER, 1, ch.encode_answers(answers)))
         await ws.wait_closed()
 
-    async def run():
-        leader = FakeLeader(ok)
-        async with leader as port:
-            f = follower({"n1": port})
-            try:
-                calls = [Call("POST", "/api/v1/order", "", str(n).encode(), "k", "1", "s") for n in range(10)]
-                return await asyncio.gather(*(f.forward("n1", c) for c in calls)), leader.frames
-            finally:
-                await f.stop()
+    async def scenario(f):
+        calls = [Call("POST", "/api/v1/order", "", str(n).encode(), "k", "1", "s") for n in range(10)]
+        return await asyncio.gather(*(f.forward("n1", c) for c in calls))
 
-    answers, frames = asyncio.run(run())
+    answers, frames = asyncio.run(against(ok, scenario))
 
     assert [len(f) for f in frames] == [10]
     assert [a.payload["n"] for a in answers] == [str(n) for n in range(10)]
