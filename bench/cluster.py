@@ -236,6 +236,7 @@ def write_config(args, workdir: Path) -> Path:
         "block_interval_ms": args.block_interval_ms or base.get("block_interval_ms", 5),
         "block_commands_max": args.block_commands_max or base.get("block_commands_max", 256),
         "block_bytes_max": args.block_bytes_max or base.get("block_bytes_max", 16384),
+        "inflight_blocks_max": args.inflight_blocks_max or base.get("inflight_blocks_max", 64),
         # A benchmark measures the cluster, not the per-account rate limit.
         "rate_limit_per_s": 1_000_000,
         "rate_limit_burst": 1_000_000,
@@ -1575,6 +1576,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--block-interval-ms", type=int)
     p.add_argument("--block-commands-max", type=int)
     p.add_argument("--block-bytes-max", type=int)
+    p.add_argument("--inflight-blocks-max", type=int, help="blocks proposed and not yet applied on the leader (the config's inflight_blocks_max)")
     p.add_argument("--verify-concurrency", type=int, default=8, help="block requests in flight per node when checking the ledgers")
     p.add_argument("--no-verify", action="store_true",
                    help="nodes skip the Ed25519 check (verify_signatures = false); the client still signs. Compare with a run without it")
