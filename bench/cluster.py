@@ -972,18 +972,27 @@ def load_urls(args, cl: Cluster) -> list[str]:
     return cl.urls()
 
 
-def run_saturate(args, cl: Cluster, seeds, ledger: dict) -> dict:
-    log(args, f"saturating: {args.duration:g}s, concurrency {args.concurrency}, {args.client_procs} client process(es)")
+def run_phase(args, cl: Cluster, seeds, ledger: dict, phase: str, duration: float, **load) -> tuple[dict, dict]:
+    """One load phase against the cluster: `load` is the Workers' shape
+    (mode, concurrency or rate, ...). Its acked and unacked orders go to
+    `ledger` for the final check; returns (summary with the nodes' CPU, the
+    merged measurements)."""
     probe = CpuProbe(cl.cfg)
-    w = Workers(args, seeds, load_urls(args, cl), phase="saturate", mode="closed", concurrency=args.concurrency, duration=args.duration)
+    w = Workers(args, seeds, load_urls(args, cl), phase=phase, duration=duration, **load)
     try:
-        m = merge(w.collect(args.duration + 120))
+        m = merge(w.collect(duration + 120))
     finally:
         w.kill()
     ledger["acked"].extend(m["acked"])
     ledger["unacked"].extend(m["unacked"])
-    out = phase_summary(m, args.duration)
+    out = phase_summary(m, duration)
     out["cpu"] = probe.stop(m["cpu_s"])
+    return out, m
+
+
+def run_saturate(args, cl: Cluster, seeds, ledger: dict) -> dict:
+    log(args, f"saturating: {args.duration:g}s, concurrency {args.concurrency}, {args.client_procs} client process(es)")
+    out, _ = run_phase(args, cl, seeds, ledger, "saturate", args.duration, mode="closed", concurrency=args.concurrency)
     log(args, f"saturating: {out['orders_per_s']:,.0f} orders/s (+{out['cancels_per_s']:,.0f} cancels/s), "
               f"p50 {out['p50_ms']} ms, p99 {out['p99_ms']} ms, max {out['max_ms']} ms")
     return out
@@ -1017,17 +1026,8 @@ def run_ceiling(args, seeds) -> dict:
 
 def run_rate(args, cl: Cluster, seeds, ledger: dict) -> dict:
     log(args, f"open loop: {args.rate:g} orders/s for {args.rate_duration:g}s")
-    probe = CpuProbe(cl.cfg)
-    w = Workers(args, seeds, load_urls(args, cl), phase="rate", mode="open", rate=args.rate, duration=args.rate_duration, seed_offset=100)
-    try:
-        m = merge(w.collect(args.rate_duration + 120))
-    finally:
-        w.kill()
-    ledger["acked"].extend(m["acked"])
-    ledger["unacked"].extend(m["unacked"])
-    out = phase_summary(m, args.rate_duration)
+    out, _ = run_phase(args, cl, seeds, ledger, "rate", args.rate_duration, mode="open", rate=args.rate, seed_offset=100)
     out["target_rate"] = args.rate
-    out["cpu"] = probe.stop(m["cpu_s"])
     log(args, f"open loop: {out['orders_per_s']:,.0f} orders/s acked, p50 {out['p50_ms']} ms, p99 {out['p99_ms']} ms, max {out['max_ms']} ms")
     return out
 
@@ -1038,16 +1038,7 @@ def run_overload(args, cl: Cluster, seeds, ledger: dict, capacity_per_s: float) 
     the excess at once, and keep the accepted orders' latency?"""
     rate = args.overload * capacity_per_s
     log(args, f"overload: {rate:,.0f} orders/s offered ({args.overload:g} x {capacity_per_s:,.0f}/s) for {args.rate_duration:g}s")
-    probe = CpuProbe(cl.cfg)
-    w = Workers(args, seeds, load_urls(args, cl), phase="overload", mode="open", rate=rate, duration=args.rate_duration,
-                seed_offset=400, shed_is_final=True)
-    try:
-        m = merge(w.collect(args.rate_duration + 120))
-    finally:
-        w.kill()
-    ledger["acked"].extend(m["acked"])
-    ledger["unacked"].extend(m["unacked"])
-    out = phase_summary(m, args.rate_duration)
+    out, m = run_phase(args, cl, seeds, ledger, "overload", args.rate_duration, mode="open", rate=rate, seed_offset=400, shed_is_final=True)
     c = m["counts"]
     shed = latency(m["shed_lat_ms"])
     out.update({
@@ -1059,7 +1050,6 @@ def run_overload(args, cl: Cluster, seeds, ledger: dict, capacity_per_s: float) 
         "shed_without_retry_after": c.get("shed_without_retry_after", 0),
         "shed_p50_ms": shed["p50_ms"],
         "shed_p99_ms": shed["p99_ms"],
-        "cpu": probe.stop(m["cpu_s"]),
     })
     log(args, f"overload: {out['orders_per_s']:,.0f} orders/s committed ({out['committed_over_capacity']:.0%} of capacity), "
               f"accepted p50 {out['p50_ms']} ms p99 {out['p99_ms']} ms; {out['orders_shed']:,} shed, answered p50 "
