@@ -31,7 +31,7 @@ install: $(VENV)/.installed engine assets
 	@# Byte-compile dex's own modules, as pip does for the packages it installs: a node
 	@# or a `dex` command then starts without compiling them (about 0.25 s of CPU each
 	@# time where PYTHONDONTWRITEBYTECODE keeps Python from caching them itself).
-	@$(PY) -m compileall -q dex cluster > /dev/null
+	@$(PY) -m compileall -q dex cluster
 
 # The compiled engine (setup.py): `pip install -e` builds it; this rebuilds it
 # in place when the engine's sources changed since (dex.engine would otherwise

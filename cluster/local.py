@@ -77,11 +77,29 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+PORT_RANGE_ENV = "DEX_PORT_RANGE"  # "LO-HI": narrow PORT_MIN..PORT_MAX (processes side by side)
+
+
+def port_range() -> tuple[int, int]:
+    """The throwaway ports' range: PORT_MIN..PORT_MAX, or the part of it that
+    $DEX_PORT_RANGE names. Processes that pick ports at the same time (the
+    test suite's workers, and what they start) each get a range of their
+    own: a port found free is then not taken by another before it is bound."""
+    spec = os.environ.get(PORT_RANGE_ENV, "")
+    if not spec:
+        return PORT_MIN, PORT_MAX
+    lo, sep, hi = spec.partition("-")
+    if not (sep and lo.isascii() and lo.isdigit() and hi.isascii() and hi.isdigit() and PORT_MIN <= int(lo) < int(hi) <= PORT_MAX):
+        raise ClusterError(f"{PORT_RANGE_ENV}={spec!r}: expected LO-HI within {PORT_MIN}-{PORT_MAX}")
+    return int(lo), int(hi)
+
+
 def free_ports(count: int, rng: random.Random) -> list[int]:
-    """`count` distinct loopback ports that are free now, from PORT_MIN..PORT_MAX."""
+    """`count` distinct loopback ports that are free now, from port_range()."""
+    lo, hi = port_range()
     ports: list[int] = []
     for _ in range(PORT_PICKS_MAX):
-        port = rng.randrange(PORT_MIN, PORT_MAX)
+        port = rng.randrange(lo, hi)
         if port in ports or not port_is_free(port):
             continue
         ports.append(port)

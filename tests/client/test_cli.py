@@ -212,10 +212,10 @@ SERVER_MODULES = ("sqlalchemy", "alembic", "fastapi", "uvicorn", "pysyncobj", "d
 
 
 def test_the_parser_and_a_client_command_load_no_server_code() -> None:
-    """Every `dex` command builds the whole parser first: building it (and
-    running a client command up to its first request) must not import the
-    node's, the store's or the audit's libraries, or each command pays
-    a second of imports before it does anything."""
+    """Every `dex` command builds the whole parser first: building it,
+    parsing a client command and importing the client it runs with must not
+    import the node's, the store's or the audit's libraries, or each command
+    pays a second of imports before it does anything."""
     probe = (
         "import sys\n"
         "from dex.cli import build_parser\n"
