@@ -44,13 +44,14 @@ FRAMES_INFLIGHT_MAX frames a channel executing at once. The follower reads
 answers of at most ANSWER_MESSAGE_BYTES_MAX and forwards at most
 FORWARDS_INFLIGHT_MAX requests at once (more: 503 -1008).
 
-Shedding early: when the leader sheds a forwarded request (503 -1008, its
-admission's expected wait over budget), the follower refuses the requests
-that reach it in the next `admission_delay_ms` (the cluster's budget) itself,
-with the leader's Retry-After, before it verifies their signatures or sends
-them: the leader's queue held at least a budget's worth of work, so nothing
-sent meanwhile would have been admitted. The first request after that goes
-through and probes the leader again.
+Shedding early: when the leader sheds a forwarded request because its
+expected wait is over budget (503 -1008 with X-DEX-SHED-MS, how long the wait
+stays over budget if nothing more is admitted), the follower refuses the
+requests that reach it for that long itself (at most the cluster's
+`admission_delay_ms`), with the leader's Retry-After, before it verifies
+their signatures or sends them; the first request after that goes through and
+probes the leader again. A refusal by the leader's count bound (a big batch
+among many queued commands) carries no X-DEX-SHED-MS and holds nothing back.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ from dataclasses import dataclass, field
 from fastapi import APIRouter, WebSocket
 
 from dex.api.deps import verify_call
-from dex.api.errors import DISCONNECTED, OVERLOADED, TIMEOUT, UNKNOWN, ApiError, Refused, log_once
+from dex.api.errors import DISCONNECTED, OVERLOADED, SHED_MS_HEADER, TIMEOUT, UNKNOWN, ApiError, Refused, log_once
 from dex.api.execute import Answer, Call, execute_many, not_leader, refusal
 from dex.api.server import BODY_BYTES_MAX, HEAD_BYTES_MAX
 from dex.ledger.port import REQUEST_TIMEOUT_S
@@ -389,6 +390,11 @@ class Link:
     task: asyncio.Task | None = None
 
 
+def _count(text) -> int:
+    """A header's small non-negative integer, or 0."""
+    return int(text) if isinstance(text, str) and 0 < len(text) <= 7 and text.isascii() and text.isdigit() else 0
+
+
 class ForwardChannel:
     """A follower's channel to the leader: `forward(leader, call)`."""
 
@@ -405,13 +411,13 @@ class ForwardChannel:
         self._ids = itertools.count(1)
         self.frames_sent = 0
         self.requests_sent = 0
-        self.shed_hold_s = cfg.admission_delay_ms / 1000
+        self.shed_hold_max_s = cfg.admission_delay_ms / 1000
         self._shedding: tuple[str, float, int] | None = None  # (leader, until, its Retry-After seconds)
         self.shed_early = 0  # requests refused here while the leader sheds
 
     def admit(self, leader: str) -> None:
-        """ApiError 503 -1008 while `leader` shed a request of ours within the
-        last shed_hold_s; asked before a request's signature is verified."""
+        """ApiError 503 -1008 while the hold after `leader` shed one of our
+        forwards lasts; asked before a request's signature is verified."""
         shedding = self._shedding
         if shedding is None or shedding[0] != leader:
             return
@@ -422,10 +428,13 @@ class ForwardChannel:
         raise ApiError.unavailable(OVERLOADED, "Server is currently overloaded: the leader is shedding load. Please try again.", shedding[2])
 
     def _note(self, leader: str, answer: Answer) -> None:
-        if answer.status == 503 and isinstance(answer.payload, dict) and answer.payload.get("code") == OVERLOADED:
-            retry = (answer.headers or {}).get("Retry-After", "")
-            retry_after_s = int(retry) if retry.isascii() and retry.isdigit() and len(retry) <= 6 else 1
-            self._shedding = (leader, asyncio.get_running_loop().time() + self.shed_hold_s, max(1, retry_after_s))
+        if answer.status != 503 or not isinstance(answer.payload, dict) or answer.payload.get("code") != OVERLOADED:
+            return
+        headers = answer.headers or {}
+        hold_ms, retry = _count(headers.get(SHED_MS_HEADER)), _count(headers.get("Retry-After"))
+        if hold_ms:
+            hold_s = min(hold_ms / 1000, self.shed_hold_max_s)
+            self._shedding = (leader, asyncio.get_running_loop().time() + hold_s, max(1, retry or 1))
 
     async def stop(self) -> None:
         if self.link is not None:

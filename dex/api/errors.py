@@ -27,6 +27,7 @@ UNAUTHORIZED = -1002
 TOO_MANY_REQUESTS = -1003
 TIMEOUT = -1007  # outcome unknown: it may have executed
 OVERLOADED = -1008
+SHED_MS_HEADER = "X-DEX-SHED-MS"  # on a -1008 from admission: ms the expected wait stays over budget
 # ILLEGAL_CHARS -1100, MANDATORY_PARAM -1102, BAD_PRECISION -1111: from dex.ledger.translate
 INVALID_TIMESTAMP = -1021
 INVALID_SIGNATURE = -1022
@@ -87,7 +88,10 @@ def unavailable(e: LedgerUnavailable | Unrecordable | TooLarge) -> ApiError:
     if isinstance(e, NoQuorum):
         return ApiError.unavailable(DISCONNECTED, "The leader has lost its quorum; nothing can commit. Please try again.")
     if isinstance(e, Overloaded):
-        return ApiError.unavailable(OVERLOADED, f"Server is currently overloaded: {e}. Please try again.", e.retry_after_s)
+        refused = ApiError.unavailable(OVERLOADED, f"Server is currently overloaded: {e}. Please try again.", e.retry_after_s)
+        if e.excess_s > 0:  # how long the leader stays over budget: a follower sheds that long (dex/api/channel.py)
+            refused.headers[SHED_MS_HEADER] = str(max(1, round(e.excess_s * 1000)))
+        return refused
     if isinstance(e, NotLeader):
         return ApiError.unavailable(DISCONNECTED, "Leadership changed before the order was proposed. Please try again.")
     assert isinstance(e, OutcomeUnknown), e

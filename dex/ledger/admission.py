@@ -80,6 +80,13 @@ class Admission:
             )
         return None
 
+    def excess_s(self) -> float:
+        """How far the expected wait is over the budget (0 when it is not, or
+        when there is no rate yet): how long, with nothing more admitted, until
+        a request would be admitted again."""
+        delay_s = self.expected_delay_s()
+        return 0.0 if delay_s is None else max(0.0, delay_s - self.delay_budget_s)
+
     def retry_after_s(self) -> int:
         """Whole seconds after which the queue ahead will have drained."""
         delay_s = self.expected_delay_s() or 0.0

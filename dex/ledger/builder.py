@@ -56,11 +56,14 @@ class NotLeader(Exception):
 
 class Overloaded(Exception):
     """The request would wait too long (or too many commands are waiting):
-    it was not queued. `retry_after_s`: when the queue ahead will have drained."""
+    it was not queued. `retry_after_s`: when the queue ahead will have drained;
+    `excess_s`: how long the expected wait stays over the budget (0 when the
+    count bound refused it)."""
 
-    def __init__(self, msg: str, retry_after_s: int = 1) -> None:
+    def __init__(self, msg: str, retry_after_s: int = 1, excess_s: float = 0.0) -> None:
         super().__init__(msg)
         self.retry_after_s = retry_after_s
+        self.excess_s = excess_s
 
 
 class TooLarge(Exception):
@@ -166,7 +169,7 @@ class BlockBuilder:
         why = self.admission.refusal(commands)
         if why is not None:
             self.shed_requests += 1
-            raise Overloaded(why, self.admission.retry_after_s())
+            raise Overloaded(why, self.admission.retry_after_s(), self.admission.excess_s())
 
     @property
     def pending_commands(self) -> int:

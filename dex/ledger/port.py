@@ -85,11 +85,14 @@ class NotLeader(LedgerUnavailable):
 class Overloaded(LedgerUnavailable):
     """The request would wait longer than the admission budget (or too many
     commands are waiting): it was not queued (dex/ledger/admission.py).
-    `retry_after_s`: when the queue ahead is expected to have drained."""
+    `retry_after_s`: when the queue ahead is expected to have drained;
+    `excess_s`: how long the expected wait stays over the budget (0: refused
+    by the count bound)."""
 
-    def __init__(self, msg: str, retry_after_s: int = 1) -> None:
+    def __init__(self, msg: str, retry_after_s: int = 1, excess_s: float = 0.0) -> None:
         super().__init__(msg)
         self.retry_after_s = retry_after_s
+        self.excess_s = excess_s
 
 
 class OutcomeUnknown(LedgerUnavailable):
@@ -258,7 +261,7 @@ class LedgerPort:
         try:
             self._builder.check_admission(commands)
         except _builder.Overloaded as e:
-            raise Overloaded(str(e), e.retry_after_s) from e
+            raise Overloaded(str(e), e.retry_after_s, e.excess_s) from e
 
     async def submit(self, commands: list, auth: Auth | None) -> Applied:
         """Replicate `commands` in one block (this node must lead) and return
@@ -277,7 +280,7 @@ class LedgerPort:
         try:
             self._builder.submit(commands, auth, done)
         except _builder.Overloaded as e:
-            raise Overloaded(str(e), e.retry_after_s) from e
+            raise Overloaded(str(e), e.retry_after_s, e.excess_s) from e
         except _builder.TooLarge as e:
             raise TooLarge(str(e)) from e
         except CodecError as e:
@@ -426,7 +429,7 @@ class LedgerView:
 def _refusal(error: Exception) -> Exception:
     """The ledger exception for the block builder's refusal of a request."""
     if isinstance(error, _builder.Overloaded):
-        return Overloaded(str(error), error.retry_after_s)
+        return Overloaded(str(error), error.retry_after_s, error.excess_s)
     if isinstance(error, _builder.TooLarge):
         return TooLarge(str(error))
     assert isinstance(error, CodecError), error

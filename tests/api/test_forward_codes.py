@@ -23,7 +23,7 @@ import pytest
 from websockets.asyncio.server import serve
 
 from dex.api import channel as ch
-from dex.api.errors import DISCONNECTED, OVERLOADED, TIMEOUT, ApiError
+from dex.api.errors import DISCONNECTED, OVERLOADED, SHED_MS_HEADER, TIMEOUT, ApiError
 from dex.api.execute import Answer, Call
 from dex.auth import Keypair
 from dex.client import Client
@@ -197,35 +197,42 @@ def test_an_answer_is_passed_on_once_this_node_applied_its_block() -> None:
     assert isinstance(e, ApiError) and (e.status, e.code) == (503, TIMEOUT) and "block 7" in e.msg
 
 
-def test_after_the_leader_sheds_a_forward_the_follower_sheds_for_the_budget_then_probes_again() -> None:
-    """The leader answers every forward 503 -1008 (Retry-After 3). Right after
-    such an answer the follower refuses requests for that leader itself, with
-    the leader's Retry-After, and counts them; not for another leader; and
-    once the hold (the cluster's admission budget) has passed, it sends again."""
+def test_after_the_leader_sheds_a_forward_the_follower_sheds_while_the_leader_stays_over_budget() -> None:
+    """The leader answers three forwards 503 -1008 (Retry-After 3): the first
+    two say how long its expected wait stays over budget (X-DEX-SHED-MS), the
+    third, a count-bound refusal, does not. After the first the follower
+    refuses that leader's requests itself, with the leader's Retry-After, and
+    counts them; not another leader's; the hold is at most the cluster's
+    budget (here set to end at once for the second); a count-bound refusal
+    holds nothing back."""
+    sheds = [{"Retry-After": "3", SHED_MS_HEADER: "60000"}, {"Retry-After": "3", SHED_MS_HEADER: "1"}, {"Retry-After": "3"}]
 
     async def shedding(ws, conn_key, leader):
-        for seq in (1, 2):
+        for seq, headers in enumerate(sheds, 1):
             requests = await leader.read_frame(ws, conn_key)
-            answers = [(i, Answer(503, {"code": OVERLOADED, "msg": "overloaded"}, {"Retry-After": "3"}, None)) for i, _ in requests]
+            answers = [(i, Answer(503, {"code": OVERLOADED, "msg": "overloaded"}, headers, None)) for i, _ in requests]
             await ws.send(ch.seal(conn_key, ch.TO_FOLLOWER, seq, ch.encode_answers(answers)))
         await ws.wait_closed()
 
     async def scenario(f):
         f.admit("n1")  # nothing shed yet
-        f.shed_hold_s = 60.0
-        first = await f.forward("n1", CALL)
+        f.shed_hold_max_s = 60.0
+        answers = [await f.forward("n1", CALL)]
         with pytest.raises(ApiError) as refused:
             f.admit("n1")
         f.admit("n3")  # another leader: no refusal of its on record
-        f.shed_hold_s = 0.0  # a hold that is over at once
-        second = await f.forward("n1", CALL)
-        f.admit("n1")  # the hold has passed: requests go to the leader again
-        return first, second, refused.value, f.shed_early
+        f.shed_hold_max_s = 0.0  # the cluster's budget caps the hold: over at once
+        answers.append(await f.forward("n1", CALL))
+        f.admit("n1")
+        f.shed_hold_max_s = 60.0
+        answers.append(await f.forward("n1", CALL))
+        f.admit("n1")  # a count-bound refusal: no hold
+        return answers, refused.value, f.shed_early
 
-    (first, second, refused, shed_early), frames = asyncio.run(against(shedding, scenario))
-    assert first.status == second.status == 503 and first.payload["code"] == OVERLOADED
+    (answers, refused, shed_early), frames = asyncio.run(against(shedding, scenario))
+    assert [(a.status, a.payload["code"]) for a in answers] == [(503, OVERLOADED)] * 3
     assert (refused.status, refused.code, refused.headers) == (503, OVERLOADED, {"Retry-After": "3"})
-    assert shed_early == 1 and [len(f) for f in frames] == [1, 1]
+    assert shed_early == 1 and [len(f) for f in frames] == [1, 1, 1]
 
 
 def test_requests_that_arrive_together_travel_in_one_frame_and_are_answered_by_id() -> None:

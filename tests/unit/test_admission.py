@@ -121,3 +121,15 @@ def test_retry_after_is_whole_seconds_covering_the_queue():
     a.admitted(1.0, 240)  # 250 ahead at 100/s: 2.5 s
     assert a.retry_after_s() == 3
     assert "2,500 ms" in a.refusal(1)
+
+
+def test_the_excess_is_how_long_the_expected_wait_stays_over_the_budget():
+    """What a refusal tells a follower (X-DEX-SHED-MS): 0 while under the
+    budget or with no rate yet, else expected wait minus budget."""
+    a = admission(budget_ms=100)
+    assert a.excess_s() == 0.0  # no rate yet
+    saturate(a, rate_per_s=1000, seconds=0.5)  # 10 queued: 10 ms at 1,000/s
+    assert a.excess_s() == 0.0
+    a.admitted(1.0, 140)  # 150 ahead: 150 ms at 1,000/s, 50 ms over
+    assert a.refusal(1) is not None
+    assert a.excess_s() == pytest.approx(0.050, rel=0.02)
