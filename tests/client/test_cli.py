@@ -384,3 +384,16 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_elsewhere(capsys) -> No
     bar.done()
     err = capsys.readouterr().err
     assert err.count("\r\x1b[K") == 2 and "100/200 orders" in err and f"{progress_bar(200, 200)} 200/200 orders" in err and err.endswith("\n")
+
+
+def test_audit_help_states_the_audits_own_defaults() -> None:
+    """The parser states the audit's defaults by hand (it must not import the
+    audit to read them): they must be the audit's."""
+    from dex import audit
+    from dex.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {a.dest: a.help for a in commands.choices["audit"]._actions}
+    assert f"(default {audit.DEPTH_LEVELS_DEFAULT})" in helps["depth"]
+    assert f"(default {audit.ACCOUNTS_SHOWN_DEFAULT})" in helps["accounts"]
+    assert f"(default {audit.PROBLEMS_MAX_DEFAULT})" in helps["problems"]
