@@ -434,7 +434,7 @@ class ForwardChannel:
         hold_ms, retry = _count(headers.get(SHED_MS_HEADER)), _count(headers.get("Retry-After"))
         if hold_ms:
             hold_s = min(hold_ms / 1000, self.shed_hold_max_s)
-            self._shedding = (leader, asyncio.get_running_loop().time() + hold_s, max(1, retry or 1))
+            self._shedding = (leader, asyncio.get_running_loop().time() + hold_s, max(1, retry))
 
     async def stop(self) -> None:
         if self.link is not None:

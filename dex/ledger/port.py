@@ -261,7 +261,7 @@ class LedgerPort:
         try:
             self._builder.check_admission(commands)
         except _builder.Overloaded as e:
-            raise Overloaded(str(e), e.retry_after_s, e.excess_s) from e
+            raise _refusal(e) from e
 
     async def submit(self, commands: list, auth: Auth | None) -> Applied:
         """Replicate `commands` in one block (this node must lead) and return
@@ -279,12 +279,8 @@ class LedgerPort:
             raise NoQuorum("the leader has lost its quorum")
         try:
             self._builder.submit(commands, auth, done)
-        except _builder.Overloaded as e:
-            raise Overloaded(str(e), e.retry_after_s, e.excess_s) from e
-        except _builder.TooLarge as e:
-            raise TooLarge(str(e)) from e
-        except CodecError as e:
-            raise Unrecordable(str(e)) from e
+        except (_builder.Overloaded, _builder.TooLarge, CodecError) as e:
+            raise _refusal(e) from e
         return await self._applied(future, len(commands))
 
     def submit_many(self, requests: list) -> list:
