@@ -94,6 +94,14 @@ def port_range() -> tuple[int, int]:
     return int(lo), int(hi)
 
 
+def port_slice(index: int, count: int) -> str:
+    """The $DEX_PORT_RANGE value for the index-th of `count` processes
+    picking ports side by side: equal slices of PORT_MIN..PORT_MAX, disjoint."""
+    assert 0 <= index < count
+    width = (PORT_MAX - PORT_MIN) // count
+    return f"{PORT_MIN + index * width}-{PORT_MIN + (index + 1) * width}"
+
+
 def free_ports(count: int, rng: random.Random) -> list[int]:
     """`count` distinct loopback ports that are free now, from port_range()."""
     lo, hi = port_range()

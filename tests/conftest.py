@@ -18,22 +18,20 @@ if str(ROOT) not in sys.path:
 from tests import engines, kit, streams  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
+# pytest-xdist workers (`make test`) start clusters side by side: each worker,
+# and every process it starts, picks throwaway ports from a slice of its own
+# (cluster.local.port_range), so two workers never race for the same port.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER.startswith("gw") and _WORKER[2:].isdigit() and os.environ.get("PYTEST_XDIST_WORKER_COUNT", "").isdigit():
+    from cluster.local import PORT_RANGE_ENV, port_slice
+
+    os.environ[PORT_RANGE_ENV] = port_slice(int(_WORKER[2:]), int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+
 # `make test` (and CI) runs the property tests on the same examples every
 # time, so its outcome depends on the code alone and a failure replays.
 # `--hypothesis-profile=explore` draws new examples on every run: how the
 # model test found the last engine bugs. A failure prints the example and
 # lands in .hypothesis/, where the next run replays it first.
-# pytest-xdist workers (`make test`) start clusters side by side: each worker,
-# and every process it starts, picks throwaway ports from a range of its own
-# (cluster.local.port_range), so two workers never race for the same port.
-_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
-if _WORKER.startswith("gw") and _WORKER[2:].isdigit() and os.environ.get("PYTEST_XDIST_WORKER_COUNT", "").isdigit():
-    from cluster.local import PORT_MAX, PORT_MIN, PORT_RANGE_ENV
-
-    _index, _count = int(_WORKER[2:]), int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
-    _width = (PORT_MAX - PORT_MIN) // _count
-    os.environ[PORT_RANGE_ENV] = f"{PORT_MIN + _index * _width}-{PORT_MIN + (_index + 1) * _width}"
-
 settings.register_profile("default", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile("default")

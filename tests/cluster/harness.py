@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import time
@@ -64,6 +65,12 @@ def write_config(directory: Path, *, name: str, ports: list[int], secret_file: s
     path = directory / "cluster.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def metric_value(text: str, name: str) -> float | None:
+    """An unlabelled metric's value in a node's /metrics text (None: absent)."""
+    m = re.search(rf"^{name} (\S+)$", text, re.M)
+    return None if m is None else float(m.group(1))
 
 
 class TruncatedAppliedEntries(AssertionError):

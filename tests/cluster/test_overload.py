@@ -20,7 +20,7 @@ import pytest
 
 from dex.auth import Keypair
 from dex.client import Client
-from tests.cluster.harness import Cluster
+from tests.cluster.harness import Cluster, metric_value
 
 # The leader admits ~1 ms of expected wait, in blocks of 2 commands.
 pytestmark = pytest.mark.cluster_settings(admission_delay_ms=1, block_commands_max=2, rate_limit_per_s=100_000, rate_limit_burst=100_000)
@@ -82,8 +82,9 @@ def _forward_shed(c: Cluster, node: str) -> int:
     """The follower's dex_forward_shed_total from its /metrics."""
     r = c.http.get(c.url(node) + "/metrics")
     assert r.status_code == 200
-    line = next(l for l in r.text.splitlines() if l.startswith("dex_forward_shed_total"))
-    return int(float(line.split()[-1]))
+    value = metric_value(r.text, "dex_forward_shed_total")
+    assert value is not None, "no dex_forward_shed_total in /metrics"
+    return int(value)
 
 
 def test_a_flood_through_a_follower_is_shed_there_or_at_the_leader_and_loses_nothing(shared_cluster: Cluster) -> None:

@@ -10,7 +10,6 @@ are stopped so the chain files are quiet.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from dex.store import db
 from dex.store.check import compare_store
 from dex.store.models import StoreCursor, TradeRow
 from dex.store.rows import decode_block
-from tests.cluster.harness import Cluster
+from tests.cluster.harness import Cluster, metric_value
 from tests.store.pg import FreshDatabase, PrivatePostgres, shared_server_or_skip
 
 TRADERS = 3
@@ -183,11 +182,6 @@ def test_every_trade_once_through_killing_the_writer_and_the_leader(store_cluste
     print(f"{url.split(':')[0]}: {checked} trades in {height} blocks, each once; writer {writer} and leader {leader} killed")
 
 
-def _metric(text: str, name: str) -> float | None:
-    m = re.search(rf"^{name} (\S+)$", text, re.M)
-    return None if m is None else float(m.group(1))
-
-
 def test_database_down_for_20_s_trading_goes_on_and_the_store_catches_up(cluster_config: Cluster, monkeypatch) -> None:
     pg = PrivatePostgres()
     try:
@@ -217,7 +211,7 @@ def test_database_down_for_20_s_trading_goes_on_and_the_store_catches_up(cluster
                 if metrics_down is None and seen_down:
                     n = next(iter(seen_down))
                     text = cluster.http.get(cluster.url(n) + "/metrics").text
-                    if _metric(text, "dex_store_up") == 0 and (_metric(text, "dex_store_lag_blocks") or 0) > 0:
+                    if metric_value(text, "dex_store_up") == 0 and (metric_value(text, "dex_store_lag_blocks") or 0) > 0:
                         metrics_down = text
                 time.sleep(0.5)
             assert not traders.failures, traders.failures

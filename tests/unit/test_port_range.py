@@ -30,11 +30,18 @@ def test_a_malformed_or_outside_range_is_refused_by_name(monkeypatch: pytest.Mon
         local.port_range()
 
 
+@pytest.mark.parametrize("count", [1, 2, 3, 7])
+def test_the_slices_are_disjoint_equal_and_inside_the_range(count: int) -> None:
+    bounds = [tuple(map(int, local.port_slice(i, count).split("-"))) for i in range(count)]
+    assert bounds[0][0] == local.PORT_MIN and bounds[-1][1] <= local.PORT_MAX
+    assert all(hi == next_lo for (_, hi), (next_lo, _) in zip(bounds, bounds[1:]))  # adjacent, no overlap
+    assert len({hi - lo for lo, hi in bounds}) == 1 and bounds[0][1] - bounds[0][0] >= (local.PORT_MAX - local.PORT_MIN) // 8
+
+
 def test_each_xdist_worker_picks_from_its_own_slice() -> None:
-    """tests/conftest.py gives worker gwN the N-th of as many equal slices as
-    there are workers, so no two workers share a port."""
+    """tests/conftest.py gives worker gwN the N-th slice."""
     worker, count = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if worker is None or count is None:
         pytest.skip("not under pytest-xdist (make test runs it)")
-    index, width = int(worker.removeprefix("gw")), (local.PORT_MAX - local.PORT_MIN) // int(count)
-    assert local.port_range() == (local.PORT_MIN + index * width, local.PORT_MIN + (index + 1) * width)
+    assert os.environ[local.PORT_RANGE_ENV] == local.port_slice(int(worker.removeprefix("gw")), int(count))
+    assert local.port_range() == tuple(map(int, os.environ[local.PORT_RANGE_ENV].split("-")))
