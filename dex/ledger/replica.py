@@ -67,7 +67,7 @@ from dex.ledger.codec import (
 from dex.ledger.journal import DexJournal, JournalCorrupt, install_sync_before_send
 from dex.ledger.replay import ReplayGuard
 from dex.ledger.state import apply_proposal
-from dex.ledger.transport import RaftTransport
+from dex.ledger.transport import RaftTransport, pickle_entries_natively
 
 log = logging.getLogger("dex.ledger.replica")
 
@@ -193,6 +193,7 @@ class Replica(SyncObj):
             dnsFailCacheTime=1.0,
         )
         others = [n.raft_address for n in cfg.nodes if n.id != node_id]
+        pickle_entries_natively()  # blocks are bytes: a third smaller on the wire and in the journal
         try:
             with raft_correct_journals(lambda path: DexJournal(path, durability=cfg.durability)):
                 super().__init__(me.raft_address, others, conf, transportClass=RaftTransport)  # bounded Raft port

@@ -8,6 +8,7 @@ the connect timeout against a peer whose SYNs are dropped.
 from __future__ import annotations
 
 import os
+import pickle
 import socket
 import struct
 import time
@@ -24,9 +25,14 @@ from dex.ledger.transport import (
     ENTRY_PICKLE_OVERHEAD_BYTES,
     HANDSHAKE_MESSAGE_BYTES_MAX,
     MESSAGE_BYTES_MAX,
+    PICKLE_PROTOCOL,
     RAFT_ENTRY_BYTES_MAX,
+    RaftConnection,
     RaftTransport,
+    Refusals,
+    _UNDECODABLE,
     encode_message,
+    pickle_entries_natively,
 )
 
 INDEX_MAX = 2**63 - 1  # the largest index or term pickles the longest
@@ -36,8 +42,9 @@ PASSWORD = "unit-test-secret"
 
 
 def _entry_command(proposal: bytes) -> bytes:
-    """A log entry's command as PySyncObj builds it for `apply_block(proposal)`."""
-    return REGULAR_COMMAND + raft_pickle.dumps((FUNC_ID, (proposal,)))
+    """A log entry's command as PySyncObj builds it for `apply_block(proposal)`,
+    with its own protocol 2 (an older node's leader: the largest encoding)."""
+    return REGULAR_COMMAND + pickle.dumps((FUNC_ID, (proposal,)), 2)
 
 
 def test_the_bound_admits_the_largest_append_entries_pysyncobj_can_send():
@@ -56,7 +63,7 @@ def test_the_bound_admits_the_largest_append_entries_pysyncobj_can_send():
     wire = encode_message(message, rand_key, encryptor)
 
     assert len(wire) <= MESSAGE_BYTES_MAX
-    pickled_overhead = len(raft_pickle.dumps(tiny)) - sum(len(e[0]) * 2 for e in tiny)  # bytes pickle as UTF-8: <= 2 per byte
+    pickled_overhead = len(pickle.dumps(tiny, 2)) - sum(len(e[0]) * 2 for e in tiny)  # bytes pickle as UTF-8: <= 2 per byte
     assert pickled_overhead <= ENTRY_PICKLE_OVERHEAD_BYTES * len(tiny)
 
 
@@ -273,3 +280,75 @@ def test_after_the_handshake_a_message_may_announce_up_to_the_message_bound_and_
             sock.close()
     finally:
         node.destroy()
+
+
+# ------------------------------------------------------------ the encoding
+
+def _connection(encryptor) -> RaftConnection:
+    conn = RaftConnection(None, Refusals(), timeout_s=1.0, send_buffer_bytes=1024, recv_buffer_bytes=1024)
+    conn.encryptor = encryptor
+    return conn
+
+
+def _pysyncobj_encode(message, rand_key, encryptor, stamp: int) -> bytes:
+    """A message as PySyncObj 0.3.17's own TcpConnection (and dex before
+    protocol 5) encodes it: protocol 2, deflated at level 3."""
+    return encryptor.encrypt_at_time(zlib.compress(pickle.dumps((rand_key, message), 2), 3), stamp)
+
+
+def _append_entries(proposal: bytes, entry_protocol: int) -> dict:
+    entry = REGULAR_COMMAND + pickle.dumps((FUNC_ID, (proposal,), {}), entry_protocol)
+    return {"type": "append_entries", "term": 3, "commit_index": 9, "entries": [(entry, 10, 3)], "prevLogIdx": 9, "prevLogTerm": 3}
+
+
+def test_messages_decode_across_the_old_and_new_encodings():
+    encryptor = getEncryptor(PASSWORD)
+    key = os.urandom(32)
+    proposal = zlib.compress(os.urandom(3000))
+    old = _append_entries(proposal, 2)
+    new = _append_entries(proposal, PICKLE_PROTOCOL)
+    conn = _connection(encryptor)
+    conn.recvRandKey = key
+    assert conn._decode(_pysyncobj_encode(old, key, encryptor, int(time.monotonic()))) == old
+    assert conn._decode(encode_message(new, key, encryptor)) == new
+    # and what we send, PySyncObj's own decoding reads
+    assert raft_pickle.loads(zlib.decompress(encryptor.decrypt(encode_message(new, key, encryptor)))) == (key, new)
+
+
+def test_a_block_goes_on_the_wire_at_its_own_size():
+    """Protocol 2 stores bytes as UTF-8 text: a deflated block grew ~1.5x in
+    its log entry and again in the message, and zlib was paid to undo it."""
+    pickle_entries_natively()
+    encryptor = getEncryptor(PASSWORD)
+    proposal = zlib.compress(os.urandom(3000))
+    entry = REGULAR_COMMAND + raft_pickle.dumps((FUNC_ID, (proposal,), {}))  # as PySyncObj builds it now
+    assert len(entry) <= len(proposal) + 32
+    message = {"type": "append_entries", "term": 3, "commit_index": 9, "entries": [(entry, 10, 3)], "prevLogIdx": 9, "prevLogTerm": 3}
+    plain = zlib.decompress(encryptor.decrypt(encode_message(message, os.urandom(32), encryptor)))
+    assert len(plain) <= len(proposal) + 256
+
+
+def test_only_the_full_dump_is_deflated():
+    encryptor = getEncryptor(PASSWORD)
+    chunk = bytes(60_000)  # an engine snapshot deflates well
+    dump = {"type": "append_entries", "term": 3, "commit_index": 9, "serialized": (chunk, True, False)}
+    assert len(encode_message(dump, None, encryptor)) < len(chunk) // 10
+    entries = _append_entries(chunk, PICKLE_PROTOCOL)
+    assert len(encode_message(entries, None, encryptor)) > len(chunk)
+
+
+def test_a_token_older_than_the_last_one_or_altered_is_refused():
+    encryptor = getEncryptor(PASSWORD)
+    key = os.urandom(32)
+    conn = _connection(encryptor)
+    conn.recvRandKey = key
+    message = {"type": "append_entries_response", "term": 3}
+    assert conn._decode(_pysyncobj_encode(message, key, encryptor, 1000)) == message
+    assert conn.recvLastTimestamp == 1000
+    assert conn._decode(_pysyncobj_encode(message, key, encryptor, 999)) is _UNDECODABLE
+    assert conn._decode(_pysyncobj_encode(message, key, encryptor, 1000)) == message
+    token = bytearray(_pysyncobj_encode(message, key, encryptor, 2000))
+    token[5] = ord("A") if token[5] != ord("A") else ord("B")  # inside the timestamp
+    assert conn._decode(bytes(token)) is _UNDECODABLE
+    assert conn.recvLastTimestamp == 1000  # an altered stamp moves nothing
+    assert conn._decode(_pysyncobj_encode(message, os.urandom(32), encryptor, 2000)) is _UNDECODABLE  # another connection's key
