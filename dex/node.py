@@ -182,6 +182,7 @@ def run(config_path: str | Path, node_id: str, *, log_file: str | Path | None = 
     import uvicorn
 
     from dex.api.app import create_app
+    from dex.api.fastpath import FastPath
     from dex.api.server import BoundedHttpProtocol
     from dex.api.channel import WS_MESSAGE_BYTES_MAX
     from dex.api.streams import WS_FRAME_BYTES_CLOSE, WS_PING_INTERVAL_S, WS_PING_TIMEOUT_S
@@ -190,7 +191,7 @@ def run(config_path: str | Path, node_id: str, *, log_file: str | Path | None = 
         _move_ledger_aside(cfg.node_data_dir(node_id))
     _raise_open_files_limit()
     node = Node(cfg, node_id)  # refuses (exits) on damaged data: dex/ledger/replica.py EXIT_*
-    app = create_app(node)
+    app = FastPath(create_app(node), node)  # the order routes skip FastAPI's layers (dex/api/fastpath.py)
     server = uvicorn.Server(
         uvicorn.Config(
             app, host=node.me.api_host, port=node.me.api_port, log_level="warning", access_log=False,

@@ -39,7 +39,7 @@ HEAD_TOO_LARGE = -9431
 DISABLED = -9403
 
 
-__all__ = ["log_once", "occurrences", "BAD_PRECISION", "ILLEGAL_CHARS", "MANDATORY_PARAM", "ApiError", "Refused", "install", "unavailable"]
+__all__ = ["error_response", "log_once", "occurrences", "BAD_PRECISION", "ILLEGAL_CHARS", "MANDATORY_PARAM", "ApiError", "Refused", "install", "unavailable"]
 
 
 # How often each kind of odd event happened in this process (refused
@@ -102,33 +102,34 @@ def unavailable(e: LedgerUnavailable | Unrecordable | TooLarge) -> ApiError:
     )
 
 
-def install(app: FastAPI) -> None:
-    @app.exception_handler(Refused)
-    async def _refused(request: Request, exc: Refused):
+def error_response(request: Request, exc: Exception) -> JSONResponse:
+    """The answer to an exception raised while handling `request`: the one
+    mapping, used by FastAPI's exception handlers (install) and by the order
+    routes' fast path (dex.api.fastpath)."""
+    if isinstance(exc, Refused):
         return JSONResponse({"code": exc.code, "msg": exc.msg}, status_code=exc.status, headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(LedgerUnavailable)
-    @app.exception_handler(Unrecordable)
-    @app.exception_handler(TooLarge)
-    async def _ledger(request: Request, exc: Exception):
+    if isinstance(exc, (LedgerUnavailable, Unrecordable, TooLarge)):
         e = unavailable(exc)
         return JSONResponse({"code": e.code, "msg": e.msg}, status_code=e.status, headers=e.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError):
+    if isinstance(exc, RequestValidationError):
         problems = []
         for e in exc.errors()[:5]:
             where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query"))
             problems.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
         return JSONResponse({"code": MANDATORY_PARAM, "msg": "; ".join(problems) or "invalid request"}, status_code=400)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException):
+    if isinstance(exc, StarletteHTTPException):
         code = NOT_FOUND if exc.status_code == 404 else UNKNOWN
         return JSONResponse({"code": code, "msg": str(exc.detail)}, status_code=exc.status_code)
+    route = request.scope.get("route")
+    kind = f"unexpected {exc.__class__.__name__} on {request.method} {route.path if route else request.url.path[:64]}"
+    log_once(log, kind, "%s: %s", kind, str(exc)[:200], exc_info=exc)
+    return JSONResponse({"code": UNKNOWN, "msg": "An unknown error occurred while processing the request."}, status_code=500)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception):
-        kind = f"unexpected {exc.__class__.__name__} on {request.method} {request.scope.get('route').path if request.scope.get('route') else request.url.path[:64]}"
-        log_once(log, kind, "%s: %s", kind, str(exc)[:200], exc_info=exc)
-        return JSONResponse({"code": UNKNOWN, "msg": "An unknown error occurred while processing the request."}, status_code=500)
+
+def install(app: FastAPI) -> None:
+    for kind in (Refused, LedgerUnavailable, Unrecordable, TooLarge, RequestValidationError, StarletteHTTPException, Exception):
+        app.add_exception_handler(kind, _handler)
+
+
+async def _handler(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(request, exc)

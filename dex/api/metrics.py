@@ -84,7 +84,7 @@ class _Exposition:
         return "\n".join(self.lines) + "\n"
 
 
-def render(node, trade_counts: dict[str, int]) -> str:
+def render(node, trade_counts: dict[str, int], fast_path_requests: int | None = None) -> str:
     s = node_status(node)
     symbols = [m.symbol for m in node.cfg.markets.markets]
     resting = node.port.resting_counts(symbols)
@@ -119,6 +119,8 @@ def render(node, trade_counts: dict[str, int]) -> str:
         out.metric("dex_forward_frames_total", "counter", "Frames this node sent on its forward channel to the leader.", [(None, channel.frames_sent)])
         out.metric("dex_forward_requests_total", "counter", "Requests this node forwarded to the leader in those frames.", [(None, channel.requests_sent)])
         out.metric("dex_forward_shed_total", "counter", "Requests this follower refused 503 -1008 itself, just after the leader shed one of its forwards.", [(None, channel.shed_early)])
+    if fast_path_requests is not None:
+        out.metric("dex_fast_path_requests_total", "counter", "Order requests served without FastAPI's layers (dex/api/fastpath.py).", [(None, fast_path_requests)])
     store = s.get("store") or {}
     if store.get("enabled"):
         out.metric("dex_store_up", "gauge", "1 if the trade store answered this node's last query.", [(None, bool(store.get("up")))])
@@ -135,4 +137,5 @@ def render(node, trade_counts: dict[str, int]) -> str:
 async def metrics(node: NodeDep, request: Request):
     counter = getattr(request.app.state.node, "trade_counter", None)
     counts = counter.counts() if counter is not None else {}
-    return PlainTextResponse(render(node, counts), media_type=CONTENT_TYPE)
+    fast_path = getattr(request.app.state, "fast_path", None)
+    return PlainTextResponse(render(node, counts, None if fast_path is None else fast_path.served), media_type=CONTENT_TYPE)

@@ -7,7 +7,9 @@ ledger port and renders the answer; on a follower the request goes to the
 leader through the forward channel (dex.api.channel) as received, and the
 leader runs the same executor. Either way the answer comes after the block
 holding the command is applied on the node that answers. The routes declare
-their parameters for the OpenAPI document and FastAPI's validation.
+their parameters for the OpenAPI document only: translate validates them.
+The five order routes (FORWARDED) are also served by dex.api.fastpath, which
+calls the same forward.handle without FastAPI's layers around it.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from dex.ledger.translate import (
 
 router = APIRouter(prefix="/api/v1", tags=["trading"])
 
-__all__ = ["BATCH_ORDERS_MAX", "AmendRequest", "BatchOrders", "DepositRequest", "NewOrder", "router"]
+__all__ = ["BATCH_ORDERS_MAX", "FORWARDED", "AmendRequest", "BatchOrders", "DepositRequest", "NewOrder", "router"]
 
 
 def _body(model: type[BaseModel]) -> dict:
@@ -90,19 +92,31 @@ async def batch_orders(request: Request, node: NodeDep):
     return await forward.handle(node, request)
 
 
-@router.delete("/order", summary="Cancel an order (signed)", openapi_extra={"parameters": SIGNED_HEADERS})
-async def cancel_order(
-    request: Request,
-    node: NodeDep,
-    symbol: str = Query(max_length=20),
-    orderId: int | None = Query(default=None, ge=1, le=translate.ORDER_ID_MAX),
-    origClientOrderId: str | None = Query(default=None, min_length=1, max_length=limits.CLIENT_ORDER_ID_LENGTH_MAX, description=CLIENT_ID_RULE),
-):
+_ORDER_REF = [
+    {"name": "orderId", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": translate.ORDER_ID_MAX}},
+    {"name": "origClientOrderId", "in": "query", "required": False, "description": CLIENT_ID_RULE,
+     "schema": {"type": "string", "minLength": 1, "maxLength": limits.CLIENT_ORDER_ID_LENGTH_MAX}},
+]
+
+
+def _symbol(required: bool) -> dict:
+    return {"name": "symbol", "in": "query", "required": required, "schema": {"type": "string", "maxLength": 20}}
+
+
+# The query parameters are documented, not declared: dex.ledger.translate
+# validates them, once, from the signed bytes, wherever the request arrives
+# (as it does the bodies), so FastAPI has nothing to check on these routes.
+@router.delete("/order", summary="Cancel an order (signed)", openapi_extra={"parameters": [_symbol(True), *_ORDER_REF, *SIGNED_HEADERS]})
+async def cancel_order(request: Request, node: NodeDep):
     return await forward.handle(node, request)
 
 
-@router.delete("/openOrders", summary="Cancel every open order of the account, in one market or all (signed)", openapi_extra={"parameters": SIGNED_HEADERS})
-async def cancel_open_orders(request: Request, node: NodeDep, symbol: str | None = Query(default=None, max_length=20)):
+@router.delete(
+    "/openOrders",
+    summary="Cancel every open order of the account, in one market or all (signed)",
+    openapi_extra={"parameters": [_symbol(False), *SIGNED_HEADERS]},
+)
+async def cancel_open_orders(request: Request, node: NodeDep):
     return await forward.handle(node, request)
 
 
@@ -224,3 +238,10 @@ async def _faucet(request: Request, node, command: type[Deposit] | type[Withdraw
     the faucet setting turns both on or off, checked where the request arrives."""
     execute.faucet_enabled(node)
     return await forward.handle(node, request)
+
+
+# The routes whose whole handler is `forward.handle(node, request)` and which
+# declare nothing for FastAPI to validate: dex.api.fastpath serves these.
+FORWARDED = frozenset((method, router.prefix + path) for method, path in (
+    ("POST", "/order"), ("POST", "/batchOrders"), ("DELETE", "/order"), ("DELETE", "/openOrders"), ("PUT", "/order/amend"),
+))
