@@ -239,7 +239,10 @@ class StoreWriter:
             delay = RETRY_S_MIN
             if written:
                 self._stopping.wait(WRITE_COALESCE_S)
-            self._wake.wait(CURSOR_POLL_S)
+            if self._holding:
+                self._wake.wait(CURSOR_POLL_S)
+            else:  # not the writer: new blocks are not ours to write; poll on the interval, not per block
+                self._stopping.wait(CURSOR_POLL_S)
 
     def _fail(self, e: BaseException) -> None:
         message = f"{type(e).__name__}: {e}".replace("\n", " ")[:ERROR_CHARS_MAX]

@@ -218,6 +218,37 @@ def test_only_one_node_takes_the_writer_lock(store_url, builder):
     assert compare_store(store_url, builder.chain, markets=kit.markets()) == []
 
 
+def test_a_node_that_is_not_the_writer_polls_on_its_interval_not_per_block(store_url, builder, monkeypatch):
+    """Three of four nodes do not write: each used to query the store on
+    every block (~100 a second at saturation, 5% of a core each)."""
+    from cluster.local import wait_for
+
+    monkeypatch.setattr(writer_module, "CURSOR_POLL_S", 0.5)
+    trading_blocks(builder, 3, 5)
+    a = StoreWriter(store_url, builder.chain, kit.markets(), node_id="a")
+    b = StoreWriter(store_url, builder.chain, kit.markets(), node_id="b")
+    assert a.step() == builder.chain.height
+    stepped = threading.Event()
+    real_step = b._step
+    b._step = lambda: (stepped.set(), real_step())[1]
+    b.start()
+    try:
+        assert stepped.wait(5), "b never polled"
+        wait_for(lambda: b.status()["cursorHeight"] == builder.chain.height, 5, what="b to read the cursor")
+        stepped.clear()
+        trading_blocks(builder, 1, 5)
+        b.notify()  # a block: not b's to write
+        assert not stepped.wait(0.25), "a node that is not the writer queried the store on a block"
+        assert stepped.wait(2), "b stopped polling"
+        a.step()
+        a.stop()  # the lock is free: b takes it on its next poll
+        wait_for(lambda: b.status()["writer"], 10, what="b to take the writer lock")
+    finally:
+        b.stop()
+        a.stop()
+    assert compare_store(store_url, builder.chain, markets=kit.markets()) == []
+
+
 # --------------------------------------------------------------- order history
 
 
