@@ -21,7 +21,7 @@ from dex.core.reasons import Reason
 from dex.engine import Engine
 from dex.ledger import builder as block_builder
 from dex.ledger.codec import CodecError
-from dex.ledger.port import Applied, LedgerPort, NoQuorum, NotLeader, OutcomeUnknown, Overloaded, Unrecordable
+from dex.ledger.port import Applied, LedgerPort, NoQuorum, NotLeader, OutcomeUnknown, Overloaded, Unrecordable, within
 from tests.kit import ALICE, BOB, BUY, SELL, SYMBOL, limit_order, lots, markets, ticks, units
 
 
@@ -212,3 +212,32 @@ def test_apply_latency_is_sampled_only_once_the_replica_has_caught_up() -> None:
     (sample,) = port.apply_ms_recent
 
     assert 5 <= sample < 3_600_000, sample  # this node's clock against the block's time, not the replay's age
+
+
+# ------------------------------------------------------------------ within
+
+def test_within_returns_the_result_or_times_out_leaving_the_future_settled() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        ready = loop.create_future()
+        loop.call_soon(ready.set_result, 7)
+        assert await within(ready, 5) == 7
+
+        late = loop.create_future()
+        started = loop.time()
+        with pytest.raises(asyncio.TimeoutError):
+            await within(late, 0.05)
+        assert loop.time() - started >= 0.05
+        assert late.done() and isinstance(late.exception(), asyncio.TimeoutError)  # a late answer: _settle skips it
+
+        waited = loop.create_future()
+        task = asyncio.ensure_future(within(waited, 0.05))
+        await asyncio.sleep(0)
+        task.cancel()  # the client went away
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert waited.cancelled()
+        timers = len(loop._scheduled)  # noqa: SLF001 (the timer went with it: nothing fires later)
+        assert timers == 0 or all(h.cancelled() for h in loop._scheduled)  # noqa: SLF001
+
+    run_async(scenario())
