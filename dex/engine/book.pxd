@@ -36,6 +36,10 @@ cdef class Book:
     cdef public list ask_keys
     cdef public long long order_count
     cdef public object digest
+    cdef public list bid_records
+    cdef public list ask_records
+    cdef public list stale_keys
+    cdef public bint records_rebuild
 
 cdef class Order:
     cdef public long long id

@@ -15,6 +15,18 @@ removed from the middle of the deque (O(n)); its `qty` is set to 0 and it is
 skipped and dropped when it reaches the front. `count` and `total` cover live
 orders only; a level whose `count` falls to 0 is removed with its deque, and a
 deque holding many more dead entries than live ones is compacted.
+
+State-hash records. Beside each sorted price list a book keeps the list of its
+levels' 40-byte records in the book digest, pack(price) + level digest, at the
+same indices (`bid_records` with `bid_prices`, `ask_records` with `ask_keys`):
+whoever inserts or removes a price inserts or removes its record there too. A
+level whose digest goes stale (set to None or APPENDED from a current digest)
+or that is created has its key (its price for a bid, the negated price for an
+ask) listed on `book.stale_keys`; the state hash refreshes just those records
+(a key whose level is gone is skipped) and hashes the joined lists
+(dex.engine.snapshot). The list holds at most STALE_LEVELS_MAX keys: past that
+it is dropped and `records_rebuild` set, and the next state hash rebuilds
+every record (an engine that is never hashed, a benchmark's, does not grow).
 """
 
 from __future__ import annotations
@@ -119,6 +131,15 @@ def new_order(id, account, book, price, qty, filled, cid, time_ms, status, kind)
 # instead of re-encoding the whole level (see dex.engine.snapshot).
 APPENDED = b"appended"
 
+# The record of a level created since the last state hash (its key is on
+# `Book.stale_keys`, so it never reaches a digest).
+RECORD_NONE = b""
+# Keys listed on `Book.stale_keys` before the book falls back to
+# rebuilding every record at its next state hash. A node hashes after every
+# block, and a block touches a few levels per command; only an engine left
+# unhashed for many commands reaches it.
+STALE_LEVELS_MAX = 4096
+
 
 class Level:
     __slots__ = ("price", "total", "count", "orders", "digest", "hasher", "hashed")
@@ -182,6 +203,10 @@ class Book:
         "ask_keys",
         "order_count",
         "digest",
+        "bid_records",
+        "ask_records",
+        "stale_keys",
+        "records_rebuild",
     )
 
     def __init__(self, market: Market, index: int, base: int, quote: int) -> None:
@@ -204,3 +229,10 @@ class Book:
         self.ask_keys: list[int] = []  # negated ask prices ascending; best ask last
         self.order_count = 0  # live orders on both sides
         self.digest: bytes | None = None  # cached hash of both sides; None when stale
+        # The state hash's per-level records, aligned with the price lists
+        # (see the module docstring), and the keys of levels whose record is
+        # stale (a bid's price, an ask's negated price).
+        self.bid_records: list[bytes] = []
+        self.ask_records: list[bytes] = []
+        self.stale_keys: list[int] = []
+        self.records_rebuild = False  # every record stale: rebuild them all

@@ -73,8 +73,18 @@ cdef class Engine:
 @cython.locals(book=Book, acct=Account, order=Order, level=Level, qty=cython.longlong)
 cpdef _rest(book, acct, order)
 
-@cython.locals(book=Book, order=Order, level=Level)
+@cython.locals(book=Book, order=Order, level=Level, i=cython.Py_ssize_t)
 cpdef _unqueue(book, dict levels, order)
+
+@cython.locals(level=Level, i=cython.Py_ssize_t, stale=list)
+cpdef Level _add_level(Book book, dict levels, list keys, list records, key, price)
+
+cpdef _stale(Book book, Level level, key)
+
+cpdef _appended(Book book, Level level, key)
+
+@cython.locals(stale=list)
+cpdef _list_stale(Book book, key)
 
 @cython.locals(acct=Account, order=Order, old=Order)
 cpdef _finish(acct, order)

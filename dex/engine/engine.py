@@ -26,7 +26,7 @@ events built with tuple.__new__): see docs/ENGINE.md for the measurements.
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator
 
@@ -65,6 +65,8 @@ from dex.engine.shared import OrderView
 from .snapshot import window_term
 from .book import (
     APPENDED,
+    RECORD_NONE,
+    STALE_LEVELS_MAX,
     Account,
     Book,
     Level,
@@ -240,8 +242,7 @@ class Engine:
                 levels = book.bids
                 level = levels.get(price)
                 if level is None:
-                    level = levels[price] = Level(price)
-                    insort(book.bid_prices, price)
+                    level = _add_level(book, levels, book.bid_prices, book.bid_records, price, price)
             else:
                 amount = qty * book.lot_units
                 acct.free[book.base] -= amount
@@ -249,11 +250,12 @@ class Engine:
                 levels = book.asks
                 level = levels.get(price)
                 if level is None:
-                    level = levels[price] = Level(price)
-                    insort(book.ask_keys, -price)
+                    level = _add_level(book, levels, book.ask_keys, book.ask_records, -price, price)
             order = _order(oid, acct, book, level.price, qty, 0, cid, now, NEW, kind)
-            if level.digest is not None:
+            digest = level.digest
+            if digest is not None and digest is not APPENDED:  # _appended(book, level, key), inlined
                 level.digest = APPENDED
+                _list_stale(book, price if side == BUY else -price)
             level.orders.append(order)
             level.total += qty
             level.count += 1
@@ -429,7 +431,10 @@ class Engine:
             if best > limit:
                 break
             level = asks[best]
-            level.digest = None
+            if level.digest is not None:  # _stale(book, level, -best), inlined
+                if level.digest is not APPENDED:
+                    _list_stale(book, -best)
+                level.digest = None
             orders = level.orders
             unit_cost = best * nu
             while True:
@@ -526,6 +531,7 @@ class Engine:
             if level.count == 0:
                 del asks[best]
                 ask_keys.pop()
+                book.ask_records.pop()
             if stop is not None or (not by_quote and remaining == 0):
                 break
         self.next_trade_id = tid
@@ -562,7 +568,10 @@ class Engine:
             if best < limit:
                 break
             level = bids[best]
-            level.digest = None
+            if level.digest is not None:  # _stale(book, level, best), inlined
+                if level.digest is not APPENDED:
+                    _list_stale(book, best)
+                level.digest = None
             orders = level.orders
             unit_cost = best * nu
             while True:
@@ -630,6 +639,7 @@ class Engine:
             if level.count == 0:
                 del bids[best]
                 bid_prices.pop()
+                book.bid_records.pop()
             if stop is not None or remaining == 0:
                 break
         self.next_trade_id = tid
@@ -795,9 +805,12 @@ class Engine:
 
         if price == order.price and remaining <= order.qty:
             # Lower (or same) quantity at the same price keeps its place.
-            levels = book.bids if (order.kind >> 6) == BUY else book.asks
-            levels[price].total -= order.qty - remaining
-            levels[price].digest = None
+            if (order.kind >> 6) == BUY:
+                level, key = book.bids[price], price
+            else:
+                level, key = book.asks[price], -price
+            level.total -= order.qty - remaining
+            _stale(book, level, key)
             acct.locked[asset] += delta
             acct.free[asset] -= delta
             order.qty = remaining
@@ -990,8 +1003,7 @@ def _rest(book: Book, acct: Account, order: Order) -> None:
         levels = book.bids
         level = levels.get(price)
         if level is None:
-            level = levels[price] = Level(price)
-            insort(book.bid_prices, price)
+            level = _add_level(book, levels, book.bid_prices, book.bid_records, price, price)
     else:
         amount = qty * book.lot_units
         acct.free[book.base] -= amount
@@ -999,11 +1011,9 @@ def _rest(book: Book, acct: Account, order: Order) -> None:
         levels = book.asks
         level = levels.get(price)
         if level is None:
-            level = levels[price] = Level(price)
-            insort(book.ask_keys, -price)
+            level = _add_level(book, levels, book.ask_keys, book.ask_records, -price, price)
     order.price = level.price  # share one int object per level
-    if level.digest is not None:
-        level.digest = APPENDED
+    _appended(book, level, price if (order.kind >> 6) == BUY else -price)
     level.orders.append(order)
     level.total += qty
     level.count += 1
@@ -1017,25 +1027,83 @@ def _unqueue(book: Book, levels: dict[int, Level], order: Order) -> None:
     assert order.status > PARTIALLY_FILLED
     price = order.price
     level = levels[price]
-    level.digest = None
+    if level.digest is not None:  # _stale(book, level, key), inlined
+        if level.digest is not APPENDED:
+            _list_stale(book, price if levels is book.bids else -price)
+        level.digest = None
     level.total -= order.qty
     level.count -= 1
     book.order_count -= 1
     if level.count == 0:
         del levels[price]
-        keys = book.bid_prices if levels is book.bids else book.ask_keys
-        key = price if levels is book.bids else -price
-        keys.pop(_index(keys, key))
+        if levels is book.bids:
+            i = _index(book.bid_prices, price)
+            book.bid_prices.pop(i)
+            book.bid_records.pop(i)
+        else:
+            i = _index(book.ask_keys, -price)
+            book.ask_keys.pop(i)
+            book.ask_records.pop(i)
     elif len(level.orders) > 2 * level.count + 32:
         level.orders = deque([o for o in level.orders if o.status <= PARTIALLY_FILLED])
 
 
 def _index(keys: list[int], key: int) -> int:
-    from bisect import bisect_left
-
     i = bisect_left(keys, key)
     assert keys[i] == key
     return i
+
+
+# The state hash's level records (dex/engine/book.py, "State-hash records").
+# Every change to a level goes through one of these (inlined in `_place`,
+# `_take_buy`, `_take_sell` and `_unqueue`), so a level whose digest was
+# current has its key on `book.stale_keys` until the next state hash
+# refreshes its record. A level's key is its price for a bid, the negated
+# price for an ask (its place in `bid_prices` / `ask_keys`).
+
+
+def _add_level(book: Book, levels: dict, keys: list, records: list, key: int, price: int) -> Level:
+    """A new empty level at `price` (key `key`): in `levels`, in `keys`
+    and, at the same index, a placeholder in `records`; listed as stale."""
+    level = levels[price] = Level(price)
+    i = bisect_left(keys, key)
+    keys.insert(i, key)
+    records.insert(i, RECORD_NONE)
+    stale = book.stale_keys  # _list_stale(book, key), inlined: one call less per new level
+    if len(stale) < STALE_LEVELS_MAX:
+        stale.append(key)
+    else:
+        _list_stale(book, key)
+    return level
+
+
+def _stale(book: Book, level: Level, key: int) -> None:
+    """`level` (key `key`) is about to change other than by queueing at its back."""
+    digest = level.digest
+    if digest is not None:
+        if digest is not APPENDED:
+            _list_stale(book, key)
+        level.digest = None
+
+
+def _appended(book: Book, level: Level, key: int) -> None:
+    """An order is about to be queued at the back of `level` (key `key`)."""
+    digest = level.digest
+    if digest is not None and digest is not APPENDED:
+        level.digest = APPENDED
+        _list_stale(book, key)
+
+
+def _list_stale(book: Book, key: int) -> None:
+    """The record of the level at `key` no longer matches it (called when a
+    level's digest leaves a current value, and for a new level). Keys, not
+    levels: a removed level listed here must not be kept alive."""
+    stale = book.stale_keys
+    if len(stale) < STALE_LEVELS_MAX:
+        stale.append(key)
+    else:  # long unhashed: rebuild every record instead
+        stale.clear()
+        book.records_rebuild = True
 
 
 def _finish(acct: Account, order: Order) -> None:

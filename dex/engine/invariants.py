@@ -64,8 +64,26 @@ def check(engine) -> None:
     from .snapshot import state_hash, state_hash_from_scratch
 
     assert state_hash(engine) == state_hash_from_scratch(engine), "cached state hash disagrees with a full recomputation"
+    for book in engine.books.values():
+        _check_records(book)
     for i, name in enumerate(engine.assets):
         assert totals[i] == engine.deposited[i] - engine.withdrawn[i], (
             f"{name}: free + locked + fees {totals[i]} != deposits - withdrawals "
             f"{engine.deposited[i] - engine.withdrawn[i]}"
         )
+
+
+def _check_records(book) -> None:
+    """Just after a state hash: every level's digest and record are current."""
+    from .snapshot import _U64, _level_digest
+
+    symbol = book.symbol
+    assert not book.stale_keys and not book.records_rebuild, f"{symbol}: records not refreshed"
+    for keys, records, levels, sign in ((book.bid_prices, book.bid_records, book.bids, 1),
+                                        (book.ask_keys, book.ask_records, book.asks, -1)):
+        assert len(records) == len(keys), f"{symbol}: {len(records)} records for {len(keys)} levels"
+        for key, record in zip(keys, records):
+            level = levels[sign * key]
+            digest = _level_digest(level)
+            assert level.digest == digest, f"{symbol}@{level.price}: cached level digest is stale"
+            assert record == _U64.pack(level.price) + digest, f"{symbol}@{level.price}: level record is stale"
