@@ -12,8 +12,8 @@ httpx.AsyncClient instead, at several times the client CPU per request),
 send signed requests (dex.auth.Keypair.headers, Ed25519) round robin to every
 node. Every new order has a unique newClientOrderId and newOrderRespType
 ACK; a request that meets a 503, a 5xx, a timeout or a dead node is retried
-with the same body (so the same client order id) on the next node, as
-dex.client does. The order mix, from --accounts funded accounts on BTCUSDT:
+with the same body (so the same client order id) on the next node, after the
+answer's Retry-After (at most 1 s) when it has one, as dex.client does. The order mix, from --accounts funded accounts on BTCUSDT:
 
     (100 - cross_pct)%  passive GTC limit orders 1-500 ticks from a fixed mid
     cross_pct%          IOC limit orders 100 ticks through the mid
@@ -127,6 +127,7 @@ REQUEST_DEADLINE_S = 30.0  # all attempts of one request
 RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
 BACKOFF_MIN_S = 0.01
 BACKOFF_MAX_S = 0.2
+RETRY_AFTER_MAX_S = 1.0  # dex.client's BACKOFF_MAX_S: the longest Retry-After it honours
 INFLIGHT_OPEN_LOOP_MAX = 20_000
 STATUS_TIMEOUT_S = 2.0
 TRUNCATE_MARKER = "truncating already-applied log entries"
@@ -444,10 +445,16 @@ class Load:
                 self.statuses[label] += 1
                 msg = _msg(payload)
                 self.statuses[f"{label}: {msg[:70]}"] += 1
-            if time.monotonic() + delay > deadline:
+            wait = delay
+            if retry_after is not None and retry_after.isdigit():
+                # As dex.client does: a shed request comes back when the node
+                # said, at most RETRY_AFTER_MAX_S later. Retrying a 503 in
+                # 10 ms kept an overloaded cluster overloaded by its own retries.
+                wait = max(delay, min(float(retry_after), RETRY_AFTER_MAX_S))
+            if time.monotonic() + wait > deadline:
                 return None, payload, attempt_start
             node = (node + 1) % n
-            await asyncio.sleep(delay)
+            await asyncio.sleep(wait)
             delay = min(delay * 2, BACKOFF_MAX_S)
 
     # -- the operations
