@@ -57,6 +57,7 @@ among many queued commands) carries no X-DEX-SHED-MS and holds nothing back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -470,14 +471,15 @@ class ForwardChannel:
         link.wake.set()
         # One timer on the request's own future (ledger.port.within), not
         # wait_for(shield(...)): those built two more futures and their
-        # callbacks per request, ~7% of a follower's CPU at saturation. A
-        # client that goes away cancels the future: the frame builder skips
-        # it if it is still queued.
+        # callbacks per request, ~7% of a follower's CPU at saturation. The
+        # future is done from the moment it times out, so the frame builder
+        # (or _close) may take it off the queue, unsent, before this resumes.
         try:
             return await within(pending.future, self.timeout_s)
         except asyncio.TimeoutError:
             if not pending.written:
-                link.queue.remove(pending)
+                with contextlib.suppress(ValueError):
+                    link.queue.remove(pending)
                 raise _not_sent(leader, "no answer in time") from None
             raise _unknown(leader, "no answer in time") from None
 

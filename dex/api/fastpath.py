@@ -13,6 +13,11 @@ wrappers: on a follower at saturation, more of its CPU than the handler itself
 Everything else goes to FastAPI unchanged, and so does any request carrying
 an `Origin` header: a browser's, which CORS (dex.api.dashboard) must answer.
 The OpenAPI document still describes these routes: FastAPI keeps them.
+
+One difference, deliberate: an unexpected exception here is answered 500
+-1000 and logged once per kind (dex.api.errors.log_once), and the connection
+stays open; through FastAPI, Starlette's ServerErrorMiddleware also re-raises
+it, so uvicorn logs a traceback for each and closes the connection.
 """
 
 from __future__ import annotations

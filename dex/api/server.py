@@ -73,7 +73,11 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         opened[self._address] += 1
         self._counted = True
         self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_timeout)
-        self._one_write = HeadWithBody(transport, self.loop)
+        # Every later write and close of this connection, the response cycles'
+        # and uvicorn's own (a 400, a keep-alive timeout, shutdown, a WebSocket
+        # upgrade's protocol), goes through one HeadWithBody: in order, and a
+        # close sends what it holds first.
+        self.transport = HeadWithBody(transport, self.loop)
 
     def _uncount(self) -> None:
         if self._counted:
@@ -133,10 +137,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if length is not None and (not length.isdigit() or len(length) > 12 or int(length) > BODY_BYTES_MAX):
             self._refuse(413, PAYLOAD_TOO_LARGE, f"Request body over {BODY_BYTES_MAX} bytes.", "body_bytes")
             return
-        before = self.cycle
         super().on_headers_complete()
-        if self.cycle is not before:  # a request to answer (not a WebSocket upgrade)
-            self.cycle.transport = self._one_write  # its head and body in one write
 
     # ------------------------------------------------------------- body
 
@@ -172,7 +173,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
 
 class HeadWithBody:
-    """A connection's transport as a response cycle sees it: a write is held
+    """A connection's transport as its protocol sees it: a write is held
     until the next one, which goes out joined to it, or until the loop's next
     turn. uvicorn writes an answer's head and then its body, each at once: on
     a loaded node that second send (a syscall, and a wake-up of the client)

@@ -73,7 +73,8 @@ log = logging.getLogger("dex.ledger.transport")
 # ------------------------------------------------------------------ bounds
 
 # The largest message, derived. PySyncObj pickles with protocol 2, where
-# `bytes` become a latin-1 str stored as UTF-8: up to 2 bytes per byte.
+# `bytes` become a latin-1 str stored as UTF-8: up to 2 bytes per byte. dex
+# pickles with protocol 5 (below), but the bound still admits an older peer's.
 PICKLE_BYTES_FACTOR_MAX = 2
 # A log entry is one type byte + pickle((function id, (proposal,))); the
 # replicated proposal is the deflated form, never larger than the plain one,

@@ -149,6 +149,37 @@ def test_a_leader_that_never_welcomes_the_channel_is_1001_nothing_was_sent() -> 
     assert frames == []
 
 
+def test_a_request_that_times_out_already_off_the_queue_is_still_1001(monkeypatch) -> None:
+    """The request's future is done from the turn its timer fires; the frame
+    builder (it skips done ones) or the link's close may take it off the queue
+    before the waiting task resumes. Never sent: -1001, not a 500."""
+
+    async def taken_off_as_it_times_out(future, timeout_s):
+        f = forwarding[0]
+        f.link.queue.clear()
+        raise asyncio.TimeoutError
+
+    forwarding: list = []
+
+    async def run():
+        leader = FakeLeader(None, welcome=False)
+        async with leader as port:
+            f = follower({"n1": port})
+            forwarding.append(f)
+            try:
+                await f.forward("n1", CALL)
+            except ApiError as e:
+                return e, leader.frames
+            finally:
+                await f.stop()
+        raise AssertionError("a request with no answer was answered")
+
+    monkeypatch.setattr(ch, "within", taken_off_as_it_times_out)
+    e, frames = asyncio.run(run())
+    assert (e.status, e.code) == (503, DISCONNECTED), (e.status, e.code, e.msg)
+    assert frames == []
+
+
 def test_a_connection_reset_after_the_frame_was_sent_is_1007_unknown() -> None:
     async def reset(ws, conn_key, leader):
         await leader.read_frame(ws, conn_key)

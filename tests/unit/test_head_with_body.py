@@ -46,3 +46,44 @@ def test_a_head_goes_out_with_its_body_and_alone_by_the_next_turn() -> None:
         assert w.get_extra_info("peername") == ("127.0.0.1", 1)
 
     asyncio.run(scenario())
+
+
+# ------------------------------------------- wired into a real uvicorn server
+
+async def _app(scope, receive, send) -> None:
+    if scope["type"] != "http":
+        return
+    body = b'{"ok":true}'
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def test_a_real_server_answers_pipelined_head_and_get_requests_whole_and_in_order() -> None:
+    import uvicorn
+
+    from dex.api.server import BoundedHttpProtocol
+
+    async def scenario() -> None:
+        config = uvicorn.Config(_app, host="127.0.0.1", port=0, http=BoundedHttpProtocol, lifespan="off", log_level="warning")
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"HEAD /a HTTP/1.1\r\nhost: x\r\n\r\nGET /b HTTP/1.1\r\nhost: x\r\n\r\nHEAD /c HTTP/1.1\r\nhost: x\r\n\r\n")
+        await writer.drain()
+        first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)  # HEAD: no body
+        second = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        body = await asyncio.wait_for(reader.readexactly(11), 5)
+        third = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert first.startswith(b"HTTP/1.1 200") and second.startswith(b"HTTP/1.1 200") and third.startswith(b"HTTP/1.1 200")
+        assert body == b'{"ok":true}'
+        # The last answer was a HEAD's, held for a body that never comes: shutting
+        # down now must not lose anything already answered.
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, nothing more, nothing torn
+        writer.close()
+
+    asyncio.run(scenario())
