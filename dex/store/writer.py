@@ -172,6 +172,7 @@ class StoreWriter:
         self._migrated = False
         self._lock_fd: int | None = None
         self._holding = False
+        self.other_writer = False  # the lock was held by another node at the last try: poll, do not wake per block
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -239,10 +240,10 @@ class StoreWriter:
             delay = RETRY_S_MIN
             if written:
                 self._stopping.wait(WRITE_COALESCE_S)
-            if self._holding:
-                self._wake.wait(CURSOR_POLL_S)
-            else:  # not the writer: new blocks are not ours to write; poll on the interval, not per block
+            if self.other_writer:  # another node writes: poll on the interval, not per block
                 self._stopping.wait(CURSOR_POLL_S)
+            else:  # the writer, or nobody yet (this node may take the lock on the next block)
+                self._wake.wait(CURSOR_POLL_S)
 
     def _fail(self, e: BaseException) -> None:
         message = f"{type(e).__name__}: {e}".replace("\n", " ")[:ERROR_CHARS_MAX]
@@ -336,13 +337,16 @@ class StoreWriter:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
+                self.other_writer = True
                 return False
             self._lock_fd = fd
         else:
             got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": db.WRITER_LOCK_KEY}).scalar()
             conn.commit()
             if not got:
+                self.other_writer = True
                 return False
+        self.other_writer = False
         self._holding = True
         log.info("this node is the trade store's writer (cursor at %s, chain head %d)", self.cursor_height, self.chain.height)
         return True

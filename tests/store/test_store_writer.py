@@ -235,6 +235,7 @@ def test_a_node_that_is_not_the_writer_polls_on_its_interval_not_per_block(store
     try:
         assert stepped.wait(5), "b never polled"
         wait_for(lambda: b.status()["cursorHeight"] == builder.chain.height, 5, what="b to read the cursor")
+        assert b.other_writer and not a.other_writer
         stepped.clear()
         trading_blocks(builder, 1, 5)
         b.notify()  # a block: not b's to write
