@@ -34,7 +34,7 @@ def header_json(header, block_hash: bytes) -> dict:
 def _command_json(markets, cmd) -> dict:
     d = {"command": type(cmd).__name__}
     m = markets.get(getattr(cmd, "symbol", None) or "")
-    for k in cmd.__dataclass_fields__:
+    for k in cmd._fields:
         v = getattr(cmd, k)
         name = "".join(w.capitalize() if i else w for i, w in enumerate(k.split("_")))
         if k == "account":

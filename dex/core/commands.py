@@ -1,5 +1,12 @@
-"""Commands into the engine. Frozen messages built at the edge (API, codec,
+"""Commands into the engine. Immutable messages built at the edge (API, codec,
 tests); the engine never mutates them.
+
+NamedTuples, not frozen dataclasses: every order is built once by the API's
+translator and once per node by the block decoder, and an 11-field frozen
+dataclass costs three times a NamedTuple to build (measured here: 1.37 against
+0.43 us for a PlaceOrder by keyword). Build them by keyword. Two commands are
+equal only if they are of the same class (a CancelOrder never equals a
+Deposit with the same four values, as plain tuples would).
 
 Units: `price` in ticks, `qty` in lots, `quote_qty` and `amount` in the
 smallest units of the asset. `account` is an integer id (the API derives it
@@ -8,10 +15,18 @@ from the account's public key); account 0 is the fee account.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from dex.core import limits
 from dex.core.types import OrderType, SelfTradePrevention, Side, TimeInForce
+
+
+def _same_command(self, other) -> bool:
+    return self.__class__ is other.__class__ and tuple.__eq__(self, other)
+
+
+def _other_command(self, other) -> bool:
+    return not (self.__class__ is other.__class__ and tuple.__eq__(self, other))
 
 
 def valid_client_order_id(cid: str) -> bool:
@@ -20,8 +35,7 @@ def valid_client_order_id(cid: str) -> bool:
     return 0 < len(cid) <= limits.CLIENT_ORDER_ID_LENGTH_MAX and cid.isascii() and cid.isprintable()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PlaceOrder:
+class PlaceOrder(NamedTuple):
     account: int
     symbol: str
     side: Side
@@ -34,9 +48,12 @@ class PlaceOrder:
     stp: SelfTradePrevention = SelfTradePrevention.EXPIRE_TAKER
     client_order_id: str | None = None
 
+    __eq__ = _same_command
+    __ne__ = _other_command
+    __hash__ = tuple.__hash__
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CancelOrder:
+
+class CancelOrder(NamedTuple):
     """Cancel by `order_id`, or by `client_order_id` when `order_id` is 0."""
 
     account: int
@@ -44,17 +61,23 @@ class CancelOrder:
     order_id: int = 0
     client_order_id: str | None = None
 
+    __eq__ = _same_command
+    __ne__ = _other_command
+    __hash__ = tuple.__hash__
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CancelAll:
+
+class CancelAll(NamedTuple):
     """Cancel every live order of the account, or only those in `symbol`."""
 
     account: int
     symbol: str | None = None
 
+    __eq__ = _same_command
+    __ne__ = _other_command
+    __hash__ = tuple.__hash__
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AmendOrder:
+
+class AmendOrder(NamedTuple):
     """Change a resting order's price and/or total quantity.
 
     `qty` is the new total quantity (lots, filled part included), 0 to keep it;
@@ -70,9 +93,12 @@ class AmendOrder:
     price: int = 0
     qty: int = 0
 
+    __eq__ = _same_command
+    __ne__ = _other_command
+    __hash__ = tuple.__hash__
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Deposit:
+
+class Deposit(NamedTuple):
     """`transfer_id`: the client's id for the transfer (clientTransferId),
     valid by `valid_client_order_id`; a transfer whose id the account already
     used executes once (dex/ledger/replay.py, TransferIds). The engine never
@@ -83,13 +109,20 @@ class Deposit:
     amount: int  # asset units
     transfer_id: str | None = None
 
+    __eq__ = _same_command
+    __ne__ = _other_command
+    __hash__ = tuple.__hash__
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Withdraw:
+
+class Withdraw(NamedTuple):
     account: int
     asset: str
     amount: int  # asset units
     transfer_id: str | None = None  # as Deposit's
+
+    __eq__ = _same_command
+    __ne__ = _other_command
+    __hash__ = tuple.__hash__
 
 
 Command = PlaceOrder | CancelOrder | CancelAll | AmendOrder | Deposit | Withdraw

@@ -6,7 +6,6 @@ record rewritten with a valid crc) fail, naming the block."""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 import os
@@ -116,7 +115,7 @@ def test_audit_of_a_real_cluster_passes_shows_past_state_and_names_tampered_bloc
         return target
 
     altered = copy("altered-order")
-    forged_leaf = leaf[:2] + encode_command(dataclasses.replace(order, qty=order.qty + 1))
+    forged_leaf = leaf[:2] + encode_command(order._replace(qty=order.qty + 1))
     assert len(forged_leaf) == len(leaf)
     tamper.replace_in_proposal(altered, order_height, leaf, forged_leaf)
     rc, report = audit_json(cluster, "--data", str(altered.parent), "--no-store")

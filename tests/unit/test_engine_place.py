@@ -603,3 +603,11 @@ def test_fok_filled_by_exactly_trades_max_makers_fills():
 
     assert len(kit.trades(events)) == limits.TRADES_PER_ORDER_MAX
     assert not kit.of_type(events, OrderExpired)
+
+
+def test_the_engine_unpacks_a_place_order_in_its_field_order() -> None:
+    """Engine._place unpacks a PlaceOrder positionally (one unpack, not ten
+    attribute reads): a new field, or fields reordered, must be seen there."""
+    from dex.core.commands import PlaceOrder
+
+    assert PlaceOrder._fields == ("account", "symbol", "side", "type", "tif", "price", "qty", "quote_qty", "post_only", "stp", "client_order_id")
