@@ -180,6 +180,9 @@ def test_a_batch_replayed_after_the_dedup_window_rolled_over_is_refused(cluster:
     for i in range(DEDUP_WINDOW // BATCH):  # spread over the nodes: each charges its own tokens
         r = send_signed(http, cluster.url(cluster.ids[i % 4]), keys, "POST", "/api/v1/batchOrders", batch(f"roll{i}"))
         assert r.status_code == 200, r.text[:300]
+    # The reads below go to any node: each must have applied the last batch
+    # (the node that answered it had; another may be a block behind).
+    cluster.wait_converged(cluster.ids, height_min=int(r.headers["X-DEX-BLOCK-HEIGHT"]))
     with Client(cluster.urls, keys) as victim:
         with pytest.raises(Exception) as gone:  # out of the window: the dedup alone would place it again
             victim.get_order("BTCUSDT", client_order_id="first-0")
