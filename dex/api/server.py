@@ -42,6 +42,7 @@ HEAD_TIMEOUT_S = 10.0
 BODY_BYTES_MAX = 48 * 1024  # a 100-order batch is ~25 KB
 CONNECTIONS_PER_ADDRESS_MAX = 512
 CONNECTIONS_MAX = 4096
+RETRY_AFTER_S = 1  # on a 429 / 503 refusal of a connection over the caps
 # The signed bytes are timestamp + method + path + query + body: a body at the
 # bound, with a head at its bound, still fits a block's signed payload.
 assert BODY_BYTES_MAX + HEAD_BYTES_MAX <= SIGNED_PAYLOAD_BYTES_MAX
@@ -166,7 +167,12 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._cancel_head_timer()
         log_once(log, kind, "refused a connection: %s", msg)
         body = json.dumps({"code": code, "msg": msg}).encode()
-        head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % (status, _REASONS[status], len(body))
+        # Too many connections (429, 503) passes: say when to come back, as
+        # every other overload answer does; a client that retried at once
+        # only reopened connections the cap refused again. A head or body
+        # over its bound (431, 413) never passes: no Retry-After.
+        retry = b"retry-after: %d\r\n" % RETRY_AFTER_S if status in (429, 503) else b""
+        head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%sconnection: close\r\n\r\n" % (status, _REASONS[status], len(body), retry)
         if not self.transport.is_closing():
             self.transport.write(head + body)
             self.transport.close()

@@ -135,6 +135,7 @@ def test_one_address_cannot_hold_every_connection(cluster: Cluster) -> None:
         with socket.create_connection(api_address(cluster, node), source_address=("127.0.0.2", 0)) as extra:
             answer = read_answer(extra)
         assert answer.startswith(b"HTTP/1.1 429 "), answer[:200]
+        assert b"\r\nretry-after: 1\r\n" in answer.lower(), answer[:300]  # when to come back, as every overload answer
         still_serves(cluster, node)  # from 127.0.0.1: another address
     finally:
         for s in held:
