@@ -21,12 +21,18 @@ from dex.core import limits
 from dex.core.types import OrderType, SelfTradePrevention, Side, TimeInForce
 
 
-def _same_command(self, other) -> bool:
-    return self.__class__ is other.__class__ and tuple.__eq__(self, other)
+def _equal_within_class(cls):
+    """`cls` (a NamedTuple) equal only to instances of itself; a tuple's
+    equality would make a CancelOrder equal a Deposit of the same values."""
 
+    def __eq__(self, other) -> bool:
+        return self.__class__ is other.__class__ and tuple.__eq__(self, other)
 
-def _other_command(self, other) -> bool:
-    return not (self.__class__ is other.__class__ and tuple.__eq__(self, other))
+    def __ne__(self, other) -> bool:
+        return not __eq__(self, other)
+
+    cls.__eq__, cls.__ne__, cls.__hash__ = __eq__, __ne__, tuple.__hash__
+    return cls
 
 
 def valid_client_order_id(cid: str) -> bool:
@@ -35,6 +41,7 @@ def valid_client_order_id(cid: str) -> bool:
     return 0 < len(cid) <= limits.CLIENT_ORDER_ID_LENGTH_MAX and cid.isascii() and cid.isprintable()
 
 
+@_equal_within_class
 class PlaceOrder(NamedTuple):
     account: int
     symbol: str
@@ -48,11 +55,8 @@ class PlaceOrder(NamedTuple):
     stp: SelfTradePrevention = SelfTradePrevention.EXPIRE_TAKER
     client_order_id: str | None = None
 
-    __eq__ = _same_command
-    __ne__ = _other_command
-    __hash__ = tuple.__hash__
 
-
+@_equal_within_class
 class CancelOrder(NamedTuple):
     """Cancel by `order_id`, or by `client_order_id` when `order_id` is 0."""
 
@@ -61,22 +65,16 @@ class CancelOrder(NamedTuple):
     order_id: int = 0
     client_order_id: str | None = None
 
-    __eq__ = _same_command
-    __ne__ = _other_command
-    __hash__ = tuple.__hash__
 
-
+@_equal_within_class
 class CancelAll(NamedTuple):
     """Cancel every live order of the account, or only those in `symbol`."""
 
     account: int
     symbol: str | None = None
 
-    __eq__ = _same_command
-    __ne__ = _other_command
-    __hash__ = tuple.__hash__
 
-
+@_equal_within_class
 class AmendOrder(NamedTuple):
     """Change a resting order's price and/or total quantity.
 
@@ -93,11 +91,8 @@ class AmendOrder(NamedTuple):
     price: int = 0
     qty: int = 0
 
-    __eq__ = _same_command
-    __ne__ = _other_command
-    __hash__ = tuple.__hash__
 
-
+@_equal_within_class
 class Deposit(NamedTuple):
     """`transfer_id`: the client's id for the transfer (clientTransferId),
     valid by `valid_client_order_id`; a transfer whose id the account already
@@ -109,20 +104,13 @@ class Deposit(NamedTuple):
     amount: int  # asset units
     transfer_id: str | None = None
 
-    __eq__ = _same_command
-    __ne__ = _other_command
-    __hash__ = tuple.__hash__
 
-
+@_equal_within_class
 class Withdraw(NamedTuple):
     account: int
     asset: str
     amount: int  # asset units
     transfer_id: str | None = None  # as Deposit's
-
-    __eq__ = _same_command
-    __ne__ = _other_command
-    __hash__ = tuple.__hash__
 
 
 Command = PlaceOrder | CancelOrder | CancelAll | AmendOrder | Deposit | Withdraw

@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from dex.core.commands import Deposit, PlaceOrder
+from dex.core.commands import CancelOrder, Deposit, PlaceOrder
 from dex.core.types import Side
 from dex.ledger.codec import (
     NO_AUTH,
@@ -83,3 +83,16 @@ def test_a_number_outside_its_field_is_a_codec_error(field: str) -> None:
     fields = {"account": 7, "symbol": "BTCUSDT", "side": Side.BUY, "price": 1, "qty": 1, field: 2**64}
     with pytest.raises(CodecError):
         encode_command(PlaceOrder(**fields))
+
+
+def test_commands_equal_only_their_own_class() -> None:
+    """Commands are NamedTuples (dex/core/commands.py); a plain tuple's
+    equality would make commands of different kinds with the same values
+    equal, and a decoded block could then compare equal to another."""
+    cancel = CancelOrder(account=1, symbol="BTCUSDT", order_id=5)
+    deposit = Deposit(account=1, asset="BTCUSDT", amount=5)
+    assert tuple(cancel) == tuple(deposit)
+    assert cancel != deposit and not cancel == deposit
+    assert cancel == CancelOrder(account=1, symbol="BTCUSDT", order_id=5) and not cancel != CancelOrder(account=1, symbol="BTCUSDT", order_id=5)
+    assert hash(cancel) == hash(CancelOrder(account=1, symbol="BTCUSDT", order_id=5))
+    assert cancel != (1, "BTCUSDT", 5, None)
