@@ -166,7 +166,7 @@ def _raise_open_files_limit() -> None:
 # (modules, the restored engine) are frozen out of collection, and a full
 # collection waits for GC_FULL_AFTER_YOUNG collections of the middle
 # generation instead of CPython's 10: the same open loop then ran at p99
-# 91 ms. The engine frees its objects by reference counting (an order leaves
+# 91-114 ms (docs/CLUSTER.md, "The garbage collector"). The engine frees its objects by reference counting (an order leaves
 # its level, account and window explicitly), so cyclic garbage is rare.
 GC_FULL_AFTER_YOUNG = 1000
 
@@ -214,8 +214,8 @@ def run(config_path: str | Path, node_id: str, *, log_file: str | Path | None = 
         _move_ledger_aside(cfg.node_data_dir(node_id))
     _raise_open_files_limit()
     node = Node(cfg, node_id)  # refuses (exits) on damaged data: dex/ledger/replica.py EXIT_*
-    app = FastPath(create_app(node), node)
-    tune_gc()  # the order routes skip FastAPI's layers (dex/api/fastpath.py)
+    app = FastPath(create_app(node), node)  # the order routes skip FastAPI's layers (dex/api/fastpath.py)
+    tune_gc()
     server = uvicorn.Server(
         uvicorn.Config(
             app, host=node.me.api_host, port=node.me.api_port, log_level="warning", access_log=False,

@@ -117,11 +117,10 @@ class BlockBuilder:
         with self._cond:
             self._admit(len(request.raw))
             self.admission.admitted(time.monotonic(), len(request.raw))
-            wake = self._wakes_builder()
+            was_idle = not self._pending
             self._pending.append(request)
             self._pending_commands += len(request.raw)
-            if wake or self._full():
-                self._cond.notify()
+            self._wake_if_due(was_idle)
 
     def submit_many(self, requests: list) -> list[Exception | None]:
         """Queue several requests [(commands, auth, done)] at once, in order
@@ -136,7 +135,7 @@ class BlockBuilder:
             except Exception as e:  # TooLarge or a CodecError: this request only
                 errors[i] = e
         with self._cond:
-            wake = self._wakes_builder()
+            was_idle = not self._pending
             for i, request in built:
                 try:
                     self._admit(len(request.raw))
@@ -146,18 +145,17 @@ class BlockBuilder:
                 self.admission.admitted(time.monotonic(), len(request.raw))
                 self._pending.append(request)
                 self._pending_commands += len(request.raw)
-            if wake or self._full():
-                self._cond.notify()
+            self._wake_if_due(was_idle)
         return errors
 
-    def _wakes_builder(self) -> bool:
-        """Whether a request queued now must wake the builder thread (called
-        with the lock held, before queueing): only when nothing was pending.
-        With requests already pending the builder is gathering a block and
-        wakes on its own at the interval's end, or on a commit; waking it for
-        every request cost a thread switch each (~5% of the leader's CPU at
-        saturation). A full block's worth (`_full`) wakes it too."""
-        return not self._pending
+    def _wake_if_due(self, was_idle: bool) -> None:
+        """After queueing (lock held): wake the builder thread when nothing
+        was pending before (`was_idle`) or a block's worth now is (`_full`).
+        Otherwise it is gathering a block and wakes on its own at the
+        interval's end, or on a commit; waking it for every request cost a
+        thread switch each (~5% of the leader's CPU at saturation)."""
+        if was_idle or self._full():
+            self._cond.notify()
 
     def _request(self, commands: list, auth: Auth | None, done: Callable) -> Request:
         """The request encoded for a block, or TooLarge (or a CodecError)."""
