@@ -84,13 +84,17 @@ BLOCKED_S = 7.5
 RECONNECT_AFTER_HEAL_S_MAX = CONNECT_TIMEOUT_S + 0.5 + 0.5  # + connectionRetryTime + ticks on a loaded machine
 TICK_S = 0.05
 FILLERS = 3
+# Below Linux's ephemeral range (32768-60999 by default), five digits, with
+# room above for the node's own address: a port the kernel picked could sit
+# at the top of the range with nothing above it (a CI failure, e2d5ef3).
+LISTENER_PORTS = range(20_000, 30_000)
 
 
 def _blackhole() -> tuple[socket.socket, list[socket.socket]]:
     """A listening socket that drops SYNs: backlog 0, its accept queue filled
     by connections never accepted (Linux drops a SYN when the queue is full)."""
     listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
+    listener.bind(("127.0.0.1", _free_port(LISTENER_PORTS)))
     listener.listen(0)
     fillers = []
     for _ in range(FILLERS):
@@ -104,19 +108,21 @@ def _blackhole() -> tuple[socket.socket, list[socket.socket]]:
     return listener, fillers
 
 
-def _address_above(port_below: int) -> str:
-    """A free loopback address that sorts after 127.0.0.1:port_below (PySyncObj:
-    the greater address connects)."""
-    for port in range(max(port_below + 1, 10_000), 60_000):
-        if len(str(port)) != len(str(port_below)):
-            continue
+def _free_port(ports: range) -> int:
+    for port in ports:
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-        return f"127.0.0.1:{port}"
-    raise RuntimeError("no free port")
+        return port
+    raise RuntimeError(f"no free port in {ports}")
+
+
+def _address_above(port_below: int) -> str:
+    """A free loopback address that sorts after 127.0.0.1:port_below (PySyncObj:
+    the greater address connects): a greater port of as many digits."""
+    return f"127.0.0.1:{_free_port(range(port_below + 1, LISTENER_PORTS.stop + 1000))}"
 
 
 def _syn_sent_ports(peer_port: int) -> set[int]:
