@@ -61,6 +61,7 @@ _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _U128x2 = struct.Struct("<QQQQ")  # deposited lo, hi, withdrawn lo, hi
 _ORDER = struct.Struct("<QQBQQQBBqB")
+_ORDER_SIZE = _ORDER.size  # 52: an order record without its client order id
 _LIVE = 1  # highest live OrderStatus (PARTIALLY_FILLED)
 
 
@@ -76,6 +77,86 @@ def _order(o: Order, pack=_ORDER.pack) -> bytes:
         return pack(o.id, o.account.id, (o.kind >> 6), o.price, o.qty, o.filled, o.status, o.kind, o.time_ms, 0)
     raw = cid.encode("ascii")
     return pack(o.id, o.account.id, (o.kind >> 6), o.price, o.qty, o.filled, o.status, o.kind, o.time_ms, len(raw)) + raw
+
+
+# This module compiled by Cython (its __file__ is then the extension's): the
+# order records of a level are written byte by byte into one buffer, C stores
+# on typed fields (snapshot.pxd), instead of one struct.pack per order, which
+# boxes nine integers and parses a format. Same bytes (tests/unit/
+# test_snapshot_records.py runs the byte writer in Python against _order).
+_COMPILED = not __file__.endswith(".py")
+
+
+def _orders_bytes(orders, start: int, live_only: bool):
+    """The order records of `orders` from position `start` on (only the live
+    ones when `live_only`), joined: bytes, or a bytearray when compiled."""
+    if not _COMPILED:
+        if live_only:
+            if start:
+                return b"".join([_order(orders[i]) for i in range(start, len(orders)) if orders[i].status <= _LIVE])
+            return b"".join([_order(o) for o in orders if o.status <= _LIVE])
+        return b"".join([_order(orders[i]) for i in range(start, len(orders))])
+    size = 0
+    i = 0
+    for o in orders:
+        if i >= start and (o.status <= _LIVE or not live_only):
+            size += _ORDER_SIZE if o.cid is None else _ORDER_SIZE + len(o.cid)
+        i += 1
+    buf = bytearray(size)
+    view = buf
+    at = 0
+    i = 0
+    for o in orders:
+        if i >= start and (o.status <= _LIVE or not live_only):
+            at = _put_order(view, at, o)
+        i += 1
+    return buf
+
+
+def _put_order(view, at: int, o: Order) -> int:
+    """Write `_order(o)` into `view` (a bytearray's memoryview) at `at`;
+    return the offset after it."""
+    kind = o.kind
+    _put_u64(view, at, o.id)
+    _put_u64(view, at + 8, o.account.id)
+    view[at + 16] = kind >> 6
+    _put_u64(view, at + 17, o.price)
+    _put_u64(view, at + 25, o.qty)
+    _put_u64(view, at + 33, o.filled)
+    view[at + 41] = o.status
+    view[at + 42] = kind
+    _put_u64(view, at + 43, o.time_ms)  # i64: the same bytes as its u64 two's complement
+    at += _ORDER_SIZE
+    cid = o.cid
+    if cid is None:
+        view[at - 1] = 0
+        return at
+    raw = cid.encode("ascii")
+    n = len(raw)
+    if n > 255:
+        raise ValueError(f"client order id of {n} bytes")
+    view[at - 1] = n
+    for k in range(n):
+        view[at + k] = raw[k]
+    return at + n
+
+
+def _put_i64(view, at: int, v: int) -> None:
+    """`view[at:at + 8] = v` as a little-endian i64 (compiled: a 64-bit C
+    integer, so a value outside i64 raises OverflowError as struct would)."""
+    _put_u64(view, at, v)
+
+
+def _put_u64(view, at: int, v: int) -> None:
+    """`view[at:at + 8] = v` as a little-endian u64."""
+    view[at] = v & 0xFF
+    view[at + 1] = (v >> 8) & 0xFF
+    view[at + 2] = (v >> 16) & 0xFF
+    view[at + 3] = (v >> 24) & 0xFF
+    view[at + 4] = (v >> 32) & 0xFF
+    view[at + 5] = (v >> 40) & 0xFF
+    view[at + 6] = (v >> 48) & 0xFF
+    view[at + 7] = (v >> 56) & 0xFF
 
 
 def encode(engine) -> bytes:
@@ -101,10 +182,9 @@ def encode(engine) -> bytes:
         count = 0
         for prices, levels, sign in ((book.bid_prices, book.bids, 1), (book.ask_keys, book.asks, -1)):
             for i in range(len(prices) - 1, -1, -1):
-                for o in levels[sign * prices[i]].orders:
-                    if o.status <= _LIVE:
-                        parts.append(_order(o))
-                        count += 1
+                level = levels[sign * prices[i]]
+                parts.append(_orders_bytes(level.orders, 0, True))
+                count += level.count
         assert count == book.order_count, (symbol, count, book.order_count)
     body = b"".join(parts)
     return body + hashlib.sha256(body).digest()
@@ -126,7 +206,7 @@ def window_term(position: int, order: Order) -> int:
 
 
 def _level_digest(level) -> bytes:
-    return _sha256(b"".join([_order(o) for o in level.orders if o.status <= _LIVE])).digest()
+    return _sha256(_orders_bytes(level.orders, 0, True)).digest()
 
 
 def _cache_level_digest(level) -> bytes:
@@ -138,9 +218,9 @@ def _cache_level_digest(level) -> bytes:
         hasher = level.hasher
         # Every entry queued since is live: any later change to one (a fill, a
         # cancel) would have made the digest None, not APPENDED.
-        hasher.update(b"".join([_order(orders[i]) for i in range(level.hashed, len(orders))]))
+        hasher.update(_orders_bytes(orders, level.hashed, False))
     else:
-        hasher = level.hasher = _sha256(b"".join([_order(o) for o in orders if o.status <= _LIVE]))
+        hasher = level.hasher = _sha256(_orders_bytes(orders, 0, True))
     level.hashed = len(orders)
     level.digest = digest = hasher.digest()
     return digest
@@ -202,9 +282,37 @@ def _book_digest_from_scratch(book) -> bytes:
     return _sha256(b"".join(parts)).digest()
 
 
-def _account_term(acct, balances) -> int:
-    raw = balances.pack(acct.id, *acct.free, *acct.locked, acct.finished_total, len(acct.finished))
-    return int.from_bytes(_sha256(raw + acct.window_sum.to_bytes(32, "big")).digest(), "big")
+def _account_term(acct: Account, balances) -> int:
+    if not _COMPILED:
+        raw = balances.pack(acct.id, *acct.free, *acct.locked, acct.finished_total, len(acct.finished))
+        return int.from_bytes(_sha256(raw + acct.window_sum.to_bytes(32, "big")).digest(), "big")
+    # Compiled: `balances.pack(...)` written with C stores (as _orders_bytes).
+    free = acct.free
+    locked = acct.locked
+    n = len(free)
+    buf = bytearray(balances.size + 32)
+    view = buf
+    _put_u64(view, 0, acct.id)
+    at = 8
+    for i in range(n):
+        _put_i64(view, at, free[i])
+        at += 8
+    for i in range(n):
+        _put_i64(view, at, locked[i])
+        at += 8
+    _put_u64(view, at, acct.finished_total)
+    size = len(acct.finished)
+    if size > 0xFFFFFFFF:
+        raise ValueError(f"{size} finished orders")
+    view[at + 8] = size & 0xFF
+    view[at + 9] = (size >> 8) & 0xFF
+    view[at + 10] = (size >> 16) & 0xFF
+    view[at + 11] = (size >> 24) & 0xFF
+    at += 12
+    if at != balances.size:
+        raise ValueError(f"{n} assets do not make the {balances.size}-byte balances record")
+    buf[at:] = acct.window_sum.to_bytes(32, "big")
+    return int.from_bytes(_sha256(buf).digest(), "big")
 
 
 def _counters(engine) -> bytes:

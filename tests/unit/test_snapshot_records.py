@@ -1,0 +1,124 @@
+"""The order records the compiled snapshot module writes byte by byte
+(dex/engine/snapshot.py, `_orders_bytes`) are the bytes `_order` packs.
+
+The byte writer is the source's compiled branch: here it runs as Python (the
+pure module with `_COMPILED` set) and, where the engine is built, as C; both
+against `b"".join(_order(o) ...)`, on orders with and without client order
+ids, u64 account ids past 2^63, negative and large times, finished entries,
+and every start position.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+import dex.engine
+from dex.engine import book as pure_book
+from dex.engine import snapshot as pure_snapshot
+from dex.engine.book import pack_kind
+
+LIVE, FINISHED = 1, 3  # PARTIALLY_FILLED, CANCELED (dex.core.types.OrderStatus)
+
+
+def _orders(book_module) -> list:
+    big_account = book_module.Account(2**64 - 1, 2)
+    account = book_module.Account(7, 2)
+    made = []
+    for i, (cid, time_ms, status) in enumerate(
+        [
+            (None, 1_700_000_000_000, 0),
+            ("a", 0, LIVE),
+            ("x" * 36, -1, FINISHED),
+            (None, -(2**63), LIVE),
+            ("client-order-0001", 2**63 - 1, 0),
+            ("", 5, FINISHED),  # never made by the engine: an empty id is None; still one byte of length
+        ]
+    ):
+        owner = big_account if i % 2 else account
+        kind = pack_kind(i % 2, i % 3, bool(i % 2), i % 4, i % 2)
+        made.append(book_module.Order(2**63 - 1 - i, owner, None, 2**40 - i, 2**40 + i, i * 3, cid, time_ms, status, kind))
+    return made
+
+
+def _expected(orders, start: int, live_only: bool) -> bytes:
+    return b"".join(pure_snapshot._order(o) for o in orders[start:] if o.status <= LIVE or not live_only)
+
+
+@pytest.mark.parametrize("live_only", [False, True])
+def test_the_byte_writer_run_as_python_writes_what_struct_packs(monkeypatch, live_only):
+    orders = _orders(pure_book)
+    monkeypatch.setattr(pure_snapshot, "_COMPILED", True)
+    for start in range(len(orders) + 1):
+        written = pure_snapshot._orders_bytes(orders, start, live_only)
+
+        assert type(written) is bytearray  # the writer ran, not the struct path
+        assert bytes(written) == _expected(orders, start, live_only)
+
+
+@pytest.mark.parametrize("live_only", [False, True])
+def test_the_compiled_byte_writer_writes_what_struct_packs(live_only):
+    compiled, why = dex.engine.load_compiled()
+    if compiled is None:
+        pytest.skip(f"*** compiled engine not available: {why} ***")
+    from dex.engine._compiled import book as compiled_book
+    from dex.engine._compiled import snapshot as compiled_snapshot
+
+    orders = _orders(compiled_book)
+    for start in range(len(orders) + 1):
+        assert bytes(compiled_snapshot._orders_bytes(orders, start, live_only)) == _expected(orders, start, live_only)
+
+
+def test_a_client_order_id_past_one_length_byte_is_refused_by_both_paths(monkeypatch):
+    order = _orders(pure_book)[0]
+    order.cid = "y" * 256
+    with pytest.raises(Exception):
+        pure_snapshot._orders_bytes([order], 0, False)
+    monkeypatch.setattr(pure_snapshot, "_COMPILED", True)
+    with pytest.raises(ValueError):
+        pure_snapshot._orders_bytes([order], 0, False)
+
+
+def _accounts(book_module) -> list:
+    made = []
+    for account_id, free, locked, window_sum in [
+        (0, [0, 0], [0, 0], 0),
+        (2**64 - 1, [2**63 - 1, -1], [5, 2**62], 2**256 - 1),
+        (12345, [-(2**63), 7], [0, 3], 2**255 + 17),
+    ]:
+        acct = book_module.Account(account_id, 2)
+        acct.free, acct.locked, acct.window_sum = free, locked, window_sum
+        acct.finished_total = account_id % 1000 + 3
+        acct.finished.extend(_orders(book_module)[: account_id % 4])
+        made.append(acct)
+    return made
+
+
+def _expected_term(acct) -> int:
+    return pure_snapshot._account_term(acct, struct.Struct("<Q4qQI"))
+
+
+def test_the_account_term_written_as_python_is_the_struct_packed_one(monkeypatch):
+    accounts = _accounts(pure_book)
+    expected = [_expected_term(a) for a in accounts]
+    monkeypatch.setattr(pure_snapshot, "_COMPILED", True)
+
+    assert [pure_snapshot._account_term(a, struct.Struct("<Q4qQI")) for a in accounts] == expected
+
+
+def test_the_compiled_account_term_is_the_struct_packed_one():
+    compiled, why = dex.engine.load_compiled()
+    if compiled is None:
+        pytest.skip(f"*** compiled engine not available: {why} ***")
+    from dex.engine._compiled import book as compiled_book
+    from dex.engine._compiled import snapshot as compiled_snapshot
+
+    accounts = _accounts(compiled_book)
+    assert [compiled_snapshot._account_term(a, struct.Struct("<Q4qQI")) for a in accounts] == [
+        _expected_term(a) for a in _accounts(pure_book)
+    ]
+    too_big = _accounts(compiled_book)[0]
+    too_big.free = [2**63, 0]
+    with pytest.raises(OverflowError):
+        compiled_snapshot._account_term(too_big, struct.Struct("<Q4qQI"))
