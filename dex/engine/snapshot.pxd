@@ -22,3 +22,16 @@ cdef void _put_i64(cython.uchar[::1] view, Py_ssize_t at, long long v) noexcept
 @cython.locals(free=list, locked=list, n=Py_ssize_t, i=Py_ssize_t, at=Py_ssize_t, size=Py_ssize_t,
                buf=bytearray, view=cython.uchar[::1])
 cpdef object _account_term(Account acct, balances)
+
+# Restore: order records read with C loads from a typed view of the snapshot.
+@cython.locals(book=Book, order=Order, level=Level, side=cython.int, n_orders=Py_ssize_t, levels=dict)
+cpdef Py_ssize_t _read_books(const unsigned char[::1] data, Py_ssize_t at, list books, dict accounts) except -1
+
+@cython.locals(o=Order, n=Py_ssize_t, kind=cython.int, oid=cython.ulonglong)
+cpdef Order _read_order(const unsigned char[::1] data, Py_ssize_t at, dict accounts, Book book)
+
+@cython.locals(v=cython.ulonglong, k=cython.int)
+cdef unsigned long long _get_u64(const unsigned char[::1] data, Py_ssize_t at) noexcept
+
+@cython.locals(v=cython.ulonglong)
+cdef long long _get_i64(const unsigned char[::1] data, Py_ssize_t at) except? -1

@@ -384,16 +384,100 @@ def _read_str(data, at: int) -> tuple[str, int]:
     return bytes(data[at + 1 : at + 1 + n]).decode("ascii"), at + 1 + n
 
 
-def _read_order(data, at: int, accounts: dict, book) -> tuple[Order, int]:
-    oid, account_id, side, price, qty, filled, status, kind, time_ms, n = _ORDER.unpack_from(data, at)
-    if side != kind >> 6:
-        raise SnapshotError(f"order {oid}: side {side} disagrees with its kind {kind}")
-    at += _ORDER.size
-    cid = None
-    if n:
-        cid = bytes(data[at : at + n]).decode("ascii")
-        at += n
-    return Order(oid, accounts[account_id], book, price, qty, filled, cid, time_ms, status, kind), at
+def _read_order(data, at: int, accounts: dict, book) -> Order:
+    """The order record at `at` (it ends at at + _ORDER_SIZE + its last fixed
+    byte, the client order id's length)."""
+    if not _COMPILED:
+        oid, account_id, side, price, qty, filled, status, kind, time_ms, n = _ORDER.unpack_from(data, at)
+        cid = None if n == 0 else bytes(data[at + _ORDER_SIZE : at + _ORDER_SIZE + n]).decode("ascii")
+        if side != kind >> 6:
+            raise SnapshotError(f"order {oid}: side {side} disagrees with its kind {kind}")
+        return Order(oid, accounts[account_id], book, price, qty, filled, cid, time_ms, status, kind)
+    # Compiled: read with C loads (as _orders_bytes writes), bounds checked
+    # here because the compiled module does not check indexes.
+    if at < 0 or at + _ORDER_SIZE > len(data):
+        raise IndexError("order record past the end")
+    n = data[at + _ORDER_SIZE - 1]
+    if at + _ORDER_SIZE + n > len(data):
+        raise IndexError("client order id past the end")
+    kind = data[at + 42]
+    oid = _get_u64(data, at)
+    if data[at + 16] != kind >> 6:
+        raise SnapshotError(f"order {oid}: side {data[at + 16]} disagrees with its kind {kind}")
+    o = Order.__new__(Order)
+    o.id = oid
+    o.account = accounts[_get_u64(data, at + 8)]
+    o.book = book
+    o.price = _get_u64(data, at + 17)
+    o.qty = _get_u64(data, at + 25)
+    o.filled = _get_u64(data, at + 33)
+    o.cid = None if n == 0 else bytes(data[at + _ORDER_SIZE : at + _ORDER_SIZE + n]).decode("ascii")
+    o.time_ms = _get_i64(data, at + 43)
+    o.status = data[at + 41]
+    o.kind = kind
+    return o
+
+
+def _get_u64(data, at: int) -> int:
+    """The little-endian u64 at data[at:at + 8]."""
+    v = 0
+    for k in range(7, -1, -1):
+        v = (v << 8) | data[at + k]
+    return v
+
+
+def _get_i64(data, at: int) -> int:
+    """The little-endian i64 at data[at:at + 8]."""
+    v = _get_u64(data, at)
+    if v >> 63:
+        return v - _TWO64
+    return v
+
+
+_TWO64 = 2**64
+
+
+def _read_books(data, at: int, books: list, accounts: dict) -> int:
+    """Read each book's live orders into its levels; return the offset after."""
+    for book in books:
+        symbol, at = _read_str(data, at)
+        if symbol != book.symbol:
+            raise SnapshotError(f"snapshot market {symbol} differs from config {book.symbol}")
+        (n_orders,) = _U32.unpack_from(data, at)
+        at += 4
+        level = None
+        side = -1
+        for _ in range(n_orders):
+            order = _read_order(data, at, accounts, book)
+            at += _ORDER_SIZE + data[at + _ORDER_SIZE - 1]  # _read_order checked the record's length
+            # A level's orders are written together: look it up once.
+            if level is None or order.price != level.price or (order.kind >> 6) != side:
+                side = order.kind >> 6
+                levels = book.bids if side == 0 else book.asks
+                level = levels.get(order.price)
+                if level is None:
+                    level = levels[order.price] = Level(order.price)
+                    if side == 0:
+                        book.bid_prices.append(order.price)
+                    else:
+                        book.ask_keys.append(-order.price)
+                orders = level.orders
+            order.price = level.price
+            orders.append(order)
+            level.total += order.qty
+            level.count += 1
+            order.account.open[order.id] = order
+            if order.cid is not None:
+                order.account.cids[order.cid] = order
+        book.order_count = n_orders
+        book.bid_prices.reverse()  # written best first; kept best last
+        book.ask_keys.reverse()
+        # Placeholders at the right length; the next state hash builds them.
+        book.bid_records = [RECORD_NONE] * len(book.bid_prices)
+        book.ask_records = [RECORD_NONE] * len(book.ask_keys)
+        book.stale_keys = []
+        book.records_rebuild = True
+    return at
 
 
 def _decode(engine, data):
@@ -436,7 +520,8 @@ def _decode(engine, data):
         for _ in range(fields[-1]):
             (m,) = _U16.unpack_from(data, at)
             at += 2
-            order, at = _read_order(data, at, {acct.id: acct}, books[m])
+            order = _read_order(data, at, {acct.id: acct}, books[m])
+            at += _ORDER_SIZE + data[at + _ORDER_SIZE - 1]  # _read_order checked the record's length
             position = acct.finished_total - fields[-1] + len(acct.finished)
             acct.window_sum = (acct.window_sum + window_term(position, order)) & _MASK256
             acct.finished.append(order)
@@ -447,37 +532,7 @@ def _decode(engine, data):
     at += 2
     if n_markets != len(books):
         raise SnapshotError("snapshot markets differ from config")
-    for book in books:
-        symbol, at = _read_str(data, at)
-        if symbol != book.symbol:
-            raise SnapshotError(f"snapshot market {symbol} differs from config {book.symbol}")
-        (n_orders,) = _U32.unpack_from(data, at)
-        at += 4
-        for _ in range(n_orders):
-            order, at = _read_order(data, at, accounts, book)
-            levels = book.bids if (order.kind >> 6) == 0 else book.asks
-            level = levels.get(order.price)
-            if level is None:
-                level = levels[order.price] = Level(order.price)
-                if (order.kind >> 6) == 0:
-                    book.bid_prices.append(order.price)
-                else:
-                    book.ask_keys.append(-order.price)
-            order.price = level.price
-            level.orders.append(order)
-            level.total += order.qty
-            level.count += 1
-            order.account.open[order.id] = order
-            if order.cid is not None:
-                order.account.cids[order.cid] = order
-        book.order_count = n_orders
-        book.bid_prices.reverse()  # written best first; kept best last
-        book.ask_keys.reverse()
-        # Placeholders at the right length; the next state hash builds them.
-        book.bid_records = [RECORD_NONE] * len(book.bid_prices)
-        book.ask_records = [RECORD_NONE] * len(book.ask_keys)
-        book.stale_keys = []
-        book.records_rebuild = True
+    at = _read_books(data, at, books, accounts)
     if at != len(data):
         raise SnapshotError(f"{len(data) - at} trailing bytes")
     engine.dirty_accounts = list(engine.accounts.values())

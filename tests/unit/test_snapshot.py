@@ -2,6 +2,7 @@
 behaves the same from then on; the hash depends only on the logical state;
 a snapshot that does not decode raises SnapshotError."""
 
+import hashlib
 import struct
 
 import pytest
@@ -223,6 +224,16 @@ def test_every_truncation_raises_snapshot_error(snapshot):
     for length in range(len(snapshot)):
         with pytest.raises(SnapshotError):
             Engine.restore(kit.markets(), snapshot[:length])
+
+
+def test_every_truncation_with_a_valid_checksum_raises_snapshot_error(snapshot):
+    """The reader's own bounds, not the trailer: a body cut anywhere, with
+    its checksum recomputed (the compiled reader loads order records with
+    unchecked C reads, so it checks each record's length itself)."""
+    body = snapshot[:-32]
+    for length in range(len(body)):
+        with pytest.raises(SnapshotError):
+            Engine.restore(kit.markets(), body[:length] + hashlib.sha256(body[:length]).digest())
 
 
 def test_empty_bytes_raise_snapshot_error():
