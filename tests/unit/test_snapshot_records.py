@@ -10,8 +10,6 @@ and every start position.
 
 from __future__ import annotations
 
-import struct
-
 import pytest
 
 import dex.engine
@@ -79,46 +77,3 @@ def test_a_client_order_id_past_one_length_byte_is_refused_by_both_paths(monkeyp
     with pytest.raises(ValueError):
         pure_snapshot._orders_bytes([order], 0, False)
 
-
-def _accounts(book_module) -> list:
-    made = []
-    for account_id, free, locked, window_sum in [
-        (0, [0, 0], [0, 0], 0),
-        (2**64 - 1, [2**63 - 1, -1], [5, 2**62], 2**256 - 1),
-        (12345, [-(2**63), 7], [0, 3], 2**255 + 17),
-    ]:
-        acct = book_module.Account(account_id, 2)
-        acct.free, acct.locked, acct.window_sum = free, locked, window_sum
-        acct.finished_total = account_id % 1000 + 3
-        acct.finished.extend(_orders(book_module)[: account_id % 4])
-        made.append(acct)
-    return made
-
-
-def _expected_term(acct) -> int:
-    return pure_snapshot._account_term(acct, struct.Struct("<Q4qQI"))
-
-
-def test_the_account_term_written_as_python_is_the_struct_packed_one(monkeypatch):
-    accounts = _accounts(pure_book)
-    expected = [_expected_term(a) for a in accounts]
-    monkeypatch.setattr(pure_snapshot, "_COMPILED", True)
-
-    assert [pure_snapshot._account_term(a, struct.Struct("<Q4qQI")) for a in accounts] == expected
-
-
-def test_the_compiled_account_term_is_the_struct_packed_one():
-    compiled, why = dex.engine.load_compiled()
-    if compiled is None:
-        pytest.skip(f"*** compiled engine not available: {why} ***")
-    from dex.engine._compiled import book as compiled_book
-    from dex.engine._compiled import snapshot as compiled_snapshot
-
-    accounts = _accounts(compiled_book)
-    assert [compiled_snapshot._account_term(a, struct.Struct("<Q4qQI")) for a in accounts] == [
-        _expected_term(a) for a in _accounts(pure_book)
-    ]
-    too_big = _accounts(compiled_book)[0]
-    too_big.free = [2**63, 0]
-    with pytest.raises(OverflowError):
-        compiled_snapshot._account_term(too_big, struct.Struct("<Q4qQI"))
