@@ -607,7 +607,10 @@ def test_fok_filled_by_exactly_trades_max_makers_fills():
 
 def test_the_engine_unpacks_a_place_order_in_its_field_order() -> None:
     """Engine._place unpacks a PlaceOrder positionally (one unpack, not ten
-    attribute reads): a new field, or fields reordered, must be seen there."""
-    from dex.core.commands import PlaceOrder
+    attribute reads) and the ledger codec builds PlaceOrder and CancelOrder
+    from their fields in order: a new field, or fields reordered, must be seen
+    there."""
+    from dex.core.commands import CancelOrder, PlaceOrder
 
     assert PlaceOrder._fields == ("account", "symbol", "side", "type", "tif", "price", "qty", "quote_qty", "post_only", "stp", "client_order_id")
+    assert CancelOrder._fields == ("account", "symbol", "order_id", "client_order_id")
