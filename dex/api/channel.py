@@ -98,6 +98,7 @@ FRAMES_INFLIGHT_MAX = 2
 HANDSHAKES_MAX = 8
 HANDSHAKE_TIMEOUT_S = 2.0
 CONNECT_TIMEOUT_S = 1.0
+SHED_HOLD_MIN_SHARE = 0.25  # after the leader sheds a forward, hold at least this share of the delay budget
 FORWARDS_INFLIGHT_MAX = 256  # a follower's requests forwarded at once; more is 503 -1008
 FORWARD_TIMEOUT_S = REQUEST_TIMEOUT_S + 2.0  # the leader answers within REQUEST_TIMEOUT_S
 APPLY_WAIT_S = 5.0  # a follower waiting to apply a block the leader applied
@@ -434,7 +435,12 @@ class ForwardChannel:
         headers = answer.headers or {}
         hold_ms, retry = _count(headers.get(SHED_MS_HEADER)), _count(headers.get("Retry-After"))
         if hold_ms:
-            hold_s = min(hold_ms / 1000, self.shed_hold_max_s)
+            # At least a share of the budget: the leader's excess is how long it
+            # stays over budget if nothing more arrives, but this follower's and
+            # the others' requests keep arriving. Each one held back here costs
+            # no signature check and no forward; the leader, with up to a
+            # budget's worth of commands queued, stays busy meanwhile.
+            hold_s = min(max(hold_ms / 1000, self.shed_hold_max_s * SHED_HOLD_MIN_SHARE), self.shed_hold_max_s)
             self._shedding = (leader, asyncio.get_running_loop().time() + hold_s, max(1, retry))
 
     async def stop(self) -> None:

@@ -266,6 +266,33 @@ def test_after_the_leader_sheds_a_forward_the_follower_sheds_while_the_leader_st
     assert shed_early == 1 and [len(f) for f in frames] == [1, 1, 1]
 
 
+def test_a_shed_holds_the_followers_requests_back_for_at_least_a_share_of_the_budget() -> None:
+    """The leader says it stays over budget 1 ms longer, but every follower's
+    requests keep its queue full: the follower holds its own back for at least
+    SHED_HOLD_MIN_SHARE of the budget (each one held back costs no signature
+    check and no forward), and never longer than the budget."""
+
+    async def shedding(ws, conn_key, leader):
+        requests = await leader.read_frame(ws, conn_key)
+        headers = {"Retry-After": "1", SHED_MS_HEADER: "1"}
+        answers = [(i, Answer(503, {"code": OVERLOADED, "msg": "overloaded"}, headers, None)) for i, _ in requests]
+        await ws.send(ch.seal(conn_key, ch.TO_FOLLOWER, 1, ch.encode_answers(answers)))
+        await ws.wait_closed()
+
+    async def scenario(f):
+        f.shed_hold_max_s = 0.4
+        await f.forward("n1", CALL)
+        noted_until = f._shedding[1]
+        now = asyncio.get_running_loop().time()
+        with pytest.raises(ApiError) as refused:
+            f.admit("n1")
+        return noted_until - now, refused.value
+
+    (held_s, refused), _ = asyncio.run(against(shedding, scenario))
+    assert 0.4 * ch.SHED_HOLD_MIN_SHARE - 0.05 <= held_s <= 0.4 * ch.SHED_HOLD_MIN_SHARE
+    assert (refused.status, refused.code) == (503, OVERLOADED)
+
+
 def test_requests_that_arrive_together_travel_in_one_frame_and_are_answered_by_id() -> None:
     async def ok(ws, conn_key, leader):
         requests = await leader.read_frame(ws, conn_key)
