@@ -234,8 +234,10 @@ def test_a_node_that_is_not_the_writer_polls_on_its_interval_not_per_block(store
     b.start()
     try:
         assert stepped.wait(5), "b never polled"
-        wait_for(lambda: b.status()["cursorHeight"] == builder.chain.height, 5, what="b to read the cursor")
-        assert b.other_writer and not a.other_writer
+        # b reads the cursor, then tries the lock: wait for both (a step is
+        # under way when `stepped` is set, not done).
+        wait_for(lambda: b.status()["cursorHeight"] == builder.chain.height and b.other_writer, 5, what="b to read the cursor and find the lock taken")
+        assert not a.other_writer
         stepped.clear()
         trading_blocks(builder, 1, 5)
         b.notify()  # a block: not b's to write
