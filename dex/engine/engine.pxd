@@ -23,6 +23,8 @@ cdef object Reason, StopReason, OrderStatus, FEE_ACCOUNT
 cdef object BUY, SELL, LIMIT, MARKET, GTC, IOC, FOK, EXPIRE_TAKER, EXPIRE_MAKER, EXPIRE_BOTH
 cdef object NEW, PARTIALLY_FILLED, FILLED, CANCELED, EXPIRED
 cdef object BPS, _NO_LIMIT, APPENDED, RECORD_NONE, pack_kind, kind_stp, kind_post_only, kind_tif, kind_type
+cdef dict _SIDE_CODE, _TYPE_CODE, _TIF_CODE, _STP_CODE
+cdef int BUY_I, SELL_I, LIMIT_I, GTC_I, IOC_I, FOK_I
 from .book cimport Account, Book, Level, Order
 
 cdef class Engine:
@@ -40,7 +42,8 @@ cdef class Engine:
     cdef public object accounts_sum
     cdef public dict _handlers
 
-    @cython.locals(book=Book, acct=Account, level=Level, order=Order, oid=cython.longlong, kind=cython.int)
+    @cython.locals(book=Book, acct=Account, level=Level, order=Order, oid=cython.longlong, kind=cython.int,
+                   side_i=cython.int, otype_i=cython.int, tif_i=cython.int, stp_i=cython.int)
     cpdef list _place(self, cmd, now)
 
     @cython.locals(book=Book, acct=Account, order=Order, oid=cython.longlong)

@@ -101,6 +101,17 @@ FILLED = OrderStatus.FILLED
 CANCELED = OrderStatus.CANCELED
 EXPIRED = OrderStatus.EXPIRED
 
+# A PlaceOrder's enum fields as plain ints for _place's checks and packing:
+# compiled, these are C ints, where comparing an IntEnum object is a rich
+# comparison each time (~10 of them a limit order). A value that is no member
+# maps to -1, which every check refuses as the member comparisons did.
+_SIDE_CODE = {0: 0, 1: 1}
+_TYPE_CODE = {0: 0, 1: 1}
+_TIF_CODE = {0: 0, 1: 1, 2: 2}
+_STP_CODE = {0: 0, 1: 1, 2: 2}
+BUY_I, SELL_I, LIMIT_I = int(BUY), int(SELL), int(LIMIT)
+GTC_I, IOC_I, FOK_I = int(GTC), int(IOC), int(FOK)
+
 _SIDES = frozenset((0, 1))
 _TYPES = frozenset((0, 1))
 _TIFS = frozenset((0, 1, 2))
@@ -159,6 +170,16 @@ class Engine:
         # One unpack instead of ten attribute reads (a PlaceOrder is a
         # NamedTuple: dex/core/commands.py; a test pins its field order).
         account_id, symbol, side, otype, tif, price, qty, quote_qty, post_only, stp, cid = cmd
+        if _COMPILED:  # C ints for the checks below (see _SIDE_CODE)
+            side_i = _SIDE_CODE.get(side, -1)
+            otype_i = _TYPE_CODE.get(otype, -1)
+            tif_i = _TIF_CODE.get(tif, -1)
+            stp_i = _STP_CODE.get(stp, -1)
+        else:  # the objects themselves: the pure engine compares them as fast
+            side_i = side
+            otype_i = otype
+            tif_i = tif
+            stp_i = stp
         book = self.books.get(symbol)
         acct = self.accounts.get(account_id)
         if book is None:
@@ -170,11 +191,11 @@ class Engine:
                     return [_duplicate(prev)]
             if not valid_client_order_id(cid):
                 return [_new(OrderRejected, (account_id, symbol, cid, 0, Reason.BAD_CLIENT_ORDER_ID))]
-        if otype != LIMIT:
+        if otype_i != LIMIT_I:
             return self._place_market(cmd, book, acct, now)
 
         # LIMIT: the checks of _check_place, in the same order, inlined.
-        if (side != BUY and side != SELL) or (tif != GTC and tif != IOC and tif != FOK) or not 0 <= stp <= 2:
+        if (side_i != BUY_I and side_i != SELL_I) or (tif_i != GTC_I and tif_i != IOC_I and tif_i != FOK_I) or not 0 <= stp_i <= 2:
             reason = Reason.BAD_PARAMETER
         elif acct is None:
             reason = Reason.INSUFFICIENT_BALANCE
@@ -189,7 +210,7 @@ class Engine:
         else:
             reason = None
             cost = price * qty * book.notional_units
-            if side == BUY:
+            if side_i == BUY_I:
                 ask_keys = book.ask_keys
                 crosses = ask_keys and -ask_keys[-1] <= price
             else:
@@ -197,15 +218,15 @@ class Engine:
                 crosses = bid_prices and bid_prices[-1] >= price
             if cost < book.min_notional:
                 reason = Reason.NOTIONAL
-            elif post_only and tif != GTC:
+            elif post_only and tif_i != GTC_I:
                 reason = Reason.BAD_PARAMETER
             elif post_only and crosses:
                 reason = Reason.WOULD_TAKE
-            elif tif == GTC and len(acct.open) >= OPEN_MAX:
+            elif tif_i == GTC_I and len(acct.open) >= OPEN_MAX:
                 reason = Reason.MAX_NUM_ORDERS
-            elif tif == GTC and book.order_count >= BOOK_MAX:
+            elif tif_i == GTC_I and book.order_count >= BOOK_MAX:
                 reason = Reason.BOOK_FULL
-            elif side == BUY:
+            elif side_i == BUY_I:
                 if acct.free[book.quote] < cost:
                     reason = Reason.INSUFFICIENT_BALANCE
             elif acct.free[book.base] < qty * book.lot_units:
@@ -220,18 +241,18 @@ class Engine:
         oid = self.next_order_id
         self.next_order_id = oid + 1
         events = [_new(OrderAccepted, (oid, acct.id, book.symbol, side, LIMIT, tif, price, qty, 0, cid))]
-        kind = (tif << 1) | (post_only << 3) | (stp << 4) | (side << 6)  # pack_kind(LIMIT, tif, post_only, stp, side)
+        kind = (tif_i << 1) | (8 if post_only else 0) | (stp_i << 4) | (side_i << 6)  # pack_kind(LIMIT, tif, post_only, stp, side)
 
         if not crosses:  # passive: no matching
-            if tif != GTC:
-                events.append(_new(OrderExpired, (oid, acct.id, book.symbol, qty, StopReason.IOC if tif == IOC else StopReason.FOK)))
+            if tif_i != GTC_I:
+                events.append(_new(OrderExpired, (oid, acct.id, book.symbol, qty, StopReason.IOC if tif_i == IOC_I else StopReason.FOK)))
                 if cid is not None:
                     order = _order(oid, acct, book, price, qty, 0, cid, now, EXPIRED, kind)
                     acct.cids[cid] = order
                     _finish(acct, order)
                 return events
             # Rest it (inlined _rest).
-            if side == BUY:
+            if side_i == BUY_I:
                 acct.free[book.quote] -= cost
                 acct.locked[book.quote] += cost
                 levels = book.bids
@@ -250,7 +271,7 @@ class Engine:
             digest = level.digest
             if digest is not None and digest is not APPENDED:  # _appended(book, level, key), inlined
                 level.digest = APPENDED
-                _list_stale(book, price if side == BUY else -price)
+                _list_stale(book, price if side_i == BUY_I else -price)
             level.orders.append(order)
             level.total += qty
             level.count += 1
@@ -260,7 +281,7 @@ class Engine:
                 acct.cids[cid] = order
             return events
 
-        if tif == FOK and not _fok_fillable(book, acct, side, price, qty, stp):
+        if tif_i == FOK_I and not _fok_fillable(book, acct, side_i, price, qty, stp_i):
             events.append(_new(OrderExpired, (oid, acct.id, book.symbol, qty, StopReason.FOK)))
             if cid is not None:
                 order = _order(oid, acct, book, price, qty, 0, cid, now, EXPIRED, kind)
@@ -276,10 +297,10 @@ class Engine:
         if cid is not None:
             order = _order(oid, acct, book, price, qty, 0, cid, now, NEW, kind)
             acct.cids[cid] = order
-        if side == BUY:
-            remaining, stop = self._take_buy(book, acct, oid, price, qty, acct.free[book.quote], stp, events, order)
+        if side_i == BUY_I:
+            remaining, stop = self._take_buy(book, acct, oid, price, qty, acct.free[book.quote], stp_i, events, order)
         else:
-            remaining, stop = self._take_sell(book, acct, oid, price, qty, stp, events, order)
+            remaining, stop = self._take_sell(book, acct, oid, price, qty, stp_i, events, order)
         if remaining == 0:
             if order is not None:
                 order.qty = 0
@@ -287,7 +308,7 @@ class Engine:
                 _finish(acct, order)
             return events
         if stop is None:
-            if tif == GTC:
+            if tif_i == GTC_I:
                 status = PARTIALLY_FILLED if remaining < qty else NEW
                 if order is None:
                     order = _order(oid, acct, book, price, remaining, qty - remaining, None, now, status, kind)
@@ -296,7 +317,7 @@ class Engine:
                     order.status = status
                 _rest(book, acct, order)
                 return events
-            stop = StopReason.IOC if tif == IOC else StopReason.FOK
+            stop = StopReason.IOC if tif_i == IOC_I else StopReason.FOK
         events.append(_new(OrderExpired, (oid, acct.id, book.symbol, remaining, stop)))
         if order is not None:
             order.qty = remaining

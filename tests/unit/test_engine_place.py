@@ -83,6 +83,11 @@ PLACE_REJECTIONS = [
     Rejection("type-out-of-range", limit_order(ALICE, BUY, P, Q, type=2), Reason.BAD_PARAMETER),
     Rejection("tif-out-of-range", limit_order(ALICE, BUY, P, Q, tif=3), Reason.BAD_PARAMETER),
     Rejection("stp-out-of-range", limit_order(ALICE, BUY, P, Q, stp=3), Reason.BAD_PARAMETER),
+    # Past a C int, and below 0: the compiled engine checks these fields as C ints.
+    Rejection("side-huge", limit_order(ALICE, 2**70, P, Q), Reason.BAD_PARAMETER),
+    Rejection("side-negative", limit_order(ALICE, -1, P, Q), Reason.BAD_PARAMETER),
+    Rejection("tif-huge", limit_order(ALICE, BUY, P, Q, tif=2**64), Reason.BAD_PARAMETER),
+    Rejection("stp-negative", limit_order(ALICE, BUY, P, Q, stp=-1), Reason.BAD_PARAMETER),
     Rejection("unknown-account", limit_order(99, BUY, P, Q), Reason.INSUFFICIENT_BALANCE),
     Rejection("fee-account", limit_order(FEE, BUY, P, Q), Reason.RESERVED_ACCOUNT),
     Rejection("limit-with-quote-qty", limit_order(ALICE, BUY, P, Q, quote_qty=1), Reason.BAD_PARAMETER),
