@@ -13,7 +13,8 @@ send signed requests (dex.auth.Keypair.headers, Ed25519) round robin to every
 node. Every new order has a unique newClientOrderId and newOrderRespType
 ACK; a request that meets a 503, a 5xx, a timeout or a dead node is retried
 with the same body (so the same client order id) on the next node, after the
-answer's Retry-After (at most 1 s) when it has one, as dex.client does. The order mix, from --accounts funded accounts on BTCUSDT:
+answer's Retry-After (at most 1 s) when it has one, as dex.client does. The
+order mix, from --accounts funded accounts on BTCUSDT:
 
     (100 - cross_pct)%  passive GTC limit orders 1-500 ticks from a fixed mid
     cross_pct%          IOC limit orders 100 ticks through the mid

@@ -158,16 +158,13 @@ def _raise_open_files_limit() -> None:
         log.warning("open files limited to %d (hard limit): the node's connection caps assume %d", target, wanted)
 
 
-# The cyclic collector. A node's heap is mostly long-lived and acyclic-by-use
-# state (the book's orders, accounts, the recent history), which every full
-# collection walks: measured at 100-260 ms per pass per node with a 10,000-
-# order book, every few seconds per node under 1,000 orders/s, each a stall
-# that an open-loop load turns into a queue (p99 3.7-15 s). Start-up's objects
-# (modules, the restored engine) are frozen out of collection, and a full
-# collection waits for GC_FULL_AFTER_YOUNG collections of the middle
-# generation instead of CPython's 10: the same open loop then ran at p99
-# 91-114 ms (docs/CLUSTER.md, "The garbage collector"). The engine frees its objects by reference counting (an order leaves
-# its level, account and window explicitly), so cyclic garbage is rare.
+# The cyclic collector. A node's heap is mostly long-lived state (the book's
+# orders, the accounts, the recent history) that every full collection walks:
+# under an open-loop load each such stall became a queue. Start-up's objects
+# are frozen out of collection and a full collection waits for
+# GC_FULL_AFTER_YOUNG collections of the middle generation instead of 10; the
+# engine frees its objects by reference counting, so cyclic garbage is rare.
+# Measurements: docs/CLUSTER.md, "The garbage collector".
 GC_FULL_AFTER_YOUNG = 1000
 
 

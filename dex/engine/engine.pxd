@@ -94,7 +94,7 @@ cpdef _rest(book, acct, order)
 @cython.locals(book=Book, order=Order, level=Level, i=cython.Py_ssize_t)
 cpdef _unqueue(book, dict levels, order)
 
-@cython.locals(level=Level, i=cython.Py_ssize_t, stale=list)
+@cython.locals(level=Level, i=cython.Py_ssize_t)
 cpdef Level _add_level(Book book, dict levels, list keys, list records, key, price)
 
 cpdef _stale(Book book, Level level, key)

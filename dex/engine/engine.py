@@ -1085,11 +1085,7 @@ def _add_level(book: Book, levels: dict, keys: list, records: list, key: int, pr
     i = bisect_left(keys, key)
     keys.insert(i, key)
     records.insert(i, RECORD_NONE)
-    stale = book.stale_keys  # _list_stale(book, key), inlined: one call less per new level
-    if len(stale) < STALE_LEVELS_MAX:
-        stale.append(key)
-    else:
-        _list_stale(book, key)
+    _list_stale(book, key)
     return level
 
 

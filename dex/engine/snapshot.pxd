@@ -13,9 +13,9 @@ cdef int _LIVE
 cpdef _orders_bytes(orders, Py_ssize_t start, bint live_only)
 
 @cython.locals(kind=cython.int, n=Py_ssize_t, k=Py_ssize_t, raw=bytes)
-cdef Py_ssize_t _put_order(bytearray view, Py_ssize_t at, Order o) except -1
+cdef Py_ssize_t _put_order(bytearray buf, Py_ssize_t at, Order o) except -1
 
-cdef int _put_u64(bytearray view, Py_ssize_t at, unsigned long long v) except -1
+cdef int _put_u64(bytearray buf, Py_ssize_t at, unsigned long long v) except -1
 
 # Restore: order records read with C loads from a typed view of the snapshot.
 @cython.locals(book=Book, order=Order, level=Level, side=cython.int, n_orders=Py_ssize_t, levels=dict)

@@ -47,6 +47,7 @@ import gc
 import hashlib
 import struct
 from bisect import bisect_left
+from itertools import islice
 
 from dex.engine.shared import SnapshotError
 
@@ -91,11 +92,10 @@ def _orders_bytes(orders, start: int, live_only: bool):
     """The order records of `orders` from position `start` on (only the live
     ones when `live_only`), joined: bytes, or a bytearray when compiled."""
     if not _COMPILED:
+        picked = islice(orders, start, None) if start else orders
         if live_only:
-            if start:
-                return b"".join([_order(orders[i]) for i in range(start, len(orders)) if orders[i].status <= _LIVE])
-            return b"".join([_order(o) for o in orders if o.status <= _LIVE])
-        return b"".join([_order(orders[i]) for i in range(start, len(orders))])
+            return b"".join([_order(o) for o in picked if o.status <= _LIVE])
+        return b"".join([_order(o) for o in picked])
     size = 0
     i = 0
     for o in orders:
@@ -112,44 +112,44 @@ def _orders_bytes(orders, start: int, live_only: bool):
     return buf
 
 
-def _put_order(view, at: int, o: Order) -> int:
-    """Write `_order(o)` into `view` (a bytearray) at `at`; return the offset
+def _put_order(buf, at: int, o: Order) -> int:
+    """Write `_order(o)` into `buf` (a bytearray) at `at`; return the offset
     after it."""
     kind = o.kind
-    _put_u64(view, at, o.id)
-    _put_u64(view, at + 8, o.account.id)
-    view[at + 16] = kind >> 6
-    _put_u64(view, at + 17, o.price)
-    _put_u64(view, at + 25, o.qty)
-    _put_u64(view, at + 33, o.filled)
-    view[at + 41] = o.status
-    view[at + 42] = kind
-    _put_u64(view, at + 43, o.time_ms)  # i64: the same bytes as its u64 two's complement
+    _put_u64(buf, at, o.id)
+    _put_u64(buf, at + 8, o.account.id)
+    buf[at + 16] = kind >> 6
+    _put_u64(buf, at + 17, o.price)
+    _put_u64(buf, at + 25, o.qty)
+    _put_u64(buf, at + 33, o.filled)
+    buf[at + 41] = o.status
+    buf[at + 42] = kind
+    _put_u64(buf, at + 43, o.time_ms)  # i64: the same bytes as its u64 two's complement
     at += _ORDER_SIZE
     cid = o.cid
     if cid is None:
-        view[at - 1] = 0
+        buf[at - 1] = 0
         return at
     raw = cid.encode("ascii")
     n = len(raw)
     if n > 255:
         raise ValueError(f"client order id of {n} bytes")
-    view[at - 1] = n
+    buf[at - 1] = n
     for k in range(n):
-        view[at + k] = raw[k]
+        buf[at + k] = raw[k]
     return at + n
 
 
-def _put_u64(view, at: int, v: int) -> None:
-    """`view[at:at + 8] = v` as a little-endian u64."""
-    view[at] = v & 0xFF
-    view[at + 1] = (v >> 8) & 0xFF
-    view[at + 2] = (v >> 16) & 0xFF
-    view[at + 3] = (v >> 24) & 0xFF
-    view[at + 4] = (v >> 32) & 0xFF
-    view[at + 5] = (v >> 40) & 0xFF
-    view[at + 6] = (v >> 48) & 0xFF
-    view[at + 7] = (v >> 56) & 0xFF
+def _put_u64(buf, at: int, v: int) -> None:
+    """`buf[at:at + 8] = v` as a little-endian u64."""
+    buf[at] = v & 0xFF
+    buf[at + 1] = (v >> 8) & 0xFF
+    buf[at + 2] = (v >> 16) & 0xFF
+    buf[at + 3] = (v >> 24) & 0xFF
+    buf[at + 4] = (v >> 32) & 0xFF
+    buf[at + 5] = (v >> 40) & 0xFF
+    buf[at + 6] = (v >> 48) & 0xFF
+    buf[at + 7] = (v >> 56) & 0xFF
 
 
 def encode(engine) -> bytes:
@@ -231,13 +231,12 @@ def refresh_records(book) -> None:
     """Bring `book.bid_records` and `ask_records` up to date: the records of
     the levels listed stale since the last call, or every record when the
     list overflowed (or the book was restored)."""
+    bids, asks = book.bids, book.asks
     if book.records_rebuild:
-        bids, asks = book.bids, book.asks
         book.bid_records[:] = [_record(bids[price]) for price in book.bid_prices]
         book.ask_records[:] = [_record(asks[-key]) for key in book.ask_keys]
         book.records_rebuild = False
     else:
-        bids, asks = book.bids, book.asks
         for key in book.stale_keys:  # a key listed twice is refreshed twice, to the same record
             if key > 0:
                 level = bids.get(key)
