@@ -62,3 +62,15 @@ def test_block_apply_mode_reports_each_phase_and_one_head_hash():
         assert set(phases) == {"decode", "guard", "engine", "encode", "roots", "state_hash", "header"}
         assert all(v >= 0 for v in phases.values()) and phases["engine"] > 0
     assert len(r["head_hash"]) == 64
+
+
+def test_signing_bench_reports_both_libraries():
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "signing.py"), "--rounds", "2", "--calls", "50", "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    for key in ("verify_openssl_us", "verify_dex_us", "sign_openssl_us", "sign_dex_us"):
+        assert len(r[key]) == 2 and all(v > 0 for v in r[key]), key
+    assert r["verify_ratio"] > 0 and r["sign_ratio"] > 0
