@@ -30,6 +30,11 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator
 
+try:
+    import cython  # compiled: Cython's own names (cython.cast); nothing is imported
+except ImportError:  # pure, without Cython installed: the compiled-only lines never run
+    cython = None
+
 from dex.core import limits
 from dex.core.commands import (
     AmendOrder,
@@ -169,7 +174,13 @@ class Engine:
     def _place(self, cmd: PlaceOrder, now: int) -> list:
         # One unpack instead of ten attribute reads (a PlaceOrder is a
         # NamedTuple: dex/core/commands.py; a test pins its field order).
-        account_id, symbol, side, otype, tif, price, qty, quote_qty, post_only, stp, cid = cmd
+        # Compiled, cast to tuple first: Cython unpacks only an exact tuple
+        # item by item, a NamedTuple through an iterator (~4% of the engine's
+        # time); indexing the NamedTuple instead was 26% slower.
+        if _COMPILED:
+            account_id, symbol, side, otype, tif, price, qty, quote_qty, post_only, stp, cid = cython.cast(tuple, cmd)
+        else:
+            account_id, symbol, side, otype, tif, price, qty, quote_qty, post_only, stp, cid = cmd
         if _COMPILED:  # C ints for the checks below (see _SIDE_CODE)
             side_i = _SIDE_CODE.get(side, -1)
             otype_i = _TYPE_CODE.get(otype, -1)

@@ -70,3 +70,29 @@ def test_a_compiled_engine_built_from_older_sources_is_not_used(monkeypatch):
     module, why = dex.engine.load_compiled()
 
     assert module is None and "older sources" in why
+
+
+def test_the_pure_engine_runs_where_cython_is_not_installed():
+    """engine.py imports `cython` for the compiled build's casts; a machine
+    without Cython (no compiler, nothing built) must still place and match."""
+    script = (
+        "import sys; sys.modules['cython'] = None\n"  # `import cython` raises ImportError
+        "from dex.core.markets import load_markets\n"
+        "from dex.core.commands import Deposit, PlaceOrder\n"
+        "from dex.core.types import Side, OrderType, TimeInForce\n"
+        "import dex.engine as e\n"
+        "m = load_markets('configs/markets.toml'); b = m.market('BTCUSDT')\n"
+        "eng = e.Engine(m)\n"
+        "for a in (1, 2):\n"
+        "    eng.apply(Deposit(account=a, asset=b.base.name, amount=10**15), 0)\n"
+        "    eng.apply(Deposit(account=a, asset=b.quote.name, amount=10**15), 0)\n"
+        "p = 2 * -(-b.min_notional_units // b.notional_units)\n"
+        "eng.apply(PlaceOrder(account=1, symbol='BTCUSDT', side=Side.SELL, type=OrderType.LIMIT, tif=TimeInForce.GTC, price=p, qty=1), 0)\n"
+        "ev = eng.apply(PlaceOrder(account=2, symbol='BTCUSDT', side=Side.BUY, type=OrderType.LIMIT, tif=TimeInForce.GTC, price=p, qty=1), 0)\n"
+        "print(e.IMPLEMENTATION, sys.modules['cython'], [type(x).__name__ for x in ev])\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != dex.engine.PURE_ENV}
+    environment[dex.engine.PURE_ENV] = "1"
+    out = subprocess.run([sys.executable, "-c", script], cwd=kit.ROOT, env=environment, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[0] == dex.engine.PURE and "Trade" in out.stdout, out.stdout
