@@ -49,7 +49,8 @@ def verify(public_key: bytes, signature: bytes, payload: bytes) -> bool:
     if len(public_key) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
         return False
     try:
-        crypto_sign_open(signature + payload, public_key)  # PyNaCl's binding takes signature || message
+        # PyNaCl's binding takes signature || message, as bytes (bytes(b) is b itself).
+        crypto_sign_open(bytes(signature) + bytes(payload), bytes(public_key))
     except BadSignatureError:
         return False
     return True

@@ -65,6 +65,15 @@ def test_what_does_not_verify_is_false():
     assert not verify(b"\xff" * 32, signature, payload)
 
 
+def test_any_bytes_like_input_is_checked_alike():
+    key = Keypair.generate()
+    payload = b"1700000000000GET/api/v1/openOrders"
+    signature = key.sign(payload)
+    for wrap in (bytes, bytearray, memoryview):
+        assert verify(wrap(key.public), wrap(signature), wrap(payload))
+        assert not verify(wrap(key.public), wrap(signature), wrap(payload + b"x"))
+
+
 def test_a_non_canonical_s_is_refused():
     # S + L (the group order) is the same scalar mod L; RFC 8032 requires S < L.
     L = 2**252 + 27742317777372353535851937790883648493
