@@ -61,7 +61,6 @@ import contextlib
 import hashlib
 import hmac
 import itertools
-import json
 import logging
 import os
 import struct
@@ -73,6 +72,7 @@ from fastapi import APIRouter, WebSocket
 from dex.api.deps import verify_call
 from dex.api.errors import DISCONNECTED, OVERLOADED, SHED_MS_HEADER, TIMEOUT, UNKNOWN, ApiError, Refused, log_once
 from dex.api.execute import Answer, Call, execute_many, not_leader, refusal
+from dex.api.jsonbody import dumps, loads
 from dex.api.server import BODY_BYTES_MAX, HEAD_BYTES_MAX
 from dex.ledger.port import REQUEST_TIMEOUT_S, within
 
@@ -194,7 +194,7 @@ def decode_requests(body: bytes) -> list[tuple[int, Call]]:
 
 def encode_answer_rows(answers: list[tuple[int, Answer]]) -> list[bytes]:
     """Each answer as a JSON row [id, status, payload, headers, height]."""
-    return [json.dumps([i, a.status, a.payload, a.headers, a.height], separators=(",", ":")).encode() for i, a in answers]
+    return [dumps([i, a.status, a.payload, a.headers, a.height]) for i, a in answers]
 
 
 def encode_answers(answers: list[tuple[int, Answer]]) -> bytes:
@@ -203,7 +203,7 @@ def encode_answers(answers: list[tuple[int, Answer]]) -> bytes:
 
 def decode_answers(body: bytes) -> list[tuple[int, Answer]]:
     try:
-        rows = json.loads(body)
+        rows = loads(body)
         return [(int(i), Answer(int(status), payload, headers, height)) for i, status, payload, headers, height in rows]
     except (ValueError, TypeError) as e:
         raise ChannelError(f"malformed answers: {e}") from None

@@ -12,9 +12,9 @@ from collections import Counter
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dex.api.jsonbody import JSONBody
 from dex.core.reasons import Reason
 from dex.ledger.port import LedgerUnavailable, NoQuorum, NotLeader, OutcomeUnknown, Overloaded, TooLarge, Unrecordable
 from dex.ledger.translate import BAD_PRECISION, ILLEGAL_CHARS, MANDATORY_PARAM, Refused
@@ -102,28 +102,28 @@ def unavailable(e: LedgerUnavailable | Unrecordable | TooLarge) -> ApiError:
     )
 
 
-def error_response(request: Request, exc: Exception) -> JSONResponse:
+def error_response(request: Request, exc: Exception) -> JSONBody:
     """The answer to an exception raised while handling `request`: the one
     mapping, used by FastAPI's exception handlers (install) and by the order
     routes' fast path (dex.api.fastpath)."""
     if isinstance(exc, Refused):
-        return JSONResponse({"code": exc.code, "msg": exc.msg}, status_code=exc.status, headers=getattr(exc, "headers", None))
+        return JSONBody({"code": exc.code, "msg": exc.msg}, status_code=exc.status, headers=getattr(exc, "headers", None))
     if isinstance(exc, (LedgerUnavailable, Unrecordable, TooLarge)):
         e = unavailable(exc)
-        return JSONResponse({"code": e.code, "msg": e.msg}, status_code=e.status, headers=e.headers)
+        return JSONBody({"code": e.code, "msg": e.msg}, status_code=e.status, headers=e.headers)
     if isinstance(exc, RequestValidationError):
         problems = []
         for e in exc.errors()[:5]:
             where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query"))
             problems.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
-        return JSONResponse({"code": MANDATORY_PARAM, "msg": "; ".join(problems) or "invalid request"}, status_code=400)
+        return JSONBody({"code": MANDATORY_PARAM, "msg": "; ".join(problems) or "invalid request"}, status_code=400)
     if isinstance(exc, StarletteHTTPException):
         code = NOT_FOUND if exc.status_code == 404 else UNKNOWN
-        return JSONResponse({"code": code, "msg": str(exc.detail)}, status_code=exc.status_code)
+        return JSONBody({"code": code, "msg": str(exc.detail)}, status_code=exc.status_code)
     route = request.scope.get("route")
     kind = f"unexpected {exc.__class__.__name__} on {request.method} {route.path if route else request.url.path[:64]}"
     log_once(log, kind, "%s: %s", kind, str(exc)[:200], exc_info=exc)
-    return JSONResponse({"code": UNKNOWN, "msg": "An unknown error occurred while processing the request."}, status_code=500)
+    return JSONBody({"code": UNKNOWN, "msg": "An unknown error occurred while processing the request."}, status_code=500)
 
 
 def install(app: FastAPI) -> None:
@@ -131,5 +131,5 @@ def install(app: FastAPI) -> None:
         app.add_exception_handler(kind, _handler)
 
 
-async def _handler(request: Request, exc: Exception) -> JSONResponse:
+async def _handler(request: Request, exc: Exception) -> JSONBody:
     return error_response(request, exc)

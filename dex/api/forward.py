@@ -18,14 +18,14 @@ so a read right after it sees the request's effect.
 from __future__ import annotations
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
 
 from dex.api.deps import call_of, verify_call
 from dex.api.errors import DISCONNECTED, ApiError
 from dex.api.execute import execute
+from dex.api.jsonbody import JSONBody
 
 
-async def handle(node, request: Request) -> JSONResponse:
+async def handle(node, request: Request) -> JSONBody:
     leader = await node.port.wait_leader()
     if leader is None:
         raise ApiError.unavailable(DISCONNECTED, "No leader: the cluster is electing one or has lost quorum. Please try again.")
@@ -39,4 +39,4 @@ async def handle(node, request: Request) -> JSONResponse:
         answer = await execute(node, signed, call)
     else:
         answer = await node.channel.forward(leader, call)
-    return JSONResponse(answer.payload, status_code=answer.status, headers=answer.headers or None)
+    return JSONBody(answer.payload, status_code=answer.status, headers=answer.headers or None)
