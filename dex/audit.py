@@ -49,7 +49,6 @@ Nothing here prints: progress goes to a callback, the result is a `Report`.
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 import gc
 import multiprocessing
 import os
@@ -77,7 +76,6 @@ PROBLEMS_MAX_LIMIT = 10_000
 PROGRESS_INTERVAL_S = 0.5
 SIGNATURE_CHUNK_AUTHS = 2048  # signatures per task sent to a worker
 SIGNATURE_TASKS_PER_JOB_MAX = 4  # tasks in flight per worker (bounds the memory they hold)
-CONVERSIONS_CACHED_MAX = 65536  # decimal strings -> ticks or lots, per market and process
 # The replay allocates millions of short-lived, acyclic objects (commands,
 # events); the cyclic GC's default first threshold (700) makes it scan the
 # young generation thousands of times a second. Raised for the pass only
@@ -590,7 +588,7 @@ def authorization_problem(auth: Auth, commands: list, markets: MarketConfig) -> 
     try:
         # Blocks made before the edge checked client ids hold orders whose
         # ids only the engine refused: the ids are not checked again here.
-        expected = translate.request_commands(route, params, body, account, auth.signature, _cached_markets(markets), check_client_id=False)
+        expected = translate.request_commands(route, params, body, account, auth.signature, markets, check_client_id=False)
     except translate.Refused as e:
         return f"{route}: the API would refuse this request ({e.code}: {e.msg})"
     if expected is None:
@@ -598,46 +596,6 @@ def authorization_problem(auth: Auth, commands: list, markets: MarketConfig) -> 
     if list(commands) != expected:
         return f"the commands differ from what the signed {route} asks for ({len(commands)} in the block, {len(expected)} asked)"
     return None
-
-
-class _CachedMarket:
-    """A market whose decimal conversions are memoized: the same price and
-    quantity strings recur across orders, and each Decimal conversion costs
-    ~9 µs, several times the rest of the API's translation of an order."""
-
-    def __init__(self, market) -> None:
-        self._market = market
-        self.price_to_ticks = functools.lru_cache(maxsize=CONVERSIONS_CACHED_MAX)(market.price_to_ticks)
-        self.qty_to_lots = functools.lru_cache(maxsize=CONVERSIONS_CACHED_MAX)(market.qty_to_lots)
-
-    def __getattr__(self, name: str):
-        return getattr(self._market, name)
-
-
-class _CachedMarkets:
-    def __init__(self, markets: MarketConfig) -> None:
-        self._markets = markets
-        self._by_symbol = {m.symbol: _CachedMarket(m) for m in markets.markets}
-
-    def market(self, symbol: str):
-        found = self._by_symbol.get(symbol)
-        if found is None:
-            raise KeyError(symbol)
-        return found
-
-    def __getattr__(self, name: str):
-        return getattr(self._markets, name)
-
-
-_cached: tuple[MarketConfig, _CachedMarkets] | None = None
-
-
-def _cached_markets(markets: MarketConfig) -> _CachedMarkets:
-    global _cached
-    if _cached is None or _cached[0] is not markets:
-        _cached = (markets, _CachedMarkets(markets))
-    return _cached[1]
-
 
 
 # ------------------------------------------------------------------ state

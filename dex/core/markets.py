@@ -9,6 +9,7 @@ converters return None and the caller answers with a filter failure.
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from dataclasses import dataclass
@@ -188,11 +189,29 @@ _DECIMAL_TEXT = re.compile(r"\A[0-9]+(?:\.[0-9]+)?\Z", re.ASCII)
 _EXACT = Context(prec=2 * DECIMAL_TEXT_LENGTH_MAX + 20)
 
 
+# The edge's conversions are memoized per process: the same price and quantity
+# strings recur across orders, and parsing and dividing a Decimal costs 2-5 µs
+# against ~0.3 for a hit (docs/BENCHMARKS.md). Only texts a plain decimal could
+# be are cached (at most CACHED_TEXT_LENGTH_MAX characters), so the caches hold
+# at most CONVERSIONS_CACHED_MAX short strings each, whatever is sent.
+CONVERSIONS_CACHED_MAX = 65536
+CACHED_TEXT_LENGTH_MAX = 2 * DECIMAL_TEXT_LENGTH_MAX
+
+
+def _plain_decimal(text: str) -> bool:
+    text = text.strip()
+    return len(text) <= DECIMAL_TEXT_LENGTH_MAX and _DECIMAL_TEXT.match(text) is not None
+
+
+_plain_decimal_cached = functools.lru_cache(maxsize=CONVERSIONS_CACHED_MAX)(_plain_decimal)
+
+
 def plain_decimal(text: str) -> bool:
     """True when `text` is a decimal as the API takes it: digits with an
     optional fraction (surrounding spaces aside), at most DECIMAL_TEXT_LENGTH_MAX."""
-    text = text.strip()
-    return len(text) <= DECIMAL_TEXT_LENGTH_MAX and _DECIMAL_TEXT.match(text) is not None
+    if text.__class__ is str and len(text) <= CACHED_TEXT_LENGTH_MAX:
+        return _plain_decimal_cached(text)
+    return _plain_decimal(text)
 
 
 def plain_decimal_problem(param: str, text: str) -> str | None:
@@ -221,6 +240,12 @@ PLAIN_DECIMAL_RULE = "use digits with an optional fraction, such as 0.001: no si
 
 
 def _to_steps(text: str | Decimal, step: Decimal) -> int | None:
+    if text.__class__ is str and len(text) <= CACHED_TEXT_LENGTH_MAX:
+        return _steps_cached(text, step)
+    return _steps(text, step)
+
+
+def _steps(text: str | Decimal, step: Decimal) -> int | None:
     if isinstance(text, Decimal):
         value = text
     else:
@@ -236,6 +261,9 @@ def _to_steps(text: str | Decimal, step: Decimal) -> int | None:
     if steps != steps.to_integral_value() or steps > limits.UINT64_MAX:
         return None
     return int(steps)
+
+
+_steps_cached = functools.lru_cache(maxsize=CONVERSIONS_CACHED_MAX)(_steps)
 
 
 def _fmt(value: Decimal, step: Decimal) -> str:

@@ -19,7 +19,6 @@ the edge checked ids).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Mapping
 from typing import Literal
@@ -138,11 +137,19 @@ def market_of(markets, symbol: str):
         raise Refused.of(Reason.UNKNOWN_SYMBOL) from None
 
 
+_B32 = "abcdefghijklmnopqrstuvwxyz234567"  # RFC 4648's base32 alphabet, lower case
+_B32_PAIRS = [a + b for a in _B32 for b in _B32]  # 10 bits -> two characters
+_B32_SHIFTS = range(150, -1, -10)
+
+
 def derived_client_id(signature: bytes) -> str:
     """A client order id for an order sent without one, derived from its
     signature: a replay of the same signed request within recvWindow is then
-    a duplicate, not a second order."""
-    return "dex-" + base64.b32encode(hashlib.sha256(signature).digest()).decode()[:32].lower()
+    a duplicate, not a second order. "dex-" and the first 32 characters of the
+    SHA-256's lower-case base32 (its first 160 bits); written out here because
+    `base64.b32encode` is Python code, ~8 µs a call, most of translating an order."""
+    n = int.from_bytes(hashlib.sha256(signature).digest()[:20], "big")
+    return "dex-" + "".join([_B32_PAIRS[(n >> shift) & 1023] for shift in _B32_SHIFTS])
 
 
 def client_id(cid: str, param: str) -> str:

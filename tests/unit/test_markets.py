@@ -328,3 +328,27 @@ def test_a_non_decimal_gets_no_suggestion_and_no_huge_expansion(text):
 @pytest.mark.parametrize("text", ["0.001", "50000", " 0.5 ", "0.00000000000000000001"])
 def test_a_plain_decimal_has_no_problem(text):
     assert plain_decimal(text) and plain_decimal_problem("price", text) is None
+
+
+def test_the_memoized_conversions_answer_as_the_uncached_ones(btcusdt):
+    """price_to_ticks, qty_to_lots, amount_to_units and plain_decimal keep a
+    cache of short texts; a hit must answer what the conversion itself does,
+    for accepted, refused and odd texts alike, whichever market asks first."""
+    from dex.core import markets as m
+
+    ethusdt = kit.markets().market("ETHUSDT")
+    texts = ["50000.00", "50000.001", "0.01", " 0.01 ", "", "abc", "1e3", "5_0", "\u0665", "0.00001", "0.000010000000000000000000000000001",
+             "9" * 40, "9" * 41, "1" * 81, "1" + "0" * 30 + ".5"]
+    for _ in range(2):  # the second round is served from the caches
+        for text in texts:
+            for market in (btcusdt, ethusdt):
+                assert market.price_to_ticks(text) == m._steps(text, market.tick_size), text
+                assert market.qty_to_lots(text) == m._steps(text, market.step_size), text
+            assert amount_to_units(kit.markets().asset("BTC"), text) == m._steps(text, kit.markets().asset("BTC").unit), text
+            assert m.plain_decimal(text) == m._plain_decimal(text), text
+    assert m._steps_cached.cache_info().hits > 0 and m._plain_decimal_cached.cache_info().hits > 0
+    # Long texts are converted, not cached: what anyone sends cannot fill the cache with big keys.
+    before = m._steps_cached.cache_info().currsize
+    assert btcusdt.price_to_ticks("1" * (m.CACHED_TEXT_LENGTH_MAX + 1)) is None
+    assert m._steps_cached.cache_info().currsize == before
+    assert m._steps_cached.cache_info().maxsize == m.CONVERSIONS_CACHED_MAX == m._plain_decimal_cached.cache_info().maxsize

@@ -51,3 +51,15 @@ def test_amend_deposit_and_a_batch_entry_refuse_it_the_same_way():
     body = json.dumps({"batchOrders": [ORDER, {**ORDER, "quantity": "1e-3"}]}).encode()
     placed, refused = translate.batch_commands(kit.markets(), translate.parse(translate.BatchOrders, body), 1, SIGNATURE)
     assert placed[1].qty == 100 and (refused.code, refused.msg) == (-1100, plain_decimal_problem("quantity", "1e-3"))
+
+
+def test_a_derived_client_id_is_dex_and_the_signatures_sha256_in_base32():
+    import base64
+    import hashlib
+    import os
+
+    for size in (0, 1, 64, 66, 300):
+        signature = os.urandom(size)
+        expected = "dex-" + base64.b32encode(hashlib.sha256(signature).digest()).decode()[:32].lower()
+        assert translate.derived_client_id(signature) == expected
+    assert translate.derived_client_id(b"") == "dex-4oymiquy7qobjgx36tejs35zeqt24qpe"  # SHA-256 of nothing, pinned
