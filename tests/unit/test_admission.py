@@ -133,3 +133,62 @@ def test_the_excess_is_how_long_the_expected_wait_stays_over_the_budget():
     a.admitted(1.0, 140)  # 150 ahead: 150 ms at 1,000/s, 50 ms over
     assert a.refusal(1) is not None
     assert a.excess_s() == pytest.approx(0.050, rel=0.02)
+
+
+def sized(budget_ms: int = 50, block_commands: int = 256) -> Admission:
+    return Admission(delay_budget_ms=budget_ms, floor_commands=4, queued_max=20_000, block_commands=block_commands)
+
+
+def commit_blocks(a: Admission, sizes: list[int], *, fixed_s: float, per_command_s: float, start_s: float = 0.0) -> float:
+    """Commit blocks of `sizes`, each busy fixed_s + n * per_command_s, with
+    the next block always queued (busy throughout); returns the clock."""
+    now = start_s
+    a.admitted(now, sizes[0])
+    for i, n in enumerate(sizes):
+        a.admitted(now, sizes[(i + 1) % len(sizes)])
+        now += fixed_s + n * per_command_s
+        a.finished(now, n, committed=True)
+    return now
+
+
+def test_blocks_of_different_sizes_fit_a_fixed_and_a_per_command_cost():
+    a = sized()
+    commit_blocks(a, [1, 2, 1, 3, 1, 40, 1, 2, 100, 1] * 3, fixed_s=0.008, per_command_s=0.00005)
+    fixed, per_command = a.block_cost_s()
+    assert fixed == pytest.approx(0.008, rel=1e-6) and per_command == pytest.approx(0.00005, rel=1e-6)
+    queued = a.queued
+    assert a.expected_delay_s() == pytest.approx(-(-queued // 256) * 0.008 + queued * 0.00005)
+
+
+def test_a_burst_after_a_light_load_is_costed_as_full_blocks_not_at_the_light_rate():
+    """The cold start seen in bench/cluster.py --batch 100: blocks of one or a
+    few commands, 8 ms each, measure ~200 commands/s; 100 commands ahead at
+    that rate is 500 ms and was refused. As one block of 100 it is 8 + 5 ms."""
+    a = sized(budget_ms=50)
+    now = commit_blocks(a, [1, 2, 1, 3, 1, 2, 1, 4, 1, 2], fixed_s=0.008, per_command_s=0.00005)
+    assert a.rate_per_s() < 300
+    a.admitted(now, 100)
+    assert a.queued > 100 and a.refusal(100) is None
+    assert a.expected_delay_s() == pytest.approx(0.008 + a.queued * 0.00005)
+
+
+def test_a_backlog_of_full_blocks_is_still_refused_past_the_budget():
+    a = sized(budget_ms=50)
+    now = commit_blocks(a, [1, 3, 256, 256, 2, 256, 1, 256, 256, 5], fixed_s=0.008, per_command_s=0.0001)
+    a.admitted(now, 2000)  # ~8 full blocks: 8 * 8 ms + 2,000 * 0.1 ms = 264 ms
+    why = a.refusal(1)
+    assert why is not None and "blocks of up to 256" in why and "budget" in why
+    assert a.retry_after_s() == 1 and a.excess_s() > 0.2
+
+
+def test_blocks_of_one_size_or_a_senseless_fit_fall_back_to_the_rate():
+    a = sized()
+    commit_blocks(a, [10] * 20, fixed_s=0.001, per_command_s=0.0001)
+    assert a.block_cost_s() is None
+    assert a.expected_delay_s() == pytest.approx(a.queued / a.rate_per_s())
+    b = sized()  # bigger blocks taking less time: a negative per-command cost
+    commit_blocks(b, [1, 100] * 10, fixed_s=0.0, per_command_s=0.0)
+    b._samples = type(b._samples)((0.01 if n == 1 else 0.001, n) for _, n in b._samples)
+    b._samples_busy_s = sum(t for t, _ in b._samples)
+    assert b.block_cost_s() is None
+    assert Admission(delay_budget_ms=50, floor_commands=4, queued_max=100).block_cost_s() is None  # no block size given
