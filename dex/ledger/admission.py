@@ -29,8 +29,12 @@ commands ahead are costed as the full blocks they will make:
 
     expected delay = ceil(ahead / block_commands) * a + ahead * b
 
-With blocks of one size (no fit possible) or a fit that makes no sense (a
-negative fixed or per-command part) the plain rate is used, as before.
+A window of light load only (no block above `floor_commands`: each block
+committed as its few commands came) says nothing of the per-command part and
+costs a block at its mean busy time (b = 0); the first fuller blocks then
+give the fit its spread. With blocks of one size past that (no fit possible)
+or a fit that makes no sense (a negative fixed or per-command part) the plain
+rate is used, as before.
 
 Sans-IO: every method takes `now_s` (monotonic seconds) from the caller, so a
 test drives it with a fake clock. Not thread-safe: the builder calls it under
@@ -86,6 +90,8 @@ class Admission:
         if self.block_commands is None or k < FIT_SAMPLES_MIN:
             return None
         sizes = [n for _, n in self._samples]
+        if max(sizes) <= self.floor_commands:  # a light load: each block as it came, its cost the fixed part
+            return self._samples_busy_s / k, 0.0
         if max(sizes) < FIT_SPREAD_MIN * min(sizes):
             return None
         sum_n = self._samples_commands

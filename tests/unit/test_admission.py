@@ -161,12 +161,12 @@ def test_blocks_of_different_sizes_fit_a_fixed_and_a_per_command_cost():
 
 
 def test_a_burst_after_a_light_load_is_costed_as_full_blocks_not_at_the_light_rate():
-    """The cold start seen in bench/cluster.py --batch 100: blocks of one or a
-    few commands, 8 ms each, measure ~200 commands/s; 100 commands ahead at
-    that rate is 500 ms and was refused. As one block of 100 it is 8 + 5 ms."""
+    """Blocks of one to a dozen commands, ~8 ms each, measure ~400 commands/s;
+    100 commands ahead at that rate is 250 ms and was refused. As one block of
+    100 it is 8 + 5 ms."""
     a = sized(budget_ms=50)
-    now = commit_blocks(a, [1, 2, 1, 3, 1, 2, 1, 4, 1, 2], fixed_s=0.008, per_command_s=0.00005)
-    assert a.rate_per_s() < 300
+    now = commit_blocks(a, [1, 2, 1, 3, 1, 12, 1, 8, 1, 2], fixed_s=0.008, per_command_s=0.00005)
+    assert a.rate_per_s() < 400  # 100 ahead: over 250 ms at this rate
     a.admitted(now, 100)
     assert a.queued > 100 and a.refusal(100) is None
     assert a.expected_delay_s() == pytest.approx(0.008 + a.queued * 0.00005)
@@ -192,3 +192,18 @@ def test_blocks_of_one_size_or_a_senseless_fit_fall_back_to_the_rate():
     b._samples_busy_s = sum(t for t, _ in b._samples)
     assert b.block_cost_s() is None
     assert Admission(delay_budget_ms=50, floor_commands=4, queued_max=100).block_cost_s() is None  # no block size given
+
+
+def test_a_cold_start_of_one_command_blocks_admits_the_first_batches():
+    """bench/cluster.py --batch 100 after its funding: every block so far held
+    one deposit, 8 ms each (125 commands/s); the second batch found 100
+    commands ahead and was refused for seconds. A light load says nothing of
+    the per-command cost: the 100 ahead are one block, ~8 ms."""
+    a = sized(budget_ms=50)
+    now = commit_blocks(a, [1] * 20, fixed_s=0.008, per_command_s=0.0)
+    assert a.rate_per_s() == pytest.approx(125, rel=0.01)
+    assert a.block_cost_s() == pytest.approx((0.008, 0.0))
+    a.admitted(now, 100)
+    assert a.refusal(100) is None
+    a.admitted(now, 2000)  # ~2,100 ahead: 9 blocks of 8 ms, over the budget
+    assert a.refusal(1) is not None
