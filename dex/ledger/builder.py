@@ -97,7 +97,7 @@ class BlockBuilder:
         self._inflight: dict[int, tuple[float, list[Request]]] = {}
         self.admission = Admission(
             delay_budget_ms=cfg.admission_delay_ms, floor_commands=min(cfg.block_commands_max, FLOOR_COMMANDS_MAX),
-            queued_max=max(cfg.pending_commands_max, cfg.block_commands_max), block_commands=cfg.block_commands_max,
+            queued_max=max(cfg.pending_commands_max, cfg.block_commands_max),
         )
         self.shed_requests = 0  # refused by admission since start
         self._next_proposal = 0
