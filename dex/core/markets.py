@@ -193,8 +193,10 @@ _EXACT = Context(prec=2 * DECIMAL_TEXT_LENGTH_MAX + 20)
 # strings recur across orders, and parsing and dividing a Decimal costs 2-5 µs
 # against ~0.3 for a hit (docs/BENCHMARKS.md). Only texts a plain decimal could
 # be are cached (at most CACHED_TEXT_LENGTH_MAX characters), so the caches hold
-# at most CONVERSIONS_CACHED_MAX short strings each, whatever is sent.
-CONVERSIONS_CACHED_MAX = 65536
+# at most CONVERSIONS_CACHED_MAX short strings each, whatever is sent: measured
+# ~250 and ~180 bytes an entry, ~7 MB for both when full. Least recently used
+# go first, and real order flow reuses a band of prices and sizes.
+CONVERSIONS_CACHED_MAX = 16384
 CACHED_TEXT_LENGTH_MAX = 2 * DECIMAL_TEXT_LENGTH_MAX
 
 
