@@ -13,7 +13,8 @@ send signed requests (dex.auth.Keypair.headers, Ed25519) round robin to every
 node. Every new order has a unique newClientOrderId and newOrderRespType
 ACK; a request that meets a 503, a 5xx, a timeout or a dead node is retried
 with the same body (so the same client order id) on the next node, after the
-answer's Retry-After (at most 1 s) when it has one, as dex.client does. The
+wait the answer asks for (X-DEX-SHED-MS on a shed -1008, else Retry-After; at
+most 1 s, at least the doubling backoff), as dex.client does. The
 order mix, from --accounts funded accounts on BTCUSDT:
 
     (100 - cross_pct)%  passive GTC limit orders 1-500 ticks from a fixed mid
@@ -129,6 +130,18 @@ RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
 BACKOFF_MIN_S = 0.01
 BACKOFF_MAX_S = 0.2
 RETRY_AFTER_MAX_S = 1.0  # dex.client's BACKOFF_MAX_S: the longest Retry-After it honours
+
+
+def _asked_wait_s(asked: bytes | None, payload: bytes) -> float | None:
+    """Seconds the node asked for, as dex.client._asked_wait_s reads them: the
+    pools hand over X-DEX-SHED-MS as b"<n>ms" (honoured on a -1008 only) or
+    Retry-After as b"<n>"."""
+    if asked is None:
+        return None
+    if asked.endswith(b"ms"):
+        digits = asked[:-2]
+        return int(digits) / 1000 if digits.isdigit() and b"-1008" in payload[:40] else None
+    return float(asked) if asked.isdigit() else None
 INFLIGHT_OPEN_LOOP_MAX = 20_000
 STATUS_TIMEOUT_S = 2.0
 TRUNCATE_MARKER = "truncating already-applied log entries"
@@ -282,7 +295,8 @@ class RawPool:
         self.idle: list = []
 
     async def request(self, method: str, target: str, headers: dict, body: bytes) -> tuple[int, bytes, bytes | None]:
-        """(status, body, the Retry-After header or None)."""
+        """(status, body, the wait the node asked for or None): X-DEX-SHED-MS
+        (as "<n>ms") when present, else Retry-After (seconds), as dex.client reads them."""
         head = [f"{method} {target} HTTP/1.1\r\nHost: {self.hostport}\r\nContent-Length: {len(body)}\r\n"]
         if body:
             head.append("Content-Type: application/json\r\n")
@@ -319,7 +333,10 @@ class RawPool:
                     elif name == b"connection" and value.strip().lower() == b"close":
                         keep = False
                     elif name == b"retry-after":
-                        retry_after = value.strip()
+                        if retry_after is None or not retry_after.endswith(b"ms"):
+                            retry_after = value.strip()
+                    elif name == b"x-dex-shed-ms":
+                        retry_after = value.strip() + b"ms"
                     elif name == b"transfer-encoding":
                         raise HttpError("chunked responses are not supported")
                 payload = await reader.readexactly(length) if length else b""
@@ -350,7 +367,8 @@ class HttpxPool:
         if body:
             headers = dict(headers, **{"Content-Type": "application/json"})
         r = await self.client.request(method, self.url + target, headers=headers, content=body or None)
-        retry_after = r.headers.get("retry-after")
+        shed_ms = r.headers.get("x-dex-shed-ms")
+        retry_after = f"{shed_ms}ms" if shed_ms is not None else r.headers.get("retry-after")
         return r.status_code, r.content, None if retry_after is None else retry_after.encode()
 
     async def close(self) -> None:
@@ -447,11 +465,14 @@ class Load:
                 msg = _msg(payload)
                 self.statuses[f"{label}: {msg[:70]}"] += 1
             wait = delay
-            if retry_after is not None and retry_after.isdigit():
+            asked = _asked_wait_s(retry_after, payload)
+            if asked is not None:
                 # As dex.client does: a shed request comes back when the node
-                # said, at most RETRY_AFTER_MAX_S later. Retrying a 503 in
-                # 10 ms kept an overloaded cluster overloaded by its own retries.
-                wait = max(delay, min(float(retry_after), RETRY_AFTER_MAX_S))
+                # said (its X-DEX-SHED-MS on a -1008, else Retry-After), at
+                # most RETRY_AFTER_MAX_S later, and never sooner than the
+                # doubling backoff. Retrying a 503 in 10 ms whatever the node
+                # said kept an overloaded cluster overloaded by its own retries.
+                wait = max(delay, min(asked, RETRY_AFTER_MAX_S))
             if time.monotonic() + wait > deadline:
                 return None, payload, attempt_start
             node = (node + 1) % n

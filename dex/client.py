@@ -35,7 +35,10 @@ asyncio.sleep. Retries are bounded (`retries` attempts); a connection
 failure or timeout moves to the next node at once, a 503 every second try.
 A request marked retry=False is sent again only after an outcome that proves
 it did not execute: a connection that could not be made, 429, or a 503 with
--1001 (not sent to a leader) or -1008 (not queued). After -1007 or a timeout
+-1001 (not sent to a leader) or -1008 (not queued). The wait before a retry
+doubles from BACKOFF_S to BACKOFF_MAX_S and is at least what the node asks
+for: `X-DEX-SHED-MS` on a -1008 (milliseconds until it admits again), else
+`Retry-After` (whole seconds, as any HTTP client reads it). After -1007 or a timeout
 (outcome unknown) it is not re-sent: the caller gets the error and must look
 before trying again.
 
@@ -77,6 +80,8 @@ NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # 503 codes whose request provably did not execute (docs/CLUSTER.md): no
 # leader or the connection to it refused (-1001), not queued (-1008).
 NOT_EXECUTED_CODES = (-1001, -1008)
+OVERLOADED = -1008
+SHED_MS_HEADER = "X-DEX-SHED-MS"  # on a -1008: ms until the node admits again (dex.api.errors)
 
 # Streams (docs/STREAMS.md)
 WS_PATH = "/ws"
@@ -365,9 +370,7 @@ class _Nodes:
                     return outcome.json()
                 payload = _json(outcome)
                 last = DexError(outcome.status_code, payload.get("code", 0), payload.get("msg", outcome.text))
-                retry_after = outcome.headers.get("Retry-After")
-                if retry_after and retry_after.isdigit():
-                    delay = max(delay, min(float(retry_after), BACKOFF_MAX_S))
+                delay = max(delay, _asked_wait_s(outcome, payload))
                 if outcome.status_code == 503 and len(self.urls) > 1 and attempt % 2:
                     self.rotate()
                 if not spec.retry and not (outcome.status_code == 429 or payload.get("code") in NOT_EXECUTED_CODES):
@@ -382,6 +385,18 @@ class _Nodes:
         if isinstance(last, NEVER_SENT):
             raise DexError(503, NO_NODE, f"no node answered: {type(last).__name__}: {last}")
         raise DexError(503, OUTCOME_UNKNOWN, f"outcome unknown: {type(last).__name__}: {last}")
+
+
+def _asked_wait_s(outcome: httpx.Response, payload: dict) -> float:
+    """How long the node asked us to wait (0: it did not), at most BACKOFF_MAX_S:
+    its millisecond hint on a shed request, else its Retry-After."""
+    shed_ms = outcome.headers.get(SHED_MS_HEADER)
+    if payload.get("code") == OVERLOADED and shed_ms and shed_ms.isdigit():
+        return min(int(shed_ms) / 1000, BACKOFF_MAX_S)
+    retry_after = outcome.headers.get("Retry-After")
+    if retry_after and retry_after.isdigit():
+        return min(float(retry_after), BACKOFF_MAX_S)
+    return 0.0
 
 
 # ------------------------------------------------------------- the endpoints

@@ -423,11 +423,14 @@ class ForwardChannel:
         shedding = self._shedding
         if shedding is None or shedding[0] != leader:
             return
-        if asyncio.get_running_loop().time() >= shedding[1]:
+        left_s = shedding[1] - asyncio.get_running_loop().time()
+        if left_s <= 0:
             self._shedding = None
             return
         self.shed_early += 1
-        raise ApiError.unavailable(OVERLOADED, "Server is currently overloaded: the leader is shedding load. Please try again.", shedding[2])
+        refused = ApiError.unavailable(OVERLOADED, "Server is currently overloaded: the leader is shedding load. Please try again.", shedding[2])
+        refused.headers[SHED_MS_HEADER] = str(max(1, round(left_s * 1000)))  # when this node sends again: dex.client retries then
+        raise refused
 
     def _note(self, leader: str, answer: Answer) -> None:
         if answer.status != 503 or not isinstance(answer.payload, dict) or answer.payload.get("code") != OVERLOADED:

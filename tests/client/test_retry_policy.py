@@ -136,3 +136,37 @@ def test_an_order_whose_outcome_is_unknown_is_retried_with_the_same_client_order
 
     assert result == {"orderId": 9, "duplicate": True} and len(sends) == 3
     assert len({json.loads(s.content)["newClientOrderId"] for s in sends}) == 1
+
+
+def sleeps(nodes: _Nodes, spec: RequestSpec, outcomes: list) -> list[float]:
+    """The waits the policy asked for between `outcomes`."""
+    steps = nodes._attempts(spec)
+    waits: list[float] = []
+    step = next(steps)
+    feed = iter(outcomes)
+    try:
+        while True:
+            if isinstance(step, _Sleep):
+                waits.append(step.seconds)
+                step = steps.send(None)
+            else:
+                step = steps.send(next(feed))
+    except (StopIteration, DexError):
+        return waits
+
+
+def test_a_shed_order_comes_back_when_the_node_says_in_ms_not_after_a_whole_second() -> None:
+    """A -1008 carries Retry-After (whole seconds, at least 1) and X-DEX-SHED-MS
+    (when the node admits again): the client waits the latter, never less than
+    its doubling backoff (0.1 s, 0.2 s...), never more than BACKOFF_MAX_S."""
+    shed = {"code": -1008, "msg": "Server is currently overloaded"}
+    nodes = _Nodes(URLS, Keypair.generate(), RETRIES_MAX)
+    outcomes = [
+        response(503, shed, {"Retry-After": "1", "X-DEX-SHED-MS": "30"}),  # under the backoff: 0.1 s
+        response(503, shed, {"Retry-After": "1", "X-DEX-SHED-MS": "350"}),  # over it (0.2 s): 0.35 s
+        response(503, shed, {"Retry-After": "2", "X-DEX-SHED-MS": "5000"}),  # capped at BACKOFF_MAX_S
+        response(503, shed, {"Retry-After": "1"}),  # no hint: Retry-After
+        response(503, {"code": -1001, "msg": "no leader"}, {"Retry-After": "1", "X-DEX-SHED-MS": "5"}),  # not a shed: Retry-After
+        response(200, {"orderId": 1}),
+    ]
+    assert sleeps(nodes, order_spec(), outcomes) == [0.1, 0.35, 1.0, 1.0, 1.0]
