@@ -21,8 +21,9 @@ def response(status: int, doc: object, headers: dict | None = None) -> httpx.Res
     return httpx.Response(status, json=doc, headers=headers, request=REQUEST)
 
 
-def drive(nodes: _Nodes, spec: RequestSpec, outcomes: list) -> tuple[list[_Send], object]:
-    """Feed `outcomes` to the policy; the sends it made and what it returned (or raised)."""
+def drive(nodes: _Nodes, spec: RequestSpec, outcomes: list, waits: list | None = None) -> tuple[list[_Send], object]:
+    """Feed `outcomes` to the policy; the sends it made and what it returned (or
+    raised); the waits it asked for go in `waits` when given."""
     steps = nodes._attempts(spec)
     sends: list[_Send] = []
     step = next(steps)
@@ -31,6 +32,8 @@ def drive(nodes: _Nodes, spec: RequestSpec, outcomes: list) -> tuple[list[_Send]
         while True:
             if isinstance(step, _Sleep):
                 assert 0 < step.seconds <= 1.0
+                if waits is not None:
+                    waits.append(step.seconds)
                 step = steps.send(None)
                 continue
             sends.append(step)
@@ -138,23 +141,6 @@ def test_an_order_whose_outcome_is_unknown_is_retried_with_the_same_client_order
     assert len({json.loads(s.content)["newClientOrderId"] for s in sends}) == 1
 
 
-def sleeps(nodes: _Nodes, spec: RequestSpec, outcomes: list) -> list[float]:
-    """The waits the policy asked for between `outcomes`."""
-    steps = nodes._attempts(spec)
-    waits: list[float] = []
-    step = next(steps)
-    feed = iter(outcomes)
-    try:
-        while True:
-            if isinstance(step, _Sleep):
-                waits.append(step.seconds)
-                step = steps.send(None)
-            else:
-                step = steps.send(next(feed))
-    except (StopIteration, DexError):
-        return waits
-
-
 def test_a_shed_order_comes_back_when_the_node_says_in_ms_not_after_a_whole_second() -> None:
     """A -1008 carries Retry-After (whole seconds, at least 1) and X-DEX-SHED-MS
     (when the node admits again): the client waits the latter, never less than
@@ -169,4 +155,7 @@ def test_a_shed_order_comes_back_when_the_node_says_in_ms_not_after_a_whole_seco
         response(503, {"code": -1001, "msg": "no leader"}, {"Retry-After": "1", "X-DEX-SHED-MS": "5"}),  # not a shed: Retry-After
         response(200, {"orderId": 1}),
     ]
-    assert sleeps(nodes, order_spec(), outcomes) == [0.1, 0.35, 1.0, 1.0, 1.0]
+    waits: list[float] = []
+    _, result = drive(nodes, order_spec(), outcomes, waits)
+    assert result == {"orderId": 1}
+    assert waits == [0.1, 0.35, 1.0, 1.0, 1.0]
