@@ -106,21 +106,17 @@ FILLED = OrderStatus.FILLED
 CANCELED = OrderStatus.CANCELED
 EXPIRED = OrderStatus.EXPIRED
 
-# A PlaceOrder's enum fields as plain ints for _place's checks and packing:
-# compiled, these are C ints, where comparing an IntEnum object is a rich
-# comparison each time (~10 of them a limit order). A value that is no member
-# maps to -1, which every check refuses as the member comparisons did.
+# A PlaceOrder's valid enum values, each mapped to itself: _check_place tests
+# membership, and _place reads them as plain ints for its checks and packing
+# (compiled, C ints, where comparing an IntEnum object is a rich comparison
+# each time, ~10 of them a limit order). A value that is no member maps to
+# -1, which every check refuses as the member comparisons did.
 _SIDE_CODE = {0: 0, 1: 1}
 _TYPE_CODE = {0: 0, 1: 1}
 _TIF_CODE = {0: 0, 1: 1, 2: 2}
 _STP_CODE = {0: 0, 1: 1, 2: 2}
 BUY_I, SELL_I, LIMIT_I = int(BUY), int(SELL), int(LIMIT)
 GTC_I, IOC_I, FOK_I = int(GTC), int(IOC), int(FOK)
-
-_SIDES = frozenset((0, 1))
-_TYPES = frozenset((0, 1))
-_TIFS = frozenset((0, 1, 2))
-_STPS = frozenset((0, 1, 2))
 
 TRADES_MAX = limits.TRADES_PER_ORDER_MAX
 DEDUP_MAX = limits.DEDUP_FINISHED_ORDERS_MAX
@@ -176,17 +172,16 @@ class Engine:
         # NamedTuple: dex/core/commands.py; a test pins its field order).
         # Compiled, cast to tuple first: Cython unpacks only an exact tuple
         # item by item, a NamedTuple through an iterator (~4% of the engine's
-        # time); indexing the NamedTuple instead was 26% slower.
+        # time); indexing the NamedTuple instead was 26% slower. Then C ints
+        # for the checks below (see _SIDE_CODE).
         if _COMPILED:
             account_id, symbol, side, otype, tif, price, qty, quote_qty, post_only, stp, cid = cython.cast(tuple, cmd)
-        else:
-            account_id, symbol, side, otype, tif, price, qty, quote_qty, post_only, stp, cid = cmd
-        if _COMPILED:  # C ints for the checks below (see _SIDE_CODE)
             side_i = _SIDE_CODE.get(side, -1)
             otype_i = _TYPE_CODE.get(otype, -1)
             tif_i = _TIF_CODE.get(tif, -1)
             stp_i = _STP_CODE.get(stp, -1)
         else:  # the objects themselves: the pure engine compares them as fast
+            account_id, symbol, side, otype, tif, price, qty, quote_qty, post_only, stp, cid = cmd
             side_i = side
             otype_i = otype
             tif_i = tif
@@ -370,7 +365,7 @@ class Engine:
         """Every reason a place can be rejected, checked before any effect."""
         side = cmd.side
         otype = cmd.type
-        if side not in _SIDES or otype not in _TYPES or cmd.tif not in _TIFS or cmd.stp not in _STPS:
+        if side not in _SIDE_CODE or otype not in _TYPE_CODE or cmd.tif not in _TIF_CODE or cmd.stp not in _STP_CODE:
             return Reason.BAD_PARAMETER
         if acct is None:
             return Reason.INSUFFICIENT_BALANCE

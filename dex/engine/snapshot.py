@@ -415,7 +415,7 @@ def _read_books(data, at: int, books: list, accounts: dict) -> int:
         side = -1
         for _ in range(n_orders):
             order = _read_order(data, at, accounts, book)
-            at += _ORDER_SIZE + data[at + _ORDER_SIZE - 1]  # _read_order checked the record's length
+            at += _ORDER_SIZE + data[at + _ORDER_SIZE - 1]  # read by _read_order: a record cut short is refused there (compiled) or ends past the data (pure)
             # A level's orders are written together: look it up once.
             if level is None or order.price != level.price or (order.kind >> 6) != side:
                 side = order.kind >> 6
@@ -487,7 +487,7 @@ def _decode(engine, data):
             (m,) = _U16.unpack_from(data, at)
             at += 2
             order = _read_order(data, at, {acct.id: acct}, books[m])
-            at += _ORDER_SIZE + data[at + _ORDER_SIZE - 1]  # _read_order checked the record's length
+            at += _ORDER_SIZE + data[at + _ORDER_SIZE - 1]  # read by _read_order: a record cut short is refused there (compiled) or ends past the data (pure)
             position = acct.finished_total - fields[-1] + len(acct.finished)
             acct.window_sum = (acct.window_sum + window_term(position, order)) & _MASK256
             acct.finished.append(order)
