@@ -522,7 +522,7 @@ def _check_chunk(chunk: list[tuple[int, bytes]], problems_max: int) -> tuple[lis
             covered = by_auth.get(k, [])
             where = f"block {height} command {covered[0][0]}" if covered else f"block {height} signature {k}"
             checked += 1
-            if not _signature_ok(auth):
+            if not verify(auth.public_key, auth.signature, auth.payload):  # the API's own check (dex.auth)
                 problem = f"{where}: the signature does not verify (account {account_id(auth.public_key)})"
             else:
                 why = authorization_problem(auth, [cmd for _, cmd in covered], markets)
@@ -533,10 +533,6 @@ def _check_chunk(chunk: list[tuple[int, bytes]], problems_max: int) -> tuple[lis
                 else:
                     dropped += 1
     return found, dropped, checked, os.getpid(), time.process_time()
-
-
-def _signature_ok(auth: Auth) -> bool:
-    return verify(auth.public_key, auth.signature, auth.payload)  # the API's own check (dex.auth)
 
 
 # ---------------------------------------------------------- authorization
