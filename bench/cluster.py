@@ -114,6 +114,7 @@ from cluster import local  # noqa: E402
 sys.path.append(str(HERE))  # after `cluster` is imported, so bench/cluster.py cannot shadow it
 from machine import describe  # noqa: E402 (bench/machine.py)
 from dex.auth import Keypair  # noqa: E402
+from dex.client import OVERLOADED, asked_wait_s  # noqa: E402 (the client's retry wait, mirrored)
 from dex.config import ClusterConfig, load_cluster  # noqa: E402
 
 SYMBOL = "BTCUSDT"
@@ -129,19 +130,6 @@ REQUEST_DEADLINE_S = 30.0  # all attempts of one request
 RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
 BACKOFF_MIN_S = 0.01
 BACKOFF_MAX_S = 0.2
-RETRY_AFTER_MAX_S = 1.0  # dex.client's BACKOFF_MAX_S: the longest Retry-After it honours
-
-
-def _asked_wait_s(asked: bytes | None, payload: bytes) -> float | None:
-    """Seconds the node asked for, as dex.client._asked_wait_s reads them: the
-    pools hand over X-DEX-SHED-MS as b"<n>ms" (honoured on a -1008 only) or
-    Retry-After as b"<n>"."""
-    if asked is None:
-        return None
-    if asked.endswith(b"ms"):
-        digits = asked[:-2]
-        return int(digits) / 1000 if digits.isdigit() and b"-1008" in payload[:40] else None
-    return float(asked) if asked.isdigit() else None
 INFLIGHT_OPEN_LOOP_MAX = 20_000
 STATUS_TIMEOUT_S = 2.0
 TRUNCATE_MARKER = "truncating already-applied log entries"
@@ -294,9 +282,8 @@ class RawPool:
         self.port = int(port)
         self.idle: list = []
 
-    async def request(self, method: str, target: str, headers: dict, body: bytes) -> tuple[int, bytes, bytes | None]:
-        """(status, body, the wait the node asked for or None): X-DEX-SHED-MS
-        (as "<n>ms") when present, else Retry-After (seconds), as dex.client reads them."""
+    async def request(self, method: str, target: str, headers: dict, body: bytes) -> tuple[int, bytes, tuple[str | None, str | None]]:
+        """(status, body, (X-DEX-SHED-MS, Retry-After), each None when absent)."""
         head = [f"{method} {target} HTTP/1.1\r\nHost: {self.hostport}\r\nContent-Length: {len(body)}\r\n"]
         if body:
             head.append("Content-Type: application/json\r\n")
@@ -324,7 +311,7 @@ class RawPool:
                 status = int(lines[0][9:12])
                 length = None
                 keep = True
-                retry_after = None
+                shed_ms = retry_after = None
                 for line in lines[1:]:
                     name, _, value = line.partition(b":")
                     name = name.strip().lower()
@@ -333,10 +320,9 @@ class RawPool:
                     elif name == b"connection" and value.strip().lower() == b"close":
                         keep = False
                     elif name == b"retry-after":
-                        if retry_after is None or not retry_after.endswith(b"ms"):
-                            retry_after = value.strip()
+                        retry_after = value.strip().decode("latin-1")
                     elif name == b"x-dex-shed-ms":
-                        retry_after = value.strip() + b"ms"
+                        shed_ms = value.strip().decode("latin-1")
                     elif name == b"transfer-encoding":
                         raise HttpError("chunked responses are not supported")
                 payload = await reader.readexactly(length) if length else b""
@@ -347,7 +333,7 @@ class RawPool:
                 self.idle.append((reader, writer))
             else:
                 writer.close()
-            return status, payload, retry_after
+            return status, payload, (shed_ms, retry_after)
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
@@ -363,13 +349,11 @@ class HttpxPool:
         self.url = url.rstrip("/")
         self.client = client
 
-    async def request(self, method: str, target: str, headers: dict, body: bytes) -> tuple[int, bytes, bytes | None]:
+    async def request(self, method: str, target: str, headers: dict, body: bytes) -> tuple[int, bytes, tuple[str | None, str | None]]:
         if body:
             headers = dict(headers, **{"Content-Type": "application/json"})
         r = await self.client.request(method, self.url + target, headers=headers, content=body or None)
-        shed_ms = r.headers.get("x-dex-shed-ms")
-        retry_after = f"{shed_ms}ms" if shed_ms is not None else r.headers.get("retry-after")
-        return r.status_code, r.content, None if retry_after is None else retry_after.encode()
+        return r.status_code, r.content, (r.headers.get("x-dex-shed-ms"), r.headers.get("retry-after"))
 
     async def close(self) -> None:
         pass
@@ -440,10 +424,11 @@ class Load:
             headers = key.headers(time.time_ns() // 1_000_000, method, path, query, body)
             self.sign_ns += time.perf_counter_ns() - t
             self.signs += 1
-            status = retry_after = None
+            status = None
+            hints = (None, None)  # X-DEX-SHED-MS, Retry-After
             try:
                 async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                    status, payload, retry_after = await pools[node].request(method, target, headers, body)
+                    status, payload, hints = await pools[node].request(method, target, headers, body)
             except CONNECT_ERRORS as e:
                 name = type(e).__name__
                 self.statuses[f"{method} {name}"] += 1
@@ -451,7 +436,7 @@ class Load:
                 payload = b""
             if status == 503 and self.spec.get("shed_is_final") and b"-1008" in payload[:40]:
                 # Overload mode: a request shed by admission is an answer, not a failure to retry.
-                self.counts["shed_with_retry_after" if retry_after else "shed_without_retry_after"] += 1
+                self.counts["shed_with_retry_after" if hints[1] else "shed_without_retry_after"] += 1
                 return status, payload, attempt_start
             if status is not None and status not in RETRY_STATUSES:
                 if status != 200:
@@ -465,14 +450,14 @@ class Load:
                 msg = _msg(payload)
                 self.statuses[f"{label}: {msg[:70]}"] += 1
             wait = delay
-            asked = _asked_wait_s(retry_after, payload)
+            asked = asked_wait_s(OVERLOADED if b"-1008" in payload[:40] else None, *hints)
             if asked is not None:
-                # As dex.client does: a shed request comes back when the node
-                # said (its X-DEX-SHED-MS on a -1008, else Retry-After), at
-                # most RETRY_AFTER_MAX_S later, and never sooner than the
-                # doubling backoff. Retrying a 503 in 10 ms whatever the node
-                # said kept an overloaded cluster overloaded by its own retries.
-                wait = max(delay, min(asked, RETRY_AFTER_MAX_S))
+                # By dex.client's own rule: a shed request comes back when the
+                # node said (its X-DEX-SHED-MS on a -1008, else Retry-After), at
+                # most 1 s later, and never sooner than the doubling backoff.
+                # Retrying a 503 in 10 ms whatever the node said kept an
+                # overloaded cluster overloaded by its own retries.
+                wait = max(delay, asked)
             if time.monotonic() + wait > deadline:
                 return None, payload, attempt_start
             node = (node + 1) % n

@@ -370,7 +370,9 @@ class _Nodes:
                     return outcome.json()
                 payload = _json(outcome)
                 last = DexError(outcome.status_code, payload.get("code", 0), payload.get("msg", outcome.text))
-                delay = max(delay, _asked_wait_s(outcome, payload))
+                asked = asked_wait_s(payload.get("code"), outcome.headers.get(SHED_MS_HEADER), outcome.headers.get("Retry-After"))
+                if asked is not None:
+                    delay = max(delay, asked)
                 if outcome.status_code == 503 and len(self.urls) > 1 and attempt % 2:
                     self.rotate()
                 if not spec.retry and not (outcome.status_code == 429 or payload.get("code") in NOT_EXECUTED_CODES):
@@ -387,16 +389,16 @@ class _Nodes:
         raise DexError(503, OUTCOME_UNKNOWN, f"outcome unknown: {type(last).__name__}: {last}")
 
 
-def _asked_wait_s(outcome: httpx.Response, payload: dict) -> float:
-    """How long the node asked us to wait (0: it did not), at most BACKOFF_MAX_S:
-    its millisecond hint on a shed request, else its Retry-After."""
-    shed_ms = outcome.headers.get(SHED_MS_HEADER)
-    if payload.get("code") == OVERLOADED and shed_ms and shed_ms.isdigit():
+def asked_wait_s(code: int | None, shed_ms: str | None, retry_after: str | None) -> float | None:
+    """How long a refusal with this code and these headers asks the client to
+    wait (None: it does not), at most BACKOFF_MAX_S: X-DEX-SHED-MS on a shed
+    request (-1008), else Retry-After. bench/cluster.py's load generator
+    waits by this too."""
+    if code == OVERLOADED and shed_ms and shed_ms.isdigit():
         return min(int(shed_ms) / 1000, BACKOFF_MAX_S)
-    retry_after = outcome.headers.get("Retry-After")
     if retry_after and retry_after.isdigit():
         return min(float(retry_after), BACKOFF_MAX_S)
-    return 0.0
+    return None
 
 
 # ------------------------------------------------------------- the endpoints

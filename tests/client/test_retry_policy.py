@@ -159,3 +159,14 @@ def test_a_shed_order_comes_back_when_the_node_says_in_ms_not_after_a_whole_seco
     _, result = drive(nodes, order_spec(), outcomes, waits)
     assert result == {"orderId": 1}
     assert waits == [0.1, 0.35, 1.0, 1.0, 1.0]
+
+
+def test_the_asked_wait_is_read_as_the_bench_reads_it_too() -> None:
+    """dex.client.asked_wait_s, which bench/cluster.py's load generator also
+    waits by: the ms hint on a -1008 only, else Retry-After, else nothing."""
+    from dex.client import asked_wait_s
+
+    assert asked_wait_s(-1008, "30", "1") == 0.03
+    assert asked_wait_s(-1001, "30", "2") == 1.0  # not a shed: Retry-After, at most BACKOFF_MAX_S
+    assert asked_wait_s(-1008, None, "1") == 1.0
+    assert asked_wait_s(None, "30", None) is None and asked_wait_s(-1008, "soon", None) is None

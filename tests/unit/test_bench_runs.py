@@ -74,19 +74,3 @@ def test_signing_bench_reports_both_libraries():
     for key in ("verify_openssl_us", "verify_dex_us", "sign_openssl_us", "sign_dex_us"):
         assert len(r[key]) == 2 and all(v > 0 for v in r[key]), key
     assert r["verify_ratio"] > 0 and r["sign_ratio"] > 0
-
-
-def test_the_cluster_bench_waits_as_dex_client_does():
-    """bench/cluster.py's load generator reads a shed answer's wait as
-    dex.client._asked_wait_s does: X-DEX-SHED-MS (handed over as b"<n>ms") on a
-    -1008 only, else Retry-After."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_cluster", REPO / "bench" / "cluster.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    shed, no_leader = b'{"code":-1008,"msg":"overloaded"}', b'{"code":-1001,"msg":"no leader"}'
-    assert bench._asked_wait_s(b"30ms", shed) == 0.03
-    assert bench._asked_wait_s(b"30ms", no_leader) is None
-    assert bench._asked_wait_s(b"2", shed) == 2.0
-    assert bench._asked_wait_s(None, shed) is None and bench._asked_wait_s(b"soon", shed) is None
