@@ -1,6 +1,6 @@
 """Build dex; compile the matching engine with Cython when this machine can.
 
-The engine's source (dex/engine/{book,engine,snapshot,invariants}.py, typed
+The engine's source (dex/engine/{book,engine,snapshot,invariants,digest}.py, typed
 by the .pxd files beside them) is compiled a second time as the package
 `dex.engine._compiled`: the same text, copied to build/cysrc under that
 package's name and compiled there, the extension modules landing in
@@ -27,7 +27,8 @@ from setuptools.command.build_ext import build_ext
 ROOT = Path(__file__).resolve().parent
 ENGINE_DIR = Path("dex") / "engine"
 COMPILED_PACKAGE = "dex.engine._compiled"
-ENGINE_MODULES = ("book", "engine", "snapshot", "invariants")  # compiled in this order
+ENGINE_MODULES = ("book", "engine", "snapshot", "invariants", "digest")  # compiled in this order
+ENGINE_HEADERS = ("dex_sha256.h",)  # C the modules include (SHA-256 through OpenSSL)
 SOURCE_DIR = Path("build") / "cysrc"  # where the copies under the compiled package's name go
 STAMP = ENGINE_DIR / "_compiled" / "_stamp.py"  # written after a build: the sources it compiled
 _COMPILED_DIGEST: str | None = None  # source_digest of the copies handed to Cython
@@ -46,6 +47,8 @@ def source_digest(engine_dir: Path) -> str:
             path = engine_dir / (name + suffix)
             if path.exists():
                 h.update(f"{name}{suffix}\0".encode() + path.read_bytes() + b"\0")
+    for header in ENGINE_HEADERS:
+        h.update(f"{header}\0".encode() + (engine_dir / header).read_bytes() + b"\0")
     return h.hexdigest()
 
 
@@ -72,12 +75,18 @@ def _extensions() -> list:
             source = ROOT / ENGINE_DIR / (name + suffix)
             if source.exists():
                 _copy_if_changed(source, package_dir / (name + suffix))
+    for header in ENGINE_HEADERS:
+        _copy_if_changed(ROOT / ENGINE_DIR / header, package_dir / header)
     # The stamp names what was copied (and so compiled), not what the sources
     # are when the build ends: an edit during a build leaves the build stale.
     global _COMPILED_DIGEST
     _COMPILED_DIGEST = source_digest(package_dir)
     extensions = [
-        Extension(f"{COMPILED_PACKAGE}.{name}", [str(SOURCE_DIR / "dex" / "engine" / "_compiled" / f"{name}.py")])
+        Extension(
+            f"{COMPILED_PACKAGE}.{name}",
+            [str(SOURCE_DIR / "dex" / "engine" / "_compiled" / f"{name}.py")],
+            include_dirs=[str(SOURCE_DIR / "dex" / "engine" / "_compiled")],
+        )
         for name in ENGINE_MODULES
     ]
     try:
@@ -104,8 +113,37 @@ def _cythonize(cythonize, extensions: list) -> list:
     )
 
 
+def _have_openssl(compiler) -> bool:
+    """Whether a program including <openssl/sha.h> links against libcrypto here."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "sha.c"
+        source.write_text(
+            "#define OPENSSL_SUPPRESS_DEPRECATED 1\n#include <openssl/sha.h>\n"
+            "int main(void) { unsigned char md[32]; SHA256((const unsigned char *)\"\", 0, md); return md[0] == 0xe3 ? 0 : 1; }\n"
+        )
+        try:
+            objects = compiler.compile([str(source)], output_dir=tmp)
+            compiler.link_executable(objects, "sha", output_dir=tmp, libraries=["crypto"])
+        except Exception:
+            return False
+    return True
+
+
 class OptionalBuildExt(build_ext):
     """build_ext that reports a failure loudly instead of failing the install."""
+
+    def build_extensions(self) -> None:
+        # SHA-256 through OpenSSL (dex/engine/dex_sha256.h) where it links;
+        # else the compiled modules hash through hashlib, as the pure ones.
+        if _have_openssl(self.compiler):
+            for ext in self.extensions:
+                ext.define_macros.append(("DEX_HAVE_OPENSSL", "1"))
+                ext.libraries.append("crypto")
+        else:
+            print("*** dex: OpenSSL's headers or libcrypto not found: the compiled engine hashes through hashlib ***", file=sys.stderr)
+        super().build_extensions()
 
     def run(self) -> None:
         stamp = ROOT / STAMP

@@ -30,10 +30,10 @@ def load_compiled() -> tuple[ModuleType | None, str]:
     """The compiled engine module, or None and why it cannot be used."""
     try:
         from dex.engine._compiled import _stamp, engine as compiled_engine
-        from dex.engine._compiled import book, invariants, snapshot
+        from dex.engine._compiled import book, digest, invariants, snapshot
     except ImportError as e:
         return None, f"the compiled engine is not built ({e}); run `make install`"
-    modules = (compiled_engine, book, snapshot, invariants)
+    modules = (compiled_engine, book, snapshot, invariants, digest)
     if any(m.__file__ is None or m.__file__.endswith(".py") for m in modules):
         return None, "the compiled engine package holds Python files, not extension modules"
     if _stamp.SOURCE_SHA256 != source_digest():
@@ -48,11 +48,13 @@ def source_digest() -> str:
 
     here = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for name in ("book", "engine", "snapshot", "invariants"):
+    for name in ("book", "engine", "snapshot", "invariants", "digest"):
         for suffix in (".py", ".pxd"):
             path = here / (name + suffix)
             if path.exists():
                 h.update(f"{name}{suffix}\0".encode() + path.read_bytes() + b"\0")
+    for header in ("dex_sha256.h",):
+        h.update(f"{header}\0".encode() + (here / header).read_bytes() + b"\0")
     return h.hexdigest()
 
 
@@ -68,5 +70,13 @@ def _select() -> tuple[ModuleType, str, str]:
 
 engine_module, IMPLEMENTATION, IMPLEMENTATION_REASON = _select()
 Engine = engine_module.Engine
+if IMPLEMENTATION == COMPILED:
+    from dex.engine._compiled import digest as digest_module
+else:
+    from dex.engine import digest as digest_module
+merkle_root = digest_module.merkle_root  # dex.ledger.codec's, from the same build as Engine
 
-__all__ = ["COMPILED", "IMPLEMENTATION", "IMPLEMENTATION_REASON", "PURE", "Engine", "OrderView", "SnapshotError", "engine_module", "load_compiled"]
+__all__ = [
+    "COMPILED", "IMPLEMENTATION", "IMPLEMENTATION_REASON", "PURE", "Engine", "OrderView", "SnapshotError",
+    "digest_module", "engine_module", "load_compiled", "merkle_root",
+]

@@ -5,7 +5,16 @@
 cimport cython
 from .book cimport Account, Book, Level, Order
 
-cdef bint _COMPILED
+cdef bint _COMPILED, _C_SHA256
+
+cdef extern from "dex_sha256.h":
+    bint _have_c_sha256 "dex_have_c_sha256"()
+    object _c_account_term "dex_account_term"(unsigned long long id, list free, list locked,
+                                               unsigned long long finished_total, unsigned long long finished, object window)
+
+# An account's term in the state hash: packed and hashed by one C call when
+# OpenSSL is linked.
+cpdef _account_term(Account acct, balances)
 cdef Py_ssize_t _ORDER_SIZE
 cdef int _LIVE
 

@@ -45,6 +45,7 @@ from dex.core.events import (
 )
 from dex.core.reasons import Reason, StopReason
 from dex.core.types import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
+from dex.engine import merkle_root as _engine_merkle_root
 
 PROPOSAL_VERSION = 1
 PROPOSAL_VERSION_ZLIB = 2  # the same encoding after its version byte, deflated
@@ -534,34 +535,8 @@ def decode_header(buf, at: int = 0) -> tuple[BlockHeader, int]:
     return BlockHeader(height=height, parent=parent, leader=leader, term=term, time_ms=time_ms, commands_count=n, commands_root=croot, results_root=rroot, state_hash=shash), at
 
 
-_LEAF_HASH = hashlib.sha256(b"\x00")  # a leaf's hash starts from a copy of these
-_NODE_HASH = hashlib.sha256(b"\x01")
-
-
-def merkle_root(leaves: list[bytes]) -> bytes:
-    """Binary Merkle root over SHA-256 of each leaf; the last node of an odd
-    level is paired with itself; the root of no leaves is 32 zero bytes.
-
-    SHA-256(0x00 + leaf) for a leaf and SHA-256(0x01 + left + right) for a
-    node, each from a copy of a hash already fed its prefix: no concatenated
-    input is built (a tenth less per leaf, bench/engine.py --block-apply)."""
-    if not leaves:
-        return bytes(32)
-    level = []
-    start = _LEAF_HASH.copy
-    for leaf in leaves:
-        h = start()
-        h.update(leaf)
-        level.append(h.digest())
-    start = _NODE_HASH.copy
-    while len(level) > 1:
-        if len(level) % 2:
-            level.append(level[-1])
-        parents = []
-        for i in range(0, len(level), 2):
-            h = start()
-            h.update(level[i])
-            h.update(level[i + 1])
-            parents.append(h.digest())
-        level = parents
-    return level[0]
+# The binary Merkle root of each header's commands_root and results_root:
+# SHA-256(0x00 + leaf) a leaf, SHA-256(0x01 + left + right) a node, the last
+# node of an odd level paired with itself, 32 zero bytes for no leaves. From
+# the engine's build (dex/engine/digest.py): one C call a tree when compiled.
+merkle_root = _engine_merkle_root

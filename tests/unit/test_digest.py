@@ -1,0 +1,109 @@
+"""SHA-256 in the compiled engine (dex/engine/dex_sha256.h): the block's
+Merkle roots (dex/engine/digest.py) and an account's term in the state hash
+(snapshot._account_term) hashed by one C call into OpenSSL, held to the pure
+modules' hashlib code byte for byte.
+
+tests/unit/test_merkle.py holds the root to its definition; here the two
+builds are held to each other on the same inputs, and the compiled build is
+held to having taken its C path on a machine where OpenSSL links.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import struct
+from pathlib import Path
+
+import pytest
+
+import dex.engine
+from dex.engine import book as pure_book
+from dex.engine import digest as pure_digest
+from dex.engine import snapshot as pure_snapshot
+
+
+def _compiled():
+    compiled, why = dex.engine.load_compiled()
+    if compiled is None:
+        pytest.skip(f"*** compiled engine not available: {why} ***")
+    from dex.engine._compiled import book, digest, snapshot
+
+    return book, digest, snapshot
+
+
+def _leaves(rng: random.Random, count: int) -> list[bytes]:
+    return [rng.randbytes(rng.choice((0, 1, 31, 32, 55, 56, 63, 64, 65, 119, 300))) for _ in range(count)]
+
+
+def test_the_compiled_build_hashes_in_c_where_openssl_links():
+    _, digest, snapshot = _compiled()
+    if not Path("/usr/include/openssl/sha.h").exists():
+        pytest.skip("*** no OpenSSL headers on this machine: the compiled engine hashes through hashlib ***")
+
+    assert digest.C_SHA256 is True
+    assert pure_digest.C_SHA256 is False
+    book = _compiled()[0]
+    # The C path packs the fields itself: it never touches the struct the
+    # hashlib path packs with.
+    assert snapshot._account_term(book.Account(1, 2), None) == pure_snapshot._account_term(pure_book.Account(1, 2), struct.Struct("<Q4qQI"))
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 4, 5, 7, 8, 9, 100, 101, 256])
+def test_both_builds_give_the_same_merkle_root(count):
+    _, digest, _ = _compiled()
+    leaves = _leaves(random.Random(count), count)
+
+    root = pure_digest.merkle_root(leaves)
+    assert digest.merkle_root(leaves) == root
+    assert digest.merkle_root(tuple(leaves)) == root  # any sequence, as the pure one takes
+    assert digest.merkle_root([bytearray(x) for x in leaves]) == root  # bytes-like leaves
+    assert digest.merkle_root([memoryview(x) for x in leaves]) == root
+
+
+def test_the_compiled_root_matches_a_pinned_one():
+    _, digest, _ = _compiled()
+    # tests/unit/test_merkle.py pins the same root for the chain's implementation.
+    assert digest.merkle_root([bytes([i]) * i for i in range(7)]).hex() == "9db7679b94e310094f42678ae7dd3e23517f27d29846ca06467cec427f686797"
+    assert digest.merkle_root([b"x"]) == hashlib.sha256(b"\x00x").digest()
+
+
+def test_a_leaf_that_is_not_bytes_like_is_refused_by_both_builds():
+    _, digest, _ = _compiled()
+    for merkle_root in (pure_digest.merkle_root, digest.merkle_root):
+        with pytest.raises(TypeError):
+            merkle_root([b"a", 1])
+
+
+def _account(book_module, rng: random.Random, assets: int):
+    acct = book_module.Account(rng.choice((0, 1, 2**63, 2**64 - 1, rng.getrandbits(64))), assets)
+    acct.free[:] = [rng.choice((0, 1, 2**62, rng.getrandbits(62), -rng.getrandbits(62), 2**63 - 1, -(2**63))) for _ in range(assets)]
+    acct.locked[:] = [rng.getrandbits(rng.choice((0, 8, 62))) for _ in range(assets)]
+    acct.finished_total = rng.choice((0, 5, 2**40, 2**63 - 1))
+    acct.window_sum = rng.choice((0, 1, rng.getrandbits(256), 2**256 - 1))
+    acct.finished.extend([None] * rng.choice((0, 1, 300)))
+    return acct
+
+
+@pytest.mark.parametrize("assets", [1, 2, 3, 40])  # 40: past the C writer's stack buffer
+def test_both_builds_give_an_account_the_same_term(assets):
+    compiled_book, _, compiled_snapshot = _compiled()
+    balances = struct.Struct(f"<Q{2 * assets}qQI")
+    for seed in range(300):
+        pure = _account(pure_book, random.Random(seed), assets)
+        compiled = _account(compiled_book, random.Random(seed), assets)
+
+        assert compiled_snapshot._account_term(compiled, balances) == pure_snapshot._account_term(pure, balances), seed
+
+
+def test_the_account_term_is_sha256_of_its_fields():
+    compiled_book, _, compiled_snapshot = _compiled()
+    acct = compiled_book.Account(7, 2)
+    acct.free[:] = [100, -1]
+    acct.locked[:] = [3, 0]
+    acct.finished_total = 9
+    acct.window_sum = 2**255 + 5
+    acct.finished.extend([None, None])
+    raw = struct.pack("<Q4qQI", 7, 100, -1, 3, 0, 9, 2) + (2**255 + 5).to_bytes(32, "big")
+
+    assert compiled_snapshot._account_term(acct, struct.Struct("<Q4qQI")) == int.from_bytes(hashlib.sha256(raw).digest(), "big")
