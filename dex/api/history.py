@@ -32,8 +32,10 @@ FILLS_PER_ORDER_MAX = 100
 CATCH_UP_BLOCKS_MAX = 50_000
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class OrderRecord:
+    # Made once per accepted order on every node, positionally: a keyword call
+    # of this dataclass cost twice as much (1.3 against 0.6 us).
     order_id: int
     account: int
     symbol: str
@@ -94,11 +96,9 @@ class History:
         cls = ev.__class__
         t = header.time_ms
         if cls is OrderAccepted:
-            self._orders[ev.order_id] = OrderRecord(
-                order_id=ev.order_id, account=ev.account, symbol=ev.symbol, side=ev.side, type=ev.type,
-                tif=ev.tif, price=ev.price, qty=ev.qty, quote_qty=ev.quote_qty,
-                client_order_id=ev.client_order_id, time_ms=t, update_ms=t, height=header.height,
-                status=OrderStatus.NEW,
+            self._orders[ev.order_id] = OrderRecord(  # order_id ... client_order_id, time_ms, update_ms, height
+                ev.order_id, ev.account, ev.symbol, ev.side, ev.type, ev.tif, ev.price, ev.qty, ev.quote_qty,
+                ev.client_order_id, t, t, header.height,
             )
             if len(self._orders) > ORDERS_MAX:
                 self._orders.popitem(last=False)
