@@ -1,6 +1,6 @@
 """Build dex; compile the matching engine with Cython when this machine can.
 
-The engine's source (dex/engine/{book,engine,snapshot,invariants,digest}.py, typed
+The engine's source (dex/engine/{book,engine,snapshot,invariants,digest,wire}.py, typed
 by the .pxd files beside them) is compiled a second time as the package
 `dex.engine._compiled`: the same text, copied to build/cysrc under that
 package's name and compiled there, the extension modules landing in
@@ -27,7 +27,7 @@ from setuptools.command.build_ext import build_ext
 ROOT = Path(__file__).resolve().parent
 ENGINE_DIR = Path("dex") / "engine"
 COMPILED_PACKAGE = "dex.engine._compiled"
-ENGINE_MODULES = ("book", "engine", "snapshot", "invariants", "digest")  # compiled in this order
+ENGINE_MODULES = ("book", "engine", "snapshot", "invariants", "digest", "wire")  # compiled in this order
 ENGINE_HEADERS = ("dex_sha256.h",)  # C the modules include (SHA-256 through OpenSSL)
 SOURCE_DIR = Path("build") / "cysrc"  # where the copies under the compiled package's name go
 STAMP = ENGINE_DIR / "_compiled" / "_stamp.py"  # written after a build: the sources it compiled

@@ -647,6 +647,35 @@ def proposals(cmds: list, block_orders: int) -> list[bytes]:
     return out
 
 
+class block_codec:
+    """The proposal decoder and Merkle root of the implementation whose engine
+    module is `module`, for the duration of a `with`: dex.ledger.codec and
+    dex.ledger.state take them from the engine the process runs (the compiled
+    one wherever it is built), and a node runs one implementation throughout,
+    so timing the pure engine's block apply must use the pure decoder and roots
+    too."""
+
+    def __init__(self, module) -> None:
+        import importlib
+
+        package = module.__name__.rpartition(".")[0]  # dex.engine or dex.engine._compiled
+        self.decode_commands = importlib.import_module(f"{package}.wire").decode_commands
+        self.merkle_root = importlib.import_module(f"{package}.digest").merkle_root
+
+    def __enter__(self):
+        from dex.ledger import codec, state
+
+        self.saved = codec._decode_commands, codec.merkle_root, state.merkle_root
+        codec._decode_commands = self.decode_commands
+        codec.merkle_root = state.merkle_root = self.merkle_root
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from dex.ledger import codec, state
+
+        codec._decode_commands, codec.merkle_root, state.merkle_root = self.saved
+
+
 def apply_blocks(config, funding, blocks: list[bytes], engine_class) -> tuple[float, bytes, int]:
     """(CPU seconds, last block hash, commands) for what a node does per block."""
     from dex.ledger.codec import GENESIS_PARENT, decode_proposal
@@ -723,7 +752,8 @@ def block_apply(args, config) -> dict:
     head = None
     for i in range(args.runs):
         for name, module in impls.items():
-            cpu, h, n = apply_blocks(config, funding, blocks, module.Engine)
+            with block_codec(module):
+                cpu, h, n = apply_blocks(config, funding, blocks, module.Engine)
             if head is not None and h != head:
                 raise SystemExit(f"run {i + 1} ({name}): head hash {h.hex()} differs from {head.hex()}")
             head = h
@@ -731,7 +761,8 @@ def block_apply(args, config) -> dict:
             log(args, f"run {i + 1}/{args.runs} {name:>8}: {cpu * 1e6 / n:.2f} us CPU per order")
     phases = {}
     for name, module in impls.items():
-        ph, h = apply_blocks_phases(config, funding, blocks, module.Engine)
+        with block_codec(module):
+            ph, h = apply_blocks_phases(config, funding, blocks, module.Engine)
         if h != head:
             raise SystemExit(f"the phase-timed pass ({name}) ends in {h.hex()}, the timed runs in {head.hex()}")
         phases[name] = {k: v * 1e6 / len(w.cmds) for k, v in ph.items()}

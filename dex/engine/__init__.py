@@ -30,10 +30,10 @@ def load_compiled() -> tuple[ModuleType | None, str]:
     """The compiled engine module, or None and why it cannot be used."""
     try:
         from dex.engine._compiled import _stamp, engine as compiled_engine
-        from dex.engine._compiled import book, digest, invariants, snapshot
+        from dex.engine._compiled import book, digest, invariants, snapshot, wire
     except ImportError as e:
         return None, f"the compiled engine is not built ({e}); run `make install`"
-    modules = (compiled_engine, book, snapshot, invariants, digest)
+    modules = (compiled_engine, book, snapshot, invariants, digest, wire)
     if any(m.__file__ is None or m.__file__.endswith(".py") for m in modules):
         return None, "the compiled engine package holds Python files, not extension modules"
     if _stamp.SOURCE_SHA256 != source_digest():
@@ -48,7 +48,7 @@ def source_digest() -> str:
 
     here = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for name in ("book", "engine", "snapshot", "invariants", "digest"):
+    for name in ("book", "engine", "snapshot", "invariants", "digest", "wire"):
         for suffix in (".py", ".pxd"):
             path = here / (name + suffix)
             if path.exists():
@@ -72,11 +72,15 @@ engine_module, IMPLEMENTATION, IMPLEMENTATION_REASON = _select()
 Engine = engine_module.Engine
 if IMPLEMENTATION == COMPILED:
     from dex.engine._compiled import digest as digest_module
+    from dex.engine._compiled import wire as wire_module
 else:
     from dex.engine import digest as digest_module
-merkle_root = digest_module.merkle_root  # dex.ledger.codec's, from the same build as Engine
+    from dex.engine import wire as wire_module
+# dex.ledger.codec's, from the same build as Engine:
+merkle_root = digest_module.merkle_root
+decode_commands = wire_module.decode_commands
 
 __all__ = [
     "COMPILED", "IMPLEMENTATION", "IMPLEMENTATION_REASON", "PURE", "Engine", "OrderView", "SnapshotError",
-    "digest_module", "engine_module", "load_compiled", "merkle_root",
+    "decode_commands", "digest_module", "engine_module", "load_compiled", "merkle_root", "wire_module",
 ]

@@ -1,6 +1,7 @@
 """What both engine implementations hand their callers: one class each.
 
-The engine's source (book.py, engine.py, snapshot.py, invariants.py) is
+The engine's source (book.py, engine.py, snapshot.py, invariants.py,
+digest.py, wire.py) is
 compiled a second time as `dex.engine._compiled` (docs/ENGINE.md, "Two
 implementations"). Classes defined in that source exist twice, once per
 implementation; the ones callers catch or check with isinstance live here,
@@ -34,3 +35,8 @@ class OrderView(NamedTuple):
 
 class SnapshotError(ValueError):
     """The bytes are not a snapshot of an engine with this market config."""
+
+
+class CodecError(ValueError):
+    """Bytes that are not a valid encoding (of a command, a proposal, a block:
+    dex/engine/wire.py and dex/ledger/codec.py raise this one class)."""

@@ -45,34 +45,24 @@ from dex.core.events import (
 )
 from dex.core.reasons import Reason, StopReason
 from dex.core.types import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
+from dex.engine import decode_commands as _decode_commands
 from dex.engine import merkle_root as _engine_merkle_root
+from dex.engine.shared import CodecError
+from dex.engine.wire import _SIDE, _TIF, _TYPE, NO_AUTH, _members, decode_command, encode_command
+from dex.engine.wire import get_str as _get_str
+from dex.engine.wire import put_str as _put_str
 
 PROPOSAL_VERSION = 1
 PROPOSAL_VERSION_ZLIB = 2  # the same encoding after its version byte, deflated
 PROPOSAL_COMPRESS_MIN_BYTES = 1024  # smaller proposals go as they are
 PROPOSAL_INFLATED_BYTES_MAX = 1 << 20  # a deflated proposal may not inflate past this
 HEADER_VERSION = 1
-NO_AUTH = 0xFFFF  # a command no signature covers (the faucet, operators)
 COMMANDS_PER_BLOCK_MAX = 4096
 AUTHS_PER_BLOCK_MAX = 4096
 SIGNED_PAYLOAD_BYTES_MAX = 64 * 1024
 EVENTS_PER_COMMAND_MAX = 65535
 
 
-class CodecError(ValueError):
-    """Bytes that are not a valid encoding."""
-
-
-def _members(enum) -> dict:
-    """value -> member: a dict lookup costs a tenth of calling the enum (and a
-    value it lacks is a KeyError, which the decoders turn into CodecError)."""
-    return {m.value: m for m in enum}
-
-
-_SIDE = _members(Side)
-_TYPE = _members(OrderType)
-_TIF = _members(TimeInForce)
-_STP = _members(SelfTradePrevention)
 _STATUS = _members(OrderStatus)
 _REASON = _members(Reason)
 _STOP = _members(StopReason)
@@ -80,145 +70,17 @@ _STOP = _members(StopReason)
 
 # ------------------------------------------------------------------ primitives
 
-_new = tuple.__new__  # a command NamedTuple from its fields in order (decode_command)
 _U8 = struct.Struct("<B")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 
 
-def _put_str(out: list, text: str | None) -> None:
-    if text is None:
-        out.append(b"\x00")
-        return
-    try:
-        raw = text.encode("ascii")
-    except UnicodeEncodeError:
-        raise CodecError("string not ASCII") from None
-    if not 0 < len(raw) < 256:
-        raise CodecError(f"string of {len(raw)} bytes")
-    out.append(bytes((len(raw),)))
-    out.append(raw)
-
-
-def _get_str(buf, at: int) -> tuple[str | None, int]:
-    n = buf[at]
-    if n == 0:
-        return None, at + 1
-    end = at + 1 + n
-    if end > len(buf):
-        raise CodecError("string runs past the end")
-    return str(buf[at + 1 : end], "ascii"), end  # decoded from the buffer, no bytes copy
-
-
 # -------------------------------------------------------------------- commands
-
-_PLACE_TAG, _CANCEL_TAG, _CANCEL_ALL_TAG, _AMEND_TAG, _DEPOSIT_TAG, _WITHDRAW_TAG = 1, 2, 3, 4, 5, 6
-# A deposit or withdrawal with a client transfer id: the wallet fields, the
-# asset, then the id. Without an id the old tags: their blocks decode as before.
-_DEPOSIT_ID_TAG, _WITHDRAW_ID_TAG = 7, 8
-# tag, account, side, type, tif, flags (post_only | stp << 1), price, qty, quote_qty
-_PLACE = struct.Struct("<BQBBBBQQQ")
-# tag, account, order_id
-_CANCEL = struct.Struct("<BQQ")
-# tag, account, has_symbol
-_CANCEL_ALL = struct.Struct("<BQB")
-# tag, account, order_id, price, qty
-_AMEND = struct.Struct("<BQQQQ")
-# tag, account, amount
-_WALLET = struct.Struct("<BQQ")
-
-
-def encode_command(cmd) -> bytes:
-    try:
-        return _encode_command(cmd)
-    except struct.error as e:  # a number outside its field: the edge should have refused it
-        raise CodecError(f"{cmd.__class__.__name__}: {e}") from None
-
-
-def _encode_command(cmd) -> bytes:
-    out: list[bytes] = []
-    cls = cmd.__class__
-    if cls is PlaceOrder:
-        flags = int(cmd.post_only) | (int(cmd.stp) << 1)
-        out.append(_PLACE.pack(_PLACE_TAG, cmd.account, cmd.side, cmd.type, cmd.tif, flags, cmd.price, cmd.qty, cmd.quote_qty))
-        _put_str(out, cmd.symbol)
-        _put_str(out, cmd.client_order_id)
-    elif cls is CancelOrder:
-        out.append(_CANCEL.pack(_CANCEL_TAG, cmd.account, cmd.order_id))
-        _put_str(out, cmd.symbol)
-        _put_str(out, cmd.client_order_id)
-    elif cls is CancelAll:
-        out.append(_CANCEL_ALL.pack(_CANCEL_ALL_TAG, cmd.account, cmd.symbol is not None))
-        if cmd.symbol is not None:
-            _put_str(out, cmd.symbol)
-    elif cls is AmendOrder:
-        out.append(_AMEND.pack(_AMEND_TAG, cmd.account, cmd.order_id, cmd.price, cmd.qty))
-        _put_str(out, cmd.symbol)
-        _put_str(out, cmd.client_order_id)
-    elif cls is Deposit or cls is Withdraw:
-        if cmd.transfer_id is None:
-            out.append(_WALLET.pack(_DEPOSIT_TAG if cls is Deposit else _WITHDRAW_TAG, cmd.account, cmd.amount))
-            _put_str(out, cmd.asset)
-        else:
-            out.append(_WALLET.pack(_DEPOSIT_ID_TAG if cls is Deposit else _WITHDRAW_ID_TAG, cmd.account, cmd.amount))
-            _put_str(out, cmd.asset)
-            _put_str(out, cmd.transfer_id)
-    else:
-        raise CodecError(f"not a command: {cls.__name__}")
-    return b"".join(out)
-
-
-def decode_command(buf, at: int = 0):
-    """Return (command, offset after it)."""
-    try:
-        tag = buf[at]
-        if tag == _PLACE_TAG:
-            _, account, side, otype, tif, flags, price, qty, quote_qty = _PLACE.unpack_from(buf, at)
-            symbol, at = _get_str(buf, at + _PLACE.size)
-            cid, at = _get_str(buf, at)
-            if symbol is None or flags >> 3:
-                raise CodecError("bad place")
-            # The NamedTuple built from its fields in order, without the
-            # keyword call (half the cost; tests/unit/test_engine_place.py
-            # pins PlaceOrder's field order).
-            fields = (account, symbol, _SIDE[side], _TYPE[otype], _TIF[tif], price, qty, quote_qty, bool(flags & 1), _STP[flags >> 1], cid)
-            return _new(PlaceOrder, fields), at
-        if tag == _CANCEL_TAG:
-            _, account, order_id = _CANCEL.unpack_from(buf, at)
-            symbol, at = _get_str(buf, at + _CANCEL.size)
-            cid, at = _get_str(buf, at)
-            return _new(CancelOrder, (account, symbol, order_id, cid)), at
-        if tag == _CANCEL_ALL_TAG:
-            _, account, has_symbol = _CANCEL_ALL.unpack_from(buf, at)
-            at += _CANCEL_ALL.size
-            symbol = None
-            if has_symbol:
-                symbol, at = _get_str(buf, at)
-            return CancelAll(account=account, symbol=symbol), at
-        if tag == _AMEND_TAG:
-            _, account, order_id, price, qty = _AMEND.unpack_from(buf, at)
-            symbol, at = _get_str(buf, at + _AMEND.size)
-            cid, at = _get_str(buf, at)
-            return AmendOrder(account=account, symbol=symbol, order_id=order_id, client_order_id=cid, price=price, qty=qty), at
-        if tag in (_DEPOSIT_TAG, _WITHDRAW_TAG):
-            _, account, amount = _WALLET.unpack_from(buf, at)
-            asset, at = _get_str(buf, at + _WALLET.size)
-            cls = Deposit if tag == _DEPOSIT_TAG else Withdraw
-            return cls(account=account, asset=asset, amount=amount), at
-        if tag in (_DEPOSIT_ID_TAG, _WITHDRAW_ID_TAG):
-            _, account, amount = _WALLET.unpack_from(buf, at)
-            asset, at = _get_str(buf, at + _WALLET.size)
-            transfer_id, at = _get_str(buf, at)
-            if transfer_id is None:
-                raise CodecError("a transfer tagged with an id has none")
-            cls = Deposit if tag == _DEPOSIT_ID_TAG else Withdraw
-            return cls(account=account, asset=asset, amount=amount, transfer_id=transfer_id), at
-    except (struct.error, IndexError, KeyError, UnicodeDecodeError, ValueError) as e:
-        if isinstance(e, CodecError):
-            raise
-        raise CodecError(f"bad command at {at}: {e!r}") from e
-    raise CodecError(f"unknown command tag {tag}")
+#
+# A command's encoding is dex/engine/wire.py's (the engine's source, compiled
+# with it): encode_command, decode_command, and decode_commands for a
+# proposal's commands, from the engine that runs.
 
 
 # ------------------------------------------------------------------- proposals
@@ -344,18 +206,7 @@ def decode_proposal(data: bytes) -> tuple[Proposal, list[bytes]]:
         at += 2
         if n_cmd > COMMANDS_PER_BLOCK_MAX:
             raise CodecError("too many commands")
-        commands = []
-        indexes = []
-        leaves = []
-        for _ in range(n_cmd):
-            start = at
-            (index,) = _U16.unpack_from(buf, at)
-            if index != NO_AUTH and index >= n_auth:
-                raise CodecError("auth index out of range")
-            cmd, at = decode_command(buf, at + 2)
-            commands.append(cmd)
-            indexes.append(index)
-            leaves.append(bytes(buf[start:at]))
+        commands, indexes, leaves, at = _decode_commands(buf, at, n_cmd, n_auth)
         if at != len(buf):
             raise CodecError(f"{len(buf) - at} trailing bytes")
     except (struct.error, IndexError, UnicodeDecodeError) as e:

@@ -1,5 +1,5 @@
 """The engine compiled by Cython: extension modules built by setup.py from
-dex/engine/{book,engine,snapshot,invariants,digest}.py, their .pxd files
+dex/engine/{book,engine,snapshot,invariants,digest,wire}.py, their .pxd files
 and dex_sha256.h.
 
 Nothing is written here by hand: `dex.engine` imports these modules when

@@ -1,0 +1,28 @@
+# Cython declarations that type dex/engine/wire.py when it is compiled (an
+# augmenting .pxd: the .py stays the one source, see docs/ENGINE.md). A
+# proposal's places and cancels are read with C loads from a typed view.
+
+cimport cython
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.unicode cimport PyUnicode_DecodeASCII
+
+cdef bint _COMPILED
+cdef object _new, PlaceOrder, CancelOrder
+cdef dict _SIDE, _TYPE, _TIF, _STP
+cdef int _PLACE_TAG, _CANCEL_TAG
+cdef Py_ssize_t _PLACE_SIZE, _CANCEL_SIZE
+
+cpdef tuple decode_commands(buf, Py_ssize_t at, Py_ssize_t count, Py_ssize_t auths)
+
+@cython.locals(commands=list, indexes=list, leaves=list, end=Py_ssize_t, start=Py_ssize_t, index=Py_ssize_t,
+               tag=cython.int)
+cdef tuple _decode_commands_c(const unsigned char[::1] view, Py_ssize_t at, Py_ssize_t count, Py_ssize_t auths)
+
+@cython.locals(flags=cython.int, side=cython.int, otype=cython.int, tif=cython.int)
+cdef tuple _decode_c(const unsigned char[::1] view, Py_ssize_t at, Py_ssize_t end, int tag)
+
+@cython.locals(v=cython.ulonglong, k=cython.int)
+cdef unsigned long long _u64(const unsigned char[::1] view, Py_ssize_t at) noexcept
+
+@cython.locals(n=Py_ssize_t)
+cdef tuple _ascii(const unsigned char[::1] view, Py_ssize_t at, Py_ssize_t end)
