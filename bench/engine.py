@@ -648,32 +648,34 @@ def proposals(cmds: list, block_orders: int) -> list[bytes]:
 
 
 class block_codec:
-    """The proposal decoder and Merkle root of the implementation whose engine
-    module is `module`, for the duration of a `with`: dex.ledger.codec and
-    dex.ledger.state take them from the engine the process runs (the compiled
-    one wherever it is built), and a node runs one implementation throughout,
-    so timing the pure engine's block apply must use the pure decoder and roots
-    too."""
+    """The proposal decoder, events encoder and Merkle root of the
+    implementation whose engine module is `module`, for the duration of a
+    `with`: dex.ledger.codec and dex.ledger.state take them from the engine
+    the process runs (the compiled one wherever it is built), and a node runs
+    one implementation throughout, so timing the pure engine's block apply
+    must use the pure ones too."""
 
     def __init__(self, module) -> None:
         import importlib
 
         package = module.__name__.rpartition(".")[0]  # dex.engine or dex.engine._compiled
-        self.decode_commands = importlib.import_module(f"{package}.wire").decode_commands
+        wire = importlib.import_module(f"{package}.wire")
+        self.decode_commands, self.encode_events = wire.decode_commands, wire.encode_events
         self.merkle_root = importlib.import_module(f"{package}.digest").merkle_root
 
     def __enter__(self):
         from dex.ledger import codec, state
 
-        self.saved = codec._decode_commands, codec.merkle_root, state.merkle_root
+        self.saved = codec._decode_commands, codec.encode_events, state.encode_events, codec.merkle_root, state.merkle_root
         codec._decode_commands = self.decode_commands
+        codec.encode_events = state.encode_events = self.encode_events
         codec.merkle_root = state.merkle_root = self.merkle_root
         return self
 
     def __exit__(self, *exc) -> None:
         from dex.ledger import codec, state
 
-        codec._decode_commands, codec.merkle_root, state.merkle_root = self.saved
+        codec._decode_commands, codec.encode_events, state.encode_events, codec.merkle_root, state.merkle_root = self.saved
 
 
 def apply_blocks(config, funding, blocks: list[bytes], engine_class) -> tuple[float, bytes, int]:

@@ -79,8 +79,9 @@ else:
 # dex.ledger.codec's, from the same build as Engine:
 merkle_root = digest_module.merkle_root
 decode_commands = wire_module.decode_commands
+encode_events = wire_module.encode_events
 
 __all__ = [
     "COMPILED", "IMPLEMENTATION", "IMPLEMENTATION_REASON", "PURE", "Engine", "OrderView", "SnapshotError",
-    "decode_commands", "digest_module", "engine_module", "load_compiled", "merkle_root", "wire_module",
+    "decode_commands", "digest_module", "encode_events", "engine_module", "load_compiled", "merkle_root", "wire_module",
 ]

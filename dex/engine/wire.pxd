@@ -7,9 +7,10 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeASCII
 
 cdef bint _COMPILED
-cdef object _new, PlaceOrder, CancelOrder
+cdef object _new, PlaceOrder, CancelOrder, Trade, BalanceChanged, OrderAccepted, OrderCancelled, OrderExpired
 cdef dict _SIDE, _TYPE, _TIF, _STP
-cdef int _PLACE_TAG, _CANCEL_TAG
+cdef int _PLACE_TAG, _CANCEL_TAG, _EV_ACCEPTED, _EV_TRADE, _EV_CANCELLED, _EV_EXPIRED, _EV_BALANCE
+cdef Py_ssize_t _EVENTS_BUFFER_BYTES, _EVENT_BYTES_MAX
 cdef Py_ssize_t _PLACE_SIZE, _CANCEL_SIZE
 
 cpdef tuple decode_commands(buf, Py_ssize_t at, Py_ssize_t count, Py_ssize_t auths)
@@ -26,3 +27,17 @@ cdef unsigned long long _u64(const unsigned char[::1] view, Py_ssize_t at) noexc
 
 @cython.locals(n=Py_ssize_t)
 cdef tuple _ascii(const unsigned char[::1] view, Py_ssize_t at, Py_ssize_t end)
+
+# Events: the common ones written with C stores into a stack buffer.
+@cython.locals(names=dict, n=Py_ssize_t, at=Py_ssize_t)
+cdef object _encode_events_c(list events)
+
+@cython.locals(k=cython.int)
+cdef void _w64(unsigned char *buf, Py_ssize_t at, unsigned long long v) noexcept
+
+cdef unsigned long long _i64(long long v) noexcept
+
+cdef int _byte(long long v) except -1
+
+@cython.locals(k=Py_ssize_t)
+cdef Py_ssize_t _copy(unsigned char *buf, Py_ssize_t at, bytes raw) noexcept

@@ -17,8 +17,8 @@ hash, which each node computes for itself and must agree on.
                  (compress_proposal: what Raft carries for proposals >= 1 KiB)
     auth      := bytes32 public_key, u64 timestamp_ms, bytes64 signature,
                  u32 length, signed payload     (who authorized which commands)
-    command   := u8 tag, fields (see _PLACE and friends)
-    results   := per command: u16 n_events, event*
+    command   := u8 tag, fields      (dex/engine/wire.py)
+    results   := per command: u16 n_events, event*      (dex/engine/wire.py)
     header    := u8 version, u64 height, bytes32 parent, str leader, u64 term,
                  u64 time_ms, u32 n_commands, bytes32 commands_root,
                  bytes32 results_root, bytes32 state_hash
@@ -32,23 +32,11 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from dex.core.commands import AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder, Withdraw
-from dex.core.events import (
-    BalanceChanged,
-    OrderAccepted,
-    OrderAmended,
-    OrderCancelled,
-    OrderDuplicate,
-    OrderExpired,
-    OrderRejected,
-    Trade,
-)
-from dex.core.reasons import Reason, StopReason
-from dex.core.types import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
 from dex.engine import decode_commands as _decode_commands
+from dex.engine import encode_events
 from dex.engine import merkle_root as _engine_merkle_root
 from dex.engine.shared import CodecError
-from dex.engine.wire import _SIDE, _TIF, _TYPE, NO_AUTH, _members, decode_command, encode_command
+from dex.engine.wire import EVENTS_PER_COMMAND_MAX, NO_AUTH, decode_command, decode_events, encode_command  # noqa: F401 (the codec's API)
 from dex.engine.wire import get_str as _get_str
 from dex.engine.wire import put_str as _put_str
 
@@ -60,12 +48,6 @@ HEADER_VERSION = 1
 COMMANDS_PER_BLOCK_MAX = 4096
 AUTHS_PER_BLOCK_MAX = 4096
 SIGNED_PAYLOAD_BYTES_MAX = 64 * 1024
-EVENTS_PER_COMMAND_MAX = 65535
-
-
-_STATUS = _members(OrderStatus)
-_REASON = _members(Reason)
-_STOP = _members(StopReason)
 
 
 # ------------------------------------------------------------------ primitives
@@ -220,126 +202,9 @@ def decode_proposal(data: bytes) -> tuple[Proposal, list[bytes]]:
 
 
 # --------------------------------------------------------------------- results
-
-_EV_ACCEPTED, _EV_REJECTED, _EV_DUPLICATE, _EV_TRADE, _EV_CANCELLED, _EV_EXPIRED, _EV_AMENDED, _EV_BALANCE = range(1, 9)
-_ACCEPTED = struct.Struct("<BQQBBBQQQ")  # tag, order_id, account, side, type, tif, price, qty, quote_qty (+symbol, cid)
-_REJECTED = struct.Struct("<BQQB")  # tag, account, order_id, reason (+symbol, cid)
-_DUPLICATE = struct.Struct("<BQQBQQ")  # tag, order_id, account, status, filled, qty (+symbol, cid)
-_TRADE = struct.Struct("<BQQQBQQQQQQ")  # tag, trade_id, price, qty, taker_side, maker oid, taker oid, maker acct, taker acct, fees (+symbol)
-_STOPPED = struct.Struct("<BQQQB")  # tag, order_id, account, qty, reason (+symbol)
-_AMENDED = struct.Struct("<BQQQQB")  # tag, order_id, account, price, qty, priority_kept (+symbol)
-_BALANCE = struct.Struct("<BQqQ")  # tag, account, delta, free (+asset)
-
-
-def encode_events(events: list) -> bytes:
-    if len(events) > EVENTS_PER_COMMAND_MAX:
-        raise CodecError("too many events")
-    out: list[bytes] = [_U16.pack(len(events))]
-    append = out.append
-    for ev in events:
-        # Each event unpacked in one step (its NamedTuple field order), its
-        # symbol's bytes from a cache: a third less than attribute reads and
-        # an encode per string (bench/engine.py --block-apply, encode phase).
-        cls = ev.__class__
-        if cls is OrderAccepted:
-            order_id, account, symbol, side, otype, tif, price, qty, quote_qty, cid = ev
-            append(_ACCEPTED.pack(_EV_ACCEPTED, order_id, account, side, otype, tif, price, qty, quote_qty))
-            append(_NAMES.get(symbol) or _name(symbol))
-            _put_str(out, cid)
-        elif cls is Trade:
-            trade_id, symbol, price, qty, taker_side, maker_oid, taker_oid, maker_account, taker_account, maker_fee, taker_fee = ev
-            append(_TRADE.pack(_EV_TRADE, trade_id, price, qty, taker_side, maker_oid, taker_oid, maker_account, taker_account, maker_fee, taker_fee))
-            append(_NAMES.get(symbol) or _name(symbol))
-        elif cls is OrderRejected:
-            account, symbol, cid, order_id, reason = ev
-            append(_REJECTED.pack(_EV_REJECTED, account, order_id, reason))
-            _put_str(out, symbol)  # not cached: a rejected symbol can be anything the client sent
-            _put_str(out, cid)
-        elif cls is OrderDuplicate:
-            order_id, account, symbol, cid, status, filled, qty = ev
-            append(_DUPLICATE.pack(_EV_DUPLICATE, order_id, account, status, filled, qty))
-            append(_NAMES.get(symbol) or _name(symbol))
-            _put_str(out, cid)
-        elif cls is OrderCancelled or cls is OrderExpired:
-            order_id, account, symbol, qty, reason = ev
-            append(_STOPPED.pack(_EV_CANCELLED if cls is OrderCancelled else _EV_EXPIRED, order_id, account, qty, reason))
-            append(_NAMES.get(symbol) or _name(symbol))
-        elif cls is OrderAmended:
-            order_id, account, symbol, price, qty, priority_kept = ev
-            append(_AMENDED.pack(_EV_AMENDED, order_id, account, price, qty, priority_kept))
-            append(_NAMES.get(symbol) or _name(symbol))
-        elif cls is BalanceChanged:
-            account, asset, delta, free = ev
-            append(_BALANCE.pack(_EV_BALANCE, account, delta, free))
-            append(_NAMES.get(asset) or _name(asset))
-        else:
-            raise CodecError(f"not an event: {cls.__name__}")
-    return b"".join(out)
-
-
-# A market's symbol or an asset's name as _put_str writes it. Only names the
-# engine accepted reach the cache (a market's or an asset's in its config),
-# so it holds a handful; it is emptied past _NAMES_MAX all the same.
-_NAMES: dict[str, bytes] = {}
-_NAMES_MAX = 1024
-
-
-def _name(text: str) -> bytes:
-    out: list[bytes] = []
-    _put_str(out, text)
-    encoded = b"".join(out)
-    if len(_NAMES) >= _NAMES_MAX:
-        _NAMES.clear()
-    _NAMES[text] = encoded
-    return encoded
-
-
-def decode_events(buf, at: int = 0) -> tuple[list, int]:
-    try:
-        (n,) = _U16.unpack_from(buf, at)
-        at += 2
-        events = []
-        for _ in range(n):
-            tag = buf[at]
-            if tag == _EV_TRADE:
-                f = _TRADE.unpack_from(buf, at)
-                symbol, at = _get_str(buf, at + _TRADE.size)
-                events.append(Trade(f[1], symbol, f[2], f[3], _SIDE[f[4]], f[5], f[6], f[7], f[8], f[9], f[10]))
-            elif tag == _EV_ACCEPTED:
-                f = _ACCEPTED.unpack_from(buf, at)
-                symbol, at = _get_str(buf, at + _ACCEPTED.size)
-                cid, at = _get_str(buf, at)
-                events.append(OrderAccepted(f[1], f[2], symbol, _SIDE[f[3]], _TYPE[f[4]], _TIF[f[5]], f[6], f[7], f[8], cid))
-            elif tag == _EV_REJECTED:
-                f = _REJECTED.unpack_from(buf, at)
-                symbol, at = _get_str(buf, at + _REJECTED.size)
-                cid, at = _get_str(buf, at)
-                events.append(OrderRejected(f[1], symbol, cid, f[2], _REASON[f[3]]))
-            elif tag == _EV_DUPLICATE:
-                f = _DUPLICATE.unpack_from(buf, at)
-                symbol, at = _get_str(buf, at + _DUPLICATE.size)
-                cid, at = _get_str(buf, at)
-                events.append(OrderDuplicate(f[1], f[2], symbol, cid, _STATUS[f[3]], f[4], f[5]))
-            elif tag in (_EV_CANCELLED, _EV_EXPIRED):
-                f = _STOPPED.unpack_from(buf, at)
-                symbol, at = _get_str(buf, at + _STOPPED.size)
-                cls = OrderCancelled if tag == _EV_CANCELLED else OrderExpired
-                events.append(cls(f[1], f[2], symbol, f[3], _STOP[f[4]]))
-            elif tag == _EV_AMENDED:
-                f = _AMENDED.unpack_from(buf, at)
-                symbol, at = _get_str(buf, at + _AMENDED.size)
-                events.append(OrderAmended(f[1], f[2], symbol, f[3], f[4], bool(f[5])))
-            elif tag == _EV_BALANCE:
-                f = _BALANCE.unpack_from(buf, at)
-                asset, at = _get_str(buf, at + _BALANCE.size)
-                events.append(BalanceChanged(f[1], asset, f[2], f[3]))
-            else:
-                raise CodecError(f"unknown event tag {tag}")
-        return events, at
-    except (struct.error, IndexError, KeyError, UnicodeDecodeError, ValueError) as e:
-        if isinstance(e, CodecError):
-            raise
-        raise CodecError(f"bad events at {at}: {e}") from e
+#
+# A command's events as a block's results hold them: dex/engine/wire.py
+# (encode_events from the engine that runs, decode_events).
 
 
 # ---------------------------------------------------------------------- header

@@ -74,3 +74,29 @@ def test_signing_bench_reports_both_libraries():
     for key in ("verify_openssl_us", "verify_dex_us", "sign_openssl_us", "sign_dex_us"):
         assert len(r[key]) == 2 and all(v > 0 for v in r[key]), key
     assert r["verify_ratio"] > 0 and r["sign_ratio"] > 0
+
+
+def test_block_apply_times_each_implementation_with_its_own_codec():
+    # A node runs one implementation throughout: the pure engine's block apply
+    # must be timed with the pure decoder, events encoder and Merkle root, not
+    # the ones dex.ledger.codec takes from the engine this process runs.
+    import importlib.util
+
+    import dex.engine
+    from dex.engine import digest, wire
+    from dex.engine import engine as pure_engine
+    from dex.ledger import codec, state
+
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_engine", BENCH)
+        bench = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(bench)
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    before = (codec._decode_commands, codec.encode_events, state.encode_events, codec.merkle_root, state.merkle_root)
+    with bench.block_codec(pure_engine):
+        assert (codec._decode_commands, codec.encode_events, state.encode_events, codec.merkle_root, state.merkle_root) == (
+            wire.decode_commands, wire.encode_events, wire.encode_events, digest.merkle_root, digest.merkle_root)
+    assert (codec._decode_commands, codec.encode_events, state.encode_events, codec.merkle_root, state.merkle_root) == before
+    assert before[0] is dex.engine.decode_commands

@@ -5,11 +5,16 @@ reads a block's results from the chain this way).
 The bytes are part of the chain format: the digest pinned below is of what
 the encoder wrote before it was rewritten to unpack events and cache names
 (f41806b); a change there changes every block's results root.
+
+The encoder is dex/engine/wire.py's, in both builds: compiled, the common
+events (accepted, trade, cancelled, expired, balance) are written with C
+stores; every test here runs against each build's encode_events.
 """
 
 from __future__ import annotations
 
 import hashlib
+import struct
 
 import pytest
 
@@ -25,8 +30,21 @@ from dex.core.events import (
 )
 from dex.core.reasons import Reason, StopReason
 from dex.core.types import OrderStatus, OrderType, Side, TimeInForce
+from dex.engine import wire as pure_wire
 from dex.ledger import codec
-from dex.ledger.codec import CodecError, decode_events, encode_events
+from dex.ledger.codec import CodecError, decode_events
+from tests import engines
+
+
+@pytest.fixture(params=engines.NAMES)
+def wire(request):
+    """dex/engine/wire.py of each build (the compiled one skipped where it is not built)."""
+    if request.param == "pure":
+        return pure_wire
+    engines.module("compiled")  # skips the test if the compiled engine is not built
+    from dex.engine._compiled import wire as compiled_wire
+
+    return compiled_wire
 
 U64 = 2**64 - 1
 EVENTS = [
@@ -45,8 +63,14 @@ EVENTS = [
 PINNED_SHA256 = "0c075edfcb539e446101d8d1a29aac186bbe26122b6752dd9fe7e565373b20fc"
 
 
-def test_every_event_round_trips():
-    data = encode_events(EVENTS)
+def test_the_codec_encodes_with_the_engine_that_runs():
+    import dex.engine
+
+    assert codec.encode_events is dex.engine.wire_module.encode_events
+
+
+def test_every_event_round_trips(wire):
+    data = wire.encode_events(EVENTS)
 
     decoded, end = decode_events(data)
 
@@ -54,20 +78,49 @@ def test_every_event_round_trips():
     assert end == len(data)
 
 
-def test_the_encoding_is_the_one_the_chain_was_written_with():
-    assert hashlib.sha256(encode_events(EVENTS)).hexdigest() == PINNED_SHA256
+def test_the_encoding_is_the_one_the_chain_was_written_with(wire):
+    assert hashlib.sha256(wire.encode_events(EVENTS)).hexdigest() == PINNED_SHA256
+
+
+COMMON = [e for e in EVENTS if e.__class__ in (OrderAccepted, Trade, OrderCancelled, OrderExpired, BalanceChanged)]
+
+
+def test_the_common_events_encode_to_the_same_bytes_in_both_builds(wire):
+    # A list of only these takes the compiled build's C writer.
+    for events in ([], COMMON, COMMON * 3, [COMMON[0]], [COMMON[-1]], [BalanceChanged(0, "USDT", -1, 0)]):
+        assert wire.encode_events(events) == pure_wire.encode_events(events)
+        assert decode_events(wire.encode_events(events))[0] == events
+
+
+def test_a_list_longer_than_the_c_buffer_encodes_the_same(wire):
+    events = [Trade(i, "BTCUSDT", 5, 6, Side.BUY, 1, 2, 3, 4, 5, 6) for i in range(100)]  # past 16 KiB of worst case
+
+    assert wire.encode_events(events) == pure_wire.encode_events(events)
+
+
+@pytest.mark.parametrize("event", [
+    OrderAccepted(-1, 1, "BTCUSDT", Side.BUY, OrderType.LIMIT, TimeInForce.GTC, 1, 1, 0, None),
+    OrderAccepted(1, 2**64, "BTCUSDT", Side.BUY, OrderType.LIMIT, TimeInForce.GTC, 1, 1, 0, None),
+    OrderCancelled(1, 2, "BTCUSDT", 3, 256),
+    Trade(1, "BTCUSDT", 5, 6, 300, 1, 2, 3, 4, 5, 6),
+    BalanceChanged(1, "USDT", 2**63, 0),
+    BalanceChanged(1, "USDT", -(2**63) - 1, 0),
+])
+def test_a_field_outside_its_width_is_refused_by_both_builds(wire, event):
+    with pytest.raises((CodecError, OverflowError, struct.error)):
+        wire.encode_events([event])
 
 
 @pytest.mark.parametrize("symbol", ["BTCUSDT\u00e9", "", "S" * 256])
-def test_a_name_the_codec_cannot_store_is_a_codec_error_and_is_not_cached(symbol):
+def test_a_name_the_codec_cannot_store_is_a_codec_error_and_is_not_cached(wire, symbol):
     with pytest.raises(CodecError):
-        encode_events([OrderCancelled(1, 2, symbol, 3, StopReason.USER)])
-    assert symbol not in codec._NAMES
+        wire.encode_events([OrderCancelled(1, 2, symbol, 3, StopReason.USER)])
+    assert symbol not in wire._NAMES
 
 
-def test_the_name_cache_stays_bounded(monkeypatch):
-    monkeypatch.setattr(codec, "_NAMES", {})
-    for i in range(codec._NAMES_MAX * 2 + 1):
-        encode_events([BalanceChanged(1, f"A{i}", 1, 1)])
-        assert len(codec._NAMES) <= codec._NAMES_MAX
-    assert decode_events(encode_events([BalanceChanged(1, "A0", 1, 1)]))[0] == [BalanceChanged(1, "A0", 1, 1)]
+def test_the_name_cache_stays_bounded(wire, monkeypatch):
+    monkeypatch.setattr(wire, "_NAMES", {})
+    for i in range(wire._NAMES_MAX * 2 + 1):
+        wire.encode_events([BalanceChanged(1, f"A{i}", 1, 1)])
+        assert len(wire._NAMES) <= wire._NAMES_MAX
+    assert decode_events(wire.encode_events([BalanceChanged(1, "A0", 1, 1)]))[0] == [BalanceChanged(1, "A0", 1, 1)]
