@@ -76,6 +76,8 @@ if IMPLEMENTATION == COMPILED:
 else:
     from dex.engine import digest as digest_module
     from dex.engine import wire as wire_module
+if IMPLEMENTATION == COMPILED and not digest_module.C_SHA256:
+    IMPLEMENTATION_REASON += "; it hashes through hashlib (built without OpenSSL's headers, see setup.py)"
 # dex.ledger.codec's, from the same build as Engine:
 merkle_root = digest_module.merkle_root
 decode_commands = wire_module.decode_commands
