@@ -1,6 +1,7 @@
 # Cython declarations that type dex/engine/wire.py when it is compiled (an
 # augmenting .pxd: the .py stays the one source, see docs/ENGINE.md). A
-# proposal's places and cancels are read with C loads from a typed view.
+# proposal's places and cancels are read with C loads from a typed view; the
+# common events are written with C stores.
 
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -16,7 +17,7 @@ cdef Py_ssize_t _PLACE_SIZE, _CANCEL_SIZE
 cpdef tuple decode_commands(buf, Py_ssize_t at, Py_ssize_t count, Py_ssize_t auths)
 
 @cython.locals(commands=list, indexes=list, leaves=list, end=Py_ssize_t, start=Py_ssize_t, index=Py_ssize_t,
-               tag=cython.int)
+               no_auth=Py_ssize_t, tag=cython.int)
 cdef tuple _decode_commands_c(const unsigned char[::1] view, Py_ssize_t at, Py_ssize_t count, Py_ssize_t auths)
 
 @cython.locals(flags=cython.int, side=cython.int, otype=cython.int, tif=cython.int)
@@ -30,7 +31,7 @@ cdef tuple _ascii(const unsigned char[::1] view, Py_ssize_t at, Py_ssize_t end)
 
 # Events: the common ones written with C stores into a stack buffer.
 @cython.locals(names=dict, n=Py_ssize_t, at=Py_ssize_t)
-cdef object _encode_events_c(list events)
+cdef object _encode_events_c(events)
 
 @cython.locals(k=cython.int)
 cdef void _w64(unsigned char *buf, Py_ssize_t at, unsigned long long v) noexcept

@@ -14,14 +14,18 @@
 Little-endian. In a proposal each command follows its u16 auth index
 (dex/ledger/codec.py frames the rest: leader, term, time, the signatures).
 
+Events (`encode_events`, `decode_events`): u16 count, then per event a tag,
+its fixed fields (the structs below) and its strings.
+
 This module is part of the engine's source because a node decodes every
-command of every block: compiled (docs/ENGINE.md, "Two implementations"),
-`decode_commands` reads places and cancels with C loads from a typed view of
-the proposal and makes each command, its string fields and its leaf bytes
-straight from it, where the pure module unpacks with `struct` and slices.
-The other commands (rare: operators, wallets) take `decode_command` in both.
-tests/unit/test_wire.py holds the two builds to each other, malformed input
-included.
+command and encodes every event of every block. Compiled (docs/ENGINE.md,
+"Two implementations"), `decode_commands` reads places and cancels with C
+loads from a typed view of the proposal and makes each command, its string
+fields and its leaf bytes straight from it, where the pure module unpacks
+with `struct` and slices; `encode_events` writes the common events with C
+stores. The rest (rare commands and events) take the `struct` code in both.
+tests/unit/test_wire.py and test_codec_events.py hold the two builds to each
+other, malformed input included.
 """
 
 from __future__ import annotations
@@ -231,12 +235,13 @@ def _decode_commands_c(view, at: int, count: int, auths: int) -> tuple[list, lis
     indexes = []
     leaves = []
     end = len(view)
+    no_auth = NO_AUTH
     for _ in range(count):
         start = at
         if at + 2 > end:
             raise CodecError("bad proposal: an auth index cut short")
         index = view[at] | (view[at + 1] << 8)
-        if index != NO_AUTH and index >= auths:
+        if index != no_auth and index >= auths:
             raise CodecError("auth index out of range")
         at += 2
         cmd = None
@@ -303,6 +308,7 @@ def _ascii(view, at: int, end: int):
     if at + 1 + n > end:
         raise CodecError("string runs past the end")
     return PyUnicode_DecodeASCII(cython.cast(cython.p_char, cython.address(view[at + 1])), n, cython.NULL), at + 1 + n  # noqa: F821
+
 
 # --------------------------------------------------------------------- results
 

@@ -89,6 +89,7 @@ def test_the_common_events_encode_to_the_same_bytes_in_both_builds(wire):
     # A list of only these takes the compiled build's C writer.
     for events in ([], COMMON, COMMON * 3, [COMMON[0]], [COMMON[-1]], [BalanceChanged(0, "USDT", -1, 0)]):
         assert wire.encode_events(events) == pure_wire.encode_events(events)
+        assert wire.encode_events(tuple(events)) == pure_wire.encode_events(events)  # any sequence
         assert decode_events(wire.encode_events(events))[0] == events
 
 
