@@ -48,7 +48,9 @@ def source_digest(engine_dir: Path) -> str:
             if path.exists():
                 h.update(f"{name}{suffix}\0".encode() + path.read_bytes() + b"\0")
     for header in ENGINE_HEADERS:
-        h.update(f"{header}\0".encode() + (engine_dir / header).read_bytes() + b"\0")
+        path = engine_dir / header
+        if path.exists():  # a missing header digests differently: the build reads as stale, not as a crash
+            h.update(f"{header}\0".encode() + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 
@@ -113,21 +115,50 @@ def _cythonize(cythonize, extensions: list) -> list:
     )
 
 
-def _have_openssl(compiler) -> bool:
-    """Whether a program including <openssl/sha.h> links against libcrypto here."""
+_OPENSSL_PROBE = """
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+#include <openssl/sha.h>
+int dex_probe(void)
+{
+    unsigned char md[32];
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    SHA256_Update(&c, "", 0);
+    SHA256_Final(md, &c);
+    SHA256((const unsigned char *)"", 0, md);
+    return md[0];
+}
+"""
+
+
+def _links(build, source: str, libraries: list[str]) -> bool:
+    """Whether `source` compiles and links as a shared object here, the way
+    build_ext links the extensions (its compiler, include and library
+    directories, LDSHARED and LDFLAGS). The compiler's own output is kept off
+    the console: a failed probe is reported in one line by the caller."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / "sha.c"
-        source.write_text(
-            "#define OPENSSL_SUPPRESS_DEPRECATED 1\n#include <openssl/sha.h>\n"
-            "int main(void) { unsigned char md[32]; SHA256((const unsigned char *)\"\", 0, md); return md[0] == 0xe3 ? 0 : 1; }\n"
-        )
+        path = Path(tmp) / "probe.c"
+        path.write_text(source)
+        saved = os.dup(1), os.dup(2)
+        quiet = os.open(os.devnull, os.O_WRONLY)
         try:
-            objects = compiler.compile([str(source)], output_dir=tmp)
-            compiler.link_executable(objects, "sha", output_dir=tmp, libraries=["crypto"])
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(quiet, 1)
+            os.dup2(quiet, 2)
+            objects = build.compiler.compile([str(path)], output_dir=tmp, include_dirs=build.include_dirs)
+            build.compiler.link_shared_object(
+                objects, str(Path(tmp) / "probe.so"), libraries=libraries, library_dirs=build.library_dirs
+            )
         except Exception:
             return False
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in (quiet, *saved):
+                os.close(fd)
     return True
 
 
@@ -135,14 +166,16 @@ class OptionalBuildExt(build_ext):
     """build_ext that reports a failure loudly instead of failing the install."""
 
     def build_extensions(self) -> None:
-        # SHA-256 through OpenSSL (dex/engine/dex_sha256.h) where it links;
-        # else the compiled modules hash through hashlib, as the pure ones.
-        if _have_openssl(self.compiler):
+        # SHA-256 through OpenSSL (dex/engine/dex_sha256.h) where the functions
+        # it calls link; else the compiled modules hash through hashlib, as the
+        # pure ones. (No message where nothing compiles: the build's own
+        # failure says so.)
+        if _links(self, _OPENSSL_PROBE, ["crypto"]):
             for ext in self.extensions:
                 ext.define_macros.append(("DEX_HAVE_OPENSSL", "1"))
                 ext.libraries.append("crypto")
-        else:
-            print("*** dex: OpenSSL's headers or libcrypto not found: the compiled engine hashes through hashlib ***", file=sys.stderr)
+        elif _links(self, "int dex_probe(void) { return 0; }\n", []):
+            print("*** dex: OpenSSL's SHA-256 headers or libcrypto not found: the compiled engine hashes through hashlib ***", file=sys.stderr)
         super().build_extensions()
 
     def run(self) -> None:

@@ -6,9 +6,10 @@
     root  of no leaves: 32 zero bytes
 
 `dex.ledger.codec.merkle_root` is this function, from the engine that runs
-(`dex.engine.merkle_root`): compiled, the whole tree is one C call into
-OpenSSL's SHA-256 (dex/engine/dex_sha256.h) where setup.py found OpenSSL,
-and the same hashlib code as the pure module's where it did not.
+(`dex.engine.merkle_root`): compiled, a list of bytes is one C call into
+OpenSSL's SHA-256 (dex/engine/dex_sha256.h) where setup.py found OpenSSL;
+anything else (other bytes-like leaves, a build without OpenSSL) takes the
+same hashlib code as the pure module.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ def merkle_root(leaves: list) -> bytes:
     """The binary Merkle root of `leaves` (a list of bytes-like objects)."""
     if not leaves:
         return bytes(32)
-    if C_SHA256:
+    if C_SHA256 and type(leaves) is list:
         root = bytearray(32)
-        _c_merkle_root(leaves if type(leaves) is list else list(leaves), root)  # noqa: F821 (C reads a list)
-        return bytes(root)
+        if _c_merkle_root(leaves, root) == 0:  # noqa: F821 (1: a leaf is not bytes; hashlib below takes any bytes-like one)
+            return bytes(root)
     # Each hash from a copy of one already fed its prefix: no concatenated
     # input is built (a tenth less per leaf).
     level = []

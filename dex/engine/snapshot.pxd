@@ -9,8 +9,8 @@ cdef bint _COMPILED, _C_SHA256
 
 cdef extern from "dex_sha256.h":
     bint _have_c_sha256 "dex_have_c_sha256"()
-    object _c_account_term "dex_account_term"(unsigned long long id, list free, list locked,
-                                               unsigned long long finished_total, unsigned long long finished, object window)
+    object _c_account_term "dex_account_term"(object id, object free, object locked, Py_ssize_t assets,
+                                               long long finished_total, Py_ssize_t finished, object window)
 
 # An account's term in the state hash: packed and hashed by one C call when
 # OpenSSL is linked.

@@ -282,8 +282,8 @@ def _account_term(acct, balances) -> int:
     finished_total, u32 finished, 32-byte big-endian window_sum))."""
     if _C_SHA256:  # compiled with OpenSSL: packed and hashed in C (dex_sha256.h), the same bytes
         window = acct.window_sum
-        return _c_account_term(acct.id, acct.free, acct.locked, acct.finished_total, len(acct.finished),  # noqa: F821
-                               window.to_bytes(32, "big") if window else None)
+        return _c_account_term(acct.id, acct.free, acct.locked, (balances.size - 20) // 16, acct.finished_total,  # noqa: F821
+                               len(acct.finished), window.to_bytes(32, "big") if window else None)
     raw = balances.pack(acct.id, *acct.free, *acct.locked, acct.finished_total, len(acct.finished))
     return int.from_bytes(_sha256(raw + acct.window_sum.to_bytes(32, "big")).digest(), "big")
 

@@ -212,6 +212,8 @@ def decode_commands(buf, at: int, count: int, auths: int) -> tuple[list, list, l
     indexes, each command's bytes with its index, which the commands root is
     computed over; the offset after the last)."""
     if _COMPILED:
+        if buf is None:
+            raise TypeError("decode_commands needs a buffer, not None")
         return _decode_commands_c(buf, at, count, auths)
     commands = []
     indexes = []
@@ -235,6 +237,8 @@ def _decode_commands_c(view, at: int, count: int, auths: int) -> tuple[list, lis
     indexes = []
     leaves = []
     end = len(view)
+    if at < 0:  # the view's indexes are not checked below, and a negative one would wrap
+        raise CodecError(f"bad proposal: commands at {at}")
     no_auth = NO_AUTH
     for _ in range(count):
         start = at
@@ -462,6 +466,9 @@ def _encode_events_c(events: list):
     for ev in events:
         if at + _EVENT_BYTES_MAX > _EVENTS_BUFFER_BYTES:
             return None
+        for v in cython.cast(tuple, ev):  # events are NamedTuples
+            if not (v is None or isinstance(v, (int, str))):
+                return None  # C would convert a float through __int__: struct decides instead
         cls = ev.__class__
         if cls is Trade:
             trade_id, symbol, price, qty, taker_side, maker_oid, taker_oid, maker_account, taker_account, maker_fee, taker_fee = ev

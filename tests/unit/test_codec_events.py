@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from decimal import Decimal
 
 import pytest
 
@@ -125,3 +126,13 @@ def test_the_name_cache_stays_bounded(wire, monkeypatch):
         wire.encode_events([BalanceChanged(1, f"A{i}", 1, 1)])
         assert len(wire._NAMES) <= wire._NAMES_MAX
     assert decode_events(wire.encode_events([BalanceChanged(1, "A0", 1, 1)]))[0] == [BalanceChanged(1, "A0", 1, 1)]
+
+
+@pytest.mark.parametrize("event", [
+    Trade(1, "BTCUSDT", 5.9, 6, Side.BUY, 1, 2, 3, 4, 5, 6),  # C would take a float through __int__
+    OrderCancelled(1, 2, "BTCUSDT", 3.0, StopReason.USER),
+    BalanceChanged(1, "USDT", Decimal(5), 0),
+])
+def test_a_field_that_is_not_an_int_is_refused_by_both_builds(wire, event):
+    with pytest.raises(struct.error):
+        wire.encode_events([event])

@@ -14,6 +14,7 @@ import hashlib
 import random
 import struct
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -44,9 +45,10 @@ def test_the_compiled_build_hashes_in_c_where_openssl_links():
     assert digest.C_SHA256 is True
     assert pure_digest.C_SHA256 is False
     book = _compiled()[0]
-    # The C path packs the fields itself: it never touches the struct the
-    # hashlib path packs with.
-    assert snapshot._account_term(book.Account(1, 2), None) == pure_snapshot._account_term(pure_book.Account(1, 2), struct.Struct("<Q4qQI"))
+    # The C path packs the fields itself: it reads only the struct's size,
+    # never its pack, which the hashlib path calls.
+    unpackable = SimpleNamespace(size=struct.calcsize("<Q4qQI"), pack=None)
+    assert snapshot._account_term(book.Account(1, 2), unpackable) == pure_snapshot._account_term(pure_book.Account(1, 2), struct.Struct("<Q4qQI"))
 
 
 @pytest.mark.parametrize("count", [0, 1, 2, 3, 4, 5, 7, 8, 9, 100, 101, 256])
@@ -107,3 +109,35 @@ def test_the_account_term_is_sha256_of_its_fields():
     raw = struct.pack("<Q4qQI", 7, 100, -1, 3, 0, 9, 2) + (2**255 + 5).to_bytes(32, "big")
 
     assert compiled_snapshot._account_term(acct, struct.Struct("<Q4qQI")) == int.from_bytes(hashlib.sha256(raw).digest(), "big")
+
+
+def test_leaves_the_c_path_does_not_take_get_the_same_root():
+    _, digest, _ = _compiled()
+    leaves = [b"a", bytearray(b"b"), memoryview(b"c"), b"d"]  # C takes a list of bytes only; hashlib the rest
+
+    assert digest.merkle_root(leaves) == pure_digest.merkle_root(leaves) == pure_digest.merkle_root([b"a", b"b", b"c", b"d"])
+    assert digest.merkle_root(tuple(leaves)) == pure_digest.merkle_root(leaves)
+
+
+@pytest.mark.parametrize("change", [
+    lambda a: setattr(a, "id", 1.5),  # not an int: struct refuses it, so must C
+    lambda a: setattr(a, "id", -1),
+    lambda a: setattr(a, "id", 2**64),
+    lambda a: setattr(a, "free", None),
+    lambda a: a.free.append(0),  # not one balance per asset
+    lambda a: a.locked.pop(),
+    lambda a: a.free.__setitem__(0, 2.0),
+    lambda a: a.locked.__setitem__(1, 2**63),
+    lambda a: setattr(a, "finished_total", -1),
+])
+def test_fields_struct_would_refuse_are_refused_by_the_c_path_too(change):
+    compiled_book, _, compiled_snapshot = _compiled()
+    balances = struct.Struct("<Q4qQI")
+    for book_module, snapshot in ((pure_book, pure_snapshot), (compiled_book, compiled_snapshot)):
+        acct = book_module.Account(7, 2)
+        try:
+            change(acct)
+        except TypeError:  # the compiled Account's typed fields refuse it already
+            continue
+        with pytest.raises((struct.error, TypeError, ValueError, OverflowError)):
+            snapshot._account_term(acct, balances)

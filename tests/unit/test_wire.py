@@ -132,3 +132,15 @@ def test_bad_enum_values_flags_strings_and_indexes_are_refused_by_both(monkeypat
         data = assemble_proposal(leader="n1", term=1, time_ms=1, auths=auths, commands=commands)
         assert _decode_with(monkeypatch, pure_wire, data) is CodecError, commands
         assert _decode_with(monkeypatch, compiled, data) is CodecError, commands
+
+
+def test_an_offset_outside_the_buffer_is_refused_by_both_builds():
+    compiled = _compiled_wire()
+    buf = memoryview(bytes(100))
+    for at in (-1000, -1, 99, 101, 10**6):
+        with pytest.raises(Exception):
+            pure_wire.decode_commands(buf, at, 1, 1)
+        with pytest.raises(CodecError):
+            compiled.decode_commands(buf, at, 1, 1)
+    for at in (100, 102):  # no command to read: both return nothing, as far as they got
+        assert compiled.decode_commands(buf, at, 0, 1) == pure_wire.decode_commands(buf, at, 0, 1) == ([], [], [], at)
