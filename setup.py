@@ -15,7 +15,7 @@ engine. `DEX_BUILD_PURE=1` skips the compilation on purpose.
 
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import os
 import shutil
 import sys
@@ -27,31 +27,25 @@ from setuptools.command.build_ext import build_ext
 ROOT = Path(__file__).resolve().parent
 ENGINE_DIR = Path("dex") / "engine"
 COMPILED_PACKAGE = "dex.engine._compiled"
-ENGINE_MODULES = ("book", "engine", "snapshot", "invariants", "digest", "wire")  # compiled in this order
-ENGINE_HEADERS = ("dex_sha256.h",)  # C the modules include (SHA-256 through OpenSSL)
 SOURCE_DIR = Path("build") / "cysrc"  # where the copies under the compiled package's name go
 STAMP = ENGINE_DIR / "_compiled" / "_stamp.py"  # written after a build: the sources it compiled
 _COMPILED_DIGEST: str | None = None  # source_digest of the copies handed to Cython
 
 
+def _load_sources():
+    """dex/engine/sources.py, by its path (dex itself is not installed yet):
+    the modules and headers to compile and the digest dex.engine checks."""
+    spec = importlib.util.spec_from_file_location("_dex_engine_sources", ROOT / ENGINE_DIR / "sources.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+sources = _load_sources()
+
+
 def _loud(message: str) -> None:
     print(f"*** dex: {message}: the engine runs in pure Python (slower, same behaviour) ***", file=sys.stderr)
-
-
-def source_digest(engine_dir: Path) -> str:
-    """SHA-256 over the engine's sources in `engine_dir`; dex.engine compares
-    it with the stamp."""
-    h = hashlib.sha256()
-    for name in ENGINE_MODULES:
-        for suffix in (".py", ".pxd"):
-            path = engine_dir / (name + suffix)
-            if path.exists():
-                h.update(f"{name}{suffix}\0".encode() + path.read_bytes() + b"\0")
-    for header in ENGINE_HEADERS:
-        path = engine_dir / header
-        if path.exists():  # a missing header digests differently: the build reads as stale, not as a crash
-            h.update(f"{header}\0".encode() + path.read_bytes() + b"\0")
-    return h.hexdigest()
 
 
 def _copy_if_changed(source: Path, target: Path) -> None:
@@ -72,24 +66,24 @@ def _extensions() -> list:
     package_dir.mkdir(parents=True, exist_ok=True)
     for init in (package_dir.parent.parent, package_dir.parent, package_dir):
         (init / "__init__.py").touch()
-    for name in ENGINE_MODULES:
+    for name in sources.MODULES:
         for suffix in (".py", ".pxd"):
             source = ROOT / ENGINE_DIR / (name + suffix)
             if source.exists():
                 _copy_if_changed(source, package_dir / (name + suffix))
-    for header in ENGINE_HEADERS:
+    for header in sources.HEADERS:
         _copy_if_changed(ROOT / ENGINE_DIR / header, package_dir / header)
     # The stamp names what was copied (and so compiled), not what the sources
     # are when the build ends: an edit during a build leaves the build stale.
     global _COMPILED_DIGEST
-    _COMPILED_DIGEST = source_digest(package_dir)
+    _COMPILED_DIGEST = sources.source_digest(package_dir)
     extensions = [
         Extension(
             f"{COMPILED_PACKAGE}.{name}",
             [str(SOURCE_DIR / "dex" / "engine" / "_compiled" / f"{name}.py")],
             include_dirs=[str(SOURCE_DIR / "dex" / "engine" / "_compiled")],
         )
-        for name in ENGINE_MODULES
+        for name in sources.MODULES
     ]
     try:
         return _cythonize(cythonize, extensions)

@@ -656,12 +656,11 @@ class block_codec:
     must use the pure ones too."""
 
     def __init__(self, module) -> None:
-        import importlib
+        from dex.engine import implementation_module
 
-        package = module.__name__.rpartition(".")[0]  # dex.engine or dex.engine._compiled
-        wire = importlib.import_module(f"{package}.wire")
+        wire = implementation_module(module, "wire")
         self.decode_commands, self.encode_events = wire.decode_commands, wire.encode_events
-        self.merkle_root = importlib.import_module(f"{package}.digest").merkle_root
+        self.merkle_root = implementation_module(module, "digest").merkle_root
 
     def __enter__(self):
         from dex.ledger import codec, state

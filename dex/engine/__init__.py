@@ -12,11 +12,14 @@ loudly, in the log.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+from pathlib import Path
 from types import ModuleType
 
 from dex.engine import engine as pure_engine
+from dex.engine import sources
 from dex.engine.shared import OrderView, SnapshotError
 
 log = logging.getLogger(__name__)
@@ -29,35 +32,27 @@ PURE_ENV = "DEX_PURE_PYTHON"  # "1": run the pure engine even where the compiled
 def load_compiled() -> tuple[ModuleType | None, str]:
     """The compiled engine module, or None and why it cannot be used."""
     try:
-        from dex.engine._compiled import _stamp, engine as compiled_engine
-        from dex.engine._compiled import book, digest, invariants, snapshot, wire
+        from dex.engine._compiled import _stamp
+
+        modules = [importlib.import_module(f"dex.engine._compiled.{name}") for name in sources.MODULES]
     except ImportError as e:
         return None, f"the compiled engine is not built ({e}); run `make install`"
-    modules = (compiled_engine, book, snapshot, invariants, digest, wire)
     if any(m.__file__ is None or m.__file__.endswith(".py") for m in modules):
         return None, "the compiled engine package holds Python files, not extension modules"
     if _stamp.SOURCE_SHA256 != source_digest():
         return None, "the compiled engine was built from older sources; run `make install` to rebuild it"
-    return compiled_engine, "built from the current sources"
+    return modules[sources.MODULES.index("engine")], "built from the current sources"
 
 
 def source_digest() -> str:
     """SHA-256 over the engine's sources, as setup.py stamps a build."""
-    import hashlib
-    from pathlib import Path
+    return sources.source_digest(Path(__file__).resolve().parent)
 
-    here = Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for name in ("book", "engine", "snapshot", "invariants", "digest", "wire"):
-        for suffix in (".py", ".pxd"):
-            path = here / (name + suffix)
-            if path.exists():
-                h.update(f"{name}{suffix}\0".encode() + path.read_bytes() + b"\0")
-    for header in ("dex_sha256.h",):
-        path = here / header
-        if path.exists():  # missing (a packaging slip): the build reads as stale and the pure engine runs
-            h.update(f"{header}\0".encode() + path.read_bytes() + b"\0")
-    return h.hexdigest()
+
+def implementation_module(engine_module: ModuleType, name: str) -> ModuleType:
+    """The module `name` (digest, wire, snapshot...) of the build
+    `engine_module` is part of: dex.engine's or dex.engine._compiled's."""
+    return importlib.import_module(f"{engine_module.__name__.rpartition('.')[0]}.{name}")
 
 
 def _select() -> tuple[ModuleType, str, str]:
@@ -72,12 +67,8 @@ def _select() -> tuple[ModuleType, str, str]:
 
 engine_module, IMPLEMENTATION, IMPLEMENTATION_REASON = _select()
 Engine = engine_module.Engine
-if IMPLEMENTATION == COMPILED:
-    from dex.engine._compiled import digest as digest_module
-    from dex.engine._compiled import wire as wire_module
-else:
-    from dex.engine import digest as digest_module
-    from dex.engine import wire as wire_module
+digest_module = implementation_module(engine_module, "digest")
+wire_module = implementation_module(engine_module, "wire")
 if IMPLEMENTATION == COMPILED and not digest_module.C_SHA256:
     IMPLEMENTATION_REASON += "; it hashes through hashlib (built without OpenSSL's headers, see setup.py)"
 # dex.ledger.codec's, from the same build as Engine:
@@ -87,5 +78,6 @@ encode_events = wire_module.encode_events
 
 __all__ = [
     "COMPILED", "IMPLEMENTATION", "IMPLEMENTATION_REASON", "PURE", "Engine", "OrderView", "SnapshotError",
-    "decode_commands", "digest_module", "encode_events", "engine_module", "load_compiled", "merkle_root", "wire_module",
+    "decode_commands", "digest_module", "encode_events", "engine_module", "implementation_module", "load_compiled",
+    "merkle_root", "wire_module",
 ]
