@@ -4,11 +4,41 @@
 # Ids, balances and money stay Python ints where a value can pass 2^63
 # (account ids are u64; window sums are 256-bit).
 
+cimport cython
+from libc.stdlib cimport calloc, free
+
+cdef bint _COMPILED
+cdef unsigned long long _FIB
+cdef Py_ssize_t _INDEX_MIN
+cdef object _U64_MAX
+
+cdef class Order
+
+# An account's live orders by id: C u64 keys beside a list of the orders.
+cdef class OrderIndex:
+    cdef unsigned long long *_keys
+    cdef list _orders
+    cdef Py_ssize_t _count
+    cdef Py_ssize_t _mask
+    cdef int _shift
+
+    cpdef object get(self, object order_id)
+    cpdef put(self, unsigned long long order_id, Order order)
+    @cython.locals(mask=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, home=Py_ssize_t, key=cython.ulonglong)
+    cpdef remove(self, unsigned long long order_id)
+    @cython.locals(i=Py_ssize_t, found=list)
+    cpdef list ids(self)
+    @cython.locals(mask=Py_ssize_t, i=Py_ssize_t, key=cython.ulonglong)
+    cdef Py_ssize_t _slot(self, unsigned long long order_id) noexcept
+    @cython.locals(keys=cython.p_void, old_keys=cython.p_ulonglong, old_orders=list, old_size=Py_ssize_t,
+                   bits=cython.int, k=Py_ssize_t, i=Py_ssize_t, key=cython.ulonglong)
+    cdef _resize(self, Py_ssize_t size)
+
 cdef class Account:
     cdef public object id
     cdef public list free
     cdef public list locked
-    cdef public dict open
+    cdef public OrderIndex open
     cdef public dict cids
     cdef public object finished
     cdef public long long finished_total
@@ -41,17 +71,21 @@ cdef class Book:
     cdef public list stale_keys
     cdef public bint records_rebuild
 
+# No field refers to an object that can hold a reference (the client order id
+# is a str), so Cython makes the type without GC support: no GC header, 80
+# bytes an order. Keep it so: an Account or Book field here would put orders
+# in reference cycles the collector could not see.
 cdef class Order:
     cdef public long long id
-    cdef public Account account
-    cdef public Book book
+    cdef public unsigned long long account
     cdef public long long price
     cdef public long long qty
     cdef public long long filled
-    cdef public object cid
     cdef public long long time_ms
-    cdef public int status
-    cdef public int kind
+    cdef public str cid
+    cdef public unsigned int market
+    cdef public unsigned char status
+    cdef public unsigned char kind
 
 cdef class Level:
     cdef public long long price

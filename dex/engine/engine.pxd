@@ -32,6 +32,7 @@ cdef class Engine:
     cdef public tuple assets
     cdef public dict _asset_index
     cdef public dict books
+    cdef public list book_list
     cdef public dict accounts
     cdef public Account fee_account
     cdef public long long next_order_id
@@ -61,7 +62,7 @@ cdef class Engine:
     @cython.locals(order=Order, book=Book, acct=Account, qty=cython.longlong)
     cpdef _cancel_order(self, order, reason, list events)
 
-    @cython.locals(acct=Account, order=Order)
+    @cython.locals(acct=Account, order=Order, book=Book)
     cpdef _find(self, acct, symbol, order_id, cid)
 
     @cython.locals(acct=Account, order=Order)
@@ -74,7 +75,8 @@ cdef class Engine:
                    trades_max=cython.longlong, filled=cython.longlong, tid=cython.longlong, best=cython.longlong,
                    level=Level, unit_cost=cython.longlong, maker=Order, mq=cython.longlong, mk=Account,
                    fill=cython.longlong, notional=cython.longlong, base_amt=cython.longlong,
-                   mfee=cython.longlong, tfee=cython.longlong, ask_keys=list, asks=dict, stp=cython.int)
+                   mfee=cython.longlong, tfee=cython.longlong, ask_keys=list, asks=dict, stp=cython.int,
+                   acct_id=cython.ulonglong, accounts=dict)
     cpdef tuple _take_buy(self, book, acct, oid, limit, qty, budget, stp, list events, order)
 
     @cython.locals(book=Book, acct=Account, oid=cython.longlong, limit=cython.longlong, qty=cython.longlong,
@@ -84,7 +86,8 @@ cdef class Engine:
                    trades_max=cython.longlong, filled=cython.longlong, tid=cython.longlong, best=cython.longlong,
                    level=Level, unit_cost=cython.longlong, maker=Order, mq=cython.longlong, mk=Account,
                    fill=cython.longlong, notional=cython.longlong, base_amt=cython.longlong,
-                   mfee=cython.longlong, tfee=cython.longlong, bid_prices=list, bids=dict, stp=cython.int)
+                   mfee=cython.longlong, tfee=cython.longlong, bid_prices=list, bids=dict, stp=cython.int,
+                   acct_id=cython.ulonglong, accounts=dict)
     cpdef tuple _take_sell(self, book, acct, oid, limit, qty, stp, list events, order)
 
 
@@ -109,7 +112,7 @@ cpdef _finish(acct, order)
 
 @cython.locals(book=Book, acct=Account, o=Order, need=cython.longlong, makers=cython.longlong,
                price=cython.longlong, i=cython.Py_ssize_t, limit=cython.longlong, qty=cython.longlong,
-               side=cython.int, stp=cython.int, sign=cython.longlong)
+               side=cython.int, stp=cython.int, sign=cython.longlong, acct_id=cython.ulonglong)
 cpdef bint _fok_fillable(book, acct, side, limit, qty, stp)
 
 @cython.locals(o=Order)

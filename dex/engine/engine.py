@@ -137,6 +137,7 @@ class Engine:
             self.books[market.symbol] = Book(
                 market, i, self._asset_index[market.base.name], self._asset_index[market.quote.name]
             )
+        self.book_list: list[Book] = list(self.books.values())  # by Book.index (an order's `market`)
         self.accounts: dict[int, Account] = {}
         self.fee_account = Account(FEE_ACCOUNT, len(self.assets))
         self.accounts[FEE_ACCOUNT] = self.fee_account
@@ -194,7 +195,7 @@ class Engine:
             if acct is not None:
                 prev = acct.cids.get(cid)
                 if prev is not None:
-                    return [_duplicate(prev)]
+                    return [_duplicate(prev, self.book_list[prev.market].symbol)]
             if not valid_client_order_id(cid):
                 return [_new(OrderRejected, (account_id, symbol, cid, 0, Reason.BAD_CLIENT_ORDER_ID))]
         if otype_i != LIMIT_I:
@@ -281,7 +282,7 @@ class Engine:
             level.orders.append(order)
             level.total += qty
             level.count += 1
-            acct.open[oid] = order
+            acct.open.put(oid, order)
             book.order_count += 1
             if cid is not None:
                 acct.cids[cid] = order
@@ -438,6 +439,8 @@ class Engine:
         b = book.base
         q = book.quote
         tf = acct.free
+        acct_id = acct.id
+        accounts = self.accounts
         ff = self.fee_account.free
         dirty = self.dirty_accounts
         symbol = book.symbol
@@ -471,8 +474,7 @@ class Engine:
                     stop = StopReason.NO_BALANCE
                     break
                 mq = maker.qty
-                mk = maker.account
-                if mk is acct:
+                if maker.account == acct_id:
                     if stp == EXPIRE_TAKER:
                         stop = StopReason.SELF_TRADE
                         break
@@ -486,6 +488,7 @@ class Engine:
                 if trades == trades_max:
                     stop = StopReason.TRADES_MAX
                     break
+                mk = accounts[maker.account]
                 if by_quote:
                     fill = budget // unit_cost
                     if fill == 0:
@@ -538,7 +541,7 @@ class Engine:
                     orders.popleft()
                     level.count -= 1
                     book.order_count -= 1
-                    del mk.open[maker.id]
+                    mk.open.remove(maker.id)
                     if maker.cid is not None:
                         _finish(mk, maker)
                     if level.count == 0:
@@ -576,6 +579,8 @@ class Engine:
         b = book.base
         q = book.quote
         tf = acct.free
+        acct_id = acct.id
+        accounts = self.accounts
         ff = self.fee_account.free
         dirty = self.dirty_accounts
         symbol = book.symbol
@@ -602,8 +607,7 @@ class Engine:
                     orders.popleft()
                     continue
                 mq = maker.qty
-                mk = maker.account
-                if mk is acct:
+                if maker.account == acct_id:
                     if stp == EXPIRE_TAKER:
                         stop = StopReason.SELF_TRADE
                         break
@@ -617,6 +621,7 @@ class Engine:
                 if trades == trades_max:
                     stop = StopReason.TRADES_MAX
                     break
+                mk = accounts[maker.account]
                 fill = mq if mq < remaining else remaining
                 if not mk.dirty:
                     mk.dirty = True
@@ -648,7 +653,7 @@ class Engine:
                     orders.popleft()
                     level.count -= 1
                     book.order_count -= 1
-                    del mk.open[maker.id]
+                    mk.open.remove(maker.id)
                     if maker.cid is not None:
                         _finish(mk, maker)
                     if level.count == 0:
@@ -701,7 +706,7 @@ class Engine:
     def _stp_cancel(self, book: Book, level: Level, maker: Order, events: list) -> None:
         """Self-trade prevention cancels `maker`, the front of `level`, in the
         middle of matching: the caller's loop removes the level if it empties."""
-        acct = maker.account
+        acct = self.accounts[maker.account]
         qty = maker.qty
         if (maker.kind >> 6) == BUY:
             amount = maker.price * qty * book.notional_units
@@ -716,15 +721,15 @@ class Engine:
         level.count -= 1
         book.order_count -= 1
         maker.status = CANCELED
-        del acct.open[maker.id]
+        acct.open.remove(maker.id)
         if maker.cid is not None:
             _finish(acct, maker)
         events.append(_new(OrderCancelled, (maker.id, acct.id, book.symbol, qty, StopReason.SELF_TRADE)))
 
     def _cancel_order(self, order: Order, reason: StopReason, events: list) -> None:
         """Take a live order out of its book, release its lock, finish it."""
-        book = order.book
-        acct = order.account
+        book = self.book_list[order.market]
+        acct = self.accounts[order.account]
         qty = order.qty
         self._touch(acct)
         book.digest = None
@@ -738,7 +743,7 @@ class Engine:
             levels = book.asks
         order.status = CANCELED
         _unqueue(book, levels, order)
-        del acct.open[order.id]
+        acct.open.remove(order.id)
         if order.cid is not None:
             _finish(acct, order)
         events.append(_new(OrderCancelled, (order.id, acct.id, book.symbol, qty, reason)))
@@ -754,7 +759,10 @@ class Engine:
             order = acct.cids.get(cid)
         else:
             return None
-        if order is None or order.book.symbol != symbol:
+        if order is None:
+            return None
+        book = self.books.get(symbol)
+        if book is None or order.market != book.index:
             return None
         return order
 
@@ -777,9 +785,10 @@ class Engine:
         events: list = []
         if acct is None:
             return events
-        for order_id in sorted(acct.open):
-            order = acct.open[order_id]
-            if cmd.symbol is None or order.book.symbol == cmd.symbol:
+        market = -1 if cmd.symbol is None else self.books[cmd.symbol].index
+        for order_id in acct.open.ids():
+            order = acct.open.get(order_id)
+            if market < 0 or order.market == market:
                 self._cancel_order(order, StopReason.CANCEL_ALL, events)
         return events
 
@@ -797,7 +806,7 @@ class Engine:
             return reject(Reason.UNKNOWN_ORDER if cmd.symbol in self.books else Reason.UNKNOWN_SYMBOL)
         if order.status > PARTIALLY_FILLED:
             return reject(Reason.UNKNOWN_ORDER)
-        book = order.book
+        book = self.book_list[order.market]
         price = cmd.price or order.price
         total = cmd.qty or (order.filled + order.qty)
         if cmd.price < 0 or cmd.qty < 0:
@@ -851,7 +860,7 @@ class Engine:
         status = order.status
         order.status = CANCELED  # the old queue entry is dead; `fresh` replaces it
         _unqueue(book, levels, order)
-        del acct.open[order.id]
+        acct.open.remove(order.id)
         fresh = _order(order.id, acct, book, price, remaining, order.filled, order.cid, now, status, order.kind)
         if fresh.cid is not None:
             acct.cids[fresh.cid] = fresh
@@ -928,17 +937,15 @@ class Engine:
 
     def order(self, account: int, symbol: str, order_id: int = 0, client_order_id: str | None = None) -> OrderView | None:
         order = self._find(self.accounts.get(account), symbol, order_id, client_order_id)
-        return None if order is None else _view(order)
+        return None if order is None else _view(order, symbol)
 
     def open_orders(self, account: int, symbol: str | None = None) -> list[OrderView]:
         acct = self.accounts.get(account)
         if acct is None:
             return []
-        return [
-            _view(acct.open[i])
-            for i in sorted(acct.open)
-            if symbol is None or acct.open[i].book.symbol == symbol
-        ]
+        books = self.book_list
+        orders = [acct.open.get(i) for i in acct.open.ids()]
+        return [_view(o, books[o.market].symbol) for o in orders if symbol is None or books[o.market].symbol == symbol]
 
     def balances(self, account: int) -> dict[str, tuple[int, int]]:
         """asset -> (free, locked) units, every asset listed."""
@@ -1002,8 +1009,8 @@ def _order(id, account, book, price, qty, filled, cid, time_ms, status, kind) ->
     C function: tp_new and ten C field stores."""
     o = Order.__new__(Order)
     o.id = id
-    o.account = account
-    o.book = book
+    o.account = account.id
+    o.market = book.index
     o.price = price
     o.qty = qty
     o.filled = filled
@@ -1039,7 +1046,7 @@ def _rest(book: Book, acct: Account, order: Order) -> None:
     level.orders.append(order)
     level.total += qty
     level.count += 1
-    acct.open[order.id] = order
+    acct.open.put(order.id, order)
     book.order_count += 1
 
 
@@ -1153,6 +1160,7 @@ def _fok_fillable(book: Book, acct: Account, side: int, limit: int, qty: int, st
         sign = 1
     need = qty
     makers = 0
+    acct_id = acct.id
     for i in range(len(keys) - 1, -1, -1):
         price = sign * keys[i]
         if (side == BUY and price > limit) or (side == SELL and price < limit):
@@ -1160,7 +1168,7 @@ def _fok_fillable(book: Book, acct: Account, side: int, limit: int, qty: int, st
         for o in levels[price].orders:
             if o.status > PARTIALLY_FILLED:
                 continue
-            if o.account is acct:
+            if o.account == acct_id:
                 if stp == EXPIRE_MAKER:
                     continue
                 return False
@@ -1173,11 +1181,11 @@ def _fok_fillable(book: Book, acct: Account, side: int, limit: int, qty: int, st
     return False
 
 
-def _duplicate(order: Order) -> OrderDuplicate:
+def _duplicate(order: Order, symbol: str) -> OrderDuplicate:
     return OrderDuplicate(
         order.id,
-        order.account.id,
-        order.book.symbol,
+        order.account,
+        symbol,
         order.cid,
         OrderStatus(order.status),  # the field may hold a plain int (compiled engine, restored snapshot)
         order.filled,
@@ -1185,11 +1193,11 @@ def _duplicate(order: Order) -> OrderDuplicate:
     )
 
 
-def _view(order: Order) -> OrderView:
+def _view(order: Order, symbol: str) -> OrderView:
     return OrderView(
         order.id,
-        order.account.id,
-        order.book.symbol,
+        order.account,
+        symbol,
         Side((order.kind >> 6)),
         OrderType(kind_type(order.kind)),
         TimeInForce(kind_tif(order.kind)),

@@ -34,23 +34,24 @@ def check(engine) -> None:
                 times = [o.time_ms for o in live]
                 assert times == sorted(times), f"{symbol}@{price}: queue not in time order"
                 for o in live:
-                    assert o.qty > 0 and o.price == price and (o.kind >> 6) == side and o.book is book, (
+                    assert o.qty > 0 and o.price == price and (o.kind >> 6) == side and o.market == book.index, (
                         f"order {o.id} misplaced"
                     )
-                    assert o.account.open.get(o.id) is o, f"order {o.id} missing from its account"
+                    owner = engine.accounts[o.account]
+                    assert owner.open.get(o.id) is o, f"order {o.id} missing from its account"
                     if o.cid is not None:
-                        assert o.account.cids.get(o.cid) is o, f"order {o.id} missing from cid index"
-                    live_ids[o.account.id].add(o.id)
+                        assert owner.cids.get(o.cid) is o, f"order {o.id} missing from cid index"
+                    live_ids[o.account].add(o.id)
                     if side == Side.BUY:
-                        expected_locked[o.account.id][book.quote] += o.price * o.qty * book.notional_units
+                        expected_locked[o.account][book.quote] += o.price * o.qty * book.notional_units
                     else:
-                        expected_locked[o.account.id][book.base] += o.qty * book.lot_units
+                        expected_locked[o.account][book.base] += o.qty * book.lot_units
                 count += len(live)
         assert count == book.order_count, f"{symbol}: order_count {book.order_count} != {count}"
     totals = [0] * n_assets
     for account_id, acct in engine.accounts.items():
         assert acct.id == account_id
-        assert set(acct.open) == live_ids[account_id], f"account {account_id}: open orders disagree with books"
+        assert acct.open.ids() == sorted(live_ids[account_id]), f"account {account_id}: open orders disagree with books"
         assert acct.locked == expected_locked[account_id], (
             f"account {account_id}: locked {acct.locked} != reserved {expected_locked[account_id]}"
         )

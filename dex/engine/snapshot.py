@@ -75,9 +75,9 @@ def _str(text: str) -> bytes:
 def _order(o: Order, pack=_ORDER.pack) -> bytes:
     cid = o.cid
     if cid is None:
-        return pack(o.id, o.account.id, (o.kind >> 6), o.price, o.qty, o.filled, o.status, o.kind, o.time_ms, 0)
+        return pack(o.id, o.account, (o.kind >> 6), o.price, o.qty, o.filled, o.status, o.kind, o.time_ms, 0)
     raw = cid.encode("ascii")
-    return pack(o.id, o.account.id, (o.kind >> 6), o.price, o.qty, o.filled, o.status, o.kind, o.time_ms, len(raw)) + raw
+    return pack(o.id, o.account, (o.kind >> 6), o.price, o.qty, o.filled, o.status, o.kind, o.time_ms, len(raw)) + raw
 
 
 # This module compiled by Cython (its __file__ is then the extension's): the
@@ -120,7 +120,7 @@ def _put_order(buf, at: int, o: Order) -> int:
     after it."""
     kind = o.kind
     _put_u64(buf, at, o.id)
-    _put_u64(buf, at + 8, o.account.id)
+    _put_u64(buf, at + 8, o.account)
     buf[at + 16] = kind >> 6
     _put_u64(buf, at + 17, o.price)
     _put_u64(buf, at + 25, o.qty)
@@ -163,13 +163,12 @@ def encode(engine) -> bytes:
         parts.append(_totals(engine, i))
     n_assets = len(engine.assets)
     balances = struct.Struct(f"<Q{2 * n_assets}qQI")
-    market_index = {symbol: book.index for symbol, book in engine.books.items()}
     parts.append(_U32.pack(len(engine.accounts)))
     for account_id in sorted(engine.accounts):
         acct = engine.accounts[account_id]
         parts.append(balances.pack(account_id, *acct.free, *acct.locked, acct.finished_total, len(acct.finished)))
         for o in acct.finished:
-            parts.append(_U16.pack(market_index[o.book.symbol]))
+            parts.append(_U16.pack(o.market))
             parts.append(_order(o))
     parts.append(_U16.pack(len(engine.books)))
     for symbol, book in engine.books.items():
@@ -365,7 +364,7 @@ def _read_order(data, at: int, accounts: dict, book) -> Order:
         cid = None if n == 0 else bytes(data[at + _ORDER_SIZE : at + _ORDER_SIZE + n]).decode("ascii")
         if side != kind >> 6:
             raise SnapshotError(f"order {oid}: side {side} disagrees with its kind {kind}")
-        return Order(oid, accounts[account_id], book, price, qty, filled, cid, time_ms, status, kind)
+        return Order(oid, accounts[account_id].id, book.index, price, qty, filled, cid, time_ms, status, kind)
     # Compiled: read with C loads (as _orders_bytes writes), bounds checked
     # here because the compiled module does not check indexes.
     if at < 0 or at + _ORDER_SIZE > len(data):
@@ -377,10 +376,13 @@ def _read_order(data, at: int, accounts: dict, book) -> Order:
     oid = _get_u64(data, at)
     if data[at + 16] != kind >> 6:
         raise SnapshotError(f"order {oid}: side {data[at + 16]} disagrees with its kind {kind}")
+    account_id = _get_u64(data, at + 8)
+    if account_id not in accounts:
+        raise KeyError(f"order {oid}: unknown account {account_id}")
     o = Order.__new__(Order)
     o.id = oid
-    o.account = accounts[_get_u64(data, at + 8)]
-    o.book = book
+    o.account = account_id
+    o.market = book.index
     o.price = _get_u64(data, at + 17)
     o.qty = _get_u64(data, at + 25)
     o.filled = _get_u64(data, at + 33)
@@ -439,9 +441,12 @@ def _read_books(data, at: int, books: list, accounts: dict) -> int:
             orders.append(order)
             level.total += order.qty
             level.count += 1
-            order.account.open[order.id] = order
+            acct = accounts[order.account]
+            if acct.open.get(order.id) is not None:
+                raise SnapshotError(f"order {order.id} listed twice")
+            acct.open.put(order.id, order)
             if order.cid is not None:
-                order.account.cids[order.cid] = order
+                acct.cids[order.cid] = order
         book.order_count = n_orders
         book.bid_prices.reverse()  # written best first; kept best last
         book.ask_keys.reverse()

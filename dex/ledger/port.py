@@ -46,7 +46,7 @@ from dex.core.commands import PlaceOrder
 from dex.core.reasons import Reason
 from dex.core.types import Side
 from dex.engine import IMPLEMENTATION as ENGINE_IMPLEMENTATION
-from dex.engine.book import KIND_SIDE_SHIFT, O_BOOK, O_ID, O_KIND, O_PRICE, kind_side
+from dex.engine.book import KIND_SIDE_SHIFT, O_ID, O_KIND, O_MARKET, O_PRICE, kind_side
 from dex.ledger import builder as _builder
 from dex.ledger.codec import Auth, CodecError
 
@@ -415,7 +415,7 @@ class LedgerView:
         order = None if acct is None else acct.open.get(order_id)
         if order is None:
             return None
-        return order[O_BOOK].symbol, (order[O_KIND] >> KIND_SIDE_SHIFT) == Side.BUY, order[O_PRICE]
+        return self._engine.book_list[order[O_MARKET]].symbol, (order[O_KIND] >> KIND_SIDE_SHIFT) == Side.BUY, order[O_PRICE]
 
     def resting_counts(self, symbols: list[str]) -> dict[str, int]:
         books = self._engine.books

@@ -72,11 +72,11 @@ def _cancel_and_remove(ex: kit.Exchange, check) -> None:
     book = ex.engine.books[SYMBOL]
     for levels, price in ((book.asks, P + 300), (book.bids, P - 300)):
         middle = _live(book, levels, price)[1]
-        _cancel(ex, middle.account.id, order_id=middle.id)
+        _cancel(ex, middle.account, order_id=middle.id)
         check(f"cancel mid-level at {price}")
     for levels, price in ((book.asks, P + 500), (book.bids, P - 500)):
         for order in _live(book, levels, price):
-            _cancel(ex, order.account.id, order_id=order.id)
+            _cancel(ex, order.account, order_id=order.id)
             check(f"cancel at far level {price}")
         assert price not in levels
 
@@ -90,12 +90,12 @@ def _sweep_and_amend(ex: kit.Exchange, check) -> None:
     _sell(ex, DAVE, price=P - 200, qty=4 * Q)
     check("sweep the best bid level")
     last = _live(book, book.asks, P + 300)[-1]
-    _amend(ex, last.account.id, order_id=last.id, qty=Q // 2)
+    _amend(ex, last.account, order_id=last.id, qty=Q // 2)
     check("amend down in place")
-    _amend(ex, last.account.id, order_id=last.id, price=P + 700)
+    _amend(ex, last.account, order_id=last.id, price=P + 700)
     check("amend to a new far level")
     first = _live(book, book.asks, P + 400)[0]
-    _amend(ex, first.account.id, order_id=first.id, price=P + 300)
+    _amend(ex, first.account, order_id=first.id, price=P + 300)
     check("amend to the back of a hashed level")
 
 
@@ -104,7 +104,7 @@ def _burst(ex: kit.Exchange, check) -> None:
     same price, a new best on each side, takers through them."""
     book = ex.engine.books[SYMBOL]
     for order in _live(book, book.bids, P - 300):
-        _cancel(ex, order.account.id, order_id=order.id)
+        _cancel(ex, order.account, order_id=order.id)
     _buy(ex, BOB, price=P - 300, qty=2 * Q)
     _buy(ex, ALICE, price=P - 50, qty=Q)
     _sell(ex, BOB, price=P + 50, qty=Q)

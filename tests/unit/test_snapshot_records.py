@@ -21,8 +21,7 @@ LIVE, FINISHED = 1, 3  # PARTIALLY_FILLED, CANCELED (dex.core.types.OrderStatus)
 
 
 def _orders(book_module) -> list:
-    big_account = book_module.Account(2**64 - 1, 2)
-    account = book_module.Account(7, 2)
+    big_account, account = 2**64 - 1, 7  # account ids: the largest u64 and a small one
     made = []
     for i, (cid, time_ms, status) in enumerate(
         [
@@ -36,7 +35,7 @@ def _orders(book_module) -> list:
     ):
         owner = big_account if i % 2 else account
         kind = pack_kind(i % 2, i % 3, bool(i % 2), i % 4, i % 2)
-        made.append(book_module.Order(2**63 - 1 - i, owner, None, 2**40 - i, 2**40 + i, i * 3, cid, time_ms, status, kind))
+        made.append(book_module.Order(2**63 - 1 - i, owner, 0, 2**40 - i, 2**40 + i, i * 3, cid, time_ms, status, kind))
     return made
 
 
