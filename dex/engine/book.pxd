@@ -30,7 +30,7 @@ cdef class OrderIndex:
     cpdef list ids(self)
     @cython.locals(mask=Py_ssize_t, i=Py_ssize_t, key=cython.ulonglong)
     cdef Py_ssize_t _slot(self, unsigned long long order_id) noexcept
-    @cython.locals(keys=cython.p_void, old_keys=cython.p_ulonglong, old_orders=list, old_size=Py_ssize_t,
+    @cython.locals(keys=cython.p_void, orders=list, old_keys=cython.p_ulonglong, old_orders=list, old_size=Py_ssize_t,
                    bits=cython.int, k=Py_ssize_t, i=Py_ssize_t, key=cython.ulonglong)
     cdef _resize(self, Py_ssize_t size)
 
@@ -38,7 +38,7 @@ cdef class Account:
     cdef public object id
     cdef public list free
     cdef public list locked
-    cdef public OrderIndex open
+    cdef readonly OrderIndex open  # readonly: the engine calls it through C, so it must not become None
     cdef public dict cids
     cdef public object finished
     cdef public long long finished_total

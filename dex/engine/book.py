@@ -153,13 +153,17 @@ class OrderIndex:
     depends on the table's layout.
 
     The pure engine uses OrderDict, the same methods on a dict (book.py runs
-    as plain Python only through it; this class's bodies are C code).
+    as plain Python only through it; this class's bodies are C code). Ids are
+    ints: `get` of anything else is None here, where a dict would also find
+    an equal float; nothing in dex passes one.
+
+    No table until the first put (an account without orders costs no slots):
+    a new index has _keys NULL, _count 0 and _orders None, as made, so
+    __init__ sets nothing (calling it again cannot detach the table).
     """
 
     def __init__(self) -> None:
-        # No table until the first put (an account without orders costs no
-        # slots): _keys NULL, _count 0.
-        self._orders = None
+        pass
 
     def __dealloc__(self) -> None:
         free(self._keys)  # noqa: F821
@@ -170,25 +174,26 @@ class OrderIndex:
     def get(self, order_id):
         """The order with this id, or None (for any value, also one that is
         not a u64)."""
-        if self._count == 0 or not 0 < order_id <= _U64_MAX:
+        if self._count == 0 or not isinstance(order_id, int) or not 0 < order_id <= _U64_MAX:
             return None
         i = self._slot(order_id)
         return None if self._keys[i] == 0 else self._orders[i]
 
     def put(self, order_id, order) -> None:
-        """Add an order; its id must not be in the index (KeyError if it is)."""
+        """Add an order under its id; an id already there keeps its order
+        (dict.setdefault's rule, which OrderDict uses: the engine never adds
+        an id twice, and the snapshot reader refuses one listed twice)."""
         if order_id == 0:
-            raise KeyError(order_id)
+            raise ValueError("order id 0")  # the empty-slot mark; the engine's ids start at 1
         if self._keys == cython.NULL:  # noqa: F821
             self._resize(_INDEX_MIN)
         elif (self._count + 1) * 4 > (self._mask + 1) * 3:
             self._resize((self._mask + 1) * 2)
         i = self._slot(order_id)
-        if self._keys[i] != 0:
-            raise KeyError(order_id)
-        self._keys[i] = order_id
-        self._orders[i] = order
-        self._count += 1
+        if self._keys[i] == 0:
+            self._keys[i] = order_id
+            self._orders[i] = order
+            self._count += 1
 
     def remove(self, order_id) -> None:
         """Take an order out by id (KeyError when it is not in the index)."""
@@ -216,7 +221,10 @@ class OrderIndex:
         self._orders[i] = None
         self._count -= 1
         if self._count * 8 < mask + 1 and mask + 1 > _INDEX_MIN:
-            self._resize((mask + 1) // 2)
+            try:
+                self._resize((mask + 1) // 2)
+            except MemoryError:  # shrinking is optional: keep the table it has
+                pass
 
     def ids(self) -> list:
         """The order ids, ascending."""
@@ -237,7 +245,10 @@ class OrderIndex:
             i = (i + 1) & mask
 
     def _resize(self, size) -> None:
-        """Rehash into `size` slots (a power of two, >= _INDEX_MIN)."""
+        """Rehash into `size` slots (a power of two, >= _INDEX_MIN). Both new
+        arrays are made before anything changes: a MemoryError leaves the
+        table as it was."""
+        orders = [None] * size
         keys = calloc(size, 8)  # noqa: F821
         if keys == cython.NULL:  # noqa: F821
             raise MemoryError()
@@ -245,7 +256,7 @@ class OrderIndex:
         old_orders = self._orders
         old_size = 0 if old_keys == cython.NULL else self._mask + 1  # noqa: F821
         self._keys = cython.cast(cython.p_ulonglong, keys)  # noqa: F821
-        self._orders = [None] * size
+        self._orders = orders
         self._mask = size - 1
         bits = 0
         while (1 << bits) < size:
@@ -262,9 +273,11 @@ class OrderIndex:
 
 class OrderDict(dict):
     """OrderIndex's methods on a dict: an account's live orders in the pure
-    engine. `put` is dict.setdefault (the id is never already there; the
-    engine checks before it adds), `remove` dict.pop (KeyError when absent),
-    `get` dict.get: C methods, no Python frame per call."""
+    engine. `put` is dict.setdefault (about the cost of `d[k] = v`, where
+    dict.__setitem__ called as a method costs twice that), `remove` dict.pop
+    (KeyError when absent), `get` dict.get: C methods, no Python frame. Use only these
+    and `len` and `ids`: iterating it, `in` and pickling work on a dict but
+    not on the compiled OrderIndex."""
 
     __slots__ = ()
     put = dict.setdefault

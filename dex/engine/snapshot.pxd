@@ -28,7 +28,8 @@ cdef int _put_u64(bytearray buf, Py_ssize_t at, unsigned long long v) except -1
 
 # Restore: order records read with C loads from a typed view of the snapshot.
 @cython.locals(book=Book, order=Order, level=Level, side=cython.int, n_orders=Py_ssize_t, levels=dict, acct=Account)
-cpdef Py_ssize_t _read_books(const unsigned char[::1] data, Py_ssize_t at, list books, dict accounts) except -1
+cpdef Py_ssize_t _read_books(const unsigned char[::1] data, Py_ssize_t at, list books, dict accounts,
+                              unsigned long long next_order_id) except -1
 
 @cython.locals(o=Order, n=Py_ssize_t, kind=cython.int, oid=cython.ulonglong, account_id=cython.ulonglong)
 cpdef Order _read_order(const unsigned char[::1] data, Py_ssize_t at, dict accounts, Book book)

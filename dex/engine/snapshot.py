@@ -410,10 +410,14 @@ def _get_i64(data, at: int) -> int:
 
 
 _TWO64 = 2**64
+_INT64_MAX = 2**63 - 1
 
 
-def _read_books(data, at: int, books: list, accounts: dict) -> int:
-    """Read each book's live orders into its levels; return the offset after."""
+def _read_books(data, at: int, books: list, accounts: dict, next_order_id: int) -> int:
+    """Read each book's live orders into its levels; return the offset after.
+    An order id the engine could not have made (0, or not below the
+    snapshot's next order id) or one listed twice in an account is refused:
+    each is a key of its account's index."""
     for book in books:
         symbol, at = _read_str(data, at)
         if symbol != book.symbol:
@@ -442,6 +446,8 @@ def _read_books(data, at: int, books: list, accounts: dict) -> int:
             level.total += order.qty
             level.count += 1
             acct = accounts[order.account]
+            if not 0 < order.id < next_order_id:
+                raise SnapshotError(f"order id {order.id} outside 1..{next_order_id - 1}")
             if acct.open.get(order.id) is not None:
                 raise SnapshotError(f"order {order.id} listed twice")
             acct.open.put(order.id, order)
@@ -465,6 +471,9 @@ def _decode(engine, data):
     magic, version, next_order_id, next_trade_id = _HEAD.unpack_from(data, 0)
     if magic != MAGIC or version != VERSION:
         raise SnapshotError(f"not a dex snapshot v{VERSION}: {bytes(magic)!r} v{version}")
+    if not (0 < next_order_id <= _INT64_MAX and 0 < next_trade_id <= _INT64_MAX):
+        # Ids the engine makes are 1..2^63 - 1 (the compiled engine's counters are i64).
+        raise SnapshotError(f"next order id {next_order_id} or trade id {next_trade_id} out of range")
     at = _HEAD.size
     engine.next_order_id = next_order_id
     engine.next_trade_id = next_trade_id
@@ -500,6 +509,8 @@ def _decode(engine, data):
             at += 2
             order = _read_order(data, at, {acct.id: acct}, books[m])
             at += _ORDER_SIZE + data[at + _ORDER_SIZE - 1]  # read by _read_order: a record cut short is refused there (compiled) or ends past the data (pure)
+            if not 0 < order.id < next_order_id:
+                raise SnapshotError(f"order id {order.id} outside 1..{next_order_id - 1}")
             position = acct.finished_total - fields[-1] + len(acct.finished)
             acct.window_sum = (acct.window_sum + window_term(position, order)) & _MASK256
             acct.finished.append(order)
@@ -510,7 +521,7 @@ def _decode(engine, data):
     at += 2
     if n_markets != len(books):
         raise SnapshotError("snapshot markets differ from config")
-    at = _read_books(data, at, books, accounts)
+    at = _read_books(data, at, books, accounts, next_order_id)
     if at != len(data):
         raise SnapshotError(f"{len(data) - at} trailing bytes")
     engine.dirty_accounts = list(engine.accounts.values())

@@ -88,17 +88,65 @@ def test_absent_ids_and_values_that_are_no_u64():
         assert index.ids() == [5]
 
 
-def test_the_compiled_index_refuses_an_id_it_holds_and_id_zero():
+def test_put_of_an_id_it_holds_keeps_the_order_it_has():
+    """One rule in both builds (dict.setdefault's); the engine never relies
+    on it, and the snapshot reader refuses an id listed twice."""
+    for name, book_module, make in _indexes():
+        index = make()
+        first, second = _order(book_module, 9), _order(book_module, 9)
+        index.put(9, first)
+        index.put(9, second)
+        assert index.get(9) is first and len(index) == 1 and index.ids() == [9], name
+
+
+def test_the_compiled_index_refuses_id_zero_and_finds_ints_only():
     book = _compiled_book()
     index = book.OrderIndex()
-    index.put(9, _order(book, 9))
-    with pytest.raises(KeyError):
-        index.put(9, _order(book, 9))
-    with pytest.raises(KeyError):
-        index.put(0, _order(book, 1))
+    index.put(5, _order(book, 5))
+    with pytest.raises(ValueError):
+        index.put(0, _order(book, 1))  # 0 marks an empty slot; the engine's ids start at 1
     with pytest.raises(OverflowError):
         index.put(-3, _order(book, 1))
-    assert index.ids() == [9] and len(index) == 1
+    for not_an_int in (5.5, 5.0, "5", None, b"5"):
+        assert index.get(not_an_int) is None
+    assert index.ids() == [5] and len(index) == 1
+
+
+def test_an_accounts_index_cannot_be_replaced_from_python():
+    """The compiled engine calls the index through C, with no None check."""
+    book = _compiled_book()
+    account = book.Account(7, 2)
+    with pytest.raises(AttributeError):
+        account.open = None
+    account.open.__init__()  # calling __init__ again keeps the table
+    account.open.put(3, _order(book, 3))
+    account.open.__init__()
+    assert account.open.ids() == [3]
+
+
+def test_a_shrink_without_memory_keeps_the_table_whole():
+    """Out of memory while halving (a remove in the middle of a fill): the
+    entry is removed, the table keeps its size, and every later operation
+    sees a consistent table (it once pointed at half-size arrays)."""
+    _testcapi = pytest.importorskip("_testcapi")
+    book = _compiled_book()
+    index = book.OrderIndex()
+    keep = {k: _order(book, k) for k in range(1, 8)}
+    for k, o in keep.items():
+        index.put(k, o)  # the 7th put grows the table to 16 slots
+    for k in range(1, 6):
+        index.remove(k)
+    _testcapi.set_nomemory(0, 0)
+    try:
+        index.remove(6)  # 1 of 16 slots in use: the halving fails to allocate
+    finally:
+        _testcapi.remove_mem_hooks()
+    assert len(index) == 1 and index.ids() == [7] and index.get(7) is keep[7]
+    later = {k: _order(book, k) for k in range(100, 140)}
+    for k, o in later.items():
+        index.put(k, o)
+    assert index.ids() == [7] + sorted(later)
+    assert all(index.get(k) is o for k, o in later.items())
 
 
 def test_a_compiled_order_is_untracked_and_80_bytes():

@@ -273,3 +273,58 @@ def test_snapshot_with_a_flipped_balance_byte_raises_snapshot_error():
 
     with pytest.raises(SnapshotError):
         Engine.restore(kit.markets(), bytes(data))
+
+
+def _one_resting_order() -> tuple[kit.Exchange, object, object]:
+    ex = kit.funded_exchange()
+    ex.sell(BOB, price=P, qty=Q)
+    book = ex.engine.books["BTCUSDT"]
+    level = book.asks[P]
+    return ex, book, level
+
+
+def test_a_snapshot_listing_an_order_twice_raises_snapshot_error():
+    """An order's id is its key in its account's index: a second record of
+    it is refused (the compiled index would refuse the insert, the pure one
+    would overwrite; the reader checks before either)."""
+    ex, book, level = _one_resting_order()
+    order = level.orders[0]
+    level.orders.append(order)  # the encoder writes what the book holds
+    level.count += 1
+    level.total += order.qty
+    book.order_count += 1
+
+    with pytest.raises(SnapshotError, match="listed twice"):
+        Engine.restore(ex.config, ex.engine.snapshot())
+
+
+def test_a_snapshot_order_of_an_unknown_account_raises_snapshot_error():
+    ex, _, level = _one_resting_order()
+    level.orders[0].account = 2**64 - 1  # no such account in the snapshot
+
+    with pytest.raises(SnapshotError):
+        Engine.restore(ex.config, ex.engine.snapshot())
+
+
+def test_a_snapshot_order_id_the_engine_could_not_have_made_raises_snapshot_error():
+    ex, _, _ = _one_resting_order()
+    ex.engine.next_order_id = 1  # the resting order's id is 1: not below it
+
+    with pytest.raises(SnapshotError, match="outside"):
+        Engine.restore(ex.config, ex.engine.snapshot())
+
+
+@pytest.mark.parametrize("field", [0, 1])
+@pytest.mark.parametrize("value", [0, 2**63, 2**64 - 1])
+def test_a_snapshot_next_id_out_of_range_raises_snapshot_error(field, value):
+    """The next order and trade ids are i64 counters in the compiled engine:
+    both builds refuse what one of them could not hold."""
+    ex, _, _ = _one_resting_order()
+    body = bytearray(ex.engine.snapshot()[:-32])
+    head = struct.Struct("<4sHQQ")  # dex.engine.snapshot._HEAD: magic, version, next order id, next trade id
+    fields = list(head.unpack_from(body, 0))
+    fields[2 + field] = value
+    head.pack_into(body, 0, *fields)
+
+    with pytest.raises(SnapshotError, match="out of range"):
+        Engine.restore(ex.config, bytes(body) + hashlib.sha256(body).digest())
