@@ -7,6 +7,25 @@ WORKDIR /src
 COPY web ./web
 RUN cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 
+# dex as a wheel with the compiled engine (setup.py: Cython from PyPI and the C
+# compiler, linked to OpenSSL's libcrypto for SHA-256; docs/ENGINE.md). Built in
+# a stage that has gcc and OpenSSL's headers; the runtime image gets the wheel
+# without them (python:3.11-slim has libcrypto itself, for Python's ssl module).
+# Without this stage the image would run the pure-Python engine (it says so in
+# its log and in /api/v1/cluster/status).
+FROM python:3.11-slim AS wheel
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev libssl-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY pyproject.toml setup.py README.md ./
+COPY dex ./dex
+COPY cluster ./cluster
+COPY --from=assets /src/dex/api/static ./dex/api/static
+RUN pip wheel --no-deps --wheel-dir /wheels .
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -23,13 +42,11 @@ RUN groupadd --system --gid 10001 dex \
  && chown dex:dex /var/lib/dex
 
 WORKDIR /app
-COPY pyproject.toml ./
-COPY dex ./dex
-COPY --from=assets /src/dex/api/static ./dex/api/static
-COPY cluster ./cluster
+COPY --from=wheel /wheels /tmp/wheels
+RUN pip install /tmp/wheels/*.whl \
+ && rm -rf /tmp/wheels \
+ && python -c "import dex.engine as e; assert e.IMPLEMENTATION == 'compiled', e.IMPLEMENTATION_REASON"
 COPY configs ./configs
-RUN pip install . \
- && rm -rf build *.egg-info
 
 USER dex
 

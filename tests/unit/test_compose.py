@@ -377,13 +377,57 @@ def test_dockerfile_healthcheck_asks_where_the_node_listens(dockerfile, cfg):
             )
 
 
+def _stages(dockerfile) -> list[list[tuple[str, str]]]:
+    """The Dockerfile's build stages, each a list of its instructions, FROM first."""
+    stages: list[list[tuple[str, str]]] = []
+    for keyword, args in dockerfile:
+        if keyword == "FROM":
+            stages.append([])
+        if stages:
+            stages[-1].append((keyword, args))
+    return stages
+
+
+def test_the_image_runs_the_compiled_engine(dockerfile):
+    """A stage with a C compiler and OpenSSL's headers builds dex's wheel from
+    what setup.py needs (the compiled engine, docs/ENGINE.md), and the image
+    that runs installs that wheel and refuses to build if the engine in it is
+    not the compiled one. (Checked by hand without Docker: `pip wheel --no-deps .`
+    from exactly these files, installed into a fresh venv, runs "compiled".)"""
+    stages = _stages(dockerfile)
+    builders = [
+        st for st in stages
+        if any(k == "RUN" and "pip wheel" in a for k, a in st)
+    ]
+    assert builders, "no Dockerfile stage builds dex's wheel (pip wheel): the image would not compile the engine"
+    wheel = builders[0]
+    name = wheel[0][1].split()[-1] if " AS " in wheel[0][1].upper() else None
+    assert name, "the wheel stage has no name for the image to copy from"
+    installs = " ".join(a for k, a in wheel if k == "RUN" and "apt-get install" in a)
+    for package in ("gcc", "libssl-dev"):
+        assert package in installs.split(), f"the wheel stage does not install {package}"
+    copied = set()
+    for k, a in wheel:
+        if k == "COPY" and not a.startswith("--from"):
+            copied.update(_args(a)[:-1])
+    for needed in ("pyproject.toml", "setup.py", "README.md", "dex"):
+        assert needed in copied, f"the wheel stage does not copy {needed}: setup.py needs it"
+    final = stages[-1]
+    assert any(k == "COPY" and a.startswith(f"--from={name} ") for k, a in final), "the image does not copy the wheel"
+    runs = " ".join(a for k, a in final if k == "RUN")
+    assert "pip install" in runs and ".whl" in runs, "the image does not install the wheel"
+    assert "IMPLEMENTATION == 'compiled'" in runs, "the image does not check that it runs the compiled engine"
+
+
 def test_dockerignore_keeps_secrets_and_local_state_out(cfg):
     assert DOCKERIGNORE.exists(), f"{DOCKERIGNORE} is missing"
     patterns = {line.strip().rstrip("/") for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.startswith("#")}
     for needed in ("var", ".venv", ".git", ".env"):
         assert needed in patterns, f".dockerignore does not exclude {needed}/ from the build context"
-    for needed in ("dex", "configs", "pyproject.toml"):
+    for needed in ("dex", "configs", "pyproject.toml", "setup.py", "README.md", "cluster", "web"):
         assert needed not in patterns, f".dockerignore excludes {needed}, which the image needs"
+    for local_build in ("dex/engine/_compiled/*.so", "dex/engine/_compiled/_stamp.py"):
+        assert local_build in patterns, f".dockerignore lets a local build ({local_build}) into the image's context"
 
 
 def test_each_nodes_public_url_is_its_published_port(compose, cfg):
