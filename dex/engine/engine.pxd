@@ -17,7 +17,17 @@ cdef bint _COMPILED
 # longer attributes of the compiled module (nothing reads them there). The
 # bounds (TRADES_MAX, DEDUP_MAX, OPEN_MAX, BOOK_MAX) stay module attributes:
 # the tests swap them.
-cdef object _new, PlaceOrder, valid_client_order_id
+cdef object PlaceOrder, valid_client_order_id
+
+# An event made in C (engine.py, `_new`): allocated as its class and filled.
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_SET_ITEM
+cdef extern from "Python.h":
+    object PyType_GenericAlloc(type cls, Py_ssize_t nitems)
+cdef bint _FAST_NEW
+cdef object _tuple_new
+@cython.locals(n=Py_ssize_t, i=Py_ssize_t)
+cdef object _new(type cls, tuple values)
 cdef object BalanceChanged, OrderAccepted, OrderAmended, OrderCancelled, OrderDuplicate, OrderExpired, OrderRejected, Trade
 cdef object Reason, StopReason, OrderStatus, FEE_ACCOUNT
 cdef object BUY, SELL, LIMIT, MARKET, GTC, IOC, FOK, EXPIRE_TAKER, EXPIRE_MAKER, EXPIRE_BOTH
