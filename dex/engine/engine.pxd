@@ -32,9 +32,10 @@ cdef object BalanceChanged, OrderAccepted, OrderAmended, OrderCancelled, OrderDu
 cdef object Reason, StopReason, OrderStatus, FEE_ACCOUNT
 cdef object BUY, SELL, LIMIT, MARKET, GTC, IOC, FOK, EXPIRE_TAKER, EXPIRE_MAKER, EXPIRE_BOTH
 cdef object NEW, PARTIALLY_FILLED, FILLED, CANCELED, EXPIRED
-cdef object BPS, _NO_LIMIT, APPENDED, RECORD_NONE, pack_kind, kind_stp, kind_post_only, kind_tif, kind_type
+cdef long long BPS
+cdef object _NO_LIMIT, APPENDED, RECORD_NONE, pack_kind, kind_stp, kind_post_only, kind_tif, kind_type
 cdef dict _SIDE_CODE, _TYPE_CODE, _TIF_CODE, _STP_CODE
-cdef int BUY_I, SELL_I, LIMIT_I, GTC_I, IOC_I, FOK_I
+cdef int BUY_I, SELL_I, LIMIT_I, GTC_I, IOC_I, FOK_I, LIVE_MAX_I
 from .book cimport Account, Book, Level, Order
 
 cdef class Engine:

@@ -155,12 +155,16 @@ _TIF_CODE = {0: 0, 1: 1, 2: 2}
 _STP_CODE = {0: 0, 1: 1, 2: 2}
 BUY_I, SELL_I, LIMIT_I = int(BUY), int(SELL), int(LIMIT)
 GTC_I, IOC_I, FOK_I = int(GTC), int(IOC), int(FOK)
+# An order is live while its status is at most this. Compiled, an order's
+# status is a C byte and this a C int: one C compare a maker visited, where
+# comparing with the enum member boxed the byte and called int's compare.
+LIVE_MAX_I = int(PARTIALLY_FILLED)
 
 TRADES_MAX = limits.TRADES_PER_ORDER_MAX
 DEDUP_MAX = limits.DEDUP_FINISHED_ORDERS_MAX
 OPEN_MAX = limits.OPEN_ORDERS_PER_ACCOUNT_MAX
 BOOK_MAX = limits.BOOK_ORDERS_MAX
-BPS = 10_000
+BPS = 10_000  # compiled, a C constant: the fee arithmetic stays in C (engine.pxd)
 _NO_LIMIT = limits.PRICE_TICKS_MAX + 1  # a market buy's price limit
 _MASK256 = 2**256 - 1
 
@@ -502,7 +506,7 @@ class Engine:
             unit_cost = best * nu
             while True:
                 maker = orders[0]
-                if maker.status > PARTIALLY_FILLED:  # cancelled: dead in the queue
+                if maker.status > LIVE_MAX_I:  # cancelled: dead in the queue
                     orders.popleft()
                     continue
                 if by_quote and budget < unit_cost:
@@ -641,7 +645,7 @@ class Engine:
             unit_cost = best * nu
             while True:
                 maker = orders[0]
-                if maker.status > PARTIALLY_FILLED:  # cancelled: dead in the queue
+                if maker.status > LIVE_MAX_I:  # cancelled: dead in the queue
                     orders.popleft()
                     continue
                 mq = maker.qty
@@ -810,7 +814,7 @@ class Engine:
         if order is None:
             reason = Reason.UNKNOWN_ORDER if cmd.symbol in self.books else Reason.UNKNOWN_SYMBOL
             return [OrderRejected(cmd.account, cmd.symbol, cmd.client_order_id, cmd.order_id, reason)]
-        if order.status > PARTIALLY_FILLED:
+        if order.status > LIVE_MAX_I:
             return [OrderRejected(cmd.account, cmd.symbol, cmd.client_order_id, order.id, Reason.CANCEL_REJECTED)]
         events: list = []
         self._cancel_order(order, StopReason.USER, events)
@@ -842,7 +846,7 @@ class Engine:
 
         if order is None:
             return reject(Reason.UNKNOWN_ORDER if cmd.symbol in self.books else Reason.UNKNOWN_SYMBOL)
-        if order.status > PARTIALLY_FILLED:
+        if order.status > LIVE_MAX_I:
             return reject(Reason.UNKNOWN_ORDER)
         book = self.book_list[order.market]
         price = cmd.price or order.price
@@ -1004,11 +1008,11 @@ class Engine:
         book = self.books[symbol]
         for p in reversed(book.bid_prices):
             for o in book.bids[p].orders:
-                if o.status <= PARTIALLY_FILLED:
+                if o.status <= LIVE_MAX_I:
                     yield o
         for k in reversed(book.ask_keys):
             for o in book.asks[-k].orders:
-                if o.status <= PARTIALLY_FILLED:
+                if o.status <= LIVE_MAX_I:
                     yield o
 
     # ------------------------------------------------- state hash and snapshot
@@ -1091,7 +1095,7 @@ def _rest(book: Book, acct: Account, order: Order) -> None:
 def _unqueue(book: Book, levels: dict[int, Level], order: Order) -> None:
     """Take an order that was just marked finished out of its level (lazily:
     it stays in the deque, dead, until it reaches the front)."""
-    assert order.status > PARTIALLY_FILLED
+    assert order.status > LIVE_MAX_I
     price = order.price
     level = levels[price]
     if level.digest is not None:  # _stale(book, level, key), inlined
@@ -1112,7 +1116,7 @@ def _unqueue(book: Book, levels: dict[int, Level], order: Order) -> None:
             book.ask_keys.pop(i)
             book.ask_records.pop(i)
     elif len(level.orders) > 2 * level.count + 32:
-        level.orders = deque([o for o in level.orders if o.status <= PARTIALLY_FILLED])
+        level.orders = deque([o for o in level.orders if o.status <= LIVE_MAX_I])
 
 
 def _index(keys: list[int], key: int) -> int:
@@ -1204,7 +1208,7 @@ def _fok_fillable(book: Book, acct: Account, side: int, limit: int, qty: int, st
         if (side == BUY and price > limit) or (side == SELL and price < limit):
             return False
         for o in levels[price].orders:
-            if o.status > PARTIALLY_FILLED:
+            if o.status > LIVE_MAX_I:
                 continue
             if o.account == acct_id:
                 if stp == EXPIRE_MAKER:
