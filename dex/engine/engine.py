@@ -148,11 +148,14 @@ EXPIRED = OrderStatus.EXPIRED
 # membership, and _place reads them as plain ints for its checks and packing
 # (compiled, C ints, where comparing an IntEnum object is a rich comparison
 # each time, ~10 of them a limit order). A value that is no member maps to
-# -1, which every check refuses as the member comparisons did.
-_SIDE_CODE = {0: 0, 1: 1}
-_TYPE_CODE = {0: 0, 1: 1}
-_TIF_CODE = {0: 0, 1: 1, 2: 2}
-_STP_CODE = {0: 0, 1: 1, 2: 2}
+# -1, which every check refuses as the member comparisons did. The keys are
+# the members themselves: a command holds the members, and a lookup that
+# finds its own key object skips comparing it (an equal int key cost an int
+# comparison a lookup, four a limit order); a plain int finds its member.
+_SIDE_CODE = {m: int(m) for m in Side}
+_TYPE_CODE = {m: int(m) for m in OrderType}
+_TIF_CODE = {m: int(m) for m in TimeInForce}
+_STP_CODE = {m: int(m) for m in SelfTradePrevention}
 BUY_I, SELL_I, LIMIT_I = int(BUY), int(SELL), int(LIMIT)
 GTC_I, IOC_I, FOK_I = int(GTC), int(IOC), int(FOK)
 # An order is live while its status is at most this. Compiled, an order's
