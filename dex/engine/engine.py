@@ -207,9 +207,12 @@ class Engine:
 
     def apply(self, command, block_time_ms: int) -> list:
         """Apply one command at the block's time; return its events in order."""
-        if command.__class__ is PlaceOrder:  # most commands: a direct call (a C call when compiled)
+        # `type(command)`: compiled, a read of the object's type slot, where
+        # `command.__class__` was a generic attribute lookup (1.5% of apply).
+        kind = type(command)
+        if kind is PlaceOrder:  # most commands: a direct call (a C call when compiled)
             return self._place(command, block_time_ms)
-        return self._handlers[command.__class__](command, block_time_ms)
+        return self._handlers[kind](command, block_time_ms)
 
     # ------------------------------------------------------------------ place
 
