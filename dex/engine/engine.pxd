@@ -68,10 +68,10 @@ cdef class Engine:
     cpdef _touch(self, acct)
 
     @cython.locals(book=Book, level=Level, maker=Order, acct=Account, qty=cython.longlong)
-    cpdef _stp_cancel(self, book, level, maker, list events)
+    cpdef _stp_cancel(self, book, level, maker, acct, list events)
 
     @cython.locals(order=Order, book=Book, acct=Account, qty=cython.longlong)
-    cpdef _cancel_order(self, order, reason, list events)
+    cpdef _cancel_order(self, order, acct, reason, list events)
 
     @cython.locals(acct=Account, order=Order, book=Book)
     cpdef _find(self, acct, symbol, order_id, cid)

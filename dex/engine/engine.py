@@ -26,11 +26,10 @@ events built with tuple.__new__): see docs/ENGINE.md for the measurements.
 
 from __future__ import annotations
 
+import sys
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator
-
-import sys
 
 try:
     import cython  # compiled: Cython's own names (cython.cast); nothing is imported
@@ -526,7 +525,7 @@ class Engine:
                     if stp == EXPIRE_TAKER:
                         stop = StopReason.SELF_TRADE
                         break
-                    self._stp_cancel(book, level, maker, events)
+                    self._stp_cancel(book, level, maker, acct, events)
                     if stp == EXPIRE_BOTH:
                         stop = StopReason.SELF_TRADE
                         break
@@ -659,7 +658,7 @@ class Engine:
                     if stp == EXPIRE_TAKER:
                         stop = StopReason.SELF_TRADE
                         break
-                    self._stp_cancel(book, level, maker, events)
+                    self._stp_cancel(book, level, maker, acct, events)
                     if stp == EXPIRE_BOTH:
                         stop = StopReason.SELF_TRADE
                         break
@@ -751,10 +750,10 @@ class Engine:
             acct.dirty = True
             self.dirty_accounts.append(acct)
 
-    def _stp_cancel(self, book: Book, level: Level, maker: Order, events: list) -> None:
-        """Self-trade prevention cancels `maker`, the front of `level`, in the
-        middle of matching: the caller's loop removes the level if it empties."""
-        acct = self.accounts[maker.account]
+    def _stp_cancel(self, book: Book, level: Level, maker: Order, acct: Account, events: list) -> None:
+        """Self-trade prevention cancels `maker`, the front of `level` and an
+        order of `acct` (the taker's own), in the middle of matching: the
+        caller's loop removes the level if it empties."""
         qty = maker.qty
         if (maker.kind >> 6) == BUY:
             amount = maker.price * qty * book.notional_units
@@ -774,10 +773,9 @@ class Engine:
             _finish(acct, maker)
         events.append(_new(OrderCancelled, (maker.id, acct.id, book.symbol, qty, StopReason.SELF_TRADE)))
 
-    def _cancel_order(self, order: Order, reason: StopReason, events: list) -> None:
-        """Take a live order out of its book, release its lock, finish it."""
+    def _cancel_order(self, order: Order, acct: Account, reason: StopReason, events: list) -> None:
+        """Take a live order of `acct` out of its book, release its lock, finish it."""
         book = self.book_list[order.market]
-        acct = self.accounts[order.account]
         qty = order.qty
         self._touch(acct)
         book.digest = None
@@ -823,7 +821,7 @@ class Engine:
         if order.status > LIVE_MAX_I:
             return [OrderRejected(cmd.account, cmd.symbol, cmd.client_order_id, order.id, Reason.CANCEL_REJECTED)]
         events: list = []
-        self._cancel_order(order, StopReason.USER, events)
+        self._cancel_order(order, acct, StopReason.USER, events)
         return events
 
     def _cancel_all(self, cmd: CancelAll, now: int) -> list:
@@ -837,7 +835,7 @@ class Engine:
         for order_id in acct.open.ids():
             order = acct.open.get(order_id)
             if market < 0 or order.market == market:
-                self._cancel_order(order, StopReason.CANCEL_ALL, events)
+                self._cancel_order(order, acct, StopReason.CANCEL_ALL, events)
         return events
 
     # ------------------------------------------------------------------ amend
