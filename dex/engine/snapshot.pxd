@@ -31,8 +31,8 @@ cdef int _put_u64(bytearray buf, Py_ssize_t at, unsigned long long v) except -1
 cpdef Py_ssize_t _read_books(const unsigned char[::1] data, Py_ssize_t at, list books, dict accounts,
                               unsigned long long next_order_id) except -1
 
-@cython.locals(o=Order, n=Py_ssize_t, kind=cython.int, oid=cython.ulonglong, account_id=cython.ulonglong)
-cpdef Order _read_order(const unsigned char[::1] data, Py_ssize_t at, dict accounts, Book book)
+@cython.locals(o=Order, n=Py_ssize_t, kind=cython.int, oid=cython.ulonglong)
+cpdef Order _read_order(const unsigned char[::1] data, Py_ssize_t at, Book book, unsigned long long next_order_id)
 
 @cython.locals(v=cython.ulonglong, k=cython.int)
 cdef unsigned long long _get_u64(const unsigned char[::1] data, Py_ssize_t at) noexcept

@@ -356,15 +356,19 @@ def _read_str(data, at: int) -> tuple[str, int]:
     return bytes(data[at + 1 : at + 1 + n]).decode("ascii"), at + 1 + n
 
 
-def _read_order(data, at: int, accounts: dict, book) -> Order:
+def _read_order(data, at: int, book, next_order_id: int) -> Order:
     """The order record at `at` (it ends at at + _ORDER_SIZE + its last fixed
-    byte, the client order id's length)."""
+    byte, the client order id's length), in `book`. An id the engine could
+    not have made (0, or not below the snapshot's next order id) is refused;
+    the caller checks the account id the record names."""
     if not _COMPILED:
         oid, account_id, side, price, qty, filled, status, kind, time_ms, n = _ORDER.unpack_from(data, at)
         cid = None if n == 0 else bytes(data[at + _ORDER_SIZE : at + _ORDER_SIZE + n]).decode("ascii")
         if side != kind >> 6:
             raise SnapshotError(f"order {oid}: side {side} disagrees with its kind {kind}")
-        return Order(oid, accounts[account_id].id, book.index, price, qty, filled, cid, time_ms, status, kind)
+        if not 0 < oid < next_order_id:
+            raise SnapshotError(f"order id {oid} outside 1..{next_order_id - 1}")
+        return Order(oid, account_id, book.index, price, qty, filled, cid, time_ms, status, kind)
     # Compiled: read with C loads (as _orders_bytes writes), bounds checked
     # here because the compiled module does not check indexes.
     if at < 0 or at + _ORDER_SIZE > len(data):
@@ -376,12 +380,11 @@ def _read_order(data, at: int, accounts: dict, book) -> Order:
     oid = _get_u64(data, at)
     if data[at + 16] != kind >> 6:
         raise SnapshotError(f"order {oid}: side {data[at + 16]} disagrees with its kind {kind}")
-    account_id = _get_u64(data, at + 8)
-    if account_id not in accounts:
-        raise KeyError(f"order {oid}: unknown account {account_id}")
+    if not 0 < oid < next_order_id:
+        raise SnapshotError(f"order id {oid} outside 1..{next_order_id - 1}")
     o = Order.__new__(Order)
     o.id = oid
-    o.account = account_id
+    o.account = _get_u64(data, at + 8)
     o.market = book.index
     o.price = _get_u64(data, at + 17)
     o.qty = _get_u64(data, at + 25)
@@ -415,9 +418,8 @@ _INT64_MAX = 2**63 - 1
 
 def _read_books(data, at: int, books: list, accounts: dict, next_order_id: int) -> int:
     """Read each book's live orders into its levels; return the offset after.
-    An order id the engine could not have made (0, or not below the
-    snapshot's next order id) or one listed twice in an account is refused:
-    each is a key of its account's index."""
+    An order of an account the snapshot does not hold (KeyError) or listed
+    twice in its account is refused: its id is a key of that account's index."""
     for book in books:
         symbol, at = _read_str(data, at)
         if symbol != book.symbol:
@@ -427,7 +429,7 @@ def _read_books(data, at: int, books: list, accounts: dict, next_order_id: int) 
         level = None
         side = -1
         for _ in range(n_orders):
-            order = _read_order(data, at, accounts, book)
+            order = _read_order(data, at, book, next_order_id)
             at += _ORDER_SIZE + data[at + _ORDER_SIZE - 1]  # read by _read_order: a record cut short is refused there (compiled) or ends past the data (pure)
             # A level's orders are written together: look it up once.
             if level is None or order.price != level.price or (order.kind >> 6) != side:
@@ -446,8 +448,7 @@ def _read_books(data, at: int, books: list, accounts: dict, next_order_id: int) 
             level.total += order.qty
             level.count += 1
             acct = accounts[order.account]
-            if not 0 < order.id < next_order_id:
-                raise SnapshotError(f"order id {order.id} outside 1..{next_order_id - 1}")
+            order.account = acct.id  # pure Python: one int object per account, not one per order
             if acct.open.get(order.id) is not None:
                 raise SnapshotError(f"order {order.id} listed twice")
             acct.open.put(order.id, order)
@@ -507,10 +508,11 @@ def _decode(engine, data):
         for _ in range(fields[-1]):
             (m,) = _U16.unpack_from(data, at)
             at += 2
-            order = _read_order(data, at, {acct.id: acct}, books[m])
+            order = _read_order(data, at, books[m], next_order_id)
             at += _ORDER_SIZE + data[at + _ORDER_SIZE - 1]  # read by _read_order: a record cut short is refused there (compiled) or ends past the data (pure)
-            if not 0 < order.id < next_order_id:
-                raise SnapshotError(f"order id {order.id} outside 1..{next_order_id - 1}")
+            if order.account != acct.id:
+                raise SnapshotError(f"finished order {order.id} of account {order.account} listed under account {acct.id}")
+            order.account = acct.id  # pure Python: one int object per account
             position = acct.finished_total - fields[-1] + len(acct.finished)
             acct.window_sum = (acct.window_sum + window_term(position, order)) & _MASK256
             acct.finished.append(order)
