@@ -311,6 +311,8 @@ class Level:
         # The cached hash of its live orders: None when stale, APPENDED when
         # orders were only queued at the back since `hasher` (a SHA-256 over
         # the first `hashed` entries of `orders`, dead ones skipped) was taken.
+        # `hasher` is a hashlib object, or in the compiled build with OpenSSL
+        # a SHA256_CTX in a bytearray (dex/engine/dex_sha256.h).
         self.digest: bytes | None = None
         self.hasher = None
         self.hashed = 0

@@ -15,11 +15,23 @@
 #include <string.h>
 
 #ifdef DEX_HAVE_OPENSSL
-/* SHA256() and SHA256_Init/Update/Final are deprecated in OpenSSL 3 in favour
- * of EVP, whose per-call algorithm fetch costs more than hashing a leaf. */
+/* SHA256_Init/Update/Final are deprecated in OpenSSL 3 in favour of EVP,
+ * whose per-call algorithm fetch (a lock and a table lookup) costs more than
+ * hashing a leaf. OpenSSL 3's one-shot SHA256() is such an EVP call
+ * (EVP_Q_digest, a fetch a hash: py-spy put the fetch at 7% of a block's
+ * apply), so every hash here is Init/Update/Final, which go straight to the
+ * block function (SHA-NI where the CPU has it). */
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 #include <openssl/sha.h>
 #define DEX_C_SHA256 1
+
+static inline void dex_sha256(const void *data, size_t n, unsigned char *md)
+{
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    SHA256_Update(&c, data, n);
+    SHA256_Final(md, &c);
+}
 
 /* The binary Merkle root of dex.ledger.codec (dex/engine/digest.py states
  * it): SHA-256(0x00 + leaf) a leaf, SHA-256(0x01 + left + right) a node, the
@@ -61,7 +73,7 @@ static inline int dex_merkle_root(PyObject *leaves, unsigned char *md)
         }
         for (i = 0; i < n; i += 2) {
             memcpy(node + 1, level + 32 * i, 64);
-            SHA256(node, sizeof node, level + 16 * i); /* parent i/2 at 32 * (i/2), behind what it read */
+            dex_sha256(node, sizeof node, level + 16 * i); /* parent i/2 at 32 * (i/2), behind what it read */
         }
         n /= 2;
     }
@@ -149,7 +161,7 @@ static inline PyObject *dex_account_term(PyObject *id, PyObject *free, PyObject 
         PyErr_SetString(PyExc_ValueError, "the window sum must be 32 bytes or None");
         goto fail;
     }
-    SHA256(buf, (size_t)size, md);
+    dex_sha256(buf, (size_t)size, md);
     if (buf != stack)
         PyMem_Free(buf);
 #if PY_VERSION_HEX >= 0x030D0000
@@ -163,8 +175,128 @@ fail:
     return NULL;
 }
 
+/* A running SHA-256 held in a bytearray of sizeof(SHA256_CTX) bytes: a
+ * level's `hasher` in the compiled build (dex/engine/snapshot.py,
+ * _cache_level_digest), where the pure build keeps a hashlib object. `data`
+ * is bytes or a bytearray. */
+static inline int dex_sha_data(PyObject *data, const char **p, Py_ssize_t *n)
+{
+    if (PyByteArray_CheckExact(data)) {
+        *p = PyByteArray_AS_STRING(data);
+        *n = PyByteArray_GET_SIZE(data);
+    } else if (PyBytes_CheckExact(data)) {
+        *p = PyBytes_AS_STRING(data);
+        *n = PyBytes_GET_SIZE(data);
+    } else {
+        PyErr_SetString(PyExc_TypeError, "hashed data must be bytes or a bytearray");
+        return -1;
+    }
+    return 0;
+}
+
+static inline SHA256_CTX *dex_sha_ctx(PyObject *ctx)
+{
+    if (!PyByteArray_CheckExact(ctx) || PyByteArray_GET_SIZE(ctx) != (Py_ssize_t)sizeof(SHA256_CTX)) {
+        PyErr_SetString(PyExc_TypeError, "a running SHA-256 must be a bytearray of its context's size");
+        return NULL;
+    }
+    return (SHA256_CTX *)PyByteArray_AS_STRING(ctx);
+}
+
+/* A new running hash fed `data`. */
+static inline PyObject *dex_sha_ctx_new(PyObject *data)
+{
+    const char *p;
+    Py_ssize_t n;
+    PyObject *ctx;
+    if (dex_sha_data(data, &p, &n) < 0)
+        return NULL;
+    ctx = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)sizeof(SHA256_CTX));
+    if (ctx == NULL)
+        return NULL;
+    SHA256_Init((SHA256_CTX *)PyByteArray_AS_STRING(ctx));
+    SHA256_Update((SHA256_CTX *)PyByteArray_AS_STRING(ctx), p, (size_t)n);
+    return ctx;
+}
+
+/* Feed `data` to the running hash `ctx`. 0, or -1 with an exception set. */
+static inline int dex_sha_ctx_update(PyObject *ctx, PyObject *data)
+{
+    const char *p;
+    Py_ssize_t n;
+    SHA256_CTX *c = dex_sha_ctx(ctx);
+    if (c == NULL || dex_sha_data(data, &p, &n) < 0)
+        return -1;
+    SHA256_Update(c, p, (size_t)n);
+    return 0;
+}
+
+/* The digest of what `ctx` was fed so far (32 bytes); `ctx` is left as it
+ * was, to be fed more (hashlib's digest() does the same on a copy). */
+static inline PyObject *dex_sha_ctx_digest(PyObject *ctx)
+{
+    SHA256_CTX copy;
+    unsigned char md[32];
+    SHA256_CTX *c = dex_sha_ctx(ctx);
+    if (c == NULL)
+        return NULL;
+    memcpy(&copy, c, sizeof copy);
+    SHA256_Final(md, &copy);
+    return PyBytes_FromStringAndSize((const char *)md, 32);
+}
+
+/* A book's digest (dex/engine/snapshot.py, _book_digest): SHA-256(symbol,
+ * bid records from the last to the first, "|", ask records from the last to
+ * the first, "|"). `symbol` is bytes; the records are lists of bytes. Every
+ * item is checked before any is read. */
+static inline PyObject *dex_book_digest(PyObject *symbol, PyObject *bids, PyObject *asks)
+{
+    SHA256_CTX c;
+    unsigned char md[32];
+    PyObject *sides[2] = {bids, asks};
+    Py_ssize_t i;
+    int k;
+    if (!PyBytes_CheckExact(symbol) || !PyList_CheckExact(bids) || !PyList_CheckExact(asks)) {
+        PyErr_SetString(PyExc_TypeError, "a book digest takes bytes and two lists");
+        return NULL;
+    }
+    for (k = 0; k < 2; k++) {
+        for (i = 0; i < PyList_GET_SIZE(sides[k]); i++) {
+            if (!PyBytes_CheckExact(PyList_GET_ITEM(sides[k], i))) {
+                PyErr_SetString(PyExc_TypeError, "a level record must be bytes");
+                return NULL;
+            }
+        }
+    }
+    SHA256_Init(&c);
+    SHA256_Update(&c, PyBytes_AS_STRING(symbol), (size_t)PyBytes_GET_SIZE(symbol));
+    for (k = 0; k < 2; k++) {
+        for (i = PyList_GET_SIZE(sides[k]) - 1; i >= 0; i--) {
+            PyObject *record = PyList_GET_ITEM(sides[k], i);
+            SHA256_Update(&c, PyBytes_AS_STRING(record), (size_t)PyBytes_GET_SIZE(record));
+        }
+        SHA256_Update(&c, "|", 1);
+    }
+    SHA256_Final(md, &c);
+    return PyBytes_FromStringAndSize((const char *)md, 32);
+}
+
 #else
 #define DEX_C_SHA256 0
+
+static inline PyObject *dex_no_openssl(void)
+{
+    PyErr_SetString(PyExc_RuntimeError, "a C SHA-256 function called in a build without OpenSSL");
+    return NULL;
+}
+static inline PyObject *dex_sha_ctx_new(PyObject *data) { (void)data; return dex_no_openssl(); }
+static inline int dex_sha_ctx_update(PyObject *ctx, PyObject *data) { (void)ctx; (void)data; dex_no_openssl(); return -1; }
+static inline PyObject *dex_sha_ctx_digest(PyObject *ctx) { (void)ctx; return dex_no_openssl(); }
+static inline PyObject *dex_book_digest(PyObject *symbol, PyObject *bids, PyObject *asks)
+{
+    (void)symbol; (void)bids; (void)asks;
+    return dex_no_openssl();
+}
 
 static inline int dex_merkle_root(PyObject *leaves, unsigned char *md)
 {

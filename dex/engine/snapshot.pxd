@@ -11,6 +11,11 @@ cdef extern from "dex_sha256.h":
     bint _have_c_sha256 "dex_have_c_sha256"()
     object _c_account_term "dex_account_term"(object id, object free, object locked, Py_ssize_t assets,
                                                long long finished_total, Py_ssize_t finished, object window)
+    # A level's running hash (a SHA256_CTX in a bytearray) and a book's digest.
+    object _c_ctx_new "dex_sha_ctx_new"(object data)
+    int _c_ctx_update "dex_sha_ctx_update"(object ctx, object data) except -1
+    bytes _c_ctx_digest "dex_sha_ctx_digest"(object ctx)
+    bytes _c_book_digest "dex_book_digest"(bytes symbol, object bids, object asks)
 
 # An account's term in the state hash: packed and hashed by one C call when
 # OpenSSL is linked.
@@ -18,13 +23,15 @@ cpdef _account_term(Account acct, balances)
 cdef Py_ssize_t _ORDER_SIZE
 cdef int _LIVE
 
-@cython.locals(o=Order, size=Py_ssize_t, i=Py_ssize_t, at=Py_ssize_t, buf=bytearray)
+@cython.locals(o=Order, size=Py_ssize_t, i=Py_ssize_t, at=Py_ssize_t, buf=bytearray, view=cython.p_uchar)
 cpdef _orders_bytes(orders, Py_ssize_t start, bint live_only)
 
+# The writer stores through a pointer into the buffer _orders_bytes sized
+# for exactly these records: plain C stores.
 @cython.locals(kind=cython.int, n=Py_ssize_t, k=Py_ssize_t, raw=bytes)
-cdef Py_ssize_t _put_order(bytearray buf, Py_ssize_t at, Order o) except -1
+cdef Py_ssize_t _put_order(unsigned char *buf, Py_ssize_t at, Order o) except -1
 
-cdef int _put_u64(bytearray buf, Py_ssize_t at, unsigned long long v) except -1
+cdef void _put_u64(unsigned char *buf, Py_ssize_t at, unsigned long long v) noexcept
 
 # Restore: order records read with C loads from a typed view of the snapshot.
 @cython.locals(book=Book, order=Order, level=Level, side=cython.int, n_orders=Py_ssize_t, levels=dict, acct=Account)

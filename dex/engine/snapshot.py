@@ -106,18 +106,21 @@ def _orders_bytes(orders, start: int, live_only: bool):
             size += _ORDER_SIZE if o.cid is None else _ORDER_SIZE + len(o.cid)
         i += 1
     buf = bytearray(size)
+    if not size:
+        return buf
+    view = buf  # compiled, a pointer to its bytes (snapshot.pxd): the stores are plain C stores
     at = 0
     i = 0
     for o in orders:
         if i >= start and (o.status <= _LIVE or not live_only):
-            at = _put_order(buf, at, o)
+            at = _put_order(view, at, o)
         i += 1
     return buf
 
 
 def _put_order(buf, at: int, o: Order) -> int:
-    """Write `_order(o)` into `buf` (a bytearray) at `at`; return the offset
-    after it."""
+    """Write `_order(o)` into `buf` (a bytearray; compiled, a pointer into
+    one sized for it) at `at`; return the offset after it."""
     kind = o.kind
     _put_u64(buf, at, o.id)
     _put_u64(buf, at + 8, o.account)
@@ -209,6 +212,14 @@ def _cache_level_digest(level) -> bytes:
     were only queued at its back since the last call (the common change to a
     level away from the touch), else hashing it afresh."""
     orders = level.orders
+    if _C_SHA256:  # the running hash is a SHA256_CTX in a bytearray, fed in C (dex_sha256.h)
+        if level.digest is APPENDED:
+            _c_ctx_update(level.hasher, _orders_bytes(orders, level.hashed, False))  # noqa: F821
+        else:
+            level.hasher = _c_ctx_new(_orders_bytes(orders, 0, True))  # noqa: F821
+        level.hashed = len(orders)
+        level.digest = digest = _c_ctx_digest(level.hasher)  # noqa: F821
+        return digest
     if level.digest is APPENDED:
         hasher = level.hasher
         # Every entry queued since is live: any later change to one (a fill, a
@@ -256,6 +267,8 @@ def _book_digest(book) -> bytes:
     """SHA-256(symbol, bid records best first, "|", ask records best first,
     "|"): the records are kept worst first, beside the price lists."""
     refresh_records(book)
+    if _C_SHA256:  # the same bytes hashed in C, without joining them (dex_sha256.h)
+        return _c_book_digest(_str(book.symbol), book.bid_records, book.ask_records)  # noqa: F821
     hasher = _sha256(_str(book.symbol))
     hasher.update(b"".join(reversed(book.bid_records)))
     hasher.update(b"|")

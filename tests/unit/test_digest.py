@@ -141,3 +141,75 @@ def test_fields_struct_would_refuse_are_refused_by_the_c_path_too(change):
             continue
         with pytest.raises((struct.error, TypeError, ValueError, OverflowError)):
             snapshot._account_term(acct, balances)
+
+
+def _level_orders(book_module, rng: random.Random, count: int, first_id: int, statuses=(0, 1, 3)) -> list:
+    return [
+        book_module.Order(first_id + i, rng.getrandbits(64), 0, rng.randrange(1, 2**40), rng.randrange(1, 2**40),
+                          0, rng.choice((None, "c%d" % i, "x" * 36)), rng.getrandbits(40), rng.choice(statuses), rng.randrange(256))
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_levels_running_hash_in_c_gives_what_hashlib_gives(seed):
+    """The compiled level digest keeps its running hash as a SHA256_CTX in a
+    bytearray: after a fresh hash, after orders appended and after a change
+    in the middle, it equals the pure build's hashlib digest and the digest
+    of the level's live records from scratch."""
+    compiled_book, _, compiled_snapshot = _compiled()
+    c_sha256 = _compiled()[1].C_SHA256  # False: the compiled build hashes through hashlib (no OpenSSL headers)
+    rng = random.Random(seed)
+    levels = []
+    first = rng.randrange(0, 40)
+    for book_module in (pure_book, compiled_book):
+        level = book_module.Level(1000)
+        level.orders.extend(_level_orders(book_module, random.Random(seed), first, 1))
+        levels.append(level)
+    pure, compiled = levels
+    for step in range(6):
+        want = pure_snapshot._cache_level_digest(pure)
+        assert compiled_snapshot._cache_level_digest(compiled) == want
+        assert want == hashlib.sha256(b"".join(pure_snapshot._order(o) for o in pure.orders if o.status <= 1)).digest()
+        if step % 2 == 0:  # live orders queued at the back: the running hash is extended
+            count = rng.randrange(0, 5)
+            for level, book_module in ((pure, pure_book), (compiled, compiled_book)):
+                level.orders.extend(_level_orders(book_module, random.Random(seed * 100 + step), count, 1000 + 10 * step, (0,)))
+                level.digest = book_module.APPENDED
+            if c_sha256:
+                assert type(compiled.hasher) is bytearray  # extended in C, not through hashlib
+        else:  # a change anywhere: hashed afresh
+            for o in (pure.orders[0], compiled.orders[0]) if pure.orders else ():
+                o.filled += 1
+            pure.digest = compiled.digest = None
+
+
+def test_a_book_digest_in_c_gives_what_hashlib_gives():
+    compiled_book, _, compiled_snapshot = _compiled()
+    rng = random.Random(5)
+    for bids, asks in ((0, 0), (1, 0), (0, 1), (3, 7), (200, 150)):
+        book = SimpleNamespace(symbol="BTCUSDT", records_rebuild=False, stale_keys=[], bids={}, asks={},
+                               bid_records=[rng.randbytes(40) for _ in range(bids)],
+                               ask_records=[rng.randbytes(40) for _ in range(asks)])
+        want = hashlib.sha256(b"\x07BTCUSDT" + b"".join(reversed(book.bid_records)) + b"|"
+                              + b"".join(reversed(book.ask_records)) + b"|").digest()
+
+        assert pure_snapshot._book_digest(book) == want
+        assert compiled_snapshot._book_digest(book) == want
+
+
+def test_the_c_hash_helpers_refuse_what_they_cannot_read():
+    compiled_book, compiled_digest, compiled_snapshot = _compiled()
+    if not compiled_digest.C_SHA256:
+        pytest.skip("*** no OpenSSL headers on this machine: the compiled engine hashes through hashlib ***")
+    book = SimpleNamespace(symbol="BTCUSDT", records_rebuild=False, stale_keys=[], bids={}, asks={}, bid_records=[b"x" * 40, "not bytes"],
+                           ask_records=[])
+    with pytest.raises(TypeError):
+        compiled_snapshot._book_digest(book)
+    level = compiled_book.Level(5)
+    level.orders.append(_level_orders(compiled_book, random.Random(1), 1, 1)[0])
+    compiled_snapshot._cache_level_digest(level)
+    level.hasher = bytearray(3)  # not a SHA256_CTX's size: refused, not read past its end
+    level.digest = compiled_book.APPENDED
+    with pytest.raises(TypeError):
+        compiled_snapshot._cache_level_digest(level)
