@@ -20,10 +20,20 @@ cdef extern from "dex_sha256.h":
 # An account's term in the state hash: packed and hashed by one C call when
 # OpenSSL is linked.
 cpdef _account_term(Account acct, balances)
+
+# The state hash's upkeep reads levels, books and accounts through their C
+# fields, not by attribute lookups on untyped objects.
+cpdef bytes _cache_level_digest(Level level)
+cpdef bytes _record(Level level)
+@cython.locals(bids=dict, asks=dict, level=Level)
+cpdef refresh_records(Book book)
+cpdef bytes _book_digest(Book book)
+@cython.locals(acct=Account, fee=Account, book=Book)
+cpdef str state_hash(engine)
 cdef Py_ssize_t _ORDER_SIZE
 cdef int _LIVE
 
-@cython.locals(o=Order, size=Py_ssize_t, i=Py_ssize_t, at=Py_ssize_t, buf=bytearray, view=cython.p_uchar)
+@cython.locals(o=Order, size=Py_ssize_t, i=Py_ssize_t, end=Py_ssize_t, at=Py_ssize_t, buf=bytearray, view=cython.p_uchar)
 cpdef _orders_bytes(orders, Py_ssize_t start, bint live_only)
 
 # The writer stores through a pointer into the buffer _orders_bytes sized

@@ -99,22 +99,36 @@ def _orders_bytes(orders, start: int, live_only: bool):
         if live_only:
             return b"".join([_order(o) for o in picked if o.status <= _LIVE])
         return b"".join([_order(o) for o in picked])
+    # From `start` on by index when it is past the front: a level only
+    # appended to since its last hash is extended by its new entries at the
+    # back, and a deque reaches an entry near either end in a step, where
+    # iterating from the front walked the whole level (2.6 entries for
+    # every one hashed, on the block benchmark).
+    end = len(orders)
     size = 0
-    i = 0
-    for o in orders:
-        if i >= start and (o.status <= _LIVE or not live_only):
-            size += _ORDER_SIZE if o.cid is None else _ORDER_SIZE + len(o.cid)
-        i += 1
+    if start:
+        for i in range(start, end):
+            o = orders[i]
+            if o.status <= _LIVE or not live_only:
+                size += _ORDER_SIZE if o.cid is None else _ORDER_SIZE + len(o.cid)
+    else:
+        for o in orders:
+            if o.status <= _LIVE or not live_only:
+                size += _ORDER_SIZE if o.cid is None else _ORDER_SIZE + len(o.cid)
     buf = bytearray(size)
     if not size:
         return buf
     view = buf  # compiled, a pointer to its bytes (snapshot.pxd): the stores are plain C stores
     at = 0
-    i = 0
-    for o in orders:
-        if i >= start and (o.status <= _LIVE or not live_only):
-            at = _put_order(view, at, o)
-        i += 1
+    if start:
+        for i in range(start, end):
+            o = orders[i]
+            if o.status <= _LIVE or not live_only:
+                at = _put_order(view, at, o)
+    else:
+        for o in orders:
+            if o.status <= _LIVE or not live_only:
+                at = _put_order(view, at, o)
     return buf
 
 

@@ -22,6 +22,7 @@ import dex.engine
 from dex.engine import book as pure_book
 from dex.engine import digest as pure_digest
 from dex.engine import snapshot as pure_snapshot
+from tests import kit
 
 
 def _compiled():
@@ -184,26 +185,33 @@ def test_a_levels_running_hash_in_c_gives_what_hashlib_gives(seed):
             pure.digest = compiled.digest = None
 
 
+def _book(book_module, bids: int, asks: int, rng: random.Random):
+    """A book of the real BTCUSDT market with `bids` and `asks` random level records."""
+    market = kit.markets().market("BTCUSDT")
+    book = book_module.Book(market, 0, 0, 1)
+    book.bid_records[:] = [rng.randbytes(40) for _ in range(bids)]
+    book.ask_records[:] = [rng.randbytes(40) for _ in range(asks)]
+    return book
+
+
 def test_a_book_digest_in_c_gives_what_hashlib_gives():
     compiled_book, _, compiled_snapshot = _compiled()
-    rng = random.Random(5)
     for bids, asks in ((0, 0), (1, 0), (0, 1), (3, 7), (200, 150)):
-        book = SimpleNamespace(symbol="BTCUSDT", records_rebuild=False, stale_keys=[], bids={}, asks={},
-                               bid_records=[rng.randbytes(40) for _ in range(bids)],
-                               ask_records=[rng.randbytes(40) for _ in range(asks)])
-        want = hashlib.sha256(b"\x07BTCUSDT" + b"".join(reversed(book.bid_records)) + b"|"
-                              + b"".join(reversed(book.ask_records)) + b"|").digest()
+        pure = _book(pure_book, bids, asks, random.Random(bids * 1000 + asks))
+        compiled = _book(compiled_book, bids, asks, random.Random(bids * 1000 + asks))
+        want = hashlib.sha256(b"\x07BTCUSDT" + b"".join(reversed(pure.bid_records)) + b"|"
+                              + b"".join(reversed(pure.ask_records)) + b"|").digest()
 
-        assert pure_snapshot._book_digest(book) == want
-        assert compiled_snapshot._book_digest(book) == want
+        assert pure_snapshot._book_digest(pure) == want
+        assert compiled_snapshot._book_digest(compiled) == want
 
 
 def test_the_c_hash_helpers_refuse_what_they_cannot_read():
     compiled_book, compiled_digest, compiled_snapshot = _compiled()
     if not compiled_digest.C_SHA256:
         pytest.skip("*** no OpenSSL headers on this machine: the compiled engine hashes through hashlib ***")
-    book = SimpleNamespace(symbol="BTCUSDT", records_rebuild=False, stale_keys=[], bids={}, asks={}, bid_records=[b"x" * 40, "not bytes"],
-                           ask_records=[])
+    book = _book(compiled_book, 0, 0, random.Random(1))
+    book.bid_records[:] = [b"x" * 40, "not bytes"]
     with pytest.raises(TypeError):
         compiled_snapshot._book_digest(book)
     level = compiled_book.Level(5)
