@@ -24,6 +24,7 @@ from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_SET_ITEM
 cdef extern from "Python.h":
     object PyType_GenericAlloc(type cls, Py_ssize_t nitems)
+    void PyObject_GC_UnTrack(object op)
 cdef bint _FAST_NEW
 cdef object _tuple_new
 @cython.locals(n=Py_ssize_t, i=Py_ssize_t)

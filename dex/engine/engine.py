@@ -103,6 +103,13 @@ def _new(cls, values):
         item = values[i]
         Py_INCREF(item)  # noqa: F821 - PyTuple_SET_ITEM takes the reference
         PyTuple_SET_ITEM(event, i, item)  # noqa: F821
+    # An event holds ints, strs, None, bools and enum members: nothing that
+    # can refer back to it, so it is never part of a reference cycle and the
+    # collector need not walk it. CPython untracks a plain tuple of such items
+    # at its first collection, but never a tuple subclass, so every event sat
+    # in each young-generation collection until it was freed (the collector
+    # was ~6% of a block's apply).
+    PyObject_GC_UnTrack(event)  # noqa: F821
     return event
 
 

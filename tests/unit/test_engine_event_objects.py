@@ -53,3 +53,19 @@ def test_making_events_keeps_no_reference():
 
     after = [sys.getrefcount(x) for x in (Side.BUY, Side.SELL, OrderType.LIMIT, TimeInForce.GTC, TimeInForce.IOC)]
     assert after == before
+
+
+def test_compiled_events_are_not_tracked_by_the_collector():
+    """An event holds only ints, strs, None, bools and enum members, so it can
+    be in no reference cycle: the compiled engine untracks it when it makes it
+    (engine.py, `_new`), where a NamedTuple would otherwise sit in every
+    young-generation collection. The pure engine's events are plain
+    tuple.__new__ NamedTuples, tracked as CPython tracks them."""
+    ex = kit.funded_exchange()
+    made = ex.sell(BOB, price=P, qty=Q, client_order_id=CID) + ex.buy(ALICE, price=P, qty=Q)
+    kinds = {type(e) for e in made}
+
+    assert {events.OrderAccepted, events.Trade} <= kinds
+    # Made in C by the compiled engine on the CPython versions `_new` knows.
+    made_in_c = type(ex.engine).__module__.startswith("dex.engine._compiled") and sys.version_info < (3, 14)
+    assert [gc.is_tracked(e) for e in made] == [not made_in_c] * len(made)
