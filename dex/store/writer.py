@@ -27,7 +27,8 @@ holder of a session advisory lock (WRITER_LOCK_KEY) on the writer's own
 connection, released by the server when that session ends (a SIGKILLed
 node's socket closes); on SQLite an flock on `<file>.writer-lock`, released
 by the kernel when the process dies. Other nodes poll the cursor (for their
-status) and try the lock every CURSOR_POLL_S.
+status) and try the lock every CURSOR_POLL_S. The leader of a cluster of
+more than one node leaves the writing to a follower (LEADER_TAKEOVER_S).
 
 A node whose chain starts above the cursor (rebuilt from a snapshot:
 chain.base_height > cursor) cannot supply the missing blocks: it does not
@@ -81,6 +82,15 @@ ERROR_CHARS_MAX = 300
 # node), and a node that keeps up should write instead. Short blips (an
 # election) do not move the lock.
 UNHEALTHY_RELEASE_S = 3.0
+# The leader leaves the writing to a follower: it already parses, verifies,
+# sequences and replicates every request, and the writer's Python work (rows,
+# SQLAlchemy, SQLite) took a quarter of a leader's samples in the batch
+# benchmark when the two landed on one node. A leader holding the lock gives
+# it up; a leader not holding it takes it only when the cursor has stood
+# behind its chain this long (no follower can write: all down, partitioned
+# or rebuilt from a snapshot above the cursor), and then keeps it while it
+# leads.
+LEADER_TAKEOVER_S = 5.0
 assert RETRY_S_MIN < RETRY_S_MAX and CURSOR_POLL_S <= RETRY_S_MAX
 assert BATCH_BLOCKS_MAX >= 1 and BATCH_TRADES_MAX >= 1
 
@@ -154,13 +164,18 @@ class BatchReader:
 
 
 class StoreWriter:
-    def __init__(self, url: str, chain, markets, *, node_id: str = "", clock=time.time, healthy=None) -> None:
+    def __init__(self, url: str, chain, markets, *, node_id: str = "", clock=time.time, healthy=None, leading=None) -> None:
         """`healthy()`: whether this node follows a leader with a quorum (its
-        chain keeps up); only a healthy node takes the writer lock."""
+        chain keeps up); only a healthy node takes the writer lock.
+        `leading()`: whether this node is the leader of a cluster with other
+        nodes, which leaves the writing to them (LEADER_TAKEOVER_S)."""
         self.url = url
         self.chain = chain
         self.healthy = healthy if healthy is not None else (lambda: True)
+        self.leading = leading if leading is not None else (lambda: False)
         self._unhealthy_since: float | None = None
+        self._cursor_moved: tuple[int | None, float] = (None, 0.0)  # (cursor, monotonic time it was first seen)
+        self._took_over = False  # this leader took the lock from a stalled store: keep it while leading
         self.markets = {m.symbol: m for m in markets.markets}
         # Symbols go into COPY lines unescaped (see _trade_lines).
         assert all(symbol.isascii() and symbol.isalnum() for symbol in self.markets), sorted(self.markets)
@@ -278,10 +293,25 @@ class StoreWriter:
             log.warning("no leader with a quorum for %.0f s: giving up the trade store's writer lock", UNHEALTHY_RELEASE_S)
             self._disconnect()  # releases the lock; the next step reconnects and only polls
             return 0
+        leading = self.leading()
+        if not leading:
+            self._took_over = False
+        if self._holding and leading and not self._took_over:
+            log.info("this node leads the cluster: leaving the trade store's writing to a follower")
+            self._disconnect()  # releases the lock; a follower takes it on its next poll
+            self.other_writer = True  # poll on the interval from now on
+            self._cursor_moved = (None, 0.0)  # its stall clock starts at the next poll
+            return 0
         if not self._holding:
             self._poll_cursor(conn)
-            if self.cannot_backfill or not healthy or not self._try_lock(conn):
+            if self.cannot_backfill or not healthy:
                 return 0
+            if leading and not self._store_stalled():
+                self.other_writer = True  # a follower writes, or will: poll on the interval
+                return 0
+            if not self._try_lock(conn):
+                return 0
+            self._took_over = leading
         written = 0
         while not self._stopping.is_set():
             n = self.write_batch(conn)
@@ -351,6 +381,12 @@ class StoreWriter:
         log.info("this node is the trade store's writer (cursor at %s, chain head %d)", self.cursor_height, self.chain.height)
         return True
 
+    def _store_stalled(self) -> bool:
+        """Whether the cursor has stood behind this node's chain for
+        LEADER_TAKEOVER_S (since this node first saw it there)."""
+        cursor, since = self._cursor_moved
+        return cursor is not None and cursor < self.chain.height and time.monotonic() - since >= LEADER_TAKEOVER_S
+
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
@@ -365,6 +401,8 @@ class StoreWriter:
             with conn.begin():
                 height = conn.execute(select(StoreCursor.height).where(StoreCursor.id == CURSOR_ID)).scalar_one()
         base = self.chain.base_height
+        if height != self._cursor_moved[0]:
+            self._cursor_moved = (height, time.monotonic())
         with self._state_lock:
             self.cursor_height = height
             self.cannot_backfill = height < base
@@ -549,7 +587,8 @@ def _p99(samples) -> int | None:
 def for_node(cfg, node_id: str, chain, replica=None) -> StoreWriter | None:
     """The node's writer, or None when the config turns the store off.
     With `replica`, the writer is healthy while the node sees a leader
-    (itself with a quorum, or another node)."""
+    (itself with a quorum, or another node), and leaves the writing to a
+    follower while it leads a cluster of more than one node."""
     if not cfg.store:
         return None
 
@@ -557,4 +596,9 @@ def for_node(cfg, node_id: str, chain, replica=None) -> StoreWriter | None:
         leader = replica.leader_id
         return leader is not None and (leader != node_id or bool(replica.hasQuorum))
 
-    return StoreWriter(db.database_url(cfg), chain, cfg.markets, node_id=node_id, healthy=None if replica is None else healthy)
+    def leading() -> bool:
+        return replica.leader_id == node_id
+
+    return StoreWriter(db.database_url(cfg), chain, cfg.markets, node_id=node_id,
+                       healthy=None if replica is None else healthy,
+                       leading=None if replica is None or len(cfg.nodes) < 2 else leading)

@@ -159,6 +159,8 @@ def test_every_trade_once_through_killing_the_writer_and_the_leader(store_cluste
     try:
         traders.wait_more(ACKS_STEP, "before any kill")
         writer = local.wait_for(lambda: writer_node(cluster, cluster.ids), WRITER_TIMEOUT_S, what="a store writer")
+        # The leader leaves the writing to a follower (dex/store/writer.py, LEADER_TAKEOVER_S).
+        assert writer != cluster.wait_leader(cluster.ids), f"the leader {writer} writes the store"
         cluster.kill(writer)  # mid-write, quite likely: it writes every few blocks
         survivors = [n for n in cluster.ids if n != writer]
         cluster.wait_leader(survivors)

@@ -500,3 +500,51 @@ def test_an_error_while_reading_ahead_reaches_the_writer(builder, monkeypatch):
             reader.take(2, builder.chain.height)
     finally:
         reader.close()
+
+
+# ------------------------------------------------------- the leader and the lock
+
+
+def test_the_leader_leaves_the_writing_to_a_follower(store_url, builder):
+    """A leader holding the lock gives it up at its next step; a leader that
+    does not hold it does not take it while the store keeps up."""
+    trading_blocks(builder, 3, 5)
+    leads = {"a": False}
+    a = StoreWriter(store_url, builder.chain, kit.markets(), node_id="a", leading=lambda: leads["a"])
+    b = StoreWriter(store_url, builder.chain, kit.markets(), node_id="b")
+    assert a.step() == builder.chain.height and a.status()["writer"]  # a follower: it writes
+    leads["a"] = True
+    trading_blocks(builder, 2, 5)
+    assert a.step() == 0 and not a.status()["writer"]  # it leads now: the lock goes
+    assert a.step() == 0 and not a.status()["writer"]  # and it does not take it back while b can write
+    assert take_over(b) == 2 and b.status()["writer"]
+    trading_blocks(builder, 1, 5)
+    assert a.step() == 0 and not a.status()["writer"]
+    assert b.step() == 1
+    a.stop()
+    b.stop()
+    assert compare_store(store_url, builder.chain, markets=kit.markets()) == []
+
+
+def test_a_leader_takes_the_lock_when_no_follower_writes(store_url, builder, monkeypatch):
+    """Every follower down or unable to write: the cursor stands behind the
+    leader's chain for LEADER_TAKEOVER_S, and the leader writes (and keeps
+    the lock while it leads)."""
+    monkeypatch.setattr(writer_module, "LEADER_TAKEOVER_S", 0.0)
+    trading_blocks(builder, 3, 5)
+    a = StoreWriter(store_url, builder.chain, kit.markets(), node_id="a", leading=lambda: True)
+    assert a.step() == builder.chain.height and a.status()["writer"]  # the cursor stands behind: no wait at 0 s
+    trading_blocks(builder, 2, 5)
+    assert a.step() == 2 and a.status()["writer"]  # took over: it keeps writing while it leads
+    a.stop()
+    assert compare_store(store_url, builder.chain, markets=kit.markets()) == []
+
+
+def test_a_leader_does_not_take_the_lock_while_the_cursor_moves(store_url, builder, monkeypatch):
+    monkeypatch.setattr(writer_module, "LEADER_TAKEOVER_S", 3600.0)
+    trading_blocks(builder, 3, 5)
+    a = StoreWriter(store_url, builder.chain, kit.markets(), node_id="a", leading=lambda: True)
+    for _ in range(3):
+        assert a.step() == 0 and not a.status()["writer"]
+    assert a.status()["cursorHeight"] == 0 and a.other_writer
+    a.stop()
