@@ -3,7 +3,7 @@
 # Order records are written with C stores into one bytearray per level.
 
 cimport cython
-from .book cimport Account, Book, Level, Order
+from .book cimport Account, Book, Level, Order, OrderIndex
 
 cdef bint _COMPILED, _C_SHA256
 
@@ -46,7 +46,7 @@ cdef void _put_u64(unsigned char *buf, Py_ssize_t at, unsigned long long v) noex
 # Restore: order records read with C loads from a typed view of the snapshot.
 @cython.locals(book=Book, order=Order, level=Level, side=cython.int, n_orders=Py_ssize_t, levels=dict, acct=Account)
 cpdef Py_ssize_t _read_books(const unsigned char[::1] data, Py_ssize_t at, list books, dict accounts,
-                              unsigned long long next_order_id) except -1
+                              unsigned long long next_order_id, OrderIndex seen) except -1
 
 @cython.locals(o=Order, n=Py_ssize_t, kind=cython.int, oid=cython.ulonglong)
 cpdef Order _read_order(const unsigned char[::1] data, Py_ssize_t at, Book book, unsigned long long next_order_id)

@@ -51,7 +51,7 @@ from itertools import islice
 
 from dex.engine.shared import SnapshotError
 
-from .book import APPENDED, RECORD_NONE, Account, Level, Order
+from .book import APPENDED, RECORD_NONE, Account, Level, Order, OrderDict, OrderIndex
 
 MAGIC = b"DEXS"
 VERSION = 2  # 2: u128 lifetime totals, finished_total, SHA-256 trailer
@@ -443,10 +443,11 @@ _TWO64 = 2**64
 _INT64_MAX = 2**63 - 1
 
 
-def _read_books(data, at: int, books: list, accounts: dict, next_order_id: int) -> int:
+def _read_books(data, at: int, books: list, accounts: dict, next_order_id: int, seen) -> int:
     """Read each book's live orders into its levels; return the offset after.
-    An order of an account the snapshot does not hold (KeyError) or listed
-    twice in its account is refused: its id is a key of that account's index."""
+    An order of an account the snapshot does not hold (KeyError) is refused,
+    and so is an id already in `seen` (every id read so far, live or
+    finished, in any account): an engine makes each id once."""
     for book in books:
         symbol, at = _read_str(data, at)
         if symbol != book.symbol:
@@ -476,8 +477,9 @@ def _read_books(data, at: int, books: list, accounts: dict, next_order_id: int) 
             level.count += 1
             acct = accounts[order.account]
             order.account = acct.id  # pure Python: one int object per account, not one per order
-            if acct.open.get(order.id) is not None:
+            if seen.get(order.id) is not None:
                 raise SnapshotError(f"order {order.id} listed twice")
+            seen.put(order.id, order)
             acct.open.put(order.id, order)
             if order.cid is not None:
                 acct.cids[order.cid] = order
@@ -522,6 +524,10 @@ def _decode(engine, data):
     engine.accounts.clear()
     (n_accounts,) = _U32.unpack_from(data, at)
     at += 4
+    # Every order id read, live or finished, in any account: a second record
+    # of one is refused (a writer bug or a forged snapshot with a matching
+    # trailer; the engine makes each id once). Dropped after the read.
+    seen = OrderIndex() if _COMPILED else OrderDict()
     pending_finished = []
     for _ in range(n_accounts):
         fields = balances.unpack_from(data, at)
@@ -539,6 +545,9 @@ def _decode(engine, data):
             at += _ORDER_SIZE + data[at + _ORDER_SIZE - 1]  # read by _read_order: a record cut short is refused there (compiled) or ends past the data (pure)
             if order.account != acct.id:
                 raise SnapshotError(f"finished order {order.id} of account {order.account} listed under account {acct.id}")
+            if seen.get(order.id) is not None:
+                raise SnapshotError(f"order {order.id} listed twice")
+            seen.put(order.id, order)
             order.account = acct.id  # pure Python: one int object per account
             position = acct.finished_total - fields[-1] + len(acct.finished)
             acct.window_sum = (acct.window_sum + window_term(position, order)) & _MASK256
@@ -550,7 +559,7 @@ def _decode(engine, data):
     at += 2
     if n_markets != len(books):
         raise SnapshotError("snapshot markets differ from config")
-    at = _read_books(data, at, books, accounts, next_order_id)
+    at = _read_books(data, at, books, accounts, next_order_id, seen)
     if at != len(data):
         raise SnapshotError(f"{len(data) - at} trailing bytes")
     engine.dirty_accounts = list(engine.accounts.values())

@@ -298,6 +298,31 @@ def test_a_snapshot_listing_an_order_twice_raises_snapshot_error():
         Engine.restore(ex.config, ex.engine.snapshot())
 
 
+def test_a_snapshot_listing_one_order_id_under_two_accounts_raises_snapshot_error():
+    """Two live orders of different accounts with one id: each account's own
+    index would take its copy; the reader's table of every id read refuses
+    the second."""
+    ex, book, level = _one_resting_order()
+    ex.buy(ALICE, price=P - 100, qty=Q)
+    bid = book.bids[P - 100].orders[0]
+    assert bid.account != level.orders[0].account
+    bid.id = level.orders[0].id  # the encoder writes what the book holds
+
+    with pytest.raises(SnapshotError, match="listed twice"):
+        Engine.restore(ex.config, ex.engine.snapshot())
+
+
+def test_a_snapshot_with_a_finished_order_id_that_is_also_live_raises_snapshot_error():
+    ex, book, level = _one_resting_order()
+    ex.buy(ALICE, price=P - 100, qty=Q, client_order_id="gone")
+    ex.cancel(ALICE, client_order_id="gone")
+    finished = ex.engine.accounts[ALICE].finished[-1]
+    finished.id = level.orders[0].id  # BOB's live order's id, in ALICE's dedup window
+
+    with pytest.raises(SnapshotError, match="listed twice"):
+        Engine.restore(ex.config, ex.engine.snapshot())
+
+
 def test_a_snapshot_order_of_an_unknown_account_raises_snapshot_error():
     ex, _, level = _one_resting_order()
     level.orders[0].account = 2**64 - 1  # no such account in the snapshot
