@@ -113,6 +113,7 @@ from cluster import local  # noqa: E402
 
 sys.path.append(str(HERE))  # after `cluster` is imported, so bench/cluster.py cannot shadow it
 from machine import describe  # noqa: E402 (bench/machine.py)
+from dex.api.server import CONNECTIONS_PER_ADDRESS_MAX  # noqa: E402
 from dex.auth import Keypair  # noqa: E402
 from dex.client import OVERLOADED, asked_wait_s  # noqa: E402 (the client's retry wait, mirrored)
 from dex.config import ClusterConfig, load_cluster  # noqa: E402
@@ -131,6 +132,14 @@ RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
 BACKOFF_MIN_S = 0.01
 BACKOFF_MAX_S = 0.2
 INFLIGHT_OPEN_LOOP_MAX = 20_000
+# Connections to one node from all client processes together: under the
+# node's per-address cap, so the generator never meets the cap's 429s (every
+# client process is one loopback address). 256 at ~5,000 requests/s to four
+# nodes still allows ~200 ms of answer time per request before requests wait
+# for a connection, which then shows as the open loop's send lag.
+CLIENT_CONNECTIONS_PER_NODE_MAX = 256
+assert CLIENT_CONNECTIONS_PER_NODE_MAX < CONNECTIONS_PER_ADDRESS_MAX
+LOOP_LAG_TICK_S = 0.005  # the client's event-loop lag probe: one wake-up per tick
 STATUS_TIMEOUT_S = 2.0
 TRUNCATE_MARKER = "truncating already-applied log entries"
 REPLAY_OFF_MARKER = "REPLAY PROTECTION IS OFF"  # dex.node logs it at start under DEX_BENCH_UNSAFE_NO_REPLAY_CHECK=1
@@ -273,35 +282,71 @@ class HttpError(Exception):
 
 
 class RawPool:
-    """Keep-alive HTTP/1.1 connections to one node; one request per connection at a time."""
+    """Keep-alive HTTP/1.1 connections to one node; one request per connection at a time.
 
-    def __init__(self, url: str) -> None:
+    At most `connections_max` connections are open (in use or idle): a
+    request that finds none free waits for one, in order (the client's own
+    queue, which the open loop reports as its send lag). Without the bound an
+    open loop opened a connection for every request in flight: past the
+    node's per-address cap (dex.api.server.CONNECTIONS_PER_ADDRESS_MAX) each
+    new one was refused 429, retried, and the generator spent its CPU on
+    connects instead of reading answers (docs/BENCHMARKS.md, overload).
+    Invariant: open connections = in use + idle <= connections_max.
+    """
+
+    def __init__(self, url: str, connections_max: int) -> None:
+        assert connections_max >= 1
         rest = url.split("://", 1)[1].rstrip("/")
         self.hostport = rest
         self.host, port = rest.rsplit(":", 1)
         self.port = int(port)
         self.idle: list = []
+        self.slots = asyncio.Semaphore(connections_max)
+        self.connections_max = connections_max
+        self.opened = 0  # connections opened since start (each a connect on both sides)
+        self.open = 0  # open now, in use or idle
 
-    async def request(self, method: str, target: str, headers: dict, body: bytes) -> tuple[int, bytes, tuple[str | None, str | None]]:
-        """(status, body, (X-DEX-SHED-MS, Retry-After), each None when absent)."""
+    async def request(self, method: str, target: str, headers, body: bytes) -> tuple[int, bytes, tuple[str | None, str | None], float]:
+        """(status, body, (X-DEX-SHED-MS, Retry-After) each None when absent,
+        monotonic time the request was written). `headers`: a dict, or a
+        callable that returns one, called once a connection is held (a
+        signature's timestamp is then not aged by the wait for one)."""
+        async with self.slots:
+            return await self._exchange(self._encode(method, target, headers() if callable(headers) else headers, body))
+
+    def _encode(self, method: str, target: str, headers: dict, body: bytes) -> bytes:
         head = [f"{method} {target} HTTP/1.1\r\nHost: {self.hostport}\r\nContent-Length: {len(body)}\r\n"]
         if body:
             head.append("Content-Type: application/json\r\n")
         for k, v in headers.items():
             head.append(f"{k}: {v}\r\n")
         head.append("\r\n")
-        data = "".join(head).encode() + body
+        return "".join(head).encode() + body
+
+    async def _connect(self):
+        conn = await asyncio.open_connection(self.host, self.port)
+        self.opened += 1
+        self.open += 1
+        assert self.open <= self.connections_max, (self.open, self.connections_max)
+        return conn
+
+    def _drop(self, writer) -> None:
+        writer.close()
+        self.open -= 1
+
+    async def _exchange(self, data: bytes):
         for attempt in (0, 1):
             fresh = attempt > 0 or not self.idle
             if fresh:
-                reader, writer = await asyncio.open_connection(self.host, self.port)
+                reader, writer = await self._connect()
             else:
                 reader, writer = self.idle.pop()
+            written = time.monotonic()
             try:
                 writer.write(data)
                 raw = await reader.readuntil(b"\r\n\r\n")
             except BaseException as e:
-                writer.close()
+                self._drop(writer)
                 # A kept-alive connection the server closed while idle: retry once on a fresh one.
                 if fresh or attempt or not isinstance(e, (ConnectionError, asyncio.IncompleteReadError)):
                     raise
@@ -327,18 +372,18 @@ class RawPool:
                         raise HttpError("chunked responses are not supported")
                 payload = await reader.readexactly(length) if length else b""
             except BaseException:
-                writer.close()
+                self._drop(writer)
                 raise
             if keep:
                 self.idle.append((reader, writer))
             else:
-                writer.close()
-            return status, payload, (shed_ms, retry_after)
+                self._drop(writer)
+            return status, payload, (shed_ms, retry_after), written
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
         for _, writer in self.idle:
-            writer.close()
+            self._drop(writer)
         self.idle.clear()
 
 
@@ -349,22 +394,26 @@ class HttpxPool:
         self.url = url.rstrip("/")
         self.client = client
 
-    async def request(self, method: str, target: str, headers: dict, body: bytes) -> tuple[int, bytes, tuple[str | None, str | None]]:
+    async def request(self, method: str, target: str, headers, body: bytes) -> tuple[int, bytes, tuple[str | None, str | None], float]:
+        headers = headers() if callable(headers) else headers
         if body:
             headers = dict(headers, **{"Content-Type": "application/json"})
+        written = time.monotonic()  # httpx queues inside; this is when it was handed over
         r = await self.client.request(method, self.url + target, headers=headers, content=body or None)
-        return r.status_code, r.content, (r.headers.get("x-dex-shed-ms"), r.headers.get("retry-after"))
+        return r.status_code, r.content, (r.headers.get("x-dex-shed-ms"), r.headers.get("retry-after")), written
 
     async def close(self) -> None:
         pass
 
 
-def make_pools(urls: list[str], kind: str):
+def make_pools(urls: list[str], kind: str, connections_max: int = CLIENT_CONNECTIONS_PER_NODE_MAX):
+    """One pool per node, each at most `connections_max` connections (one
+    client process's share of CLIENT_CONNECTIONS_PER_NODE_MAX)."""
     if kind == "httpx":
         client = httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, trust_env=False,
-                                   limits=httpx.Limits(max_connections=None, max_keepalive_connections=2000))
+                                   limits=httpx.Limits(max_connections=connections_max * len(urls), max_keepalive_connections=connections_max * len(urls)))
         return [HttpxPool(u, client) for u in urls], client
-    return [RawPool(u) for u in urls], None
+    return [RawPool(u, connections_max) for u in urls], None
 
 
 CONNECT_ERRORS = (OSError, ConnectionError, asyncio.IncompleteReadError, TimeoutError, HttpError, httpx.HTTPError)
@@ -381,6 +430,19 @@ def fmt_qty(lots: int) -> str:
     return f"{lots // 100000}.{lots % 100000:05d}"
 
 
+def overload_final(status: int | None, payload: bytes) -> str | None:
+    """In the overload phase, which answers are final refusals, not failures
+    to retry: "shed" for a 503 -1008 (admission: nothing was queued),
+    "refused" for a 429 (a connection over the node's per-address cap, or
+    the account's rate limit: refused before anything was read). Both come
+    with Retry-After; retrying them at 3x capacity would only add load."""
+    if status == 503 and b"-1008" in payload[:40]:
+        return "shed"
+    if status == 429:
+        return "refused"
+    return None
+
+
 class Load:
     """One client process's load: a slice of the accounts, its own order ids."""
 
@@ -395,7 +457,10 @@ class Load:
         self.book_target = spec["book_target"]
         self.resting: collections.deque = collections.deque()  # (key index, order id) of acked passive orders
         self.lat_ms: list[float] = []
-        self.shed_lat_ms: list[float] = []  # overload mode: request to its 503 -1008
+        self.shed_lat_ms: list[float] = []  # overload mode: scheduled send to its 503 -1008 (or 429)
+        self.send_lag_ms: list[float] = []  # open loop: scheduled send to the first attempt's write
+        self.written_lat_ms: list[float] = []  # acked orders: first write to the answer read
+        self.loop_lag_ms: list[float] = []  # the client's event loop: how late a LOOP_LAG_TICK_S sleep woke
         self.ok_times: list[tuple[float, float]] = []  # (attempt start, done) for acked orders
         self.acked: list[tuple[str, int, int]] = []  # (client order id, order id, block height)
         self.unacked: list[str] = []  # client order ids given up on (outcome unknown)
@@ -410,7 +475,9 @@ class Load:
 
     # -- one request, with retries
 
-    async def send(self, method: str, path: str, query: str, body: bytes, key: Keypair) -> tuple[int | None, bytes, float]:
+    async def send(self, method: str, path: str, query: str, body: bytes, key: Keypair) -> tuple[int | None, bytes, float, float | None]:
+        """(status or None when given up, body, the final attempt's start, when
+        the first attempt was written or None if it never was)."""
         pools = self.pools
         n = len(pools)
         node = self.rr % n
@@ -418,32 +485,42 @@ class Load:
         target = path + ("?" + query if query else "")
         deadline = time.monotonic() + REQUEST_DEADLINE_S
         delay = BACKOFF_MIN_S
-        while True:
-            attempt_start = time.monotonic()
+        first_written = None
+
+        def sign() -> dict:
             t = time.perf_counter_ns()
             headers = key.headers(time.time_ns() // 1_000_000, method, path, query, body)
             self.sign_ns += time.perf_counter_ns() - t
             self.signs += 1
+            return headers
+
+        while True:
+            attempt_start = time.monotonic()
             status = None
             hints = (None, None)  # X-DEX-SHED-MS, Retry-After
             try:
                 async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                    status, payload, hints = await pools[node].request(method, target, headers, body)
+                    status, payload, hints, written = await pools[node].request(method, target, sign, body)
+                if first_written is None:
+                    first_written = written
             except CONNECT_ERRORS as e:
                 name = type(e).__name__
                 self.statuses[f"{method} {name}"] += 1
                 self.samples.setdefault(f"{method} {name}", str(e)[:200])
                 payload = b""
-            if status == 503 and self.spec.get("shed_is_final") and b"-1008" in payload[:40]:
-                # Overload mode: a request shed by admission is an answer, not a failure to retry.
-                self.counts["shed_with_retry_after" if hints[1] else "shed_without_retry_after"] += 1
-                return status, payload, attempt_start
+            final = overload_final(status, payload) if self.spec.get("shed_is_final") else None
+            if final is not None:
+                # Overload mode: a request shed by admission (503 -1008), or
+                # refused at the door (429: too many connections, or the rate
+                # limit), is an answer, not a failure to retry.
+                self.counts[f"{final}_with_retry_after" if hints[1] else f"{final}_without_retry_after"] += 1
+                return status, payload, attempt_start, first_written
             if status is not None and status not in RETRY_STATUSES:
                 if status != 200:
                     label = f"{method} {status}"
                     self.statuses[label] += 1
                     self.samples.setdefault(label, payload[:200].decode(errors="replace"))
-                return status, payload, attempt_start
+                return status, payload, attempt_start, first_written
             if status is not None:
                 label = f"{method} {status}"
                 self.statuses[label] += 1
@@ -459,7 +536,7 @@ class Load:
                 # overloaded cluster overloaded by its own retries.
                 wait = max(delay, asked)
             if time.monotonic() + wait > deadline:
-                return None, payload, attempt_start
+                return None, payload, attempt_start, first_written
             node = (node + 1) % n
             await asyncio.sleep(wait)
             delay = min(delay * 2, BACKOFF_MAX_S)
@@ -494,7 +571,7 @@ class Load:
         body = ('{"batchOrders":[' + ",".join(orders) + "]}").encode()
         t0 = time.monotonic()
         self.counts["orders_sent"] += n
-        status, payload, attempt_start = await self.send("POST", "/api/v1/batchOrders", "", body, self.keys[k])
+        status, payload, attempt_start, _ = await self.send("POST", "/api/v1/batchOrders", "", body, self.keys[k])
         done = time.monotonic()
         if status != 200:
             self.counts["orders_unknown" if status is None else "orders_rejected"] += n
@@ -538,8 +615,15 @@ class Load:
         ).encode()
         t0 = scheduled if scheduled is not None else time.monotonic()
         self.counts["orders_sent"] += 1
-        status, payload, attempt_start = await self.send("POST", "/api/v1/order", "", body, self.keys[k])
+        status, payload, attempt_start, written = await self.send("POST", "/api/v1/order", "", body, self.keys[k])
         done = time.monotonic()
+        if scheduled is not None:  # the open loop: did the generator send on time?
+            if written is None:
+                self.counts["orders_never_written"] += 1
+            else:
+                self.send_lag_ms.append((written - scheduled) * 1000)
+                if written <= self.end:
+                    self.counts["orders_written_in_window"] += 1
         if status == 200:
             r = json.loads(payload)
             oid = int(r["orderId"])
@@ -551,6 +635,8 @@ class Load:
             if passive:
                 self.resting.append((k, oid))
             self.lat_ms.append((done - t0) * 1000)
+            if written is not None:
+                self.written_lat_ms.append((done - written) * 1000)
             if done <= self.end:
                 self.timeline[int(done - self.start)] += 1
                 self.counts["orders_acked_in_window"] += 1
@@ -564,17 +650,19 @@ class Load:
         elif status is None:
             self.counts["orders_unknown"] += 1
             self.unacked.append(cid)
-        elif status == 503 and self.spec.get("shed_is_final"):
-            self.counts["orders_shed"] += 1
+        elif self.spec.get("shed_is_final") and overload_final(status, payload) is not None:
+            # Refused before it was queued (shed by admission, or a
+            # connection refused at the door): not in the ledger.
+            self.counts["orders_shed" if status == 503 else "orders_refused_at_door"] += 1
             self.shed_lat_ms.append((done - t0) * 1000)
-            self.unacked.append(cid)  # refused before it was queued: not in the ledger
+            self.unacked.append(cid)
         else:
             self.counts["orders_rejected"] += 1
             self.unacked.append(cid)  # a rejection is not an ack; it may not be in the ledger
 
     async def cancel(self, k: int, oid: int) -> None:
         self.counts["cancels_sent"] += 1
-        status, _, _ = await self.send("DELETE", "/api/v1/order", f"symbol={SYMBOL}&orderId={oid}", b"", self.keys[k])
+        status, _, _, _ = await self.send("DELETE", "/api/v1/order", f"symbol={SYMBOL}&orderId={oid}", b"", self.keys[k])
         self._count_cancel(status, 1)
 
     async def cancel_account(self, k: int) -> None:
@@ -583,7 +671,7 @@ class Load:
         a request per ~book_target/accounts orders, as placing does per batch."""
         self.resting = collections.deque(entry for entry in self.resting if entry[0] != k)
         self.counts["cancels_sent"] += 1
-        status, payload, _ = await self.send("DELETE", "/api/v1/openOrders", f"symbol={SYMBOL}", b"", self.keys[k])
+        status, payload, _, _ = await self.send("DELETE", "/api/v1/openOrders", f"symbol={SYMBOL}", b"", self.keys[k])
         self._count_cancel(status, len(json.loads(payload)) if status == 200 else 0)
 
     def _count_cancel(self, status: int | None, cancelled: int) -> None:
@@ -644,9 +732,18 @@ class Load:
         if tasks:
             await asyncio.gather(*tasks)
 
+    async def loop_lag_probe(self) -> None:
+        """How late this process's event loop wakes a LOOP_LAG_TICK_S sleep,
+        for the load's window: a busy generator reads answers and sends on
+        schedule late by about this much, whatever the nodes do."""
+        while time.monotonic() < self.end:
+            t = time.monotonic()
+            await asyncio.sleep(LOOP_LAG_TICK_S)
+            self.loop_lag_ms.append(max(0.0, time.monotonic() - t - LOOP_LAG_TICK_S) * 1000)
+
     async def run(self) -> dict:
         spec = self.spec
-        self.pools, client = make_pools(spec["urls"], spec["http"])
+        self.pools, client = make_pools(spec["urls"], spec["http"], spec["connections_max"])
         wait = spec["start_at"] - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
@@ -654,10 +751,14 @@ class Load:
         if spec.get("duration"):
             self.end = self.start + spec["duration"]
         cpu0 = _own_cpu_s()
-        if spec["mode"] == "open":
-            await self.open_loop()
-        else:
-            await self.closed_loop()
+        probe = asyncio.ensure_future(self.loop_lag_probe())
+        try:
+            if spec["mode"] == "open":
+                await self.open_loop()
+            else:
+                await self.closed_loop()
+        finally:
+            probe.cancel()
         finished = time.monotonic()
         for p in self.pools:
             await p.close()
@@ -669,6 +770,10 @@ class Load:
             "finished": finished,
             "lat_ms": self.lat_ms,
             "shed_lat_ms": self.shed_lat_ms,
+            "send_lag_ms": self.send_lag_ms,
+            "written_lat_ms": self.written_lat_ms,
+            "loop_lag_ms": self.loop_lag_ms,
+            "connections_opened": sum(getattr(p, "opened", 0) for p in self.pools),
             "ok_times": self.ok_times,
             "acked": self.acked,
             "unacked": self.unacked,
@@ -731,6 +836,7 @@ class Workers:
                 book_target=max(1, args.book_target // self.n),
                 start_at=start_at,
                 stop_event=self.stop_event,
+                connections_max=max(1, CLIENT_CONNECTIONS_PER_NODE_MAX // self.n),
             )
             if spec.get("concurrency"):
                 s["concurrency"] = max(1, spec["concurrency"] // self.n)
@@ -789,6 +895,10 @@ def merge(results: list[dict]) -> dict:
         "end": max(r["end"] for r in results),
         "lat_ms": [x for r in results for x in r["lat_ms"]],
         "shed_lat_ms": [x for r in results for x in r["shed_lat_ms"]],
+        "send_lag_ms": [x for r in results for x in r["send_lag_ms"]],
+        "written_lat_ms": [x for r in results for x in r["written_lat_ms"]],
+        "loop_lag_ms": [x for r in results for x in r["loop_lag_ms"]],
+        "connections_opened": sum(r["connections_opened"] for r in results),
         "ok_times": sorted(x for r in results for x in r["ok_times"]),
         "acked": [x for r in results for x in r["acked"]],
         "unacked": [x for r in results for x in r["unacked"]],
@@ -902,8 +1012,8 @@ async def fund(args, cfg: ClusterConfig, seeds: list[bytes]) -> dict:
             for attempt in range(20):
                 try:
                     async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                        status, payload, _ = await pools[node % len(pools)].request(
-                            "POST", "/api/v1/deposit", key.headers(time.time_ns() // 1_000_000, "POST", "/api/v1/deposit", "", body), body)
+                        status, payload, _, _ = await pools[node % len(pools)].request(
+                            "POST", "/api/v1/deposit", lambda: key.headers(time.time_ns() // 1_000_000, "POST", "/api/v1/deposit", "", body), body)
                 except CONNECT_ERRORS as e:
                     status, payload = None, str(e).encode()
                 if status == 200:
@@ -970,11 +1080,29 @@ def phase_summary(m: dict, duration: float) -> dict:
         "sign_us": _r(m["sign_us"], 1),
         "client_cpu_s": round(m["cpu_s"], 2),
         "client_cpu_us_per_request": _r(m["cpu_s"] * 1e6 / max(1, c.get("orders_sent", 0) + c.get("cancels_sent", 0)), 0),
+        "client_connections_opened": m["connections_opened"],
+        "client_loop_lag_p50_ms": _r(percentile(sorted(m["loop_lag_ms"]), 50)),
+        "client_loop_lag_p99_ms": _r(percentile(sorted(m["loop_lag_ms"]), 99)),
         "non_200": dict(m["statuses"].most_common(12)),
         "non_200_samples": dict(list(m["samples"].items())[:8]),
     }
     if c.get("open_loop_skipped_inflight_cap"):
         out["open_loop_skipped_inflight_cap"] = c["open_loop_skipped_inflight_cap"]
+    if m["send_lag_ms"] or c.get("orders_never_written"):
+        # The open loop: what was actually sent, and how late. A sent rate
+        # under the offered one, or a send lag of more than a few ms, is the
+        # generator (or its connection bound) falling behind, not the cluster.
+        lag = sorted(m["send_lag_ms"])
+        out.update({
+            "sent_per_s": round(c.get("orders_written_in_window", 0) / duration, 1),
+            "orders_never_written": c.get("orders_never_written", 0),
+            "send_lag_p50_ms": _r(percentile(lag, 50)),
+            "send_lag_p99_ms": _r(percentile(lag, 99)),
+            "send_lag_max_ms": _r(lag[-1] if lag else None),
+        })
+        written = sorted(m["written_lat_ms"])
+        out["accepted_from_write_p50_ms"] = _r(percentile(written, 50))
+        out["accepted_from_write_p99_ms"] = _r(percentile(written, 99))
     out.update(latency(m["lat_ms"]))
     return out
 
@@ -1062,12 +1190,19 @@ def run_overload(args, cl: Cluster, seeds, ledger: dict, capacity_per_s: float) 
         "orders_shed": c.get("orders_shed", 0),
         "shed_with_retry_after": c.get("shed_with_retry_after", 0),
         "shed_without_retry_after": c.get("shed_without_retry_after", 0),
+        # 429s: connections over the node's per-address cap (which the
+        # generator's own bound should keep from happening), answered at once.
+        "orders_refused_at_door": c.get("orders_refused_at_door", 0),
+        "refused_with_retry_after": c.get("refused_with_retry_after", 0),
+        "refused_without_retry_after": c.get("refused_without_retry_after", 0),
         "shed_p50_ms": shed["p50_ms"],
         "shed_p99_ms": shed["p99_ms"],
     })
     log(args, f"overload: {out['orders_per_s']:,.0f} orders/s committed ({out['committed_over_capacity']:.0%} of capacity), "
-              f"accepted p50 {out['p50_ms']} ms p99 {out['p99_ms']} ms; {out['orders_shed']:,} shed, answered p50 "
-              f"{out['shed_p50_ms']} ms p99 {out['shed_p99_ms']} ms")
+              f"accepted p50 {out['p50_ms']} ms p99 {out['p99_ms']} ms; {out['orders_shed']:,} shed "
+              f"(+{out['orders_refused_at_door']:,} refused 429), answered p50 {out['shed_p50_ms']} ms p99 {out['shed_p99_ms']} ms; "
+              f"sent {out['sent_per_s']:,.0f}/s of {rate:,.0f}/s offered, send lag p99 {out['send_lag_p99_ms']} ms, "
+              f"client loop lag p99 {out['client_loop_lag_p99_ms']} ms")
     return out
 
 
@@ -1206,13 +1341,13 @@ def run_catchup(args, cl: Cluster, seeds, ledger: dict) -> dict:
 
 
 async def walk_ledger(args, url: str) -> dict:
-    pool = RawPool(url)
+    pool = RawPool(url, CLIENT_CONNECTIONS_PER_NODE_MAX)
 
     async def get(target: str) -> dict:
         for attempt in range(10):
             try:
                 async with asyncio.timeout(30):
-                    status, payload, _ = await pool.request("GET", target, {}, b"")
+                    status, payload, _, _ = await pool.request("GET", target, {}, b"")
                 if status == 200:
                     return json.loads(payload)
                 raise HttpError(f"GET {target}: HTTP {status} {payload[:200]!r}")
@@ -1488,6 +1623,10 @@ def print_human(r: dict) -> None:
                      f"{s['orders_per_s']:,.0f} orders/s committed = {s['committed_over_capacity']:.0%} of capacity {s['capacity_per_s']:,.0f}/s"))
         rows.append(("  shed (503 -1008)", f"{s['orders_shed']:,} ({s['shed_with_retry_after']:,} with Retry-After), "
                      f"answered p50 {s['shed_p50_ms']} ms, p99 {s['shed_p99_ms']} ms"))
+        rows.append(("  refused at the door (429)", f"{s['orders_refused_at_door']:,} ({s['refused_with_retry_after']:,} with Retry-After)"))
+        rows.append(("  sent by the generator", f"{s['sent_per_s']:,.0f}/s; send lag p50 {s['send_lag_p50_ms']} ms, p99 {s['send_lag_p99_ms']} ms; "
+                     f"client loop lag p99 {s['client_loop_lag_p99_ms']} ms; accepted from write p50 {s['accepted_from_write_p50_ms']} ms, "
+                     f"p99 {s['accepted_from_write_p99_ms']} ms"))
         common(s)
     if (s := r.get("kills")) is not None:
         rows.append((f"failover ({len(s['kills'])} leader kills)", f"median {s['failover_median_s']} s, "
