@@ -82,6 +82,7 @@ import argparse
 import asyncio
 import bisect
 import collections
+import gc
 import json
 import math
 import multiprocessing as mp
@@ -460,6 +461,8 @@ class Load:
         self.shed_lat_ms: list[float] = []  # overload mode: scheduled send to its 503 -1008 (or 429)
         self.send_lag_ms: list[float] = []  # open loop: scheduled send to the first attempt's write
         self.written_lat_ms: list[float] = []  # acked orders: first write to the answer read
+        self.shed_written_lat_ms: list[float] = []  # overload mode: first write to the 503 -1008 (or 429) read
+        self.gc_pause_ms: list[float] = []  # this process's cyclic collections (generation 2), each
         self.loop_lag_ms: list[float] = []  # the client's event loop: how late a LOOP_LAG_TICK_S sleep woke
         self.ok_times: list[tuple[float, float]] = []  # (attempt start, done) for acked orders
         self.acked: list[tuple[str, int, int]] = []  # (client order id, order id, block height)
@@ -655,6 +658,8 @@ class Load:
             # connection refused at the door): not in the ledger.
             self.counts["orders_shed" if status == 503 else "orders_refused_at_door"] += 1
             self.shed_lat_ms.append((done - t0) * 1000)
+            if written is not None:
+                self.shed_written_lat_ms.append((done - written) * 1000)
             self.unacked.append(cid)
         else:
             self.counts["orders_rejected"] += 1
@@ -751,6 +756,16 @@ class Load:
         if spec.get("duration"):
             self.end = self.start + spec["duration"]
         cpu0 = _own_cpu_s()
+        gc_started = [0.0]
+
+        def on_gc(phase: str, info: dict) -> None:
+            if info.get("generation") == 2:
+                if phase == "start":
+                    gc_started[0] = time.perf_counter()
+                else:
+                    self.gc_pause_ms.append((time.perf_counter() - gc_started[0]) * 1000)
+
+        gc.callbacks.append(on_gc)
         probe = asyncio.ensure_future(self.loop_lag_probe())
         try:
             if spec["mode"] == "open":
@@ -759,6 +774,7 @@ class Load:
                 await self.closed_loop()
         finally:
             probe.cancel()
+            gc.callbacks.remove(on_gc)
         finished = time.monotonic()
         for p in self.pools:
             await p.close()
@@ -772,6 +788,8 @@ class Load:
             "shed_lat_ms": self.shed_lat_ms,
             "send_lag_ms": self.send_lag_ms,
             "written_lat_ms": self.written_lat_ms,
+            "shed_written_lat_ms": self.shed_written_lat_ms,
+            "gc_pause_ms": self.gc_pause_ms,
             "loop_lag_ms": self.loop_lag_ms,
             "connections_opened": sum(getattr(p, "opened", 0) for p in self.pools),
             "ok_times": self.ok_times,
@@ -897,6 +915,8 @@ def merge(results: list[dict]) -> dict:
         "shed_lat_ms": [x for r in results for x in r["shed_lat_ms"]],
         "send_lag_ms": [x for r in results for x in r["send_lag_ms"]],
         "written_lat_ms": [x for r in results for x in r["written_lat_ms"]],
+        "shed_written_lat_ms": [x for r in results for x in r["shed_written_lat_ms"]],
+        "gc_pause_ms": [x for r in results for x in r["gc_pause_ms"]],
         "loop_lag_ms": [x for r in results for x in r["loop_lag_ms"]],
         "connections_opened": sum(r["connections_opened"] for r in results),
         "ok_times": sorted(x for r in results for x in r["ok_times"]),
@@ -1083,6 +1103,8 @@ def phase_summary(m: dict, duration: float) -> dict:
         "client_connections_opened": m["connections_opened"],
         "client_loop_lag_p50_ms": _r(percentile(sorted(m["loop_lag_ms"]), 50)),
         "client_loop_lag_p99_ms": _r(percentile(sorted(m["loop_lag_ms"]), 99)),
+        "client_gc_full_collections": len(m["gc_pause_ms"]),
+        "client_gc_pause_max_ms": _r(max(m["gc_pause_ms"], default=None)),
         "non_200": dict(m["statuses"].most_common(12)),
         "non_200_samples": dict(list(m["samples"].items())[:8]),
     }
@@ -1196,13 +1218,15 @@ def run_overload(args, cl: Cluster, seeds, ledger: dict, capacity_per_s: float) 
         "refused_with_retry_after": c.get("refused_with_retry_after", 0),
         "refused_without_retry_after": c.get("refused_without_retry_after", 0),
         "shed_p50_ms": shed["p50_ms"],
+        "shed_from_write_p50_ms": _r(percentile(sorted(m["shed_written_lat_ms"]), 50)),
+        "shed_from_write_p99_ms": _r(percentile(sorted(m["shed_written_lat_ms"]), 99)),
         "shed_p99_ms": shed["p99_ms"],
     })
     log(args, f"overload: {out['orders_per_s']:,.0f} orders/s committed ({out['committed_over_capacity']:.0%} of capacity), "
               f"accepted p50 {out['p50_ms']} ms p99 {out['p99_ms']} ms; {out['orders_shed']:,} shed "
               f"(+{out['orders_refused_at_door']:,} refused 429), answered p50 {out['shed_p50_ms']} ms p99 {out['shed_p99_ms']} ms; "
-              f"sent {out['sent_per_s']:,.0f}/s of {rate:,.0f}/s offered, send lag p99 {out['send_lag_p99_ms']} ms, "
-              f"client loop lag p99 {out['client_loop_lag_p99_ms']} ms")
+              f"(from the write p50 {out['shed_from_write_p50_ms']} ms); sent {out['sent_per_s']:,.0f}/s of {rate:,.0f}/s offered, "
+              f"send lag p99 {out['send_lag_p99_ms']} ms, client loop lag p99 {out['client_loop_lag_p99_ms']} ms")
     return out
 
 
