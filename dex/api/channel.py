@@ -52,6 +52,10 @@ requests that reach it for that long itself (at most the cluster's
 their signatures or sends them; the first request after that goes through and
 probes the leader again. A refusal by the leader's count bound (a big batch
 among many queued commands) carries no X-DEX-SHED-MS and holds nothing back.
+And while the oldest request in this follower's queue, not yet sent, has waited
+longer than `admission_delay_ms` (two frames await answers, which the leader
+sends once a frame's accepted requests have committed), new requests are refused
+the same way: the leader's admission bounds the wait in its builder, not here.
 """
 
 from __future__ import annotations
@@ -377,6 +381,7 @@ class Pending:
     future: asyncio.Future
     written: bool = False  # handed to the socket: the leader may have executed it
     frame: int = 0
+    queued_s: float = 0.0  # loop time it joined the queue
 
 
 @dataclass(slots=True, eq=False)
@@ -414,16 +419,36 @@ class ForwardChannel:
         self.frames_sent = 0
         self.requests_sent = 0
         self.shed_hold_max_s = cfg.admission_delay_ms / 1000
+        self.queue_wait_max_s = cfg.admission_delay_ms / 1000  # the budget, for the wait in this node's queue
         self._shedding: tuple[str, float, int] | None = None  # (leader, until, its Retry-After seconds)
-        self.shed_early = 0  # requests refused here while the leader sheds
+        self.shed_early = 0  # requests refused here: while the leader sheds, or for the wait here (shed_queued)
+        self.shed_queued = 0  # of those, refused while the oldest unsent one had waited past the budget
 
     def admit(self, leader: str) -> None:
         """ApiError 503 -1008 while the hold after `leader` shed one of our
-        forwards lasts; asked before a request's signature is verified."""
+        forwards lasts, or while the oldest request queued here for `leader`
+        and not yet sent has waited longer than the admission budget; asked
+        before a request's signature is verified."""
+        now = asyncio.get_running_loop().time()
+        link = self.link
+        if link is not None and link.queue and link.leader == leader and not link.closed:
+            # The leader's admission bounds the wait in its block builder's
+            # queue; this bounds the wait in ours, before the leader has seen
+            # the request. Its sojourn time (the oldest unsent request's wait)
+            # is what a request admitted now would wait at least: frames
+            # leave only as the leader answers earlier ones (FRAMES_INFLIGHT_MAX).
+            over_s = now - link.queue[0].queued_s - self.queue_wait_max_s
+            if over_s > 0:
+                self.shed_early += 1
+                self.shed_queued += 1
+                refused = ApiError.unavailable(
+                    OVERLOADED, "Server is currently overloaded: requests wait for the leader here longer than the budget. Please try again.", 1)
+                refused.headers[SHED_MS_HEADER] = str(max(1, round(over_s * 1000)))
+                raise refused
         shedding = self._shedding
         if shedding is None or shedding[0] != leader:
             return
-        left_s = shedding[1] - asyncio.get_running_loop().time()
+        left_s = shedding[1] - now
         if left_s <= 0:
             self._shedding = None
             return
@@ -475,7 +500,8 @@ class ForwardChannel:
             link = self.link = Link(leader)
             link.task = asyncio.create_task(self._run(link))
         request_id = next(self._ids)
-        pending = Pending(request_id, encode_request(request_id, call), asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        pending = Pending(request_id, encode_request(request_id, call), loop.create_future(), queued_s=loop.time())
         link.queue.append(pending)
         link.wake.set()
         # One timer on the request's own future (ledger.port.within), not

@@ -118,7 +118,8 @@ def render(node, trade_counts: dict[str, int], fast_path_requests: int | None = 
     if channel is not None:
         out.metric("dex_forward_frames_total", "counter", "Frames this node sent on its forward channel to the leader.", [(None, channel.frames_sent)])
         out.metric("dex_forward_requests_total", "counter", "Requests this node forwarded to the leader in those frames.", [(None, channel.requests_sent)])
-        out.metric("dex_forward_shed_total", "counter", "Requests this follower refused 503 -1008 itself, just after the leader shed one of its forwards.", [(None, channel.shed_early)])
+        out.metric("dex_forward_shed_total", "counter", "Requests this follower refused 503 -1008 itself: just after the leader shed one of its forwards, or while its oldest unsent forward had waited past the admission budget.", [(None, channel.shed_early)])
+        out.metric("dex_forward_queue_shed_total", "counter", "Of dex_forward_shed_total, those refused while this follower's oldest unsent forward had waited past the admission budget.", [(None, channel.shed_queued)])
     if fast_path_requests is not None:
         out.metric("dex_fast_path_requests_total", "counter", "Order requests served without FastAPI's layers (dex/api/fastpath.py).", [(None, fast_path_requests)])
     store = s.get("store") or {}

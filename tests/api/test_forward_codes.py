@@ -296,6 +296,59 @@ def test_a_shed_holds_the_followers_requests_back_for_at_least_a_share_of_the_bu
     assert 1 <= int(refused.headers[SHED_MS_HEADER]) <= round(held_s * 1000)
 
 
+def test_while_the_oldest_unsent_forward_has_waited_past_the_budget_the_follower_sheds_new_requests() -> None:
+    """Two frames are in flight unanswered (FRAMES_INFLIGHT_MAX), so a third
+    request waits in the follower's queue. While the oldest such request has
+    waited no longer than the admission budget, new requests are admitted;
+    past it they are refused at once, 503 -1008 with Retry-After and
+    X-DEX-SHED-MS (how far past the budget), before any signature check,
+    and counted; once the queue has drained they are admitted again."""
+    assert ch.FRAMES_INFLIGHT_MAX == 2  # the scenario fills exactly two frames
+    read = [asyncio.Event(), asyncio.Event()]
+    release = asyncio.Event()
+
+    async def slow(ws, conn_key, leader):
+        first = await leader.read_frame(ws, conn_key)
+        read[0].set()
+        second = await leader.read_frame(ws, conn_key)
+        read[1].set()
+        await release.wait()
+        await _answer(ws, conn_key, first, height=None, seq=1)
+        await _answer(ws, conn_key, second, height=None, seq=2)
+        third = await leader.read_frame(ws, conn_key)
+        await _answer(ws, conn_key, third, height=None, seq=3)
+        await ws.wait_closed()
+
+    async def scenario(f):
+        f.queue_wait_max_s = 60.0
+        calls = []
+        for n in range(3):
+            calls.append(asyncio.ensure_future(f.forward("n1", Call("POST", "/api/v1/order", "", str(n).encode(), "k", "1", "s"))))
+            if n < 2:
+                await read[n].wait()
+        while not (f.link is not None and f.link.queue):  # the third is queued: both frames are in flight
+            await asyncio.sleep(0)
+        try:
+            f.admit("n1")  # it has waited a moment: within the budget
+            f.link.queue[0].queued_s -= 120.0  # as if it had waited two minutes
+            with pytest.raises(ApiError) as refused:
+                f.admit("n1")
+            f.admit("n3")  # another leader's requests do not wait in this queue
+            counts = (f.shed_early, f.shed_queued)
+        finally:
+            release.set()  # a failure above must not leave the fake leader waiting
+        answers = await asyncio.gather(*calls)
+        f.admit("n1")  # drained: admitted again
+        return refused.value, counts, answers
+
+    (refused, counts, answers), frames = asyncio.run(against(slow, scenario))
+    assert (refused.status, refused.code, refused.headers["Retry-After"]) == (503, OVERLOADED, "1")
+    assert 59_000 <= int(refused.headers[SHED_MS_HEADER]) <= 61_000
+    assert counts == (1, 1)
+    assert [a.status for a in answers] == [200, 200, 200]
+    assert [len(f) for f in frames] == [1, 1, 1]
+
+
 def test_requests_that_arrive_together_travel_in_one_frame_and_are_answered_by_id() -> None:
     async def ok(ws, conn_key, leader):
         requests = await leader.read_frame(ws, conn_key)
