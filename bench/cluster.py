@@ -140,6 +140,11 @@ INFLIGHT_OPEN_LOOP_MAX = 20_000
 # for a connection, which then shows as the open loop's send lag.
 CLIENT_CONNECTIONS_PER_NODE_MAX = 256
 assert CLIENT_CONNECTIONS_PER_NODE_MAX < CONNECTIONS_PER_ADDRESS_MAX
+# Open loop: requests waiting for a connection, all nodes together, past which
+# a scheduled request is not sent but counted (open_loop_skipped_backlog): a
+# backlog without a bound grew to INFLIGHT_OPEN_LOOP_MAX tasks, whose full
+# collections paused the generator for up to 0.7 s, so it fell further behind.
+CLIENT_BACKLOG_MAX = CLIENT_CONNECTIONS_PER_NODE_MAX * 4
 LOOP_LAG_TICK_S = 0.005  # the client's event-loop lag probe: one wake-up per tick
 STATUS_TIMEOUT_S = 2.0
 TRUNCATE_MARKER = "truncating already-applied log entries"
@@ -306,14 +311,22 @@ class RawPool:
         self.connections_max = connections_max
         self.opened = 0  # connections opened since start (each a connect on both sides)
         self.open = 0  # open now, in use or idle
+        self.waiting = 0  # requests waiting for a connection: the client's own backlog
 
     async def request(self, method: str, target: str, headers, body: bytes) -> tuple[int, bytes, tuple[str | None, str | None], float]:
         """(status, body, (X-DEX-SHED-MS, Retry-After) each None when absent,
         monotonic time the request was written). `headers`: a dict, or a
         callable that returns one, called once a connection is held (a
         signature's timestamp is then not aged by the wait for one)."""
-        async with self.slots:
+        self.waiting += 1
+        try:
+            await self.slots.acquire()
+        finally:
+            self.waiting -= 1
+        try:
             return await self._exchange(self._encode(method, target, headers() if callable(headers) else headers, body))
+        finally:
+            self.slots.release()
 
     def _encode(self, method: str, target: str, headers: dict, body: bytes) -> bytes:
         head = [f"{method} {target} HTTP/1.1\r\nHost: {self.hostport}\r\nContent-Length: {len(body)}\r\n"]
@@ -728,6 +741,8 @@ class Load:
                     break
             if len(tasks) >= INFLIGHT_OPEN_LOOP_MAX:
                 self.counts["open_loop_skipped_inflight_cap"] += 1
+            elif sum(getattr(p, "waiting", 0) for p in self.pools) >= self.spec.get("backlog_max", CLIENT_BACKLOG_MAX):
+                self.counts["open_loop_skipped_backlog"] += 1
             else:
                 for coro in ([self.place(t)] + ([self.cancel(*self.resting.popleft())] if self.over_book() else [])):
                     task = asyncio.ensure_future(coro)
@@ -765,6 +780,7 @@ class Load:
                 else:
                     self.gc_pause_ms.append((time.perf_counter() - gc_started[0]) * 1000)
 
+        gc.freeze()  # the keys, pools and modules: never worth a full collection's walk
         gc.callbacks.append(on_gc)
         probe = asyncio.ensure_future(self.loop_lag_probe())
         try:
@@ -855,6 +871,7 @@ class Workers:
                 start_at=start_at,
                 stop_event=self.stop_event,
                 connections_max=max(1, CLIENT_CONNECTIONS_PER_NODE_MAX // self.n),
+                backlog_max=max(1, CLIENT_BACKLOG_MAX // self.n),
             )
             if spec.get("concurrency"):
                 s["concurrency"] = max(1, spec["concurrency"] // self.n)
@@ -1110,6 +1127,9 @@ def phase_summary(m: dict, duration: float) -> dict:
     }
     if c.get("open_loop_skipped_inflight_cap"):
         out["open_loop_skipped_inflight_cap"] = c["open_loop_skipped_inflight_cap"]
+    if c.get("open_loop_skipped_backlog"):
+        # Scheduled, not sent: the generator's own backlog was full (not the cluster's refusal).
+        out["open_loop_skipped_backlog"] = c["open_loop_skipped_backlog"]
     if m["send_lag_ms"] or c.get("orders_never_written"):
         # The open loop: what was actually sent, and how late. A sent rate
         # under the offered one, or a send lag of more than a few ms, is the

@@ -143,3 +143,25 @@ def test_the_raw_pool_opens_at_most_its_bound_and_queues_the_rest(bench):
     assert accepted_while_held == bound and open_while_held == bound
     assert accepted == bound  # the queued requests reused the kept-alive connections
     assert [a[0] for a in answers] == [200] * requests
+
+
+def test_the_open_loop_skips_a_send_while_the_clients_own_backlog_is_full(bench):
+    """A scheduled order finds as many requests waiting for a connection as
+    the bound allows: it is counted as skipped (the generator's backlog, not
+    the cluster's refusal) and not sent; with room, it is sent."""
+
+    async def run(waiting: int):
+        load = make_load(bench, overload=True, answers=[(503, SHED, (None, "1"))] * 1000)
+        load.spec.update(rate=2000.0, backlog_max=8)
+        load.pools[0].waiting = waiting
+        load.start = time.monotonic()
+        load.end = load.start + 0.02  # ~40 scheduled sends
+        await load.open_loop()
+        return load
+
+    full = asyncio.run(run(waiting=8))
+    assert full.counts["open_loop_skipped_backlog"] > 0
+    assert full.counts.get("orders_sent", 0) == 0 and full.pools[0].requests == 0
+    room = asyncio.run(run(waiting=7))
+    assert room.counts.get("open_loop_skipped_backlog", 0) == 0
+    assert room.counts["orders_sent"] > 0 and room.pools[0].requests == room.counts["orders_sent"]
