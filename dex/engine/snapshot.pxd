@@ -44,7 +44,8 @@ cdef Py_ssize_t _put_order(unsigned char *buf, Py_ssize_t at, Order o) except -1
 cdef void _put_u64(unsigned char *buf, Py_ssize_t at, unsigned long long v) noexcept
 
 # Restore: order records read with C loads from a typed view of the snapshot.
-@cython.locals(book=Book, order=Order, level=Level, side=cython.int, n_orders=Py_ssize_t, levels=dict, acct=Account)
+@cython.locals(book=Book, order=Order, level=Level, side=cython.int, n_orders=Py_ssize_t, levels=dict, acct=Account,
+               read=Py_ssize_t)
 cpdef Py_ssize_t _read_books(const unsigned char[::1] data, Py_ssize_t at, list books, dict accounts,
                               unsigned long long next_order_id, OrderIndex seen) except -1
 

@@ -477,9 +477,10 @@ def _read_books(data, at: int, books: list, accounts: dict, next_order_id: int, 
             level.count += 1
             acct = accounts[order.account]
             order.account = acct.id  # pure Python: one int object per account, not one per order
-            if seen.get(order.id) is not None:
+            read = len(seen)
+            seen.put(order.id, order)  # an id already there keeps its order: the count stays
+            if len(seen) == read:
                 raise SnapshotError(f"order {order.id} listed twice")
-            seen.put(order.id, order)
             acct.open.put(order.id, order)
             if order.cid is not None:
                 acct.cids[order.cid] = order
@@ -545,9 +546,10 @@ def _decode(engine, data):
             at += _ORDER_SIZE + data[at + _ORDER_SIZE - 1]  # read by _read_order: a record cut short is refused there (compiled) or ends past the data (pure)
             if order.account != acct.id:
                 raise SnapshotError(f"finished order {order.id} of account {order.account} listed under account {acct.id}")
-            if seen.get(order.id) is not None:
+            read = len(seen)
+            seen.put(order.id, order)  # an id already there keeps its order: the count stays
+            if len(seen) == read:
                 raise SnapshotError(f"order {order.id} listed twice")
-            seen.put(order.id, order)
             order.account = acct.id  # pure Python: one int object per account
             position = acct.finished_total - fields[-1] + len(acct.finished)
             acct.window_sum = (acct.window_sum + window_term(position, order)) & _MASK256
