@@ -313,13 +313,32 @@ class ChannelServer:
                 task.cancel()
 
     async def _execute(self, ws, state: _Served, requests: list) -> None:
+        sent_early: set[int] = set()
+        early_send: asyncio.Task | None = None
+
+        def early(answers: list) -> None:
+            # Refusals known before any block: answered now, in their own
+            # frame, instead of after the frame's accepted requests commit.
+            nonlocal early_send
+            sent_early.update(i for i, _ in answers)
+            early_send = asyncio.ensure_future(self._send(ws, state, answers))
+
         try:
-            answers = await self.execute(requests)
+            answers = await self.execute(requests, early)
         except Exception as e:  # a bug: answer rather than leave the follower waiting
             log_once(log, f"channel execute {e.__class__.__name__}", "forward channel: %s", e, exc_info=e)
             answers = [(i, Answer(500, {"code": UNKNOWN, "msg": "An unknown error occurred while processing the request."})) for i, _ in requests]
         finally:
             state.executing -= 1  # before the answers go out: the follower may send its next frame once it has them
+        if early_send is not None:
+            await early_send  # its sequence numbers first
+        await self._send(ws, state, [(i, answer) for i, answer in answers if i not in sent_early])
+
+    async def _send(self, ws, state: _Served, answers: list) -> None:
+        """Answer rows [(request id, Answer)] in as few frames as the soft
+        frame size allows."""
+        if not answers:
+            return
         chunks: list[list[bytes]] = [[]]
         size = 0
         for row in encode_answer_rows(answers):
@@ -336,8 +355,10 @@ class ChannelServer:
         except Exception:  # the follower went away: it answers its clients -1007
             pass
 
-    async def execute(self, requests: list[tuple[int, Call]]) -> list[tuple[int, Answer]]:
-        """The answers to a frame's requests, by request id."""
+    async def execute(self, requests: list[tuple[int, Call]], early=None) -> list[tuple[int, Answer]]:
+        """The answers to a frame's requests, by request id. `early([(id,
+        Answer)])` is given those known before any block, when others must
+        wait for theirs (dex.api.execute.execute_many)."""
         node = self.node
         if node.port.leader_id != node.node_id:
             return [(i, not_leader()) for i, _ in requests]
@@ -349,7 +370,13 @@ class ChannelServer:
             except Refused as e:
                 answers[i] = refusal(e)
         if items:
-            for (i, _), answer in zip(items, await execute_many(node, [item for _, item in items])):
+            refused = list(answers.items())  # refused before translation
+
+            def early_items(known: list) -> None:
+                if early is not None:
+                    early(refused + [(items[position][0], answer) for position, answer in known])
+
+            for (i, _), answer in zip(items, await execute_many(node, [item for _, item in items], early_items)):
                 answers[i] = answer
         return [(i, answers[i]) for i, _ in requests]
 

@@ -24,6 +24,8 @@ from it (dex.auth.signed_payload), the same bytes the follower verified.
 
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -111,9 +113,14 @@ async def execute(node, signed, call: Call) -> Answer:
         return failure(e)
 
 
-async def execute_many(node, items: list) -> list[Answer]:
+async def execute_many(node, items: list, early=None) -> list[Answer]:
     """Execute verified requests [(signed, call)] on the leader, their
-    commands queued in the block builder together: their Answers, in order."""
+    commands queued in the block builder together: their Answers, in order.
+    `early([(position, Answer)])`, when given, is called once, before any
+    block is waited for, with the answers already known (refused by
+    translation or by admission), when some are still to come: an overloaded
+    leader's refusals need not wait for the rest of a forwarded frame to
+    commit. The returned list holds every answer, those included."""
     answers: list = [None] * len(items)
     batch = []  # (position, Prepared)
     for i, (signed, call) in enumerate(items):
@@ -126,17 +133,29 @@ async def execute_many(node, items: list) -> list[Answer]:
             answers[i] = prepared
         else:
             batch.append((i, prepared))
+    waiting = []
     if batch:
         waits = node.port.submit_many([(p.commands, p.auth) for _, p in batch])
         for (i, prepared), wait in zip(batch, waits):
-            try:
-                answers[i] = prepared.finish(await wait)
-            except Refused as e:
-                answers[i] = refusal(e)
-            except LEDGER_FAILURES as e:
-                answers[i] = failure(e)
+            if isinstance(wait, asyncio.Future) and wait.done():  # refused at once: no block to wait for
+                answers[i] = await _finish(prepared, wait)
+            else:
+                waiting.append((i, prepared, wait))
+    if early is not None and waiting:
+        early([(i, answer) for i, answer in enumerate(answers) if answer is not None])
+    for i, prepared, wait in waiting:
+        answers[i] = await _finish(prepared, wait)
     assert all(a is not None for a in answers)
     return answers
+
+
+async def _finish(prepared: Prepared, wait) -> Answer:
+    try:
+        return prepared.finish(await wait)
+    except Refused as e:
+        return refusal(e)
+    except LEDGER_FAILURES as e:
+        return failure(e)
 
 
 def prepare(node, signed, call: Call) -> Prepared | Answer:

@@ -287,19 +287,21 @@ class LedgerPort:
         """Replicate several requests [(commands, auth)] at once (a forwarded
         frame: queued in the block builder together, so they share a block
         when they fit): one awaitable per request, giving its Applied or
-        raising what `submit` raises."""
+        raising what `submit` raises. A request refused at once (admission,
+        no quorum) gets a future already done, so the caller can answer it
+        without waiting for the others' blocks."""
         assert requests and self._builder is not None
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in requests]
         if not self._replica.hasQuorum:
-            return [_failed(NoQuorum("the leader has lost its quorum")) for _ in requests]
+            return [_refused_now(loop, NoQuorum("the leader has lost its quorum")) for _ in requests]
 
         def done_for(future):
             return lambda height, block_hash, results, error: loop.call_soon_threadsafe(_settle, future, (height, block_hash, results), error)
 
         errors = self._builder.submit_many([(commands, auth, done_for(f)) for (commands, auth), f in zip(requests, futures)])
         return [
-            self._applied(f, len(commands)) if error is None else _failed(_refusal(error))
+            self._applied(f, len(commands)) if error is None else _refused_now(loop, _refusal(error))
             for (commands, _), f, error in zip(requests, futures, errors)
         ]
 
@@ -434,6 +436,13 @@ def _refusal(error: Exception) -> Exception:
 
 async def _failed(error: Exception):
     raise error
+
+
+def _refused_now(loop, error: Exception) -> asyncio.Future:
+    """An awaitable that raises `error`, already done (`.done()` is True)."""
+    future = loop.create_future()
+    future.set_exception(error)
+    return future
 
 
 async def within(future: asyncio.Future, timeout_s: float):
