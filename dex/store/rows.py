@@ -155,12 +155,6 @@ class BatchRows:
         for row in self.blocks:
             row["written_ms"] = written_ms
 
-    def trade_dicts(self) -> list[dict]:
-        return [dict(zip(TRADE_COLUMNS, t)) for t in self.trades]
-
-    def order_dicts(self) -> list[dict]:
-        return [dict(zip(ORDER_COLUMNS, row)) for row in self.new_orders.values()]
-
     def order_updates(self) -> list[dict]:
         return [
             {"oid": oid, "d": u.filled_delta, "final": u.final, "p": u.price, "q": u.qty, "h": u.height, "t": u.time_ms}

@@ -50,11 +50,12 @@ import os
 import threading
 import time
 from collections import deque
+from decimal import Decimal
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg2.extensions
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -453,16 +454,8 @@ class StoreWriter:
     def _insert(self, conn, batch: BatchRows) -> None:
         if not self.sqlite:
             copy_batch(conn, batch, self.clock)
-            return
-        if batch.trades:
-            conn.execute(insert(TradeRow), batch.trade_dicts())
-        if batch.new_orders:
-            conn.execute(insert(OrderRow), batch.order_dicts())
-        updates = batch.order_updates()
-        if updates:
-            conn.execute(_UPDATE_ORDER, updates)
-        batch.stamp(int(self.clock() * 1000))
-        conn.execute(insert(Block), batch.blocks)
+        else:
+            insert_batch_sqlite(conn, batch, self.clock)
 
     # --------------------------------------------------------------- status
 
@@ -492,6 +485,45 @@ class StoreWriter:
                 if oldest is not None:
                     out["lagS"] = round(max(0.0, self.clock() - oldest.time_ms / 1000), 3)
         return out
+
+
+# -------------------------------------------------------------------- SQLite
+#
+# On SQLite the rows go to the driver's executemany as they are, in column
+# order: SQLAlchemy's insert() turned each row into a dict and ran every value
+# through its type processors, about as much CPU as SQLite's own work for the
+# row and its indexes (bench/store.py, docs/STORE.md). The only column with a
+# processor is an Amount (decimal text on SQLite): the trades' price and qty,
+# converted here as Amount converts them.
+
+def _insert_sql(table: str, columns: tuple) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+_SQLITE_TRADES = _insert_sql("trades", TRADE_COLUMNS)
+_SQLITE_ORDERS = _insert_sql("orders", ORDER_COLUMNS)
+_SQLITE_BLOCK_COLUMNS = ("height", "hash", "parent", "time_ms", "leader", "term", "commands_count", "trades_count",
+                         "state_hash", "written_ms")
+_SQLITE_BLOCKS = _insert_sql("blocks", _SQLITE_BLOCK_COLUMNS)
+_T_PRICE, _T_QTY = TRADE_COLUMNS.index("price"), TRADE_COLUMNS.index("qty")
+assert (_T_PRICE, _T_QTY) == (7, 8)
+assert {c.name for c in TradeRow.__table__.columns} == set(TRADE_COLUMNS)
+assert {c.name for c in OrderRow.__table__.columns} == set(ORDER_COLUMNS)
+assert {c.name for c in Block.__table__.columns} == set(_SQLITE_BLOCK_COLUMNS)
+
+
+def insert_batch_sqlite(conn, batch: BatchRows, clock=time.time) -> None:
+    """The batch's rows into SQLite, in the connection's transaction."""
+    run = conn.exec_driver_sql
+    if batch.trades:
+        run(_SQLITE_TRADES, [t[:7] + (str(Decimal(t[7])), str(Decimal(t[8]))) + t[9:] for t in batch.trades])
+    if batch.new_orders:
+        run(_SQLITE_ORDERS, [tuple(row) for row in batch.new_orders.values()])
+    updates = batch.order_updates()
+    if updates:
+        run(str(_UPDATE_ORDER), updates)  # named parameters (:d, :p, ...), which sqlite3 takes from dicts
+    batch.stamp(int(clock() * 1000))  # last, so written_ms is as close to the commit as it can be
+    run(_SQLITE_BLOCKS, [tuple(b[c] for c in _SQLITE_BLOCK_COLUMNS) for b in batch.blocks])
 
 
 # ---------------------------------------------------------------- PostgreSQL
