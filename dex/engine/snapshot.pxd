@@ -33,7 +33,7 @@ cpdef str state_hash(engine)
 cdef Py_ssize_t _ORDER_SIZE
 cdef int _LIVE
 
-@cython.locals(o=Order, size=Py_ssize_t, i=Py_ssize_t, end=Py_ssize_t, at=Py_ssize_t, buf=bytearray, view=cython.p_uchar)
+@cython.locals(o=Order, size=Py_ssize_t, i=Py_ssize_t, at=Py_ssize_t, buf=bytearray, view=cython.p_uchar)
 cpdef _orders_bytes(orders, Py_ssize_t start, bint live_only)
 
 # The writer stores through a pointer into the buffer _orders_bytes sized
@@ -44,8 +44,10 @@ cdef Py_ssize_t _put_order(unsigned char *buf, Py_ssize_t at, Order o) except -1
 cdef void _put_u64(unsigned char *buf, Py_ssize_t at, unsigned long long v) noexcept
 
 # Restore: order records read with C loads from a typed view of the snapshot.
-@cython.locals(book=Book, order=Order, level=Level, side=cython.int, n_orders=Py_ssize_t, levels=dict, acct=Account,
-               read=Py_ssize_t)
+@cython.locals(read=Py_ssize_t)
+cdef int _claim_id(OrderIndex seen, Order order) except -1
+
+@cython.locals(book=Book, order=Order, level=Level, side=cython.int, n_orders=Py_ssize_t, levels=dict, acct=Account)
 cpdef Py_ssize_t _read_books(const unsigned char[::1] data, Py_ssize_t at, list books, dict accounts,
                               unsigned long long next_order_id, OrderIndex seen) except -1
 

@@ -104,31 +104,19 @@ def _orders_bytes(orders, start: int, live_only: bool):
     # back, and a deque reaches an entry near either end in a step, where
     # iterating from the front walked the whole level (2.6 entries for
     # every one hashed, on the block benchmark).
-    end = len(orders)
+    picked = [orders[i] for i in range(start, len(orders))] if start else orders
     size = 0
-    if start:
-        for i in range(start, end):
-            o = orders[i]
-            if o.status <= _LIVE or not live_only:
-                size += _ORDER_SIZE if o.cid is None else _ORDER_SIZE + len(o.cid)
-    else:
-        for o in orders:
-            if o.status <= _LIVE or not live_only:
-                size += _ORDER_SIZE if o.cid is None else _ORDER_SIZE + len(o.cid)
+    for o in picked:
+        if o.status <= _LIVE or not live_only:
+            size += _ORDER_SIZE if o.cid is None else _ORDER_SIZE + len(o.cid)
     buf = bytearray(size)
     if not size:
         return buf
     view = buf  # compiled, a pointer to its bytes (snapshot.pxd): the stores are plain C stores
     at = 0
-    if start:
-        for i in range(start, end):
-            o = orders[i]
-            if o.status <= _LIVE or not live_only:
-                at = _put_order(view, at, o)
-    else:
-        for o in orders:
-            if o.status <= _LIVE or not live_only:
-                at = _put_order(view, at, o)
+    for o in picked:
+        if o.status <= _LIVE or not live_only:
+            at = _put_order(view, at, o)
     return buf
 
 
@@ -443,6 +431,15 @@ _TWO64 = 2**64
 _INT64_MAX = 2**63 - 1
 
 
+def _claim_id(seen, order: Order) -> None:
+    """Add `order` to `seen`, the orders a restore has read by id; an id
+    already there (its order is kept: put's rule) is refused."""
+    read = len(seen)
+    seen.put(order.id, order)
+    if len(seen) == read:
+        raise SnapshotError(f"order {order.id} listed twice")
+
+
 def _read_books(data, at: int, books: list, accounts: dict, next_order_id: int, seen) -> int:
     """Read each book's live orders into its levels; return the offset after.
     An order of an account the snapshot does not hold (KeyError) is refused,
@@ -477,10 +474,7 @@ def _read_books(data, at: int, books: list, accounts: dict, next_order_id: int, 
             level.count += 1
             acct = accounts[order.account]
             order.account = acct.id  # pure Python: one int object per account, not one per order
-            read = len(seen)
-            seen.put(order.id, order)  # an id already there keeps its order: the count stays
-            if len(seen) == read:
-                raise SnapshotError(f"order {order.id} listed twice")
+            _claim_id(seen, order)
             acct.open.put(order.id, order)
             if order.cid is not None:
                 acct.cids[order.cid] = order
@@ -546,10 +540,7 @@ def _decode(engine, data):
             at += _ORDER_SIZE + data[at + _ORDER_SIZE - 1]  # read by _read_order: a record cut short is refused there (compiled) or ends past the data (pure)
             if order.account != acct.id:
                 raise SnapshotError(f"finished order {order.id} of account {order.account} listed under account {acct.id}")
-            read = len(seen)
-            seen.put(order.id, order)  # an id already there keeps its order: the count stays
-            if len(seen) == read:
-                raise SnapshotError(f"order {order.id} listed twice")
+            _claim_id(seen, order)
             order.account = acct.id  # pure Python: one int object per account
             position = acct.finished_total - fields[-1] + len(acct.finished)
             acct.window_sum = (acct.window_sum + window_term(position, order)) & _MASK256
