@@ -434,10 +434,6 @@ def _refusal(error: Exception) -> Exception:
     return Unrecordable(str(error))
 
 
-async def _failed(error: Exception):
-    raise error
-
-
 def _refused_now(loop, error: Exception) -> asyncio.Future:
     """An awaitable that raises `error`, already done (`.done()` is True)."""
     future = loop.create_future()

@@ -41,6 +41,12 @@ def signed64(value: int) -> int:
     return value if value <= INT64_MAX else value - 2**64
 
 
+def amount_text(value) -> str:
+    """An exact decimal as SQLite stores it: its text (the store writer's
+    rows go to SQLite's driver already in this form)."""
+    return str(Decimal(value))
+
+
 class Amount(TypeDecorator):
     """An exact decimal: NUMERIC(38, 18) on PostgreSQL, decimal text on SQLite."""
 
@@ -55,7 +61,7 @@ class Amount(TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is None or dialect.name != "sqlite":
             return value
-        return str(Decimal(value))
+        return amount_text(value)
 
     def process_result_value(self, value, dialect):
         if value is None:

@@ -50,7 +50,6 @@ import os
 import threading
 import time
 from collections import deque
-from decimal import Decimal
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -60,7 +59,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from dex.store import db
-from dex.store.models import CURSOR_ID, Block, OrderRow, StoreCursor, TradeRow
+from dex.store.models import CURSOR_ID, Block, OrderRow, StoreCursor, TradeRow, amount_text
 from dex.store.rows import O_CID, ORDER_COLUMNS, TRADE_COLUMNS, BatchRows, decode_block
 
 log = logging.getLogger("dex.store")
@@ -487,6 +486,9 @@ class StoreWriter:
         return out
 
 
+# A block's row, in column order (SQLite's INSERT and PostgreSQL's COPY).
+_BLOCK_COLUMNS = ("height", "hash", "parent", "time_ms", "leader", "term", "commands_count", "trades_count", "state_hash", "written_ms")
+
 # -------------------------------------------------------------------- SQLite
 #
 # On SQLite the rows go to the driver's executemany as they are, in column
@@ -494,7 +496,7 @@ class StoreWriter:
 # through its type processors, about as much CPU as SQLite's own work for the
 # row and its indexes (bench/store.py, docs/STORE.md). The only column with a
 # processor is an Amount (decimal text on SQLite): the trades' price and qty,
-# converted here as Amount converts them.
+# converted here by Amount's own conversion (amount_text).
 
 def _insert_sql(table: str, columns: tuple) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
@@ -502,28 +504,26 @@ def _insert_sql(table: str, columns: tuple) -> str:
 
 _SQLITE_TRADES = _insert_sql("trades", TRADE_COLUMNS)
 _SQLITE_ORDERS = _insert_sql("orders", ORDER_COLUMNS)
-_SQLITE_BLOCK_COLUMNS = ("height", "hash", "parent", "time_ms", "leader", "term", "commands_count", "trades_count",
-                         "state_hash", "written_ms")
-_SQLITE_BLOCKS = _insert_sql("blocks", _SQLITE_BLOCK_COLUMNS)
+_SQLITE_BLOCKS = _insert_sql("blocks", _BLOCK_COLUMNS)
 _T_PRICE, _T_QTY = TRADE_COLUMNS.index("price"), TRADE_COLUMNS.index("qty")
 assert (_T_PRICE, _T_QTY) == (7, 8)
 assert {c.name for c in TradeRow.__table__.columns} == set(TRADE_COLUMNS)
 assert {c.name for c in OrderRow.__table__.columns} == set(ORDER_COLUMNS)
-assert {c.name for c in Block.__table__.columns} == set(_SQLITE_BLOCK_COLUMNS)
+assert {c.name for c in Block.__table__.columns} == set(_BLOCK_COLUMNS)
 
 
 def insert_batch_sqlite(conn, batch: BatchRows, clock=time.time) -> None:
     """The batch's rows into SQLite, in the connection's transaction."""
     run = conn.exec_driver_sql
     if batch.trades:
-        run(_SQLITE_TRADES, [t[:7] + (str(Decimal(t[7])), str(Decimal(t[8]))) + t[9:] for t in batch.trades])
+        run(_SQLITE_TRADES, [t[:7] + (amount_text(t[7]), amount_text(t[8])) + t[9:] for t in batch.trades])
     if batch.new_orders:
         run(_SQLITE_ORDERS, [tuple(row) for row in batch.new_orders.values()])
     updates = batch.order_updates()
     if updates:
         run(str(_UPDATE_ORDER), updates)  # named parameters (:d, :p, ...), which sqlite3 takes from dicts
     batch.stamp(int(clock() * 1000))  # last, so written_ms is as close to the commit as it can be
-    run(_SQLITE_BLOCKS, [tuple(b[c] for c in _SQLITE_BLOCK_COLUMNS) for b in batch.blocks])
+    run(_SQLITE_BLOCKS, [tuple(b[c] for c in _BLOCK_COLUMNS) for b in batch.blocks])
 
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -534,7 +534,6 @@ def insert_batch_sqlite(conn, batch: BatchRows, clock=time.time) -> None:
 # same rows (docs/STORE.md). Updates to earlier orders are COPYed into a
 # session temp table and applied by one UPDATE ... FROM.
 
-_BLOCK_COLUMNS = ("height", "hash", "parent", "time_ms", "leader", "term", "commands_count", "trades_count", "state_hash", "written_ms")
 _TOUCH_COLUMNS = ("oid", "d", "final", "p", "q", "h", "t")
 _TOUCH_TABLE = (
     "CREATE TEMP TABLE IF NOT EXISTS store_touch (oid BIGINT, d BIGINT, final VARCHAR(16), p BIGINT, q BIGINT, h BIGINT, t BIGINT) "
