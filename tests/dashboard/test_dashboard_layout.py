@@ -27,11 +27,20 @@ def inside(box: dict, outer: dict) -> bool:
             and box["y"] + box["height"] <= outer["y"] + outer["height"] + EDGE_PX)
 
 
+# An element's box as Playwright's bounding_box() gives it (viewport
+# coordinates), or None when it is not rendered.
+_BOX_JS = """(e) => { const r = e.getBoundingClientRect();
+    return (r.width || r.height) ? {x: r.x, y: r.y, width: r.width, height: r.height} : null; }"""
+
+
 def fully_visible(page, selector: str, container: str) -> None:
     """`selector`'s box lies inside the viewport's width and inside `container`'s
     visible box (a panel that scrolls or hides its overflow clips what lies outside)."""
     expect(page.locator(selector).first).to_be_visible()
-    box = page.locator(selector).first.bounding_box()
+    # Measured in the page in one step: the live tables re-render every few
+    # hundred ms, and bounding_box() could resolve a row that was replaced
+    # before it measured it (None: a flaky failure, not a layout one).
+    box = page.locator(selector).first.evaluate(_BOX_JS)
     assert box is not None and box["width"] > 0, selector
     width = page.viewport_size["width"]
     assert box["x"] >= 0 and box["x"] + box["width"] <= width + EDGE_PX, (selector, box, width)
