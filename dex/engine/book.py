@@ -337,7 +337,7 @@ class Account:
         self.finished_total = 0  # orders with a client id that ever finished
         self.window_sum = 0  # sum of H(position, order) over `finished`, mod 2**256
         self.dirty = False  # changed since its digest was last computed
-        self.digest = 0  # its term in the engine's account sum
+        self.digest = 0  # its term in the engine's account sum: an int (pure build), its 32 big-endian bytes (compiled)
         self.free = [0] * assets_count
         self.locked = [0] * assets_count
         self.open = OrderIndex() if _COMPILED else OrderDict()

@@ -91,20 +91,60 @@ static inline Py_ssize_t dex_put64(unsigned char *buf, Py_ssize_t at, unsigned l
     return at + 8;
 }
 
+/* A non-negative int below 2^256 as 32 big-endian bytes. 0, or -1 with an
+ * exception set (not an int, negative, or 2^256 or more). */
+static inline int dex_u256_bytes(PyObject *v, unsigned char *out)
+{
+    if (!PyLong_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "a 256-bit sum must be an int");
+        return -1;
+    }
+    if (_PyLong_Sign(v) == 0) { /* most window sums (no client order ids) */
+        memset(out, 0, 32);
+        return 0;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    {
+        Py_ssize_t n = PyLong_AsNativeBytes(v, out, 32, Py_ASNATIVEBYTES_BIG_ENDIAN | Py_ASNATIVEBYTES_REJECT_NEGATIVE);
+        if (n < 0)
+            return -1;
+        if (n > 32) {
+            PyErr_SetString(PyExc_OverflowError, "a 256-bit sum is 2^256 or more");
+            return -1;
+        }
+        return 0;
+    }
+#else
+    if (_PyLong_Sign(v) < 0) {
+        PyErr_SetString(PyExc_OverflowError, "a 256-bit sum is negative");
+        return -1;
+    }
+    return _PyLong_AsByteArray((PyLongObject *)v, out, 32, 0, 0);
+#endif
+}
+
+static inline PyObject *dex_u256_int(const unsigned char *md)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyLong_FromUnsignedNativeBytes(md, 32, Py_ASNATIVEBYTES_BIG_ENDIAN);
+#else
+    return _PyLong_FromByteArray(md, 32, 0, 0);
+#endif
+}
+
 /* An account's term in the state hash (dex/engine/snapshot.py,
- * _account_term): int(SHA-256(u64 id, i64 free[n], i64 locked[n], u64
- * finished_total, u32 finished, 32-byte big-endian window)), little-endian
- * fields. `free` and `locked` are lists of `assets` ints; `window` is the
- * window sum's 32 bytes, or None for 0. A new int, or NULL with an exception
- * set where struct.pack would refuse the same fields (a value that is not an
+ * _account_term): SHA-256(u64 id, i64 free[n], i64 locked[n], u64
+ * finished_total, u32 finished, 32-byte big-endian window), little-endian
+ * fields, into md. `free` and `locked` are lists of `assets` ints; `window`
+ * is the window sum, an int below 2^256. 0, or -1 with an exception set
+ * where struct.pack would refuse the same fields (a value that is not an
  * int or is outside its field, lists of another length). Every item is
  * checked to be an int before it is read, so no Python code runs while the
  * lists' items are borrowed. */
-static inline PyObject *dex_account_term(PyObject *id, PyObject *free, PyObject *locked, Py_ssize_t assets,
-                                         long long finished_total, Py_ssize_t finished, PyObject *window)
+static inline int dex_account_md(PyObject *id, PyObject *free, PyObject *locked, Py_ssize_t assets,
+                                 long long finished_total, Py_ssize_t finished, PyObject *window, unsigned char *md)
 {
     unsigned char stack[512];
-    unsigned char md[32];
     Py_ssize_t i, size, at;
     unsigned char *buf = stack;
     PyObject *lists[2] = {free, locked};
@@ -113,26 +153,28 @@ static inline PyObject *dex_account_term(PyObject *id, PyObject *free, PyObject 
 
     if (!PyList_Check(free) || !PyList_Check(locked)) {
         PyErr_SetString(PyExc_TypeError, "an account's balances must be lists");
-        return NULL;
+        return -1;
     }
     if (PyList_GET_SIZE(free) != assets || PyList_GET_SIZE(locked) != assets) {
         PyErr_SetString(PyExc_ValueError, "an account's balances are not one per asset");
-        return NULL;
+        return -1;
     }
     if (!PyLong_Check(id)) {
         PyErr_SetString(PyExc_TypeError, "an account id must be an int");
-        return NULL;
+        return -1;
     }
     id_value = PyLong_AsUnsignedLongLong(id);
     if (id_value == (unsigned long long)-1 && PyErr_Occurred())
-        return NULL;
+        return -1;
     if (finished_total < 0 || finished < 0 || (unsigned long long)finished > 0xFFFFFFFFULL) {
         PyErr_SetString(PyExc_OverflowError, "an account's dedup window counts are out of range");
-        return NULL;
+        return -1;
     }
     size = 8 + 16 * assets + 12 + 32;
-    if (size > (Py_ssize_t)sizeof stack && (buf = PyMem_Malloc((size_t)size)) == NULL)
-        return PyErr_NoMemory();
+    if (size > (Py_ssize_t)sizeof stack && (buf = PyMem_Malloc((size_t)size)) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
     at = 0;
     at = dex_put64(buf, at, id_value);
     for (k = 0; k < 2; k++) {
@@ -153,26 +195,94 @@ static inline PyObject *dex_account_term(PyObject *id, PyObject *free, PyObject 
     for (i = 0; i < 4; i++)
         buf[at + i] = (unsigned char)((unsigned long long)finished >> (8 * i));
     at += 4;
-    if (window == Py_None) {
-        memset(buf + at, 0, 32);
-    } else if (PyBytes_CheckExact(window) && PyBytes_GET_SIZE(window) == 32) {
-        memcpy(buf + at, PyBytes_AS_STRING(window), 32);
-    } else {
-        PyErr_SetString(PyExc_ValueError, "the window sum must be 32 bytes or None");
+    if (dex_u256_bytes(window, buf + at) < 0)
         goto fail;
-    }
     dex_sha256(buf, (size_t)size, md);
     if (buf != stack)
         PyMem_Free(buf);
-#if PY_VERSION_HEX >= 0x030D0000
-    return PyLong_FromUnsignedNativeBytes(md, 32, Py_ASNATIVEBYTES_BIG_ENDIAN);
-#else
-    return _PyLong_FromByteArray(md, 32, 0, 0);
-#endif
+    return 0;
 fail:
     if (buf != stack)
         PyMem_Free(buf);
-    return NULL;
+    return -1;
+}
+
+/* The term as an int: what snapshot._account_term returns. */
+static inline PyObject *dex_account_term(PyObject *id, PyObject *free, PyObject *locked, Py_ssize_t assets,
+                                         long long finished_total, Py_ssize_t finished, PyObject *window)
+{
+    unsigned char md[32];
+    if (dex_account_md(id, free, locked, assets, finished_total, finished, window, md) < 0)
+        return NULL;
+    return dex_u256_int(md);
+}
+
+/* 32-byte big-endian numbers as four u64 limbs, least significant first. */
+static inline void dex_u256_load(const unsigned char *b, unsigned long long *limb)
+{
+    int i, k;
+    for (i = 0; i < 4; i++) {
+        unsigned long long v = 0;
+        for (k = 0; k < 8; k++)
+            v = (v << 8) | b[(3 - i) * 8 + k];
+        limb[i] = v;
+    }
+}
+
+static inline void dex_u256_store(const unsigned long long *limb, unsigned char *b)
+{
+    int i, k;
+    for (i = 0; i < 4; i++) {
+        for (k = 0; k < 8; k++)
+            b[(3 - i) * 8 + k] = (unsigned char)(limb[i] >> (8 * (7 - k)));
+    }
+}
+
+/* The state hash's account sum brought up to date for one changed account
+ * (snapshot.state_hash): sum = (sum - old + term) mod 2^256, in place,
+ * where `sum` is a bytearray of the sum's 32 big-endian bytes, `old` the
+ * account's previous term (its 32 big-endian bytes, or an int: 0 before the
+ * first) and term its term now, computed as dex_account_term does. Returns
+ * the new term's 32 bytes (the account's `digest` in the compiled build:
+ * no int made and read back an account), or NULL with an exception set and
+ * `sum` unchanged. */
+static inline PyObject *dex_account_fold(PyObject *sum, PyObject *old, PyObject *id, PyObject *free, PyObject *locked,
+                                         Py_ssize_t assets, long long finished_total, Py_ssize_t finished, PyObject *window)
+{
+    unsigned char md[32], old_bytes[32];
+    unsigned long long s[4], o[4], t[4];
+    unsigned long long borrow = 0, carry = 0;
+    int i;
+    if (!PyByteArray_CheckExact(sum) || PyByteArray_GET_SIZE(sum) != 32) {
+        PyErr_SetString(PyExc_TypeError, "the account sum must be a bytearray of 32 bytes");
+        return NULL;
+    }
+    if (PyBytes_CheckExact(old) && PyBytes_GET_SIZE(old) == 32)
+        memcpy(old_bytes, PyBytes_AS_STRING(old), 32);
+    else if (dex_u256_bytes(old, old_bytes) < 0)
+        return NULL;
+    if (dex_account_md(id, free, locked, assets, finished_total, finished, window, md) < 0)
+        return NULL;
+    dex_u256_load((const unsigned char *)PyByteArray_AS_STRING(sum), s);
+    dex_u256_load(old_bytes, o);
+    dex_u256_load(md, t);
+    for (i = 0; i < 4; i++) { /* s -= o, a limb at a time: each step's borrow tested on its own */
+        unsigned long long d = s[i] - o[i];
+        unsigned long long b = s[i] < o[i];
+        b += d < borrow;
+        s[i] = d - borrow;
+        borrow = b;
+    }
+    for (i = 0; i < 4; i++) { /* s += t, likewise */
+        unsigned long long a = s[i] + t[i];
+        unsigned long long c = a < t[i];
+        a += carry;
+        c += a < carry;
+        s[i] = a;
+        carry = c;
+    }
+    dex_u256_store(s, (unsigned char *)PyByteArray_AS_STRING(sum));
+    return PyBytes_FromStringAndSize((const char *)md, 32);
 }
 
 /* A running SHA-256 held in a bytearray of sizeof(SHA256_CTX) bytes: a
@@ -310,6 +420,14 @@ static inline PyObject *dex_account_term(PyObject *id, PyObject *free, PyObject 
 {
     (void)id; (void)free; (void)locked; (void)assets; (void)finished_total; (void)finished; (void)window;
     PyErr_SetString(PyExc_RuntimeError, "dex_account_term called in a build without OpenSSL");
+    return NULL;
+}
+
+static inline PyObject *dex_account_fold(PyObject *sum, PyObject *old, PyObject *id, PyObject *free, PyObject *locked,
+                                         Py_ssize_t assets, long long finished_total, Py_ssize_t finished, PyObject *window)
+{
+    (void)sum; (void)old; (void)id; (void)free; (void)locked; (void)assets; (void)finished_total; (void)finished; (void)window;
+    PyErr_SetString(PyExc_RuntimeError, "dex_account_fold called in a build without OpenSSL");
     return NULL;
 }
 #endif

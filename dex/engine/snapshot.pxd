@@ -11,6 +11,8 @@ cdef extern from "dex_sha256.h":
     bint _have_c_sha256 "dex_have_c_sha256"()
     object _c_account_term "dex_account_term"(object id, object free, object locked, Py_ssize_t assets,
                                                long long finished_total, Py_ssize_t finished, object window)
+    object _c_account_fold "dex_account_fold"(object sum, object old, object id, object free, object locked, Py_ssize_t assets,
+                                               long long finished_total, Py_ssize_t finished, object window)
     # A level's running hash (a SHA256_CTX in a bytearray) and a book's digest.
     object _c_ctx_new "dex_sha_ctx_new"(object data)
     int _c_ctx_update "dex_sha_ctx_update"(object ctx, object data) except -1
@@ -28,7 +30,7 @@ cpdef bytes _record(Level level)
 @cython.locals(bids=dict, asks=dict, level=Level)
 cpdef refresh_records(Book book)
 cpdef bytes _book_digest(Book book)
-@cython.locals(acct=Account, fee=Account, book=Book)
+@cython.locals(acct=Account, fee=Account, book=Book, assets=Py_ssize_t, folded=bytearray)
 cpdef str state_hash(engine)
 cdef Py_ssize_t _ORDER_SIZE
 cdef int _LIVE

@@ -295,9 +295,8 @@ def _account_term(acct, balances) -> int:
     """int(SHA-256(u64 id, i64 free[assets], i64 locked[assets], u64
     finished_total, u32 finished, 32-byte big-endian window_sum))."""
     if _C_SHA256:  # compiled with OpenSSL: packed and hashed in C (dex_sha256.h), the same bytes
-        window = acct.window_sum
         return _c_account_term(acct.id, acct.free, acct.locked, (balances.size - 20) // 16, acct.finished_total,  # noqa: F821
-                               len(acct.finished), window.to_bytes(32, "big") if window else None)
+                               len(acct.finished), acct.window_sum)
     raw = balances.pack(acct.id, *acct.free, *acct.locked, acct.finished_total, len(acct.finished))
     return int.from_bytes(_sha256(raw + acct.window_sum.to_bytes(32, "big")).digest(), "big")
 
@@ -311,17 +310,30 @@ def _counters(engine) -> bytes:
 
 def state_hash(engine) -> str:
     """The state hash, recomputing only what changed since the last call."""
-    balances = struct.Struct(f"<Q{2 * len(engine.assets)}qQI")
     total = engine.accounts_sum
     fee = engine.fee_account
     if not fee.dirty:  # fees change with every trade: always recompute
         fee.dirty = True
         engine.dirty_accounts.append(fee)
-    for acct in engine.dirty_accounts:
-        term = _account_term(acct, balances)
-        total = (total - acct.digest + term) & _MASK256
-        acct.digest = term
-        acct.dirty = False
+    if _C_SHA256:
+        # Each changed account's term hashed and folded into the sum in one C
+        # call (dex_sha256.h, dex_account_fold), the sum held as its 32 bytes
+        # for the block: the same arithmetic mod 2^256 without three Python
+        # 256-bit ints an account (with the hash, ~630 ns an account before).
+        assets = len(engine.assets)
+        folded = bytearray(total.to_bytes(32, "big"))
+        for acct in engine.dirty_accounts:
+            acct.digest = _c_account_fold(folded, acct.digest, acct.id, acct.free, acct.locked, assets,  # noqa: F821
+                                          acct.finished_total, len(acct.finished), acct.window_sum)
+            acct.dirty = False
+        total = int.from_bytes(folded, "big")
+    else:
+        balances = struct.Struct(f"<Q{2 * len(engine.assets)}qQI")
+        for acct in engine.dirty_accounts:
+            term = _account_term(acct, balances)
+            total = (total - acct.digest + term) & _MASK256
+            acct.digest = term
+            acct.dirty = False
     engine.dirty_accounts.clear()
     engine.accounts_sum = total
     parts = [_counters(engine)]
