@@ -18,6 +18,12 @@ cdef extern from "dex_sha256.h":
     int _c_ctx_update "dex_sha_ctx_update"(object ctx, object data) except -1
     bytes _c_ctx_digest "dex_sha_ctx_digest"(object ctx)
     bytes _c_book_digest "dex_book_digest"(bytes symbol, object bids, object asks)
+    object _c_sha256_int "dex_sha256_int"(object data)
+
+# An order's term in its account's dedup-window sum: its record written with
+# C stores and hashed by one C call.
+@cython.locals(buf=bytearray, view=cython.p_uchar, cid=str)
+cpdef window_term(unsigned long long position, Order order)
 
 # An account's term in the state hash: packed and hashed by one C call when
 # OpenSSL is linked.

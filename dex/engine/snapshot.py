@@ -201,7 +201,18 @@ _sha256 = hashlib.sha256
 
 
 def window_term(position: int, order: Order) -> int:
-    """An order's term in its account's dedup-window sum."""
+    """An order's term in its account's dedup-window sum: int(SHA-256(u64
+    position + the order's record))."""
+    if _C_SHA256:
+        # Every finished order with a client id pays one or two of these (two
+        # once the window is full); through struct and hashlib (whose
+        # constructor fetches the algorithm from OpenSSL) each cost ~1.4 us.
+        cid = order.cid
+        buf = bytearray(8 + _ORDER_SIZE + (0 if cid is None else len(cid)))
+        view = buf  # compiled, a pointer to its bytes (snapshot.pxd)
+        _put_u64(view, 0, position)
+        _put_order(view, 8, order)
+        return _c_sha256_int(buf)  # noqa: F821
     return int.from_bytes(_sha256(_U64.pack(position) + _order(order)).digest(), "big")
 
 

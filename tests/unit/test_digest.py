@@ -271,3 +271,40 @@ def test_the_compiled_account_sum_folds_as_the_pure_arithmetic_does(total, diges
     pure = engines[0]
     expected = (total - sum(digests) + sum(a.digest for a in pure.accounts.values())) % 2**256
     assert pure.accounts_sum == expected
+
+
+def _orders_of_both_builds(seed: int):
+    """The same order built by each build's engine module."""
+    from dex.engine import engine as pure_engine
+
+    compiled_engine = dex.engine.load_compiled()[0]
+    rng = random.Random(seed)
+    fields = dict(
+        id=rng.choice((1, 2**40, 2**63 - 1)),
+        price=rng.choice((1, 10_500_000, 2**40 - 1)),
+        qty=rng.choice((0, 1, 2**40 - 1)),
+        filled=rng.choice((0, 7, 2**40 - 1)),
+        cid=rng.choice((None, "", "a", "my-client-order-0001", "x" * 36)),
+        time_ms=rng.choice((0, 1_700_000_000_000, 2**62)),
+        status=rng.choice((0, 1, 2, 3, 4)),
+        kind=rng.randrange(256),
+    )
+    account = rng.choice((5, 2**63, 2**64 - 1))
+    out = []
+    for book_module, engine_module in ((pure_book, pure_engine), (_compiled()[0], compiled_engine)):
+        engine = engine_module.Engine(kit.markets())
+        acct = book_module.Account(account, len(engine.assets))
+        out.append(engine_module._order(fields["id"], acct, engine.book_list[0], fields["price"], fields["qty"], fields["filled"],
+                                        fields["cid"], fields["time_ms"], fields["status"], fields["kind"]))
+    return out
+
+
+def test_both_builds_give_an_order_the_same_dedup_window_term():
+    _, _, compiled_snapshot = _compiled()
+    for seed in range(200):
+        pure, compiled = _orders_of_both_builds(seed)
+        position = random.Random(seed).choice((0, 1, 2**32, 2**63 - 1))
+
+        term = pure_snapshot.window_term(position, pure)
+        assert compiled_snapshot.window_term(position, compiled) == term, seed
+        assert term == int.from_bytes(hashlib.sha256(struct.pack("<Q", position) + pure_snapshot._order(pure)).digest(), "big")
