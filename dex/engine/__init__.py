@@ -73,11 +73,12 @@ if IMPLEMENTATION == COMPILED and not digest_module.C_SHA256:
     IMPLEMENTATION_REASON += "; it hashes through hashlib (built without OpenSSL's headers, see setup.py)"
 # dex.ledger.codec's, from the same build as Engine:
 merkle_root = digest_module.merkle_root
+sha256 = digest_module.sha256
 decode_commands = wire_module.decode_commands
 encode_events = wire_module.encode_events
 
 __all__ = [
     "COMPILED", "IMPLEMENTATION", "IMPLEMENTATION_REASON", "PURE", "Engine", "OrderView", "SnapshotError",
     "decode_commands", "digest_module", "encode_events", "engine_module", "implementation_module", "load_compiled",
-    "merkle_root", "wire_module",
+    "merkle_root", "sha256", "wire_module",
 ]

@@ -317,6 +317,19 @@ static inline PyObject *dex_sha256_int(PyObject *data)
     return dex_u256_int(md);
 }
 
+/* SHA-256(data) as 32 bytes: dex.engine.sha256 (digest.py). `data` is
+ * bytes or a bytearray. */
+static inline PyObject *dex_sha256_bytes(PyObject *data)
+{
+    const char *p;
+    Py_ssize_t n;
+    unsigned char md[32];
+    if (dex_sha_data(data, &p, &n) < 0)
+        return NULL;
+    dex_sha256(p, (size_t)n, md);
+    return PyBytes_FromStringAndSize((const char *)md, 32);
+}
+
 static inline SHA256_CTX *dex_sha_ctx(PyObject *ctx)
 {
     if (!PyByteArray_CheckExact(ctx) || PyByteArray_GET_SIZE(ctx) != (Py_ssize_t)sizeof(SHA256_CTX)) {
@@ -416,6 +429,7 @@ static inline PyObject *dex_sha_ctx_new(PyObject *data) { (void)data; return dex
 static inline int dex_sha_ctx_update(PyObject *ctx, PyObject *data) { (void)ctx; (void)data; dex_no_openssl(); return -1; }
 static inline PyObject *dex_sha_ctx_digest(PyObject *ctx) { (void)ctx; return dex_no_openssl(); }
 static inline PyObject *dex_sha256_int(PyObject *data) { (void)data; return dex_no_openssl(); }
+static inline PyObject *dex_sha256_bytes(PyObject *data) { (void)data; return dex_no_openssl(); }
 static inline PyObject *dex_book_digest(PyObject *symbol, PyObject *bids, PyObject *asks)
 {
     (void)symbol; (void)bids; (void)asks;

@@ -43,7 +43,6 @@ after the requests (guard version 2; a version 1 guard decodes with none).
 
 from __future__ import annotations
 
-import hashlib
 import struct
 
 from dex.auth import RECV_WINDOW_MS_MAX
@@ -52,6 +51,7 @@ from collections import deque
 from dex.core.commands import AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder, Withdraw
 from dex.core.events import BalanceChanged, OrderRejected
 from dex.core.reasons import Reason
+from dex.engine import sha256
 
 REQUEST_ID_BYTES = 16
 BLOCK_TIME_SLACK_MS = 30_000  # queueing before a block + leader vs node clock
@@ -76,8 +76,11 @@ DEPOSIT, WITHDRAWAL = 0, 1
 
 
 def request_id(public_key: bytes, payload: bytes) -> bytes:
-    """The name of a signed request (see the module docstring)."""
-    return hashlib.sha256(public_key + payload).digest()[:REQUEST_ID_BYTES]
+    """The name of a signed request (see the module docstring): the first
+    REQUEST_ID_BYTES of SHA-256(public key + payload), through the engine's
+    C SHA-256 where it is built (every node names every request of every
+    block, and the API each request it receives)."""
+    return sha256(public_key + payload)[:REQUEST_ID_BYTES]
 
 
 class Transfer(tuple):
