@@ -105,7 +105,7 @@ static inline int dex_u256_bytes(PyObject *v, unsigned char *out)
     }
 #if PY_VERSION_HEX >= 0x030D0000
     {
-        Py_ssize_t n = PyLong_AsNativeBytes(v, out, 32, Py_ASNATIVEBYTES_BIG_ENDIAN | Py_ASNATIVEBYTES_REJECT_NEGATIVE);
+        Py_ssize_t n = PyLong_AsNativeBytes(v, out, 32, Py_ASNATIVEBYTES_BIG_ENDIAN | Py_ASNATIVEBYTES_UNSIGNED_BUFFER | Py_ASNATIVEBYTES_REJECT_NEGATIVE);
         if (n < 0)
             return -1;
         if (n > 32) {
