@@ -304,30 +304,30 @@ static inline int dex_sha_data(PyObject *data, const char **p, Py_ssize_t *n)
     return 0;
 }
 
-/* int(SHA-256(data)), big-endian: an order's term in its account's
- * dedup-window sum (snapshot.window_term). `data` is bytes or a bytearray. */
-static inline PyObject *dex_sha256_int(PyObject *data)
+/* SHA-256 of bytes or a bytearray into md. 0, or -1 with an exception set. */
+static inline int dex_sha256_of(PyObject *data, unsigned char *md)
 {
     const char *p;
     Py_ssize_t n;
-    unsigned char md[32];
     if (dex_sha_data(data, &p, &n) < 0)
-        return NULL;
+        return -1;
     dex_sha256(p, (size_t)n, md);
-    return dex_u256_int(md);
+    return 0;
 }
 
-/* SHA-256(data) as 32 bytes: dex.engine.sha256 (digest.py). `data` is
- * bytes or a bytearray. */
+/* int(SHA-256(data)), big-endian: an order's term in its account's
+ * dedup-window sum (snapshot.window_term). */
+static inline PyObject *dex_sha256_int(PyObject *data)
+{
+    unsigned char md[32];
+    return dex_sha256_of(data, md) < 0 ? NULL : dex_u256_int(md);
+}
+
+/* SHA-256(data) as 32 bytes: dex.engine.sha256 (digest.py). */
 static inline PyObject *dex_sha256_bytes(PyObject *data)
 {
-    const char *p;
-    Py_ssize_t n;
     unsigned char md[32];
-    if (dex_sha_data(data, &p, &n) < 0)
-        return NULL;
-    dex_sha256(p, (size_t)n, md);
-    return PyBytes_FromStringAndSize((const char *)md, 32);
+    return dex_sha256_of(data, md) < 0 ? NULL : PyBytes_FromStringAndSize((const char *)md, 32);
 }
 
 static inline SHA256_CTX *dex_sha_ctx(PyObject *ctx)
