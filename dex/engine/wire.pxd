@@ -5,11 +5,13 @@
 
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from cpython.unicode cimport PyUnicode_DecodeASCII
+from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_GET_LENGTH, PyUnicode_KIND, PyUnicode_1BYTE_DATA
+from libc.string cimport memcmp
 
 cdef bint _COMPILED
 cdef object _new, PlaceOrder, CancelOrder, Trade, BalanceChanged, OrderAccepted, OrderCancelled, OrderExpired
 cdef dict _SIDE, _TYPE, _TIF, _STP
+cdef tuple _SIDES, _TYPES, _TIFS, _STPS
 cdef int _PLACE_TAG, _CANCEL_TAG, _EV_ACCEPTED, _EV_TRADE, _EV_CANCELLED, _EV_EXPIRED, _EV_BALANCE
 cdef Py_ssize_t _EVENTS_BUFFER_BYTES, _EVENT_BYTES_MAX
 cdef Py_ssize_t _PLACE_SIZE, _CANCEL_SIZE
@@ -20,14 +22,17 @@ cpdef tuple decode_commands(buf, Py_ssize_t at, Py_ssize_t count, Py_ssize_t aut
                no_auth=Py_ssize_t, tag=cython.int)
 cdef tuple _decode_commands_c(const unsigned char[::1] view, Py_ssize_t at, Py_ssize_t count, Py_ssize_t auths)
 
-@cython.locals(flags=cython.int, side=cython.int, otype=cython.int, tif=cython.int)
-cdef tuple _decode_c(const unsigned char[::1] view, Py_ssize_t at, Py_ssize_t end, int tag)
+@cython.locals(flags=cython.int, side=cython.int, otype=cython.int, tif=cython.int, stp=cython.int)
+cdef tuple _decode_c(const unsigned char[::1] view, Py_ssize_t at, Py_ssize_t end, int tag, object last_symbol)
 
 @cython.locals(v=cython.ulonglong, k=cython.int)
 cdef unsigned long long _u64(const unsigned char[::1] view, Py_ssize_t at) noexcept
 
 @cython.locals(n=Py_ssize_t)
-cdef tuple _ascii(const unsigned char[::1] view, Py_ssize_t at, Py_ssize_t end)
+cdef object _ascii(const unsigned char[::1] view, Py_ssize_t at, Py_ssize_t end)
+
+@cython.locals(n=Py_ssize_t)
+cdef object _symbol(const unsigned char[::1] view, Py_ssize_t at, Py_ssize_t end, object last)
 
 # Events: the common ones written with C stores into a stack buffer.
 @cython.locals(names=dict, n=Py_ssize_t, at=Py_ssize_t)

@@ -69,6 +69,21 @@ _TYPE = _members(OrderType)
 _TIF = _members(TimeInForce)
 _STP = _members(SelfTradePrevention)
 
+
+def _by_value(enum) -> tuple:
+    """The members in value order, where the values are 0, 1, 2...: the
+    compiled decoder indexes them (a C read after a bounds check) instead of
+    looking them up."""
+    members = tuple(sorted(enum, key=lambda m: m.value))
+    assert [m.value for m in members] == list(range(len(members))), enum
+    return members
+
+
+_SIDES = _by_value(Side)
+_TYPES = _by_value(OrderType)
+_TIFS = _by_value(TimeInForce)
+_STPS = _by_value(SelfTradePrevention)
+
 _new = tuple.__new__  # a command NamedTuple from its fields in order
 _U16 = struct.Struct("<H")
 
@@ -240,6 +255,7 @@ def _decode_commands_c(view, at: int, count: int, auths: int) -> tuple[list, lis
     if at < 0:  # the view's indexes are not checked below, and a negative one would wrap
         raise CodecError(f"bad proposal: commands at {at}")
     no_auth = NO_AUTH
+    symbol = None  # the last place's or cancel's symbol: the next one's is most often the same
     for _ in range(count):
         start = at
         if at + 2 > end:
@@ -253,9 +269,10 @@ def _decode_commands_c(view, at: int, count: int, auths: int) -> tuple[list, lis
             tag = view[at]
             if tag == _PLACE_TAG or tag == _CANCEL_TAG:
                 try:
-                    cmd, at = _decode_c(view, at, end, tag)
+                    cmd, at = _decode_c(view, at, end, tag, symbol)
                 except (KeyError, UnicodeDecodeError) as e:
                     raise CodecError(f"bad command at {at}: {e!r}") from e
+                symbol = cmd[1]  # PlaceOrder.symbol, CancelOrder.symbol
         if cmd is None:
             cmd, at = decode_command(view, at)
         commands.append(cmd)
@@ -264,10 +281,12 @@ def _decode_commands_c(view, at: int, count: int, auths: int) -> tuple[list, lis
     return commands, indexes, leaves, at
 
 
-def _decode_c(view, at: int, end: int, tag: int):
+def _decode_c(view, at: int, end: int, tag: int, last_symbol):
     """Compiled only: a place or cancel at `at`, read with C loads; the same
     command and offset as decode_command. Bounds are checked here (the
-    compiled module does not check indexes)."""
+    compiled module does not check indexes). `last_symbol` (the previous
+    command's, or None) is reused when the bytes are its: no new string to
+    make, and the engine's market lookup finds its hash already computed."""
     if tag == _PLACE_TAG:
         if at + _PLACE_SIZE > end:
             raise CodecError("bad command: a place cut short")
@@ -279,18 +298,27 @@ def _decode_c(view, at: int, end: int, tag: int):
         price = _u64(view, at + 13)
         qty = _u64(view, at + 21)
         quote_qty = _u64(view, at + 29)
-        symbol, at = _ascii(view, at + _PLACE_SIZE, end)
-        cid, at = _ascii(view, at, end)
+        at += _PLACE_SIZE
+        symbol = _symbol(view, at, end, last_symbol)
+        at += 1 + view[at]
+        cid = _ascii(view, at, end)
+        at += 1 + view[at]
+        stp = flags >> 1
         if symbol is None or flags >> 3:
             raise CodecError("bad place")
-        fields = (account, symbol, _SIDE[side], _TYPE[otype], _TIF[tif], price, qty, quote_qty, bool(flags & 1), _STP[flags >> 1], cid)
+        if side >= len(_SIDES) or otype >= len(_TYPES) or tif >= len(_TIFS) or stp >= len(_STPS):
+            raise KeyError((side, otype, tif, stp))  # as the decoders' lookups would
+        fields = (account, symbol, _SIDES[side], _TYPES[otype], _TIFS[tif], price, qty, quote_qty, bool(flags & 1), _STPS[stp], cid)
         return _new(PlaceOrder, fields), at
     if at + _CANCEL_SIZE > end:
         raise CodecError("bad command: a cancel cut short")
     account = _u64(view, at + 1)
     order_id = _u64(view, at + 9)
-    symbol, at = _ascii(view, at + _CANCEL_SIZE, end)
-    cid, at = _ascii(view, at, end)
+    at += _CANCEL_SIZE
+    symbol = _symbol(view, at, end, last_symbol)
+    at += 1 + view[at]
+    cid = _ascii(view, at, end)
+    at += 1 + view[at]
     return _new(CancelOrder, (account, symbol, order_id, cid)), at
 
 
@@ -303,15 +331,27 @@ def _u64(view, at: int) -> int:
 
 
 def _ascii(view, at: int, end: int):
-    """Compiled only: get_str from a typed view, decoded in place."""
+    """Compiled only: get_str's string from a typed view, decoded in place;
+    the caller steps past it (1 + view[at] bytes, checked here to fit)."""
     if at >= end:
         raise CodecError("bad command: a string cut short")
     n = view[at]
     if n == 0:
-        return None, at + 1
+        return None
     if at + 1 + n > end:
         raise CodecError("string runs past the end")
-    return PyUnicode_DecodeASCII(cython.cast(cython.p_char, cython.address(view[at + 1])), n, cython.NULL), at + 1 + n  # noqa: F821
+    return PyUnicode_DecodeASCII(cython.cast(cython.p_char, cython.address(view[at + 1])), n, cython.NULL)  # noqa: F821
+
+
+def _symbol(view, at: int, end: int, last):
+    """Compiled only: _ascii, returning `last` itself when the bytes are its
+    (an ASCII str's characters are its bytes)."""
+    if last is not None and at < end:
+        n = view[at]
+        if n == PyUnicode_GET_LENGTH(last) and at + 1 + n <= end and PyUnicode_KIND(last) == 1:  # noqa: F821
+            if memcmp(PyUnicode_1BYTE_DATA(last), cython.address(view[at + 1]), n) == 0:  # noqa: F821
+                return last
+    return _ascii(view, at, end)
 
 
 # --------------------------------------------------------------------- results

@@ -144,3 +144,25 @@ def test_an_offset_outside_the_buffer_is_refused_by_both_builds():
             compiled.decode_commands(buf, at, 1, 1)
     for at in (100, 102):  # no command to read: both return nothing, as far as they got
         assert compiled.decode_commands(buf, at, 0, 1) == pure_wire.decode_commands(buf, at, 0, 1) == ([], [], [], at)
+
+
+def test_commands_of_one_symbol_decode_to_one_string_and_equal_fields():
+    # The compiled decoder reuses the previous command's symbol when the
+    # bytes are its; a different symbol between two of them is decoded anew.
+    from dex.core.commands import CancelOrder, PlaceOrder
+    from dex.core.types import Side
+    from dex.engine import decode_commands
+    from dex.engine.wire import NO_AUTH, encode_command
+
+    cmds = [
+        PlaceOrder(account=1, symbol="BTCUSDT", side=Side.BUY, price=10, qty=1),
+        CancelOrder(account=1, symbol="BTCUSDT", order_id=5),
+        PlaceOrder(account=2, symbol="ETHUSDT", side=Side.SELL, price=11, qty=2, client_order_id="BTCUSDT"),
+        PlaceOrder(account=3, symbol="BTCUSD", side=Side.BUY, price=12, qty=3),
+        PlaceOrder(account=3, symbol="BTCUSDT", side=Side.BUY, price=12, qty=3),
+    ]
+    buf = b"".join(NO_AUTH.to_bytes(2, "little") + encode_command(c) for c in cmds)
+    decoded, _, _, at = decode_commands(memoryview(buf), 0, len(cmds), 0)
+    assert at == len(buf)
+    assert list(decoded) == cmds
+    assert [c.symbol for c in decoded] == ["BTCUSDT", "BTCUSDT", "ETHUSDT", "BTCUSD", "BTCUSDT"]
