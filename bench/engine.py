@@ -640,14 +640,14 @@ def proposals(cmds: list, block_orders: int) -> list[bytes]:
     out = []
     for i in range(0, len(cmds), block_orders):
         t = BLOCK_TIME_MS + i // block_orders
+        block = cmds[i : i + block_orders]
         # The signed body a /batchOrders request carries (~200 bytes of JSON
         # an order): it travels in the block, so it is what makes a block big
         # enough to be deflated (dex.ledger.codec.compress_proposal) and what
         # every node inflates.
-        body = json.dumps({"batchOrders": [{k: str(v) for k, v in c._asdict().items()} for c in cmds[i : i + block_orders]]})
+        body = json.dumps({"batchOrders": [{k: str(v) for k, v in c._asdict().items()} for c in block]})
         auth = Auth(public_key=bytes(32), timestamp_ms=t, signature=bytes(64), payload=body.encode())
-        raw = assemble_proposal(leader="n1", term=1, time_ms=t, auths=(auth,),
-                                commands=[(0, encode_command(c)) for c in cmds[i : i + block_orders]])
+        raw = assemble_proposal(leader="n1", term=1, time_ms=t, auths=(auth,), commands=[(0, encode_command(c)) for c in block])
         out.append(compress_proposal(raw))
     return out
 
