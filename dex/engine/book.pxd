@@ -1,10 +1,12 @@
 # Cython declarations that type dex/engine/book.py when it is compiled
 # (an "augmenting .pxd": the .py stays the one source, see docs/ENGINE.md).
 # Quantities are lots (< 2^40), prices ticks (< 2^40): 64-bit integers.
-# Ids, balances and money stay Python ints where a value can pass 2^63
-# (account ids are u64; window sums are 256-bit).
+# Balances (<= 2^62, limits.BALANCE_UNITS_MAX) are int64 arrays. Ids and
+# sums stay Python ints where a value can pass 2^63 (account ids are u64;
+# window sums are 256-bit).
 
 cimport cython
+from cpython.array cimport array
 from libc.stdlib cimport calloc, free
 
 cdef bint _COMPILED
@@ -36,8 +38,10 @@ cdef class OrderIndex:
 
 cdef class Account:
     cdef public object id
-    cdef public list free
-    cdef public list locked
+    # array("q"), one balance per asset, made by __init__ (book.py): read-only
+    # so the engine's C pointers into them always see that type code.
+    cdef readonly array free
+    cdef readonly array locked
     cdef readonly OrderIndex open  # readonly: the engine calls it through C, so it must not become None
     cdef public dict cids
     cdef public object finished

@@ -31,14 +31,17 @@ every record (an engine that is never hashed, a benchmark's, does not grow).
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 
 from dex.core.markets import Market
 
-try:  # OrderIndex uses it; the pure engine never makes one
+try:  # OrderIndex and Account's compiled branch use it; the pure engine runs neither
     import cython
 except ImportError:  # pragma: no cover - Cython is a build dependency
-    cython = None
+    from types import SimpleNamespace
+
+    cython = SimpleNamespace(compiled=False)  # all the pure module reads of it
 
 # Order.kind packs what a finished order needs to describe itself.
 KIND_TYPE_SHIFT = 0  # 1 bit: OrderType
@@ -325,6 +328,15 @@ class Account:
     """Balances per asset index, live orders by id (`open`: an OrderIndex
     compiled, an OrderDict in pure Python), and the dedup window.
 
+    `free` and `locked` hold one balance per asset: lists of ints in pure
+    Python, `array("q")` compiled, where the engine reads and writes them
+    through a C pointer (a fill's eight updates are C adds, not eight new
+    ints). Every balance fits a signed 64-bit integer: an asset's total is at
+    most limits.BALANCE_UNITS_MAX (2^62), and the state hash packs them as
+    i64 in both builds. Compiled, the two fields are read-only (the arrays
+    are made here, with that type code) and nothing outside the engine
+    changes their length.
+
     `cids` maps a client order id to its order while the order is live and,
     after it finishes, until DEDUP_FINISHED_ORDERS_MAX later finished orders
     of this account have pushed it out of `finished`.
@@ -338,8 +350,12 @@ class Account:
         self.window_sum = 0  # sum of H(position, order) over `finished`, mod 2**256
         self.dirty = False  # changed since its digest was last computed
         self.digest = 0  # its term in the engine's account sum: an int (pure build), its 32 big-endian bytes (compiled)
-        self.free = [0] * assets_count
-        self.locked = [0] * assets_count
+        if cython.compiled:  # decided when Cython compiles the module: the pure branch is not compiled
+            self.free = array("q", bytes(8 * assets_count))
+            self.locked = array("q", bytes(8 * assets_count))
+        else:
+            self.free = [0] * assets_count
+            self.locked = [0] * assets_count
         self.open = OrderIndex() if _COMPILED else OrderDict()
         self.cids: dict[str, Order] = {}
         self.finished: deque[Order] = deque()

@@ -135,27 +135,20 @@ static inline PyObject *dex_u256_int(const unsigned char *md)
 /* An account's term in the state hash (dex/engine/snapshot.py,
  * _account_term): SHA-256(u64 id, i64 free[n], i64 locked[n], u64
  * finished_total, u32 finished, 32-byte big-endian window), little-endian
- * fields, into md. `free` and `locked` are lists of `assets` ints; `window`
- * is the window sum, an int below 2^256. 0, or -1 with an exception set
- * where struct.pack would refuse the same fields (a value that is not an
- * int or is outside its field, lists of another length). Every item is
- * checked to be an int before it is read, so no Python code runs while the
- * lists' items are borrowed. */
-static inline int dex_account_md(PyObject *id, PyObject *free, PyObject *locked, Py_ssize_t assets,
+ * fields, into md. `free` and `locked` point at `assets` balances each (the
+ * compiled Account's arrays: the caller checked their length); `window` is
+ * the window sum, an int below 2^256. 0, or -1 with an exception set where
+ * struct.pack would refuse the same fields (an id or window that is not an
+ * int or is outside its field, counts out of range). */
+static inline int dex_account_md(PyObject *id, const long long *free, const long long *locked, Py_ssize_t assets,
                                  long long finished_total, Py_ssize_t finished, PyObject *window, unsigned char *md)
 {
     unsigned char stack[512];
     Py_ssize_t i, size, at;
     unsigned char *buf = stack;
-    PyObject *lists[2] = {free, locked};
     unsigned long long id_value;
-    int k;
 
-    if (!PyList_Check(free) || !PyList_Check(locked)) {
-        PyErr_SetString(PyExc_TypeError, "an account's balances must be lists");
-        return -1;
-    }
-    if (PyList_GET_SIZE(free) != assets || PyList_GET_SIZE(locked) != assets) {
+    if (assets < 0) {
         PyErr_SetString(PyExc_ValueError, "an account's balances are not one per asset");
         return -1;
     }
@@ -177,20 +170,10 @@ static inline int dex_account_md(PyObject *id, PyObject *free, PyObject *locked,
     }
     at = 0;
     at = dex_put64(buf, at, id_value);
-    for (k = 0; k < 2; k++) {
-        for (i = 0; i < assets; i++) {
-            PyObject *item = PyList_GET_ITEM(lists[k], i);
-            long long v;
-            if (!PyLong_Check(item)) {
-                PyErr_SetString(PyExc_TypeError, "a balance must be an int");
-                goto fail;
-            }
-            v = PyLong_AsLongLong(item); /* an int: no Python code runs */
-            if (v == -1 && PyErr_Occurred())
-                goto fail;
-            at = dex_put64(buf, at, (unsigned long long)v);
-        }
-    }
+    for (i = 0; i < assets; i++)
+        at = dex_put64(buf, at, (unsigned long long)free[i]);
+    for (i = 0; i < assets; i++)
+        at = dex_put64(buf, at, (unsigned long long)locked[i]);
     at = dex_put64(buf, at, (unsigned long long)finished_total);
     for (i = 0; i < 4; i++)
         buf[at + i] = (unsigned char)((unsigned long long)finished >> (8 * i));
@@ -208,7 +191,7 @@ fail:
 }
 
 /* The term as an int: what snapshot._account_term returns. */
-static inline PyObject *dex_account_term(PyObject *id, PyObject *free, PyObject *locked, Py_ssize_t assets,
+static inline PyObject *dex_account_term(PyObject *id, const long long *free, const long long *locked, Py_ssize_t assets,
                                          long long finished_total, Py_ssize_t finished, PyObject *window)
 {
     unsigned char md[32];
@@ -246,7 +229,7 @@ static inline void dex_u256_store(const unsigned long long *limb, unsigned char 
  * the new term's 32 bytes (the account's `digest` in the compiled build:
  * no int made and read back an account), or NULL with an exception set and
  * `sum` unchanged. */
-static inline PyObject *dex_account_fold(PyObject *sum, PyObject *old, PyObject *id, PyObject *free, PyObject *locked,
+static inline PyObject *dex_account_fold(PyObject *sum, PyObject *old, PyObject *id, const long long *free, const long long *locked,
                                          Py_ssize_t assets, long long finished_total, Py_ssize_t finished, PyObject *window)
 {
     unsigned char md[32], old_bytes[32];
@@ -443,7 +426,7 @@ static inline int dex_merkle_root(PyObject *leaves, unsigned char *md)
     return -1;
 }
 
-static inline PyObject *dex_account_term(PyObject *id, PyObject *free, PyObject *locked, Py_ssize_t assets,
+static inline PyObject *dex_account_term(PyObject *id, const long long *free, const long long *locked, Py_ssize_t assets,
                                          long long finished_total, Py_ssize_t finished, PyObject *window)
 {
     (void)id; (void)free; (void)locked; (void)assets; (void)finished_total; (void)finished; (void)window;
@@ -451,7 +434,7 @@ static inline PyObject *dex_account_term(PyObject *id, PyObject *free, PyObject 
     return NULL;
 }
 
-static inline PyObject *dex_account_fold(PyObject *sum, PyObject *old, PyObject *id, PyObject *free, PyObject *locked,
+static inline PyObject *dex_account_fold(PyObject *sum, PyObject *old, PyObject *id, const long long *free, const long long *locked,
                                          Py_ssize_t assets, long long finished_total, Py_ssize_t finished, PyObject *window)
 {
     (void)sum; (void)old; (void)id; (void)free; (void)locked; (void)assets; (void)finished_total; (void)finished; (void)window;

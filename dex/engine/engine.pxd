@@ -55,8 +55,10 @@ cdef class Engine:
     cdef public object accounts_sum
     cdef public dict _handlers
 
+    # af/al, tf/ff: C pointers into an account's balance arrays (book.pxd).
     @cython.locals(book=Book, acct=Account, level=Level, order=Order, oid=cython.longlong, kind=cython.int,
-                   side_i=cython.int, otype_i=cython.int, tif_i=cython.int, stp_i=cython.int)
+                   side_i=cython.int, otype_i=cython.int, tif_i=cython.int, stp_i=cython.int,
+                   af=cython.p_longlong, al=cython.p_longlong, amount=cython.longlong)
     cpdef list _place(self, cmd, now)
 
     @cython.locals(book=Book, acct=Account, order=Order, oid=cython.longlong)
@@ -68,10 +70,12 @@ cdef class Engine:
     @cython.locals(acct=Account)
     cpdef _touch(self, acct)
 
-    @cython.locals(book=Book, level=Level, maker=Order, acct=Account, qty=cython.longlong)
+    @cython.locals(book=Book, level=Level, maker=Order, acct=Account, qty=cython.longlong,
+                   af=cython.p_longlong, al=cython.p_longlong, amount=cython.longlong)
     cpdef _stp_cancel(self, book, level, maker, acct, list events)
 
-    @cython.locals(order=Order, book=Book, acct=Account, qty=cython.longlong)
+    @cython.locals(order=Order, book=Book, acct=Account, qty=cython.longlong,
+                   af=cython.p_longlong, al=cython.p_longlong, amount=cython.longlong)
     cpdef _cancel_order(self, order, acct, reason, list events)
 
     @cython.locals(acct=Account, order=Order, book=Book)
@@ -82,7 +86,7 @@ cdef class Engine:
 
     @cython.locals(book=Book, acct=Account, oid=cython.longlong, limit=cython.longlong, qty=cython.longlong,
                    budget=cython.longlong, nu=cython.longlong, lu=cython.longlong, mbps=cython.longlong,
-                   tbps=cython.longlong, b=cython.Py_ssize_t, q=cython.Py_ssize_t, tf=list, ff=list, dirty=list,
+                   tbps=cython.longlong, b=cython.Py_ssize_t, q=cython.Py_ssize_t, tf=cython.p_longlong, ff=cython.p_longlong, dirty=list,
                    by_quote=cython.bint, remaining=cython.longlong, trades=cython.longlong,
                    trades_max=cython.longlong, filled=cython.longlong, tid=cython.longlong, best=cython.longlong,
                    level=Level, unit_cost=cython.longlong, maker=Order, mq=cython.longlong, mk=Account,
@@ -93,7 +97,7 @@ cdef class Engine:
 
     @cython.locals(book=Book, acct=Account, oid=cython.longlong, limit=cython.longlong, qty=cython.longlong,
                    nu=cython.longlong, lu=cython.longlong, mbps=cython.longlong,
-                   tbps=cython.longlong, b=cython.Py_ssize_t, q=cython.Py_ssize_t, tf=list, ff=list, dirty=list,
+                   tbps=cython.longlong, b=cython.Py_ssize_t, q=cython.Py_ssize_t, tf=cython.p_longlong, ff=cython.p_longlong, dirty=list,
                    remaining=cython.longlong, trades=cython.longlong,
                    trades_max=cython.longlong, filled=cython.longlong, tid=cython.longlong, best=cython.longlong,
                    level=Level, unit_cost=cython.longlong, maker=Order, mq=cython.longlong, mk=Account,
@@ -103,7 +107,8 @@ cdef class Engine:
     cpdef tuple _take_sell(self, book, acct, oid, limit, qty, stp, list events, order)
 
 
-@cython.locals(book=Book, acct=Account, order=Order, level=Level, qty=cython.longlong)
+@cython.locals(book=Book, acct=Account, order=Order, level=Level, qty=cython.longlong, price=cython.longlong,
+               cost=cython.longlong, amount=cython.longlong, af=cython.p_longlong, al=cython.p_longlong)
 cpdef _rest(book, acct, order)
 
 @cython.locals(book=Book, order=Order, level=Level, i=cython.Py_ssize_t)

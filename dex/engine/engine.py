@@ -287,11 +287,21 @@ class Engine:
                 reason = Reason.MAX_NUM_ORDERS
             elif tif_i == GTC_I and book.order_count >= BOOK_MAX:
                 reason = Reason.BOOK_FULL
-            elif side_i == BUY_I:
-                if acct.free[book.quote] < cost:
+            else:
+                # The account's balances: compiled, C pointers into its
+                # arrays (book.Account), so the checks and the lock below are
+                # C arithmetic; in pure Python, its lists.
+                if cython.compiled:
+                    af = acct.free.data.as_longlongs
+                    al = acct.locked.data.as_longlongs
+                else:
+                    af = acct.free
+                    al = acct.locked
+                if side_i == BUY_I:
+                    if af[book.quote] < cost:
+                        reason = Reason.INSUFFICIENT_BALANCE
+                elif af[book.base] < qty * book.lot_units:
                     reason = Reason.INSUFFICIENT_BALANCE
-            elif acct.free[book.base] < qty * book.lot_units:
-                reason = Reason.INSUFFICIENT_BALANCE
         if reason is not None:
             return [_new(OrderRejected, (account_id, symbol, cid, 0, reason))]
 
@@ -312,18 +322,20 @@ class Engine:
                     acct.cids[cid] = order
                     _finish(acct, order)
                 return events
-            # Rest it (inlined _rest).
+            # Rest it (inlined _rest). `amount` is at most the free balance
+            # just checked: it fits 64 bits.
             if side_i == BUY_I:
-                acct.free[book.quote] -= cost
-                acct.locked[book.quote] += cost
+                amount = cost
+                af[book.quote] -= amount
+                al[book.quote] += amount
                 levels = book.bids
                 level = levels.get(price)
                 if level is None:
                     level = _add_level(book, levels, book.bid_prices, book.bid_records, price, price)
             else:
                 amount = qty * book.lot_units
-                acct.free[book.base] -= amount
-                acct.locked[book.base] += amount
+                af[book.base] -= amount
+                al[book.base] += amount
                 levels = book.asks
                 level = levels.get(price)
                 if level is None:
@@ -359,7 +371,7 @@ class Engine:
             order = _order(oid, acct, book, price, qty, 0, cid, now, NEW, kind)
             acct.cids[cid] = order
         if side_i == BUY_I:
-            remaining, stop = self._take_buy(book, acct, oid, price, qty, acct.free[book.quote], stp_i, events, order)
+            remaining, stop = self._take_buy(book, acct, oid, price, qty, af[book.quote], stp_i, events, order)
         else:
             remaining, stop = self._take_sell(book, acct, oid, price, qty, stp_i, events, order)
         if remaining == 0:
@@ -492,10 +504,14 @@ class Engine:
         tbps = book.taker_bps
         b = book.base
         q = book.quote
-        tf = acct.free
+        if cython.compiled:  # C pointers into the balance arrays (book.Account)
+            tf = acct.free.data.as_longlongs
+            ff = self.fee_account.free.data.as_longlongs
+        else:
+            tf = acct.free
+            ff = self.fee_account.free
         acct_id = acct.id
         accounts = self.accounts
-        ff = self.fee_account.free
         dirty = self.dirty_accounts
         symbol = book.symbol
         by_quote = qty == 0
@@ -578,8 +594,12 @@ class Engine:
                 budget -= notional
                 tf[q] -= notional
                 tf[b] += base_amt - tfee
-                mk.locked[b] -= base_amt
-                mk.free[q] += notional - mfee
+                if cython.compiled:
+                    mk.locked.data.as_longlongs[b] -= base_amt
+                    mk.free.data.as_longlongs[q] += notional - mfee
+                else:
+                    mk.locked[b] -= base_amt
+                    mk.free[q] += notional - mfee
                 ff[b] += tfee
                 ff[q] += mfee
                 events.append(_new(Trade, (tid, symbol, best, fill, BUY, maker.id, oid, mk.id, acct.id, mfee, tfee)))
@@ -632,10 +652,14 @@ class Engine:
         tbps = book.taker_bps
         b = book.base
         q = book.quote
-        tf = acct.free
+        if cython.compiled:  # C pointers into the balance arrays (book.Account)
+            tf = acct.free.data.as_longlongs
+            ff = self.fee_account.free.data.as_longlongs
+        else:
+            tf = acct.free
+            ff = self.fee_account.free
         acct_id = acct.id
         accounts = self.accounts
-        ff = self.fee_account.free
         dirty = self.dirty_accounts
         symbol = book.symbol
         remaining = qty
@@ -690,8 +714,12 @@ class Engine:
                     tfee = notional * tbps // BPS
                 tf[b] -= base_amt
                 tf[q] += notional - tfee
-                mk.locked[q] -= notional
-                mk.free[b] += base_amt - mfee
+                if cython.compiled:
+                    mk.locked.data.as_longlongs[q] -= notional
+                    mk.free.data.as_longlongs[b] += base_amt - mfee
+                else:
+                    mk.locked[q] -= notional
+                    mk.free[b] += base_amt - mfee
                 ff[b] += mfee
                 ff[q] += tfee
                 events.append(_new(Trade, (tid, symbol, best, fill, SELL, maker.id, oid, mk.id, acct.id, mfee, tfee)))
@@ -762,14 +790,20 @@ class Engine:
         order of `acct` (the taker's own), in the middle of matching: the
         caller's loop removes the level if it empties."""
         qty = maker.qty
+        if cython.compiled:
+            af = acct.free.data.as_longlongs
+            al = acct.locked.data.as_longlongs
+        else:
+            af = acct.free
+            al = acct.locked
         if (maker.kind >> 6) == BUY:
-            amount = maker.price * qty * book.notional_units
-            acct.locked[book.quote] -= amount
-            acct.free[book.quote] += amount
+            amount = maker.price * qty * book.notional_units  # what it locked: it fits 64 bits
+            al[book.quote] -= amount
+            af[book.quote] += amount
         else:
             amount = qty * book.lot_units
-            acct.locked[book.base] -= amount
-            acct.free[book.base] += amount
+            al[book.base] -= amount
+            af[book.base] += amount
         level.orders.popleft()
         level.total -= qty
         level.count -= 1
@@ -786,13 +820,21 @@ class Engine:
         qty = order.qty
         self._touch(acct)
         book.digest = None
+        if cython.compiled:
+            af = acct.free.data.as_longlongs
+            al = acct.locked.data.as_longlongs
+        else:
+            af = acct.free
+            al = acct.locked
         if (order.kind >> 6) == BUY:
-            acct.locked[book.quote] -= order.price * qty * book.notional_units
-            acct.free[book.quote] += order.price * qty * book.notional_units
+            amount = order.price * qty * book.notional_units  # what it locked: it fits 64 bits
+            al[book.quote] -= amount
+            af[book.quote] += amount
             levels = book.bids
         else:
-            acct.locked[book.base] -= qty * book.lot_units
-            acct.free[book.base] += qty * book.lot_units
+            amount = qty * book.lot_units
+            al[book.base] -= amount
+            af[book.base] += amount
             levels = book.asks
         order.status = CANCELED
         _unqueue(book, levels, order)
@@ -1078,18 +1120,24 @@ def _rest(book: Book, acct: Account, order: Order) -> None:
     """Queue a live order at the back of its level and lock what it reserves."""
     price = order.price
     qty = order.qty
+    if cython.compiled:
+        af = acct.free.data.as_longlongs
+        al = acct.locked.data.as_longlongs
+    else:
+        af = acct.free
+        al = acct.locked
     if (order.kind >> 6) == BUY:
-        cost = price * qty * book.notional_units
-        acct.free[book.quote] -= cost
-        acct.locked[book.quote] += cost
+        cost = price * qty * book.notional_units  # checked against the free balance: it fits 64 bits
+        af[book.quote] -= cost
+        al[book.quote] += cost
         levels = book.bids
         level = levels.get(price)
         if level is None:
             level = _add_level(book, levels, book.bid_prices, book.bid_records, price, price)
     else:
         amount = qty * book.lot_units
-        acct.free[book.base] -= amount
-        acct.locked[book.base] += amount
+        af[book.base] -= amount
+        al[book.base] += amount
         levels = book.asks
         level = levels.get(price)
         if level is None:

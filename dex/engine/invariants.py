@@ -52,8 +52,8 @@ def check(engine) -> None:
     for account_id, acct in engine.accounts.items():
         assert acct.id == account_id
         assert acct.open.ids() == sorted(live_ids[account_id]), f"account {account_id}: open orders disagree with books"
-        assert acct.locked == expected_locked[account_id], (
-            f"account {account_id}: locked {acct.locked} != reserved {expected_locked[account_id]}"
+        assert list(acct.locked) == expected_locked[account_id], (  # a list, or an array compiled
+            f"account {account_id}: locked {list(acct.locked)} != reserved {expected_locked[account_id]}"
         )
         for i in range(n_assets):
             assert acct.free[i] >= 0, f"account {account_id}: negative free {engine.assets[i]}"

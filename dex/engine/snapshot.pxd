@@ -9,9 +9,11 @@ cdef bint _COMPILED, _C_SHA256
 
 cdef extern from "dex_sha256.h":
     bint _have_c_sha256 "dex_have_c_sha256"()
-    object _c_account_term "dex_account_term"(object id, object free, object locked, Py_ssize_t assets,
+    # free/locked: pointers into the account's balance arrays (book.pxd).
+    object _c_account_term "dex_account_term"(object id, const long long *free, const long long *locked, Py_ssize_t assets,
                                                long long finished_total, Py_ssize_t finished, object window)
-    object _c_account_fold "dex_account_fold"(object sum, object old, object id, object free, object locked, Py_ssize_t assets,
+    object _c_account_fold "dex_account_fold"(object sum, object old, object id, const long long *free,
+                                               const long long *locked, Py_ssize_t assets,
                                                long long finished_total, Py_ssize_t finished, object window)
     # A level's running hash (a SHA256_CTX in a bytearray) and a book's digest.
     object _c_ctx_new "dex_sha_ctx_new"(object data)
@@ -27,7 +29,9 @@ cpdef window_term(unsigned long long position, Order order)
 
 # An account's term in the state hash: packed and hashed by one C call when
 # OpenSSL is linked.
+@cython.locals(assets=Py_ssize_t)
 cpdef _account_term(Account acct, balances)
+cdef _check_balances(Account acct, Py_ssize_t assets)
 
 # The state hash's upkeep reads levels, books and accounts through their C
 # fields, not by attribute lookups on untyped objects.

@@ -306,10 +306,20 @@ def _account_term(acct, balances) -> int:
     """int(SHA-256(u64 id, i64 free[assets], i64 locked[assets], u64
     finished_total, u32 finished, 32-byte big-endian window_sum))."""
     if _C_SHA256:  # compiled with OpenSSL: packed and hashed in C (dex_sha256.h), the same bytes
-        return _c_account_term(acct.id, acct.free, acct.locked, (balances.size - 20) // 16, acct.finished_total,  # noqa: F821
-                               len(acct.finished), acct.window_sum)
+        assets = (balances.size - 20) // 16
+        _check_balances(acct, assets)
+        return _c_account_term(acct.id, acct.free.data.as_longlongs, acct.locked.data.as_longlongs, assets,  # noqa: F821
+                               acct.finished_total, len(acct.finished), acct.window_sum)
     raw = balances.pack(acct.id, *acct.free, *acct.locked, acct.finished_total, len(acct.finished))
     return int.from_bytes(_sha256(raw + acct.window_sum.to_bytes(32, "big")).digest(), "big")
+
+
+def _check_balances(acct, assets: int) -> None:
+    """Compiled: the C code reads `assets` balances through pointers into the
+    account's arrays, so their length is checked first (struct.pack refuses
+    other lengths in the pure build)."""
+    if len(acct.free) != assets or len(acct.locked) != assets:
+        raise ValueError(f"account {acct.id}: its balances are not one per asset")
 
 
 def _counters(engine) -> bytes:
@@ -334,8 +344,10 @@ def state_hash(engine) -> str:
         assets = len(engine.assets)
         folded = bytearray(total.to_bytes(32, "big"))
         for acct in engine.dirty_accounts:
-            acct.digest = _c_account_fold(folded, acct.digest, acct.id, acct.free, acct.locked, assets,  # noqa: F821
-                                          acct.finished_total, len(acct.finished), acct.window_sum)
+            _check_balances(acct, assets)
+            acct.digest = _c_account_fold(folded, acct.digest, acct.id, acct.free.data.as_longlongs,  # noqa: F821
+                                          acct.locked.data.as_longlongs, assets, acct.finished_total,
+                                          len(acct.finished), acct.window_sum)
             acct.dirty = False
         total = int.from_bytes(folded, "big")
     else:
@@ -551,8 +563,9 @@ def _decode(engine, data):
         fields = balances.unpack_from(data, at)
         at += balances.size
         acct = Account(fields[0], n_assets)
-        acct.free = list(fields[1 : 1 + n_assets])
-        acct.locked = list(fields[1 + n_assets : 1 + 2 * n_assets])
+        for i in range(n_assets):  # into its lists (pure) or arrays (compiled): book.Account
+            acct.free[i] = fields[1 + i]
+            acct.locked[i] = fields[1 + n_assets + i]
         acct.finished_total = fields[-2]
         engine.accounts[acct.id] = acct
         pending_finished.append((acct, fields[-1]))
