@@ -31,6 +31,9 @@ def _orders(book_module) -> list:
             (None, -(2**63), LIVE),
             ("client-order-0001", 2**63 - 1, 0),
             ("", 5, FINISHED),  # never made by the engine: an empty id is None; still one byte of length
+            # Past the engine's 36: a snapshot's length byte allows 255.
+            ("L" * 255, 9, LIVE),
+            ("M" * 200, 10, 0),
         ]
     ):
         owner = big_account if i % 2 else account
