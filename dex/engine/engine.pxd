@@ -36,6 +36,7 @@ cdef object NEW, PARTIALLY_FILLED, FILLED, CANCELED, EXPIRED
 cdef long long BPS
 cdef object _NO_LIMIT, APPENDED, RECORD_NONE, pack_kind, kind_stp, kind_post_only, kind_tif, kind_type
 cdef dict _SIDE_CODE, _TYPE_CODE, _TIF_CODE, _STP_CODE
+cdef object Side, OrderType, TimeInForce, SelfTradePrevention
 cdef int BUY_I, SELL_I, LIMIT_I, GTC_I, IOC_I, FOK_I, LIVE_MAX_I
 from .book cimport Account, Book, Level, Order
 

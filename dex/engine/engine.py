@@ -231,10 +231,13 @@ class Engine:
         # for the checks below (see _SIDE_CODE).
         if _COMPILED:
             account_id, symbol, side, otype, tif, price, qty, quote_qty, post_only, stp, cid = cython.cast(tuple, cmd)
-            side_i = _SIDE_CODE.get(side, -1)
-            otype_i = _TYPE_CODE.get(otype, -1)
-            tif_i = _TIF_CODE.get(tif, -1)
-            stp_i = _STP_CODE.get(stp, -1)
+            # An exact member (what the decoder and the API put in a command)
+            # is its own code: a type check and a C conversion, not a dict
+            # lookup (four a place); anything else as the dicts decide.
+            side_i = side if type(side) is Side else _SIDE_CODE.get(side, -1)
+            otype_i = otype if type(otype) is OrderType else _TYPE_CODE.get(otype, -1)
+            tif_i = tif if type(tif) is TimeInForce else _TIF_CODE.get(tif, -1)
+            stp_i = stp if type(stp) is SelfTradePrevention else _STP_CODE.get(stp, -1)
         else:  # the objects themselves: the pure engine compares them as fast
             account_id, symbol, side, otype, tif, price, qty, quote_qty, post_only, stp, cid = cmd
             side_i = side

@@ -619,3 +619,25 @@ def test_the_engine_unpacks_a_place_order_in_its_field_order() -> None:
 
     assert PlaceOrder._fields == ("account", "symbol", "side", "type", "tif", "price", "qty", "quote_qty", "post_only", "stp", "client_order_id")
     assert CancelOrder._fields == ("account", "symbol", "order_id", "client_order_id")
+
+
+@pytest.mark.parametrize("plain", [int, bool], ids=["int", "bool"])
+def test_enum_fields_given_as_plain_values_equal_to_members_act_as_the_members(plain):
+    """The compiled `_place` reads an exact member's code directly and asks
+    the code dicts about anything else; the pure engine compares values. An
+    int equal to a member (1 or True for SELL) must act as that member in
+    both, and leave the same state."""
+    from dex.core.types import OrderType, SelfTradePrevention, TimeInForce
+
+    def place(ex, side, otype, tif, stp):
+        return ex.apply(limit_order(ALICE, side, P, Q, type=otype, tif=tif, stp=stp))
+
+    members = (SELL, OrderType.LIMIT, TimeInForce.GTC, SelfTradePrevention.EXPIRE_MAKER)
+    plains = tuple(plain(int(m)) for m in members)  # each member is 0 or 1: a bool can equal it
+    with_members, with_plains = kit.funded_exchange(), kit.funded_exchange()
+    a = place(with_members, *members)
+    b = place(with_plains, *plains)
+
+    assert kit.kinds(a) == kit.kinds(b) == ["OrderAccepted"]
+    assert [tuple(e) for e in a] == [tuple(e) for e in b]  # equal fields (the plain values compare equal to members)
+    assert with_members.state_hash() == with_plains.state_hash()
