@@ -20,11 +20,12 @@ cdef bint _COMPILED
 cdef object PlaceOrder, valid_client_order_id
 
 # An event made in C (engine.py, `_new`): allocated as its class and filled.
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_INCREF, Py_REFCNT
 from cpython.tuple cimport PyTuple_SET_ITEM
 cdef extern from "Python.h":
     object PyType_GenericAlloc(type cls, Py_ssize_t nitems)
     void PyObject_GC_UnTrack(object op)
+    void Py_SET_TYPE(object op, type cls)
 cdef bint _FAST_NEW
 cdef object _tuple_new
 @cython.locals(n=Py_ssize_t, i=Py_ssize_t)

@@ -97,6 +97,15 @@ def _new(cls, values):
     Pure Python, `_new` is tuple.__new__ itself (rebound below)."""
     if not _FAST_NEW:
         return _tuple_new(cls, values)
+    if Py_REFCNT(values) == 1 and type(values) is tuple:  # noqa: F821 - compiled only (engine.pxd)
+        # The caller's tuple literal, which nothing else holds: it becomes the
+        # event, its class set in place (the same layout, checked at import),
+        # so no second object is allocated, filled and the first freed. The
+        # caller's reference is dropped after the call, ours is the event's.
+        Py_INCREF(cls)  # noqa: F821 - an instance holds a reference to its heap type
+        Py_SET_TYPE(values, cls)  # noqa: F821
+        PyObject_GC_UnTrack(values)  # noqa: F821 - as below
+        return values
     n = len(values)
     event = PyType_GenericAlloc(cls, n)  # noqa: F821 - compiled only (engine.pxd)
     for i in range(n):
@@ -130,6 +139,7 @@ _FAST_NEW = (
     and sys.version_info < (3, 14)
     and all(
         c.__basicsize__ == tuple.__basicsize__ and c.__itemsize__ == tuple.__itemsize__ and not c.__dictoffset__
+        and not c.__weakrefoffset__
         for c in (OrderAccepted, OrderRejected, OrderDuplicate, Trade, OrderCancelled, OrderExpired, OrderAmended, BalanceChanged)
     )
 )
