@@ -221,6 +221,21 @@ def test_ioc_at_the_account_bound_of_open_orders_is_not_limited(ex, monkeypatch,
     assert kit.kinds(events) == ["OrderAccepted", "Trade"]
 
 
+def test_a_bound_changed_after_the_engine_read_it_is_the_one_checked(ex, monkeypatch, engine_impl):
+    # The compiled engine caches a module global's lookup against the module
+    # dict's version on CPython 3.12 and 3.13 (setup.py): a bound swapped
+    # after a place has read it must be seen by the next place, and its
+    # restore by the one after.
+    ex.buy(ALICE, price=P - 2, qty=Q)
+    monkeypatch.setattr(engine_impl, "BOOK_MAX", 1)
+
+    events = ex.buy(BOB, price=P - 1, qty=Q)
+
+    assert kit.rejection(events) == Reason.BOOK_FULL
+    monkeypatch.undo()
+    assert kit.kinds(ex.buy(BOB, price=P - 1, qty=Q)) == ["OrderAccepted"]
+
+
 def test_gtc_into_a_full_book_is_rejected_and_changes_nothing(ex, monkeypatch, engine_impl):
     # Five million live orders take too long to place: shrink the engine's bound.
     monkeypatch.setattr(engine_impl, "BOOK_MAX", 3)
