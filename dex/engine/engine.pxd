@@ -88,7 +88,8 @@ cdef class Engine:
 
     @cython.locals(book=Book, acct=Account, oid=cython.longlong, limit=cython.longlong, qty=cython.longlong,
                    budget=cython.longlong, nu=cython.longlong, lu=cython.longlong, mbps=cython.longlong,
-                   tbps=cython.longlong, b=cython.Py_ssize_t, q=cython.Py_ssize_t, tf=cython.p_longlong, ff=cython.p_longlong, dirty=list,
+                   tbps=cython.longlong, b=cython.Py_ssize_t, q=cython.Py_ssize_t, tf=cython.p_longlong, ff=cython.p_longlong,
+                   mkl=cython.p_longlong, mkf=cython.p_longlong, dirty=list,
                    by_quote=cython.bint, remaining=cython.longlong, trades=cython.longlong,
                    trades_max=cython.longlong, filled=cython.longlong, tid=cython.longlong, best=cython.longlong,
                    level=Level, unit_cost=cython.longlong, maker=Order, mq=cython.longlong, mk=Account,
@@ -99,7 +100,8 @@ cdef class Engine:
 
     @cython.locals(book=Book, acct=Account, oid=cython.longlong, limit=cython.longlong, qty=cython.longlong,
                    nu=cython.longlong, lu=cython.longlong, mbps=cython.longlong,
-                   tbps=cython.longlong, b=cython.Py_ssize_t, q=cython.Py_ssize_t, tf=cython.p_longlong, ff=cython.p_longlong, dirty=list,
+                   tbps=cython.longlong, b=cython.Py_ssize_t, q=cython.Py_ssize_t, tf=cython.p_longlong, ff=cython.p_longlong,
+                   mkl=cython.p_longlong, mkf=cython.p_longlong, dirty=list,
                    remaining=cython.longlong, trades=cython.longlong,
                    trades_max=cython.longlong, filled=cython.longlong, tid=cython.longlong, best=cython.longlong,
                    level=Level, unit_cost=cython.longlong, maker=Order, mq=cython.longlong, mk=Account,

@@ -303,13 +303,10 @@ class Engine:
             else:
                 # The account's balances: compiled, C pointers into its
                 # arrays (book.Account), so the checks and the lock below are
-                # C arithmetic; in pure Python, its lists.
-                if cython.compiled:
-                    af = acct.free.data.as_longlongs
-                    al = acct.locked.data.as_longlongs
-                else:
-                    af = acct.free
-                    al = acct.locked
+                # C arithmetic; in pure Python, its lists. Cython decides
+                # `cython.compiled` when it compiles: the other arm is dropped.
+                af = acct.free.data.as_longlongs if cython.compiled else acct.free
+                al = acct.locked.data.as_longlongs if cython.compiled else acct.locked
                 if side_i == BUY_I:
                     if af[book.quote] < cost:
                         reason = Reason.INSUFFICIENT_BALANCE
@@ -517,12 +514,8 @@ class Engine:
         tbps = book.taker_bps
         b = book.base
         q = book.quote
-        if cython.compiled:  # C pointers into the balance arrays (book.Account)
-            tf = acct.free.data.as_longlongs
-            ff = self.fee_account.free.data.as_longlongs
-        else:
-            tf = acct.free
-            ff = self.fee_account.free
+        tf = acct.free.data.as_longlongs if cython.compiled else acct.free  # see _place
+        ff = self.fee_account.free.data.as_longlongs if cython.compiled else self.fee_account.free
         acct_id = acct.id
         accounts = self.accounts
         dirty = self.dirty_accounts
@@ -607,12 +600,10 @@ class Engine:
                 budget -= notional
                 tf[q] -= notional
                 tf[b] += base_amt - tfee
-                if cython.compiled:
-                    mk.locked.data.as_longlongs[b] -= base_amt
-                    mk.free.data.as_longlongs[q] += notional - mfee
-                else:
-                    mk.locked[b] -= base_amt
-                    mk.free[q] += notional - mfee
+                mkl = mk.locked.data.as_longlongs if cython.compiled else mk.locked  # as tf
+                mkf = mk.free.data.as_longlongs if cython.compiled else mk.free
+                mkl[b] -= base_amt
+                mkf[q] += notional - mfee
                 ff[b] += tfee
                 ff[q] += mfee
                 events.append(_new(Trade, (tid, symbol, best, fill, BUY, maker.id, oid, mk.id, acct.id, mfee, tfee)))
@@ -665,12 +656,8 @@ class Engine:
         tbps = book.taker_bps
         b = book.base
         q = book.quote
-        if cython.compiled:  # C pointers into the balance arrays (book.Account)
-            tf = acct.free.data.as_longlongs
-            ff = self.fee_account.free.data.as_longlongs
-        else:
-            tf = acct.free
-            ff = self.fee_account.free
+        tf = acct.free.data.as_longlongs if cython.compiled else acct.free  # see _place
+        ff = self.fee_account.free.data.as_longlongs if cython.compiled else self.fee_account.free
         acct_id = acct.id
         accounts = self.accounts
         dirty = self.dirty_accounts
@@ -727,12 +714,10 @@ class Engine:
                     tfee = notional * tbps // BPS
                 tf[b] -= base_amt
                 tf[q] += notional - tfee
-                if cython.compiled:
-                    mk.locked.data.as_longlongs[q] -= notional
-                    mk.free.data.as_longlongs[b] += base_amt - mfee
-                else:
-                    mk.locked[q] -= notional
-                    mk.free[b] += base_amt - mfee
+                mkl = mk.locked.data.as_longlongs if cython.compiled else mk.locked  # as tf
+                mkf = mk.free.data.as_longlongs if cython.compiled else mk.free
+                mkl[q] -= notional
+                mkf[b] += base_amt - mfee
                 ff[b] += mfee
                 ff[q] += tfee
                 events.append(_new(Trade, (tid, symbol, best, fill, SELL, maker.id, oid, mk.id, acct.id, mfee, tfee)))
@@ -803,12 +788,8 @@ class Engine:
         order of `acct` (the taker's own), in the middle of matching: the
         caller's loop removes the level if it empties."""
         qty = maker.qty
-        if cython.compiled:
-            af = acct.free.data.as_longlongs
-            al = acct.locked.data.as_longlongs
-        else:
-            af = acct.free
-            al = acct.locked
+        af = acct.free.data.as_longlongs if cython.compiled else acct.free  # see _place
+        al = acct.locked.data.as_longlongs if cython.compiled else acct.locked
         if (maker.kind >> 6) == BUY:
             amount = maker.price * qty * book.notional_units  # what it locked: it fits 64 bits
             al[book.quote] -= amount
@@ -833,12 +814,8 @@ class Engine:
         qty = order.qty
         self._touch(acct)
         book.digest = None
-        if cython.compiled:
-            af = acct.free.data.as_longlongs
-            al = acct.locked.data.as_longlongs
-        else:
-            af = acct.free
-            al = acct.locked
+        af = acct.free.data.as_longlongs if cython.compiled else acct.free  # see _place
+        al = acct.locked.data.as_longlongs if cython.compiled else acct.locked
         if (order.kind >> 6) == BUY:
             amount = order.price * qty * book.notional_units  # what it locked: it fits 64 bits
             al[book.quote] -= amount
@@ -1133,12 +1110,8 @@ def _rest(book: Book, acct: Account, order: Order) -> None:
     """Queue a live order at the back of its level and lock what it reserves."""
     price = order.price
     qty = order.qty
-    if cython.compiled:
-        af = acct.free.data.as_longlongs
-        al = acct.locked.data.as_longlongs
-    else:
-        af = acct.free
-        al = acct.locked
+    af = acct.free.data.as_longlongs if cython.compiled else acct.free  # see Engine._place
+    al = acct.locked.data.as_longlongs if cython.compiled else acct.locked
     if (order.kind >> 6) == BUY:
         cost = price * qty * book.notional_units  # checked against the free balance: it fits 64 bits
         af[book.quote] -= cost
