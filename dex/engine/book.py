@@ -350,12 +350,9 @@ class Account:
         self.window_sum = 0  # sum of H(position, order) over `finished`, mod 2**256
         self.dirty = False  # changed since its digest was last computed
         self.digest = 0  # its term in the engine's account sum: an int (pure build), its 32 big-endian bytes (compiled)
-        if cython.compiled:  # decided when Cython compiles the module: the pure branch is not compiled
-            self.free = array("q", bytes(8 * assets_count))
-            self.locked = array("q", bytes(8 * assets_count))
-        else:
-            self.free = [0] * assets_count
-            self.locked = [0] * assets_count
+        # `cython.compiled` is decided when Cython compiles the module: the other arm is dropped.
+        self.free = array("q", bytes(8 * assets_count)) if cython.compiled else [0] * assets_count
+        self.locked = array("q", bytes(8 * assets_count)) if cython.compiled else [0] * assets_count
         self.open = OrderIndex() if _COMPILED else OrderDict()
         self.cids: dict[str, Order] = {}
         self.finished: deque[Order] = deque()
