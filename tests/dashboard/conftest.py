@@ -57,11 +57,19 @@ def browser():
 
 
 class Console:
-    """Every console error and uncaught exception of a page."""
+    """Every console error and uncaught exception of a page.
+
+    A 503 is the API asking to be asked again (Retry-After), and the page
+    does (web/src/js/conn.js): Chromium still logs each one as "Failed to
+    load resource". Such a line is an error only when no later request to the
+    same URL succeeded, i.e. the retry never made it; either way the
+    refusal's body is kept, so a failure says which refusal it was."""
 
     def __init__(self) -> None:
         self.errors: list[str] = []
         self.allowed: list[re.Pattern] = []
+        self.answers: list[list] = []  # [url, status, a 5xx's body] of every response, in order
+        self.refused: list[str] = []  # URLs a console line says answered 503
 
     def allow(self, pattern: str) -> None:
         """Expect errors matching `pattern` from here on (e.g. a killed node's refused connections)."""
@@ -71,9 +79,39 @@ class Console:
         if message.type == "error":
             self.add(f"console: {message.text} ({message.location.get('url', '')})")
 
+    def on_response(self, response) -> None:
+        # Recorded before the body is read: reading it lets Playwright
+        # dispatch later responses meanwhile, which must come after this one.
+        entry = [response.url, response.status, ""]
+        self.answers.append(entry)
+        if response.status >= 500:
+            try:
+                entry[2] = f"{response.text()[:300]} (Retry-After: {response.headers.get('retry-after')})"
+            except Exception as e:  # the page went away first
+                entry[2] = f"(body unreadable: {type(e).__name__})"
+
     def add(self, text: str) -> None:
-        if not any(p.search(text) for p in self.allowed):
+        if any(p.search(text) for p in self.allowed):
+            return
+        retried = UNAVAILABLE.search(text)
+        if retried:
+            self.refused.append(retried.group(1))
+        else:
             self.errors.append(text)
+
+    def unanswered(self) -> list[str]:
+        """Every 503 with no later success at its URL, with the refusals' bodies."""
+        out = []
+        for url in dict.fromkeys(self.refused):
+            last = max((i for i, (u, status, _) in enumerate(self.answers) if u == url and status == 503), default=-1)
+            if not any(u == url and status < 400 for u, status, _ in self.answers[last + 1 :]):
+                bodies = [body for u, status, body in self.answers if u == url and status == 503]
+                out.append(f"503 at {url}, never retried with success: {bodies}")
+        return out
+
+
+# Chromium's line for a 503 answer: "... status of 503 (Service Unavailable) (URL)".
+UNAVAILABLE = re.compile(r"Failed to load resource: the server responded with a status of 503 \(Service Unavailable\) \((\S+)\)")
 
 
 @pytest.fixture
@@ -87,12 +125,14 @@ def page(browser, console: Console) -> Iterator:
     p = context.new_page()
     p.on("console", console.on_console)
     p.on("pageerror", lambda e: console.add(f"uncaught: {e}"))
+    p.on("response", console.on_response)
     p.set_default_timeout(30_000)
     try:
         yield p
     finally:
         context.close()
-    assert not console.errors, "the page logged errors:\n" + "\n".join(console.errors)
+    errors = console.errors + console.unanswered()
+    assert not errors, "the page logged errors:\n" + "\n".join(errors)
 
 
 @pytest.fixture
