@@ -52,10 +52,12 @@ requests that reach it for that long itself (at most the cluster's
 their signatures or sends them; the first request after that goes through and
 probes the leader again. A refusal by the leader's count bound (a big batch
 among many queued commands) carries no X-DEX-SHED-MS and holds nothing back.
-And while the oldest request in this follower's queue, not yet sent, has waited
-longer than `admission_delay_ms` (two frames await answers, which the leader
-sends once a frame's accepted requests have committed), new requests are refused
-the same way: the leader's admission bounds the wait in its builder, not here.
+And while two frames await answers (which the leader sends once a frame's
+accepted requests have committed) and the oldest request in this follower's
+queue, not yet sent, has waited longer than `admission_delay_ms`, new requests
+are refused the same way: the leader's admission bounds the wait in its
+builder, not here. With room for a frame, an old request waited for this
+process (a stall, a channel connecting), not the leader: nothing is refused.
 """
 
 from __future__ import annotations
@@ -458,12 +460,18 @@ class ForwardChannel:
         before a request's signature is verified."""
         now = asyncio.get_running_loop().time()
         link = self.link
-        if link is not None and link.queue and link.leader == leader and not link.closed:
+        if link is not None and link.queue and len(link.frame_left) >= FRAMES_INFLIGHT_MAX and link.leader == leader and not link.closed:
             # The leader's admission bounds the wait in its block builder's
             # queue; this bounds the wait in ours, before the leader has seen
             # the request. Its sojourn time (the oldest unsent request's wait)
             # is what a request admitted now would wait at least: frames
             # leave only as the leader answers earlier ones (FRAMES_INFLIGHT_MAX).
+            # Only while both frames await answers: with room for a frame the
+            # queue goes out on the loop's next turn, and an old request in
+            # it waited for this process (a stall, a channel still
+            # connecting), not for the leader. On an idle cluster a stall
+            # of this process on a busy machine had refused a dashboard's
+            # order (CI, a follower's page; the page's retry placed it).
             over_s = now - link.queue[0].queued_s - self.queue_wait_max_s
             if over_s > 0:
                 self.shed_early += 1

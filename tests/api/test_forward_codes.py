@@ -349,6 +349,32 @@ def test_while_the_oldest_unsent_forward_has_waited_past_the_budget_the_follower
     assert [len(f) for f in frames] == [1, 1, 1]
 
 
+def test_an_old_unsent_forward_with_room_for_a_frame_sheds_nothing() -> None:
+    """A request that waited long in the queue while no frame awaits an
+    answer (here: the channel is still connecting) waited for this process,
+    not for the leader; it goes out as soon as the loop turns, so new
+    requests are admitted. (On a busy CI machine a follower descheduled for
+    a moment had refused a dashboard's order on an idle cluster.)"""
+
+    async def ok(ws, conn_key, leader):
+        requests = await leader.read_frame(ws, conn_key)
+        await _answer(ws, conn_key, requests, height=None)
+        await ws.wait_closed()
+
+    async def scenario(f):
+        call = asyncio.ensure_future(f.forward("n1", CALL))
+        while not (f.link is not None and f.link.queue):
+            await asyncio.sleep(0)
+        assert not f.link.frame_left  # connecting: nothing sent yet
+        f.link.queue[0].queued_s -= 120.0  # as if it had waited two minutes
+        f.admit("n1")
+        return await call, (f.shed_early, f.shed_queued)
+
+    (answer, counts), frames = asyncio.run(against(ok, scenario))
+    assert answer.status == 200 and counts == (0, 0)
+    assert [len(f) for f in frames] == [1]
+
+
 def test_requests_that_arrive_together_travel_in_one_frame_and_are_answered_by_id() -> None:
     async def ok(ws, conn_key, leader):
         requests = await leader.read_frame(ws, conn_key)
