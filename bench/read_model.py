@@ -1,0 +1,99 @@
+"""What a node's order history (dex/api/history.py) costs a block: every
+node feeds it every event of every block it applies.
+
+The events are those of bench/engine.py's block-apply workload (its
+commands in blocks of `--block-orders`, applied by the engine the process
+runs); `History.on_block` is then timed over all of them, in CPU time, with
+the garbage collector set as a node sets it (dex.node.tune_gc: start-up's
+objects frozen, full collections rare). A fresh History each run.
+
+    .venv/bin/python bench/read_model.py                  # 200,000 orders, 5 runs
+    .venv/bin/python bench/read_model.py --orders 20000 --runs 1 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import engine as engine_bench  # noqa: E402 (bench/engine.py, beside this script; it puts the repo first on sys.path)
+
+from dex.api.history import History  # noqa: E402
+from dex.core.markets import load_markets  # noqa: E402
+from dex.engine import IMPLEMENTATION  # noqa: E402
+from dex.ledger.codec import GENESIS_PARENT, decode_proposal  # noqa: E402
+from dex.ledger.replay import ReplayGuard  # noqa: E402
+from dex.ledger.state import apply_proposal  # noqa: E402
+from dex.node import tune_gc  # noqa: E402
+from machine import describe  # noqa: E402
+
+
+def applied_blocks(config, args) -> tuple[list, int]:
+    """[(header, block hash, proposal, results)] of the workload, and its events."""
+    market = config.market(args.market)
+    funding = engine_bench.deposits(config, market, engine_bench.ACCOUNTS)
+    w = engine_bench.generate(config, args.market, args.orders, args.seed, funding, None)
+    engine = engine_bench.fresh_engine(config, funding)
+    guard = ReplayGuard()
+    parent, parent_hash, out, events = None, GENESIS_PARENT, [], 0
+    for data in engine_bench.proposals(w.cmds, args.block_orders):
+        proposal, leaves = decode_proposal(data)
+        parent, _, results = apply_proposal(engine, guard, parent, parent_hash, proposal, leaves)
+        parent_hash = parent.hash
+        out.append((parent, parent_hash, proposal, results))
+        events += sum(len(r) for r in results)
+    return out, events
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--orders", type=int, default=200_000)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--block-orders", type=int, default=100)
+    p.add_argument("--market", default="BTCUSDT")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--config", default=str(HERE.parent / "configs" / "markets.toml"))
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    if args.orders < 1 or args.runs < 1 or not 1 <= args.block_orders <= 4096:
+        p.error("--orders, --runs and --block-orders must be positive (--block-orders at most 4096)")
+    config = load_markets(args.config)
+    blocks, events = applied_blocks(config, args)
+    tune_gc()
+    runs = []
+    for _ in range(args.runs):
+        history = History(config)
+        gc.collect()
+        c0 = time.thread_time()
+        for header, block_hash, proposal, results in blocks:
+            history.on_block(header, block_hash, proposal, results)
+        runs.append((time.thread_time() - c0) * 1e6 / args.orders)
+        del history
+    result = {
+        "orders": args.orders,
+        "blocks": len(blocks),
+        "events_per_order": round(events / args.orders, 3),
+        "engine": IMPLEMENTATION,
+        "history_us_per_order": round(statistics.median(runs), 3),
+        "history_us_per_order_runs": [round(r, 3) for r in runs],
+        "machine": describe(),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        m = result["machine"]
+        print(f"machine: {m['cpu']}, nproc {m['nproc']}, {m['python']}")
+        print(f"{args.orders:,} orders in {len(blocks):,} blocks, {result['events_per_order']} events an order ({IMPLEMENTATION} engine)")
+        print(f"History.on_block: {result['history_us_per_order']} us of CPU an order (median of {args.runs}: {result['history_us_per_order_runs']})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
