@@ -25,7 +25,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import engine as engine_bench  # noqa: E402 (bench/engine.py, beside this script; it puts the repo first on sys.path)
 
+from contextlib import contextmanager  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
 from dex.api.history import History  # noqa: E402
+from dex.api.streams.hub import Hub  # noqa: E402
+from dex.ledger.port import LedgerView  # noqa: E402
 from dex.core.markets import load_markets  # noqa: E402
 from dex.engine import IMPLEMENTATION  # noqa: E402
 from dex.ledger.codec import GENESIS_PARENT, decode_proposal  # noqa: E402
@@ -35,21 +40,62 @@ from dex.node import tune_gc  # noqa: E402
 from machine import describe  # noqa: E402
 
 
-def applied_blocks(config, args) -> tuple[list, int]:
-    """[(header, block hash, proposal, results)] of the workload, and its events."""
-    market = config.market(args.market)
-    funding = engine_bench.deposits(config, market, engine_bench.ACCOUNTS)
-    w = engine_bench.generate(config, args.market, args.orders, args.seed, funding, None)
+def applied_blocks(config, funding, proposals: list[bytes], on_block=None) -> tuple[list, int, float]:
+    """Apply the proposals to a fresh engine: [(header, block hash, proposal,
+    results)], the events, and the CPU seconds `on_block(engine, height,
+    *block)` took after each block."""
     engine = engine_bench.fresh_engine(config, funding)
     guard = ReplayGuard()
-    parent, parent_hash, out, events = None, GENESIS_PARENT, [], 0
-    for data in engine_bench.proposals(w.cmds, args.block_orders):
+    parent, parent_hash, out, events, spent = None, GENESIS_PARENT, [], 0, 0.0
+    for data in proposals:
         proposal, leaves = decode_proposal(data)
         parent, _, results = apply_proposal(engine, guard, parent, parent_hash, proposal, leaves)
         parent_hash = parent.hash
-        out.append((parent, parent_hash, proposal, results))
+        block = (parent, parent_hash, proposal, results)
+        out.append(block)
         events += sum(len(r) for r in results)
-    return out, events
+        if on_block is not None:
+            c0 = time.thread_time()
+            on_block(engine, parent.height, *block)
+            spent += time.thread_time() - c0
+    return out, events, spent
+
+
+class StreamsNode:
+    """What the hub reads of a node: its config, a port whose view() reads
+    the engine as a LedgerView, its History; no event loop (no connections)."""
+
+    def __init__(self, config, engine_ref: list) -> None:
+        self.cfg = SimpleNamespace(markets=config, stream_queue_max=4096)
+        self.history = History(config)
+        self.loop = None
+        self.node_id = "n1"
+        self.port = self
+        self._engine_ref = engine_ref  # [engine, height], set before each call
+
+    @contextmanager
+    def view(self):
+        engine, height = self._engine_ref
+        yield LedgerView(engine, height)
+
+
+def hub_run(config, funding, proposals: list[bytes]) -> float:
+    """CPU seconds of Hub.on_block over the workload (attached at height 0)."""
+    state: list = [None, 0]
+    node = StreamsNode(config, state)
+    hub = Hub(node)
+    attached = []
+
+    def feed(engine, height, header, block_hash, proposal, results):
+        state[0], state[1] = engine, height
+        if not attached:
+            state[1] = height - 1
+            hub.attach()  # indexes the book after the first block, as of the block before: the first block is then fed
+            attached.append(True)
+            state[1] = height
+        hub.on_block(header, block_hash, proposal, results)
+
+    return applied_blocks(config, funding, proposals, feed)[2]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,8 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.orders < 1 or args.runs < 1 or not 1 <= args.block_orders <= 4096:
         p.error("--orders, --runs and --block-orders must be positive (--block-orders at most 4096)")
     config = load_markets(args.config)
-    blocks, events = applied_blocks(config, args)
+    funding = engine_bench.deposits(config, config.market(args.market), engine_bench.ACCOUNTS)
+    w = engine_bench.generate(config, args.market, args.orders, args.seed, funding, None)
+    proposals = engine_bench.proposals(w.cmds, args.block_orders)
+    blocks, events, _ = applied_blocks(config, funding, proposals)
     tune_gc()
+    hub_runs = [hub_run(config, funding, proposals) * 1e6 / args.orders for _ in range(args.runs)]
     runs = []
     for _ in range(args.runs):
         history = History(config)
@@ -83,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         "engine": IMPLEMENTATION,
         "history_us_per_order": round(statistics.median(runs), 3),
         "history_us_per_order_runs": [round(r, 3) for r in runs],
+        "hub_us_per_order": round(statistics.median(hub_runs), 3),
+        "hub_us_per_order_runs": [round(r, 3) for r in hub_runs],
         "machine": describe(),
     }
     if args.json:
@@ -92,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"machine: {m['cpu']}, nproc {m['nproc']}, {m['python']}")
         print(f"{args.orders:,} orders in {len(blocks):,} blocks, {result['events_per_order']} events an order ({IMPLEMENTATION} engine)")
         print(f"History.on_block: {result['history_us_per_order']} us of CPU an order (median of {args.runs}: {result['history_us_per_order_runs']})")
+        print(f"Hub.on_block:     {result['hub_us_per_order']} us of CPU an order (median of {args.runs}: {result['hub_us_per_order_runs']})")
     return 0
 
 

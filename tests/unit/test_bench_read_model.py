@@ -1,5 +1,6 @@
-"""bench/read_model.py feeds a node's History the block benchmark's events
-and reports its CPU an order (a figure, not checked for speed)."""
+"""bench/read_model.py feeds a node's History and stream hub the block
+benchmark's events and reports their CPU an order (figures, not checked for
+speed)."""
 
 from __future__ import annotations
 
@@ -19,3 +20,4 @@ def test_the_read_model_benchmark_runs_and_reports_per_order_cost() -> None:
     assert out["orders"] == 3000 and out["blocks"] == 30
     assert out["events_per_order"] > 1  # every order is accepted, some trade or are cancelled
     assert len(out["history_us_per_order_runs"]) == 2 and out["history_us_per_order"] > 0
+    assert len(out["hub_us_per_order_runs"]) == 2 and out["hub_us_per_order"] > 0
