@@ -40,11 +40,13 @@ from dex.node import tune_gc  # noqa: E402
 from machine import describe  # noqa: E402
 
 
-def applied_blocks(config, funding, proposals: list[bytes], on_block=None) -> tuple[list, int, float]:
-    """Apply the proposals to a fresh engine: [(header, block hash, proposal,
-    results)], the events, and the CPU seconds `on_block(engine, height,
-    *block)` took after each block."""
+def applied_blocks(config, funding, proposals: list[bytes], on_block=None, on_start=None) -> tuple[list, int, float]:
+    """Apply the proposals to a fresh engine (given to `on_start` first):
+    [(header, block hash, proposal, results)], the events, and the CPU
+    seconds `on_block(engine, height, *block)` took after each block."""
     engine = engine_bench.fresh_engine(config, funding)
+    if on_start is not None:
+        on_start(engine)
     guard = ReplayGuard()
     parent, parent_hash, out, events, spent = None, GENESIS_PARENT, [], 0, 0.0
     for data in proposals:
@@ -82,20 +84,17 @@ class StreamsNode:
 def hub_run(config, funding, proposals: list[bytes]) -> float:
     """CPU seconds of Hub.on_block over the workload (attached at height 0)."""
     state: list = [None, 0]
-    node = StreamsNode(config, state)
-    hub = Hub(node)
-    attached = []
+    hub = Hub(StreamsNode(config, state))
+
+    def start(engine):
+        state[0] = engine
+        hub.attach()  # the funded book (empty) at height 0, as a node attaches at start-up
 
     def feed(engine, height, header, block_hash, proposal, results):
-        state[0], state[1] = engine, height
-        if not attached:
-            state[1] = height - 1
-            hub.attach()  # indexes the book after the first block, as of the block before: the first block is then fed
-            attached.append(True)
-            state[1] = height
+        state[1] = height
         hub.on_block(header, block_hash, proposal, results)
 
-    return applied_blocks(config, funding, proposals, feed)[2]
+    return applied_blocks(config, funding, proposals, feed, start)[2]
 
 
 def main(argv: list[str] | None = None) -> int:
