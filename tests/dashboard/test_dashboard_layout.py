@@ -27,21 +27,24 @@ def inside(box: dict, outer: dict) -> bool:
             and box["y"] + box["height"] <= outer["y"] + outer["height"] + EDGE_PX)
 
 
-# An element's box as Playwright's bounding_box() gives it (viewport
-# coordinates), or None when it is not rendered.
-_BOX_JS = """(e) => { const r = e.getBoundingClientRect();
+# The first element matching a selector, its box as Playwright's
+# bounding_box() gives it (viewport coordinates), or null while none is
+# rendered. Found and measured in one page task: a live table replaces its
+# rows every few hundred ms, and a handle resolved in one step and measured in
+# the next could be a row already detached (zero box: a flaky failure, not a
+# layout one; a clean-clone run saw it on the cluster view's node table).
+_BOX_JS = """(s) => { const e = document.querySelector(s); if (!e) return null;
+    const r = e.getBoundingClientRect();
     return (r.width || r.height) ? {x: r.x, y: r.y, width: r.width, height: r.height} : null; }"""
+BOX_TIMEOUT_MS = 5_000
 
 
 def fully_visible(page, selector: str, container: str) -> None:
     """`selector`'s box lies inside the viewport's width and inside `container`'s
     visible box (a panel that scrolls or hides its overflow clips what lies outside)."""
     expect(page.locator(selector).first).to_be_visible()
-    # Measured in the page in one step: the live tables re-render every few
-    # hundred ms, and bounding_box() could resolve a row that was replaced
-    # before it measured it (None: a flaky failure, not a layout one).
-    box = page.locator(selector).first.evaluate(_BOX_JS)
-    assert box is not None and box["width"] > 0, selector
+    box = page.wait_for_function(_BOX_JS, arg=selector, timeout=BOX_TIMEOUT_MS).json_value()  # times out if it never renders
+    assert box["width"] > 0, selector
     width = page.viewport_size["width"]
     assert box["x"] >= 0 and box["x"] + box["width"] <= width + EDGE_PX, (selector, box, width)
     outer = page.locator(container).bounding_box()
