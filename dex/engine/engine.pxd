@@ -95,7 +95,7 @@ cdef class Engine:
                    level=Level, unit_cost=cython.longlong, maker=Order, mq=cython.longlong, mk=Account,
                    fill=cython.longlong, notional=cython.longlong, base_amt=cython.longlong,
                    mfee=cython.longlong, tfee=cython.longlong, ask_keys=list, asks=dict, stp=cython.int,
-                   acct_id=cython.ulonglong, accounts=dict)
+                   acct_id=cython.ulonglong, accounts=dict, oid_obj=object, best_obj=object, ask_key=object)
     cpdef tuple _take_buy(self, book, acct, oid, limit, qty, budget, stp, list events, order)
 
     @cython.locals(book=Book, acct=Account, oid=cython.longlong, limit=cython.longlong, qty=cython.longlong,
@@ -107,7 +107,7 @@ cdef class Engine:
                    level=Level, unit_cost=cython.longlong, maker=Order, mq=cython.longlong, mk=Account,
                    fill=cython.longlong, notional=cython.longlong, base_amt=cython.longlong,
                    mfee=cython.longlong, tfee=cython.longlong, bid_prices=list, bids=dict, stp=cython.int,
-                   acct_id=cython.ulonglong, accounts=dict)
+                   acct_id=cython.ulonglong, accounts=dict, oid_obj=object, best_obj=object)
     cpdef tuple _take_sell(self, book, acct, oid, limit, qty, stp, list events, order)
 
 

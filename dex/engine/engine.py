@@ -527,14 +527,20 @@ class Engine:
         stop = None
         filled = 0
         tid = self.next_trade_id
+        # The price and the taker's id as Python ints made once (a level's,
+        # the command's), for the dict lookups and every trade event: compiled,
+        # `best` and `oid` are C integers that each use would box again.
+        oid_obj = oid
         while ask_keys:
-            best = -ask_keys[-1]
+            ask_key = ask_keys[-1]
+            best_obj = -ask_key
+            best = best_obj
             if best > limit:
                 break
-            level = asks[best]
+            level = asks[best_obj]
             if level.digest is not None:  # _stale(book, level, -best), inlined
                 if level.digest is not APPENDED:
-                    _list_stale(book, -best)
+                    _list_stale(book, ask_key)
                 level.digest = None
             orders = level.orders
             unit_cost = best * nu
@@ -606,7 +612,7 @@ class Engine:
                 mkf[q] += notional - mfee
                 ff[b] += tfee
                 ff[q] += mfee
-                events.append(_new(Trade, (tid, symbol, best, fill, BUY, maker.id, oid, mk.id, acct.id, mfee, tfee)))
+                events.append(_new(Trade, (tid, symbol, best_obj, fill, BUY, maker.id, oid_obj, mk.id, acct.id, mfee, tfee)))
                 tid += 1
                 trades += 1
                 filled += fill
@@ -632,7 +638,7 @@ class Engine:
                 if not by_quote and remaining == 0:
                     break
             if level.count == 0:
-                del asks[best]
+                del asks[best_obj]
                 ask_keys.pop()
                 book.ask_records.pop()
             if stop is not None or (not by_quote and remaining == 0):
@@ -668,14 +674,16 @@ class Engine:
         stop = None
         filled = 0
         tid = self.next_trade_id
+        oid_obj = oid  # as in _take_buy
         while bid_prices:
-            best = bid_prices[-1]
+            best_obj = bid_prices[-1]
+            best = best_obj
             if best < limit:
                 break
-            level = bids[best]
+            level = bids[best_obj]
             if level.digest is not None:  # _stale(book, level, best), inlined
                 if level.digest is not APPENDED:
-                    _list_stale(book, best)
+                    _list_stale(book, best_obj)
                 level.digest = None
             orders = level.orders
             unit_cost = best * nu
@@ -720,7 +728,7 @@ class Engine:
                 mkf[b] += base_amt - mfee
                 ff[b] += mfee
                 ff[q] += tfee
-                events.append(_new(Trade, (tid, symbol, best, fill, SELL, maker.id, oid, mk.id, acct.id, mfee, tfee)))
+                events.append(_new(Trade, (tid, symbol, best_obj, fill, SELL, maker.id, oid_obj, mk.id, acct.id, mfee, tfee)))
                 tid += 1
                 trades += 1
                 filled += fill
@@ -744,7 +752,7 @@ class Engine:
                 if remaining == 0:
                     break
             if level.count == 0:
-                del bids[best]
+                del bids[best_obj]
                 bid_prices.pop()
                 book.bid_records.pop()
             if stop is not None or remaining == 0:
