@@ -4,8 +4,10 @@
 Replays a node's chain (`blocks.dat`, e.g. of a run kept with
 `bench/cluster.py --keep`) with the pure engine, checking every header
 against the stored one, and counts per block what the state hash hashed:
-the bytes of level records that go into the book digests (every level's,
-touched or not, for each book the block changed), the levels hashed from
+on a version-1 chain the bytes of level records that go into the book
+digests (every level's, touched or not, for each book the block changed), on
+a version-2 chain the level terms replaced in the books' level sums (the
+levels the block touched; dex/engine/snapshot.py), the levels hashed from
 their first order (new levels, and levels changed other than at the back)
 with the queue entries walked and the bytes hashed, the bytes appended to
 running level hashes, and the changed accounts. Counts, not
@@ -39,7 +41,8 @@ RECORD_BYTES = 40  # a level's part of its book digest's input: u64 price + its 
 
 class Counts:
     def __init__(self) -> None:
-        self.book_record_bytes = 0
+        self.book_record_bytes = 0  # version 1
+        self.level_terms = 0  # version 2 (and version 1's refresh keeps them too)
         self.fresh_levels = 0
         self.fresh_entries = 0  # queue entries walked, dead ones included
         self.fresh_bytes = 0
@@ -48,6 +51,7 @@ class Counts:
 
     def wrap(self) -> None:
         orders_bytes, book_digest, state_hash = snapshot._orders_bytes, snapshot._book_digest, snapshot.state_hash
+        level_term = snapshot._level_term
 
         def counted_orders_bytes(orders, start, live_only):
             out = orders_bytes(orders, start, live_only)
@@ -64,11 +68,16 @@ class Counts:
             self.book_record_bytes += RECORD_BYTES * (len(book.bid_records) + len(book.ask_records))
             return out
 
-        def counted_state_hash(engine):
+        def counted_level_term(side, record):
+            self.level_terms += 1
+            return level_term(side, record)
+
+        def counted_state_hash(engine, version=snapshot.STATE_HASH_VERSION):
             self.changed_accounts += len(engine.dirty_accounts)
-            return state_hash(engine)
+            return state_hash(engine, version)
 
         snapshot._orders_bytes, snapshot._book_digest, snapshot.state_hash = counted_orders_bytes, counted_book_digest, counted_state_hash
+        snapshot._level_term = counted_level_term
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     counts.wrap()
     engine = Engine(load_markets(args.markets))
     guard = ReplayGuard()
-    parent, parent_hash, blocks, commands = None, GENESIS_PARENT, 0, 0
+    parent, parent_hash, blocks, commands, version = None, GENESIS_PARENT, 0, 0, None
     with Chain(Path(args.chain), read_only=True) as chain:
         for block in chain.blocks(1, chain.height + 1):
             proposal, leaves = decode_proposal(block.proposal)
@@ -90,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             if parent != block.header:
                 raise SystemExit(f"block {block.header.height}: the replayed header differs from the stored one")
             parent_hash = parent.hash
+            version = parent.version
             blocks += 1
             commands += len(proposal.commands)
     if not blocks:
@@ -97,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     per_block = {k: round(v / blocks, 1) for k, v in vars(counts).items()}
     result = {
         "chain": args.chain,
+        "chain_version": version,
         "blocks": blocks,
         "commands_per_block": round(commands / blocks, 1),
         "per_block": per_block,
@@ -107,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{blocks:,} blocks, {result['commands_per_block']} commands a block; at the end "
+        print(f"{blocks:,} blocks (chain version {version}), {result['commands_per_block']} commands a block; at the end "
               f"{result['resting_orders_at_end']:,} resting orders on {result['levels_at_end']:,} levels")
         print("a block, on average:")
         for k, v in per_block.items():

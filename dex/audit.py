@@ -66,7 +66,7 @@ from dex.core.markets import MarketConfig, units_to_amount
 from dex.core.reasons import Reason
 from dex.engine import Engine
 from dex.ledger.chain import Chain, ChainError
-from dex.ledger.codec import GENESIS_PARENT, NO_AUTH, Auth, BlockHeader, CodecError, decode_events, decode_proposal
+from dex.ledger.codec import GENESIS_PARENT, HEADER_VERSION, NO_AUTH, Auth, BlockHeader, CodecError, decode_events, decode_proposal
 from dex.ledger import translate
 from dex.ledger.replay import ReplayGuard, request_id
 from dex.ledger.state import apply_proposal
@@ -89,7 +89,7 @@ assert SIGNATURE_CHUNK_AUTHS >= 1 and SIGNATURE_TASKS_PER_JOB_MAX >= 1
 assert DEPTH_LEVELS_DEFAULT <= DEPTH_LEVELS_MAX and ACCOUNTS_SHOWN_DEFAULT <= ACCOUNTS_SHOWN_MAX
 
 CHAIN_FILE = "blocks.dat"
-_HEADER_FIELDS = ("height", "leader", "term", "time_ms", "commands_count", "commands_root", "results_root", "state_hash")
+_HEADER_FIELDS = ("version", "height", "leader", "term", "time_ms", "commands_count", "commands_root", "results_root", "state_hash")
 
 
 class AuditError(Exception):
@@ -122,6 +122,7 @@ class Report:
     main_cpu_s: float = 0.0  # this process's CPU time (not the signature pool's)
     pool_cpu_s: float = 0.0  # the signature pool's CPU time, its start-up included
     store: str = "not configured"
+    chain_version: int | None = None  # the replayed chain's header version (docs/CLUSTER.md, "Chain versions")
     problems: list[str] = field(default_factory=list)
     problems_dropped: int = 0
 
@@ -132,6 +133,7 @@ class Report:
     def as_json(self) -> dict:
         return {
             "path": self.path,
+            "chainVersion": self.chain_version,
             "headHeight": self.head_height,
             "heightStop": self.height_stop,
             "blocks": self.blocks,
@@ -346,6 +348,7 @@ def _replay(chain: Chain, engine: Engine, stop: int, report: Report, problems: _
         if b"".join(encoded) != block.results:
             problems.add(f"block {height}: the stored results differ from the replay's ({len(block.results)} bytes stored, {sum(map(len, encoded))} replayed)")
         report.blocks += 1
+        report.chain_version = replayed.version
         report.commands += len(leaves)
         for cmd in proposal.commands:
             if cmd.__class__ is place:
@@ -415,6 +418,7 @@ def _compare_headers(height: int, stored: BlockHeader, replayed: BlockHeader, pr
             "commands_root": "recomputed from its proposal (the commands were altered)",
             "results_root": "on replay (the block's results differ)",
             "state_hash": "on replay (the engine state after the block differs)",
+            "version": "on replay (a chain keeps its first block's version)",
         }.get(name, "on replay")
         problems.add(f"block {height}: {name} {a} stored, {b} {why}")
 
@@ -597,10 +601,12 @@ def authorization_problem(auth: Auth, commands: list, markets: MarketConfig) -> 
 # ------------------------------------------------------------------ state
 
 
-def state_at(engine: Engine, markets: MarketConfig, *, depth: int = DEPTH_LEVELS_DEFAULT, accounts_max: int = ACCOUNTS_SHOWN_DEFAULT) -> dict:
+def state_at(engine: Engine, markets: MarketConfig, *, depth: int = DEPTH_LEVELS_DEFAULT, accounts_max: int = ACCOUNTS_SHOWN_DEFAULT,
+             version: int = HEADER_VERSION) -> dict:
     """Every market's book (aggregated levels, best first, at most `depth` a
     side) and the balances of the first `accounts_max` accounts by id, as
-    decimal strings in the API's shapes."""
+    decimal strings in the API's shapes, and the state hash of `version` (the
+    chain's: Report.chain_version)."""
     assert 1 <= depth <= DEPTH_LEVELS_MAX and 1 <= accounts_max <= ACCOUNTS_SHOWN_MAX
     books = {}
     for m in markets.markets:
@@ -620,4 +626,4 @@ def state_at(engine: Engine, markets: MarketConfig, *, depth: int = DEPTH_LEVELS
                 for name, (free, locked) in engine.balances(acct).items()
             ],
         })
-    return {"books": books, "accounts": accounts, "accountsTotal": len(ids), "stateHash": engine.state_hash()}
+    return {"books": books, "accounts": accounts, "accountsTotal": len(ids), "stateHash": engine.state_hash(version)}

@@ -378,7 +378,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     except auditing.AuditError as e:
         _err(str(e))
         return EXIT_USAGE
-    state = auditing.state_at(engine, cfg.markets, depth=args.depth, accounts_max=args.accounts) if args.at is not None else None
+    state = None
+    if args.at is not None:
+        state = auditing.state_at(engine, cfg.markets, depth=args.depth, accounts_max=args.accounts,
+                                  version=report.chain_version or auditing.HEADER_VERSION)
     if args.json:
         out = report.as_json()
         if state is not None:

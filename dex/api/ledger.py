@@ -28,6 +28,7 @@ def header_json(header, block_hash: bytes) -> dict:
         "commandsRoot": header.commands_root.hex(),
         "resultsRoot": header.results_root.hex(),
         "stateHash": header.state_hash.hex(),
+        "version": header.version,  # the header's (and its state hash's): 1 or 2, dex/ledger/codec.py
     }
 
 

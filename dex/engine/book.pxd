@@ -74,6 +74,9 @@ cdef class Book:
     cdef public list ask_records
     cdef public list stale_keys
     cdef public bint records_rebuild
+    cdef public dict level_terms
+    cdef public object levels_sum
+    cdef public int digest_version
 
 # No field refers to an object that can hold a reference (the client order id
 # is a str), so Cython makes the type without GC support: no GC header, 80

@@ -221,6 +221,35 @@ static inline void dex_u256_store(const unsigned long long *limb, unsigned char 
     }
 }
 
+/* s -= o and s += t mod 2^256, a limb at a time: each step's borrow or carry
+ * tested on its own. */
+static inline void dex_u256_sub(unsigned long long *s, const unsigned long long *o)
+{
+    unsigned long long borrow = 0;
+    int i;
+    for (i = 0; i < 4; i++) {
+        unsigned long long d = s[i] - o[i];
+        unsigned long long b = s[i] < o[i];
+        b += d < borrow;
+        s[i] = d - borrow;
+        borrow = b;
+    }
+}
+
+static inline void dex_u256_add(unsigned long long *s, const unsigned long long *t)
+{
+    unsigned long long carry = 0;
+    int i;
+    for (i = 0; i < 4; i++) {
+        unsigned long long a = s[i] + t[i];
+        unsigned long long c = a < t[i];
+        a += carry;
+        c += a < carry;
+        s[i] = a;
+        carry = c;
+    }
+}
+
 /* The state hash's account sum brought up to date for one changed account
  * (snapshot.state_hash): sum = (sum - old + term) mod 2^256, in place,
  * where `sum` is a bytearray of the sum's 32 big-endian bytes, `old` the
@@ -234,8 +263,6 @@ static inline PyObject *dex_account_fold(PyObject *sum, PyObject *old, PyObject 
 {
     unsigned char md[32], old_bytes[32];
     unsigned long long s[4], o[4], t[4];
-    unsigned long long borrow = 0, carry = 0;
-    int i;
     if (!PyByteArray_CheckExact(sum) || PyByteArray_GET_SIZE(sum) != 32) {
         PyErr_SetString(PyExc_TypeError, "the account sum must be a bytearray of 32 bytes");
         return NULL;
@@ -249,22 +276,50 @@ static inline PyObject *dex_account_fold(PyObject *sum, PyObject *old, PyObject 
     dex_u256_load((const unsigned char *)PyByteArray_AS_STRING(sum), s);
     dex_u256_load(old_bytes, o);
     dex_u256_load(md, t);
-    for (i = 0; i < 4; i++) { /* s -= o, a limb at a time: each step's borrow tested on its own */
-        unsigned long long d = s[i] - o[i];
-        unsigned long long b = s[i] < o[i];
-        b += d < borrow;
-        s[i] = d - borrow;
-        borrow = b;
+    dex_u256_sub(s, o);
+    dex_u256_add(s, t);
+    dex_u256_store(s, (unsigned char *)PyByteArray_AS_STRING(sum));
+    return PyBytes_FromStringAndSize((const char *)md, 32);
+}
+
+/* A book's level sum (state hash v2, dex/engine/snapshot.py) brought up to
+ * date for one level: sum = (sum - old + term) mod 2^256, in place, where
+ * `sum` is a bytearray of the sum's 32 big-endian bytes, `old` the level's
+ * previous term (32 big-endian bytes) or None (a new level), and term =
+ * SHA-256(u8 side, record) for `record` (the level's 40-byte record) or
+ * nothing for None (a removed level). Returns the new term's 32 bytes, or None
+ * for a removed level; NULL with an exception set and `sum` unchanged. */
+static inline PyObject *dex_level_fold(PyObject *sum, PyObject *old, int side, PyObject *record)
+{
+    unsigned char md[32], in[1 + 40];
+    unsigned long long s[4], o[4], t[4];
+    if (!PyByteArray_CheckExact(sum) || PyByteArray_GET_SIZE(sum) != 32) {
+        PyErr_SetString(PyExc_TypeError, "the level sum must be a bytearray of 32 bytes");
+        return NULL;
     }
-    for (i = 0; i < 4; i++) { /* s += t, likewise */
-        unsigned long long a = s[i] + t[i];
-        unsigned long long c = a < t[i];
-        a += carry;
-        c += a < carry;
-        s[i] = a;
-        carry = c;
+    if (old != Py_None && !(PyBytes_CheckExact(old) && PyBytes_GET_SIZE(old) == 32)) {
+        PyErr_SetString(PyExc_TypeError, "a level term must be 32 bytes or None");
+        return NULL;
+    }
+    if (record != Py_None && !(PyBytes_CheckExact(record) && PyBytes_GET_SIZE(record) == 40)) {
+        PyErr_SetString(PyExc_TypeError, "a level record must be 40 bytes or None");
+        return NULL;
+    }
+    dex_u256_load((const unsigned char *)PyByteArray_AS_STRING(sum), s);
+    if (old != Py_None) {
+        dex_u256_load((const unsigned char *)PyBytes_AS_STRING(old), o);
+        dex_u256_sub(s, o);
+    }
+    if (record != Py_None) {
+        in[0] = (unsigned char)side;
+        memcpy(in + 1, PyBytes_AS_STRING(record), 40);
+        dex_sha256(in, sizeof in, md);
+        dex_u256_load(md, t);
+        dex_u256_add(s, t);
     }
     dex_u256_store(s, (unsigned char *)PyByteArray_AS_STRING(sum));
+    if (record == Py_None)
+        Py_RETURN_NONE;
     return PyBytes_FromStringAndSize((const char *)md, 32);
 }
 
@@ -434,6 +489,12 @@ static inline PyObject *dex_account_term(PyObject *id, const long long *free, co
     return NULL;
 }
 
+static inline PyObject *dex_level_fold(PyObject *sum, PyObject *old, int side, PyObject *record)
+{
+    (void)sum; (void)old; (void)side; (void)record;
+    PyErr_SetString(PyExc_RuntimeError, "dex_level_fold called in a build without OpenSSL");
+    return NULL;
+}
 static inline PyObject *dex_account_fold(PyObject *sum, PyObject *old, PyObject *id, const long long *free, const long long *locked,
                                          Py_ssize_t assets, long long finished_total, Py_ssize_t finished, PyObject *window)
 {

@@ -1073,10 +1073,12 @@ class Engine:
 
         return encode(self)
 
-    def state_hash(self) -> str:
+    def state_hash(self, version: int = 2) -> str:
+        """The state hash of `version` (1 or 2: dex.engine.snapshot), the
+        one a block header of that version carries."""
         from .snapshot import state_hash
 
-        return state_hash(self)
+        return state_hash(self, version)
 
     @classmethod
     def restore(cls, config: MarketConfig, data: bytes) -> Engine:

@@ -64,7 +64,10 @@ def check(engine) -> None:
     assert not any(engine.fee_account.locked), "fee account has locked funds"
     from .snapshot import state_hash, state_hash_from_scratch
 
-    assert state_hash(engine) == state_hash_from_scratch(engine), "cached state hash disagrees with a full recomputation"
+    for version in (2, 1):  # the chains' versions, new and old (dex.engine.snapshot)
+        assert state_hash(engine, version) == state_hash_from_scratch(engine, version), (
+            f"cached state hash v{version} disagrees with a full recomputation"
+        )
     for book in engine.books.values():
         _check_records(book)
     for i, name in enumerate(engine.assets):
@@ -76,7 +79,7 @@ def check(engine) -> None:
 
 def _check_records(book) -> None:
     """Just after a state hash: every level's digest and record are current."""
-    from .snapshot import _U64, _level_digest
+    from .snapshot import _MASK256, _U64, _as_int, _level_digest, _level_term
 
     symbol = book.symbol
     assert not book.stale_keys and not book.records_rebuild, f"{symbol}: records not refreshed"
@@ -88,3 +91,6 @@ def _check_records(book) -> None:
             digest = _level_digest(level)
             assert level.digest == digest, f"{symbol}@{level.price}: cached level digest is stale"
             assert record == _U64.pack(level.price) + digest, f"{symbol}@{level.price}: level record is stale"
+            assert _as_int(book.level_terms.get(key, 0)) == _level_term(0 if sign == 1 else 1, record), f"{symbol}@{level.price}: level term is stale"
+    assert len(book.level_terms) == len(book.bid_prices) + len(book.ask_keys), f"{symbol}: level terms of removed levels"
+    assert _as_int(book.levels_sum) == sum(map(_as_int, book.level_terms.values())) & _MASK256, f"{symbol}: level sum disagrees with its terms"

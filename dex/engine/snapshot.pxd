@@ -21,6 +21,7 @@ cdef extern from "dex_sha256.h":
     bytes _c_ctx_digest "dex_sha_ctx_digest"(object ctx)
     bytes _c_book_digest "dex_book_digest"(bytes symbol, object bids, object asks)
     object _c_sha256_int "dex_sha256_int"(object data)
+    object _c_level_fold "dex_level_fold"(object sum, object old, int side, object record)
 
 # An order's term in its account's dedup-window sum: its record written with
 # C stores and hashed by one C call.
@@ -37,11 +38,15 @@ cdef _check_balances(Account acct, Py_ssize_t assets)
 # fields, not by attribute lookups on untyped objects.
 cpdef bytes _cache_level_digest(Level level)
 cpdef bytes _record(Level level)
-@cython.locals(bids=dict, asks=dict, level=Level)
+@cython.locals(bids=dict, asks=dict, level=Level, records=list, i=Py_ssize_t)
 cpdef refresh_records(Book book)
+@cython.locals(terms=dict)
+cdef _fold_level(Book book, key, int side, record)
+cpdef object _level_term(int side, bytes record)
+cpdef bytes _book_digest_v2(Book book)
 cpdef bytes _book_digest(Book book)
 @cython.locals(acct=Account, fee=Account, book=Book, assets=Py_ssize_t, folded=bytearray)
-cpdef str state_hash(engine)
+cpdef str state_hash(engine, int version=*)
 cdef Py_ssize_t _ORDER_SIZE
 cdef int _LIVE
 

@@ -6,11 +6,20 @@ in queue order, and dead queue entries are skipped. Two engines that would
 behave identically from now on therefore encode to the same bytes.
 
 The state hash covers the same state, arranged so that every block can afford
-it (a full encoding costs ~2 µs per resting order):
+it (a full encoding costs ~2 µs per resting order). It has two versions, one
+per block-header version (dex/ledger/codec.py): a chain keeps the version of
+its first block, so chains begun before version 2 still replay and audit.
 
-    state_hash = SHA-256(counters, book digest per market, account sum, accounts)
-    book digest = SHA-256(symbol, per bid level best first: price, level digest,
-                  then the same for asks)
+    state_hash v2 = SHA-256("dex-state-v2", counters, book digest v2 per
+                  market, account sum, accounts)
+    state_hash v1 = SHA-256(counters, book digest v1 per market, account sum,
+                  accounts)
+    book digest v2 = SHA-256(u8 2, symbol, u32 bid levels, u32 ask levels,
+                  level sum as 32 bytes big-endian)
+    level sum   = sum over levels of int(SHA-256(u8 side (0 bid, 1 ask),
+                  u64 price, level digest)) mod 2**256
+    book digest v1 = SHA-256(symbol, per bid level best first: price, level
+                  digest, "|", then the same for asks, "|")
     level digest = SHA-256(its live orders' records, FIFO)
     account sum = sum over accounts of int(SHA-256(id, free, locked,
                   finished_total, window_sum)) mod 2**256
@@ -20,9 +29,12 @@ Level and book digests are cached and dropped when they change; accounts that
 change are listed as dirty and their term in the sum is replaced. A book keeps
 each level's 40-byte part of its digest's input (price, level digest) in lists
 aligned with its price lists and refreshes only the records of levels listed
-as stale (dex/engine/book.py, "State-hash records"), so what is left per book
-is one join and one SHA-256 at C speed. So a block's Python work is in
-proportion to what it touched. `state_hash_from_scratch` recomputes
+as stale (dex/engine/book.py, "State-hash records"). Version 1's book digest
+then hashes every level's record again, touched or not (O(levels) a block:
+34 KB on a 900-level book); version 2's level sum is a set hash, so a block
+replaces only the terms of the levels it touched (`book.level_terms`, kept by
+the same refresh for either version) and hashes 45 bytes a book. So a block's
+work is in proportion to what it touched. `state_hash_from_scratch` recomputes
 everything without the caches; `check_invariants` asserts they agree.
 
 Layout (little-endian), version 2:
@@ -55,6 +67,11 @@ from .book import APPENDED, RECORD_NONE, Account, Level, Order, OrderDict, Order
 
 MAGIC = b"DEXS"
 VERSION = 2  # 2: u128 lifetime totals, finished_total, SHA-256 trailer
+# The state hash's versions (the module docstring): a block header of
+# version v carries state hash v. New chains use the last.
+STATE_HASH_VERSIONS = (1, 2)
+STATE_HASH_VERSION = 2
+_STATE_V2 = b"dex-state-v2"
 
 _HEAD = struct.Struct("<4sHQQ")
 _U16 = struct.Struct("<H")
@@ -253,27 +270,82 @@ def _record(level) -> bytes:
     return _U64.pack(level.price) + digest
 
 
+def _level_term(side: int, record: bytes) -> int:
+    """A level's term in its book's level sum (state hash v2): int(SHA-256(u8
+    side, its record: u64 price, level digest))."""
+    if _C_SHA256:
+        return _c_sha256_int(bytes((side,)) + record)  # noqa: F821
+    return int.from_bytes(_sha256(bytes((side,)) + record).digest(), "big")
+
+
+def _as_int(term) -> int:
+    """A level term or sum as an int: the compiled build keeps them as their
+    32 big-endian bytes (one C call folds a level, dex_sha256.h), the pure
+    build as ints."""
+    return term if isinstance(term, int) else int.from_bytes(term, "big")
+
+
 def refresh_records(book) -> None:
     """Bring `book.bid_records` and `ask_records` up to date: the records of
     the levels listed stale since the last call, or every record when the
-    list overflowed (or the book was restored)."""
+    list overflowed (or the book was restored). The level terms of state hash
+    v2 (`book.level_terms`, keyed like the stale list) and their sum follow
+    the records: a record that changed has its term replaced, a removed
+    level's term leaves the sum."""
     bids, asks = book.bids, book.asks
     if book.records_rebuild:
         book.bid_records[:] = [_record(bids[price]) for price in book.bid_prices]
         book.ask_records[:] = [_record(asks[-key]) for key in book.ask_keys]
+        book.level_terms = {}
+        book.levels_sum = bytearray(32) if _C_SHA256 else 0
+        for key, record in zip(book.bid_prices, book.bid_records):
+            _fold_level(book, key, 0, record)
+        for key, record in zip(book.ask_keys, book.ask_records):
+            _fold_level(book, key, 1, record)
         book.records_rebuild = False
     else:
         for key in book.stale_keys:  # a key listed twice is refreshed twice, to the same record
             if key > 0:
                 level = bids.get(key)
-                if level is not None:
-                    book.bid_records[bisect_left(book.bid_prices, key)] = _record(level)
+                if level is None:  # removed after it was listed: no record, no term
+                    _fold_level(book, key, 0, None)
+                    continue
+                records = book.bid_records
+                i = bisect_left(book.bid_prices, key)
             else:
                 level = asks.get(-key)
-                if level is not None:
-                    book.ask_records[bisect_left(book.ask_keys, key)] = _record(level)
-            # else the level was removed after it was listed: no record
+                if level is None:
+                    _fold_level(book, key, 1, None)
+                    continue
+                records = book.ask_records
+                i = bisect_left(book.ask_keys, key)
+            record = _record(level)
+            if records[i] != record or key not in book.level_terms:  # else unchanged (listed twice, or changed back)
+                records[i] = record
+                _fold_level(book, key, 0 if key > 0 else 1, record)
     book.stale_keys.clear()
+
+
+def _fold_level(book, key: int, side: int, record) -> None:
+    """Replace the term of the level at `key` in its book's level sum with the
+    term of `record` (None: the level is gone, its term leaves the sum)."""
+    terms = book.level_terms
+    old = terms.pop(key, None)
+    if _C_SHA256:  # the sum a bytearray of 32 bytes, folded in C (dex_sha256.h)
+        total = book.levels_sum
+        if not isinstance(total, bytearray):  # a new book's 0
+            total = book.levels_sum = bytearray(_as_int(total).to_bytes(32, "big"))
+        term = _c_level_fold(total, old, side, record)  # noqa: F821
+        if term is not None:
+            terms[key] = term
+        return
+    total = book.levels_sum
+    if old is not None:
+        total -= old
+    if record is not None:
+        term = terms[key] = _level_term(side, record)
+        total += term
+    book.levels_sum = total & _MASK256
 
 
 def _book_digest(book) -> bytes:
@@ -290,6 +362,13 @@ def _book_digest(book) -> bytes:
     return hasher.digest()
 
 
+def _book_digest_v2(book) -> bytes:
+    """SHA-256(u8 2, symbol, u32 bid levels, u32 ask levels, level sum)."""
+    refresh_records(book)
+    return _sha256(b"\x02" + _str(book.symbol) + _U32.pack(len(book.bid_prices)) + _U32.pack(len(book.ask_keys))
+                   + _as_int(book.levels_sum).to_bytes(32, "big")).digest()
+
+
 def _book_digest_from_scratch(book) -> bytes:
     """`_book_digest(book)` from the orders alone, touching no cache."""
     parts = [_str(book.symbol)]
@@ -300,6 +379,17 @@ def _book_digest_from_scratch(book) -> bytes:
             parts.append(_level_digest(levels[price]))
         parts.append(b"|")
     return _sha256(b"".join(parts)).digest()
+
+
+def _book_digest_v2_from_scratch(book) -> bytes:
+    """`_book_digest_v2(book)` from the orders alone, touching no cache."""
+    total = 0
+    for prices, levels, sign, side in ((book.bid_prices, book.bids, 1, 0), (book.ask_keys, book.asks, -1, 1)):
+        for key in prices:
+            price = sign * key
+            total += _level_term(side, _U64.pack(price) + _level_digest(levels[price]))
+    return _sha256(b"\x02" + _str(book.symbol) + _U32.pack(len(book.bid_prices)) + _U32.pack(len(book.ask_keys))
+                   + (total & _MASK256).to_bytes(32, "big")).digest()
 
 
 def _account_term(acct, balances) -> int:
@@ -329,8 +419,11 @@ def _counters(engine) -> bytes:
     return b"".join(parts)
 
 
-def state_hash(engine) -> str:
-    """The state hash, recomputing only what changed since the last call."""
+def state_hash(engine, version: int = STATE_HASH_VERSION) -> str:
+    """The state hash (of `version`, the module docstring), recomputing only
+    what changed since the last call."""
+    if version != 1 and version != 2:
+        raise ValueError(f"state hash version {version}: this build knows {STATE_HASH_VERSIONS}")
     total = engine.accounts_sum
     fee = engine.fee_account
     if not fee.dirty:  # fees change with every trade: always recompute
@@ -359,18 +452,22 @@ def state_hash(engine) -> str:
             acct.dirty = False
     engine.dirty_accounts.clear()
     engine.accounts_sum = total
-    parts = [_counters(engine)]
+    parts = [_counters(engine)] if version == 1 else [_STATE_V2, _counters(engine)]
     for book in engine.books.values():
-        if book.digest is None:
-            book.digest = _book_digest(book)
+        # A book's cached digest is of one version: another is computed afresh.
+        if book.digest is None or book.digest_version != version:
+            book.digest = _book_digest(book) if version == 1 else _book_digest_v2(book)
+            book.digest_version = version
         parts.append(book.digest)
     parts.append(total.to_bytes(32, "big"))
     parts.append(_U32.pack(len(engine.accounts)))
     return _sha256(b"".join(parts)).hexdigest()
 
 
-def state_hash_from_scratch(engine) -> str:
+def state_hash_from_scratch(engine, version: int = STATE_HASH_VERSION) -> str:
     """The same value as `state_hash`, ignoring and leaving every cache."""
+    if version != 1 and version != 2:
+        raise ValueError(f"state hash version {version}: this build knows {STATE_HASH_VERSIONS}")
     balances = struct.Struct(f"<Q{2 * len(engine.assets)}qQI")
     total = 0
     for acct in engine.accounts.values():
@@ -379,8 +476,9 @@ def state_hash_from_scratch(engine) -> str:
             window = (window + window_term(acct.finished_total - len(acct.finished) + i, o)) & _MASK256
         assert window == acct.window_sum, f"account {acct.id}: dedup window digest is stale"
         total = (total + _account_term(acct, balances)) & _MASK256
-    parts = [_counters(engine)]
-    parts.extend(_book_digest_from_scratch(book) for book in engine.books.values())
+    parts = [_counters(engine)] if version == 1 else [_STATE_V2, _counters(engine)]
+    book_digest = _book_digest_from_scratch if version == 1 else _book_digest_v2_from_scratch
+    parts.extend(book_digest(book) for book in engine.books.values())
     parts.append(total.to_bytes(32, "big"))
     parts.append(_U32.pack(len(engine.accounts)))
     return _sha256(b"".join(parts)).hexdigest()

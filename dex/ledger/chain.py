@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dex.ledger.durable import fsync_dir, record_synced_length
-from dex.ledger.codec import GENESIS_PARENT, HEADER_VERSION, BlockHeader, CodecError, decode_header
+from dex.ledger.codec import GENESIS_PARENT, HEADER_VERSIONS, BlockHeader, CodecError, decode_header
 
 log = logging.getLogger("dex.ledger.chain")
 
@@ -225,7 +225,7 @@ def _scan(buf: memoryview, size: int) -> tuple[_Index, str | None]:
             raise ChainError(f"record at offset {at} (block {height_expected}): lengths inside the body do not fit")
         kind, header_length, _ = parts
         header_bytes = body[_BODY_HEAD.size : _BODY_HEAD.size + header_length]
-        if header_bytes[0] != HEADER_VERSION:
+        if header_bytes[0] not in HEADER_VERSIONS:
             raise ChainError(f"record at offset {at} (block {height_expected}): header version {header_bytes[0]}")
         (height,) = _U64.unpack_from(header_bytes, _HEADER_HEIGHT_AT)
         block_hash = sha256(header_bytes).digest()

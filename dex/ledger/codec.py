@@ -11,18 +11,28 @@ turns a committed proposal into a *block* by applying it: the block's header
 adds height, parent hash, the roots over commands and results and the state
 hash, which each node computes for itself and must agree on.
 
-    proposal  := u8 version, str leader, u64 term, u64 time_ms,
+    proposal  := u8 version (1 or 3), str leader, u64 term, u64 time_ms,
                  u16 n_auth, auth*, u16 n_commands, (u16 auth_index, command)*
-               | u8 2, deflate(the above without its version byte)
-                 (compress_proposal: what Raft carries for proposals >= 1 KiB)
+               | u8 version + 1 (2 or 4), deflate(the above without its
+                 version byte)  (compress_proposal: what Raft carries for
+                 proposals >= PROPOSAL_COMPRESS_MIN_BYTES)
     auth      := bytes32 public_key, u64 timestamp_ms, bytes64 signature,
                  u32 length, signed payload     (who authorized which commands)
     command   := u8 tag, fields      (dex/engine/wire.py)
     results   := per command: u16 n_events, event*      (dex/engine/wire.py)
-    header    := u8 version, u64 height, bytes32 parent, str leader, u64 term,
-                 u64 time_ms, u32 n_commands, bytes32 commands_root,
+    header    := u8 version (1 or 2), u64 height, bytes32 parent, str leader,
+                 u64 term, u64 time_ms, u32 n_commands, bytes32 commands_root,
                  bytes32 results_root, bytes32 state_hash
     block hash = SHA-256(header)
+
+Chain versions. A header of version v carries the engine's state hash of
+version v (dex/engine/snapshot.py; version 2 hashes a book's levels as a set,
+so a block no longer re-reads every level's record). A chain keeps the version
+of its first block, and its first block takes the version its proposal names:
+a proposal of version 1 or 2 begins a version-1 chain, 3 or 4 a version-2
+chain. This build proposes version 3 or 4, so new chains are version 2, and it
+replays, extends and audits version-1 chains as they are. Past the first block
+a proposal's version names only its layout (the same in all four).
 """
 
 from __future__ import annotations
@@ -41,8 +51,12 @@ from dex.engine.wire import EVENTS_PER_COMMAND_MAX, NO_AUTH, decode_command, dec
 from dex.engine.wire import get_str as _get_str
 from dex.engine.wire import put_str as _put_str
 
-PROPOSAL_VERSION = 1
-PROPOSAL_VERSION_ZLIB = 2  # the same encoding after its version byte, deflated
+PROPOSAL_VERSION_V1 = 1  # a version-1 chain's (the chain versions above)
+PROPOSAL_VERSION = 3  # the same layout; begins a version-2 chain
+PROPOSAL_PLAIN_VERSIONS = (PROPOSAL_VERSION_V1, PROPOSAL_VERSION)
+# Each plain version + 1: the same encoding after its version byte, deflated.
+PROPOSAL_VERSION_ZLIB = PROPOSAL_VERSION + 1
+PROPOSAL_DEFLATED_VERSIONS = (PROPOSAL_VERSION_V1 + 1, PROPOSAL_VERSION_ZLIB)
 # Smaller proposals go as they are. A block of single orders carries a
 # signature and key (96 random bytes) and a signed query string for every
 # order, and deflates only about twofold: on the cluster benchmark's blocks
@@ -52,7 +66,8 @@ PROPOSAL_VERSION_ZLIB = 2  # the same encoding after its version byte, deflated
 # bytes of JSON an order, 20 KB and more) deflates tenfold and stays past it.
 PROPOSAL_COMPRESS_MIN_BYTES = 8192
 PROPOSAL_INFLATED_BYTES_MAX = 1 << 20  # a deflated proposal may not inflate past this
-HEADER_VERSION = 1
+HEADER_VERSIONS = (1, 2)  # = the state hash's versions
+HEADER_VERSION = 2  # of new chains
 COMMANDS_PER_BLOCK_MAX = 4096
 AUTHS_PER_BLOCK_MAX = 4096
 SIGNED_PAYLOAD_BYTES_MAX = 64 * 1024
@@ -96,6 +111,9 @@ class Proposal:
     commands: tuple  # of commands
     auth_index: tuple[int, ...]  # per command: index into auths, or NO_AUTH
     auths: tuple[Auth, ...] = ()
+    # The header version of the chain this proposal would begin (its version
+    # byte, 1 for proposals of version 1 or 2): read for a chain's first block only.
+    chain_version: int = HEADER_VERSION
 
 
 _PROPOSAL_HEAD = struct.Struct("<QQ")  # term, time_ms
@@ -110,6 +128,7 @@ def encode_proposal(p: Proposal) -> bytes:
         time_ms=p.time_ms,
         auths=p.auths,
         commands=[(index, encode_command(cmd)) for index, cmd in zip(p.auth_index, p.commands)],
+        chain_version=p.chain_version,
     )
 
 
@@ -117,13 +136,17 @@ def encode_auth(a: Auth) -> bytes:
     return _AUTH_HEAD.pack(a.public_key, a.timestamp_ms, a.signature, len(a.payload)) + a.payload
 
 
-def assemble_proposal(*, leader: str, term: int, time_ms: int, auths, commands: list[tuple[int, bytes]]) -> bytes:
+def assemble_proposal(*, leader: str, term: int, time_ms: int, auths, commands: list[tuple[int, bytes]],
+                      chain_version: int = HEADER_VERSION) -> bytes:
     """A proposal from commands already encoded (the block builder encodes each
     command once, when it arrives, to know the block's size). `auths` are Auth
-    values or their encodings."""
+    values or their encodings. `chain_version`: the header version of the chain
+    it would begin (tests build version-1 chains with 1)."""
     if len(commands) > COMMANDS_PER_BLOCK_MAX or len(auths) > AUTHS_PER_BLOCK_MAX:
         raise CodecError("proposal over its bounds")
-    out: list[bytes] = [bytes((PROPOSAL_VERSION,))]
+    if chain_version not in HEADER_VERSIONS:
+        raise CodecError(f"chain version {chain_version}")
+    out: list[bytes] = [bytes((PROPOSAL_VERSION if chain_version == 2 else PROPOSAL_VERSION_V1,))]
     _put_str(out, leader)
     out.append(_PROPOSAL_HEAD.pack(term, time_ms))
     out.append(_U16.pack(len(auths)))
@@ -148,18 +171,18 @@ def compress_proposal(raw: bytes) -> bytes:
     and a block's signed request bodies (JSON, ~160 bytes an order) deflate
     about tenfold. The commands root is over the inflated commands, so both
     forms make the same block."""
-    if len(raw) < PROPOSAL_COMPRESS_MIN_BYTES or raw[0] != PROPOSAL_VERSION:
+    if len(raw) < PROPOSAL_COMPRESS_MIN_BYTES or raw[0] not in PROPOSAL_PLAIN_VERSIONS:
         return raw
     deflated = zlib.compress(memoryview(raw)[1:], 1)
     if len(deflated) + 1 >= len(raw):
         return raw
-    return bytes((PROPOSAL_VERSION_ZLIB,)) + deflated
+    return bytes((raw[0] + 1,)) + deflated
 
 
 def inflate_proposal(data: bytes) -> bytes:
-    """A proposal in its plain form (version 1), inflating a deflated one
+    """A proposal in its plain form (version 1 or 3), inflating a deflated one
     within PROPOSAL_INFLATED_BYTES_MAX."""
-    if not data or data[0] != PROPOSAL_VERSION_ZLIB:
+    if not data or data[0] not in PROPOSAL_DEFLATED_VERSIONS:
         return data
     inflater = zlib.decompressobj()
     try:
@@ -170,7 +193,7 @@ def inflate_proposal(data: bytes) -> bytes:
         raise CodecError(f"deflated proposal inflates past {PROPOSAL_INFLATED_BYTES_MAX} bytes or is cut short")
     if inflater.unused_data:
         raise CodecError(f"{len(inflater.unused_data)} trailing bytes after a deflated proposal")
-    return bytes((PROPOSAL_VERSION,)) + body
+    return bytes((data[0] - 1,)) + body
 
 
 def decode_proposal(data: bytes) -> tuple[Proposal, list[bytes]]:
@@ -179,8 +202,9 @@ def decode_proposal(data: bytes) -> tuple[Proposal, list[bytes]]:
     (plain or deflated, see compress_proposal)."""
     buf = memoryview(inflate_proposal(data))
     try:
-        if buf[0] != PROPOSAL_VERSION:
-            raise CodecError(f"proposal version {buf[0]}")
+        version = buf[0]
+        if version not in PROPOSAL_PLAIN_VERSIONS:
+            raise CodecError(f"proposal version {version}")
         leader, at = _get_str(buf, 1)
         term, time_ms = _PROPOSAL_HEAD.unpack_from(buf, at)
         at += _PROPOSAL_HEAD.size
@@ -206,7 +230,8 @@ def decode_proposal(data: bytes) -> tuple[Proposal, list[bytes]]:
     if leader is None:
         raise CodecError("proposal without a leader")
     return (
-        Proposal(leader=leader, term=term, time_ms=time_ms, commands=tuple(commands), auth_index=tuple(indexes), auths=tuple(auths)),
+        Proposal(leader=leader, term=term, time_ms=time_ms, commands=tuple(commands), auth_index=tuple(indexes), auths=tuple(auths),
+                 chain_version=2 if version == PROPOSAL_VERSION else 1),
         leaves,
     )
 
@@ -231,9 +256,10 @@ class BlockHeader:
     commands_root: bytes
     results_root: bytes
     state_hash: bytes
+    version: int = HEADER_VERSION  # its chain's (HEADER_VERSIONS); the state hash's too
 
     def encode(self) -> bytes:
-        out: list[bytes] = [_U8.pack(HEADER_VERSION), _U64.pack(self.height), self.parent]
+        out: list[bytes] = [_U8.pack(self.version), _U64.pack(self.height), self.parent]
         _put_str(out, self.leader)
         out.append(_HEADER_TAIL.pack(self.term, self.time_ms, self.commands_count, self.commands_root, self.results_root, self.state_hash))
         return b"".join(out)
@@ -249,8 +275,9 @@ GENESIS_PARENT = bytes(32)
 
 def decode_header(buf, at: int = 0) -> tuple[BlockHeader, int]:
     try:
-        if buf[at] != HEADER_VERSION:
-            raise CodecError(f"header version {buf[at]}")
+        version = buf[at]
+        if version not in HEADER_VERSIONS:
+            raise CodecError(f"header version {version}")
         (height,) = _U64.unpack_from(buf, at + 1)
         parent = bytes(buf[at + 9 : at + 41])
         leader, at = _get_str(buf, at + 41)
@@ -258,7 +285,7 @@ def decode_header(buf, at: int = 0) -> tuple[BlockHeader, int]:
         at += _HEADER_TAIL.size
     except (struct.error, IndexError, UnicodeDecodeError) as e:
         raise CodecError(f"bad header: {e}") from e
-    return BlockHeader(height=height, parent=parent, leader=leader, term=term, time_ms=time_ms, commands_count=n, commands_root=croot, results_root=rroot, state_hash=shash), at
+    return BlockHeader(height=height, parent=parent, leader=leader, term=term, time_ms=time_ms, commands_count=n, commands_root=croot, results_root=rroot, state_hash=shash, version=version), at
 
 
 # The binary Merkle root of each header's commands_root and results_root:

@@ -41,6 +41,8 @@ def apply_proposal(engine, guard: ReplayGuard, parent: BlockHeader | None, paren
     assert len(parent_hash) == 32
     time_ms = block_time_ms(parent, proposal)
     height = 1 if parent is None else parent.height + 1
+    # A chain keeps its first block's version (dex/ledger/codec.py, "Chain versions").
+    version = proposal.chain_version if parent is None else parent.version
     guard.advance(time_ms)
     verdicts = [guard.admit(a.public_key, a.timestamp_ms, a.payload, time_ms) for a in proposal.auths]
     engine_apply = engine.apply
@@ -71,6 +73,7 @@ def apply_proposal(engine, guard: ReplayGuard, parent: BlockHeader | None, paren
         commands_count=len(proposal.commands),
         commands_root=merkle_root(leaves),
         results_root=merkle_root(encoded),
-        state_hash=bytes.fromhex(engine.state_hash()),
+        state_hash=bytes.fromhex(engine.state_hash(version)),
+        version=version,
     )
     return header, encoded, results

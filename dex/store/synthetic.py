@@ -48,6 +48,7 @@ class ChainBuilder:
         _, leaves = decode_proposal(raw)
         parent = self.chain.head
         time_ms = self.time_ms if parent is None else max(self.time_ms, parent.time_ms)
+        version = proposal.chain_version if parent is None else parent.version
         results = [self.engine.apply(cmd, time_ms) for cmd in commands]
         encoded = [encode_events(events) for events in results]
         header = BlockHeader(
@@ -59,7 +60,8 @@ class ChainBuilder:
             commands_count=len(commands),
             commands_root=merkle_root(leaves),
             results_root=merkle_root(encoded),
-            state_hash=bytes.fromhex(self.engine.state_hash()),
+            state_hash=bytes.fromhex(self.engine.state_hash(version)),
+            version=version,
         )
         self.chain.append(header, raw, b"".join(encoded))
         self.time_ms += TIME_STEP_MS

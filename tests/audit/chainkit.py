@@ -35,7 +35,10 @@ class Request:
 
 
 class Builder:
-    def __init__(self, path: Path, config: MarketConfig | None = None) -> None:
+    def __init__(self, path: Path, config: MarketConfig | None = None, *, chain_version: int = 2) -> None:
+        """`chain_version` 1 builds a chain as dex did before header version 2
+        (its first proposal names version 1)."""
+        self.chain_version = chain_version
         self.markets = config or markets()
         self.chain = Chain(path)
         self.engine = Engine(self.markets)
@@ -113,7 +116,8 @@ class Builder:
             commands.extend(r.commands)
             indexes.extend([index] * len(r.commands))
         self.time_ms += 10
-        raw = encode_proposal(Proposal(leader="n1", term=1, time_ms=time_ms or self.time_ms, commands=tuple(commands), auth_index=tuple(indexes), auths=tuple(auths)))
+        raw = encode_proposal(Proposal(leader="n1", term=1, time_ms=time_ms or self.time_ms, commands=tuple(commands), auth_index=tuple(indexes), auths=tuple(auths),
+                                      chain_version=self.chain_version))
         proposal, leaves = decode_proposal(raw)
         header, encoded, results = apply_proposal(self.engine, self.guard, self.parent, self.parent_hash, proposal, leaves)
         self.parent_hash = self.chain.append(header, raw, b"".join(encoded))

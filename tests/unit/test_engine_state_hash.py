@@ -1,8 +1,9 @@
 """The state hash's per-level record cache (dex/engine/book.py, "State-hash
 records"): after every kind of change to a book, with and without a state
 hash in between, after a restore and after the stale list overflows, the
-cached hash equals the one recomputed from the orders, and its value is the
-one the format has always given (old chains must still audit)."""
+cached hash of either version (dex/engine/snapshot.py) equals the one
+recomputed from the orders, and version 1's value is the one the format has
+always given (old chains must still audit)."""
 
 import importlib
 
@@ -21,6 +22,8 @@ Q = lots("0.01")
 # The scenario's final hash as computed before the record cache existed
 # (cee964c's engine): the bytes hashed must not change.
 SCENARIO_HASH = "505ec9fe67cdec188f990df65ce3dfc1e44475242b59ed97b7faedd9757c10eb"
+# Version 2's, as both engines computed it when it was introduced.
+SCENARIO_HASH_V2 = "136694dcb97bc4325bc15743badcec7432a33f001b47356b71553ed4b73a9f10"
 
 
 @pytest.fixture
@@ -30,8 +33,11 @@ def snapshot_module(engine_impl):
 
 
 def _agrees(ex: kit.Exchange, snapshot_module, step: str) -> None:
-    assert ex.engine.state_hash() == snapshot_module.state_hash_from_scratch(ex.engine), step
-    ex.engine.check_invariants()  # the records themselves, level by level
+    # Version 2 first (what a new chain's nodes compute, from the records and
+    # level terms as the changes left them), then version 1 from the same.
+    for version in (2, 1):
+        assert ex.engine.state_hash(version) == snapshot_module.state_hash_from_scratch(ex.engine, version), (step, version)
+    ex.engine.check_invariants()  # the records and terms themselves, level by level
 
 
 # The kit's helpers check invariants after every command, which hashes the
@@ -128,7 +134,8 @@ def test_cached_hash_follows_every_kind_of_book_change(snapshot_module):
     for phase in PHASES:
         phase(ex, lambda step: _agrees(ex, snapshot_module, step))
 
-    assert ex.state_hash() == SCENARIO_HASH
+    assert ex.engine.state_hash(1) == SCENARIO_HASH
+    assert ex.engine.state_hash(2) == SCENARIO_HASH_V2
 
 
 @pytest.mark.parametrize("restore_after", range(len(PHASES)))
@@ -175,3 +182,42 @@ def test_invariants_catch_a_stale_record(snapshot_module):
 
     with pytest.raises(AssertionError, match="state hash"):
         ex.engine.check_invariants()
+
+
+def test_invariants_catch_a_stale_level_term(snapshot_module):
+    ex = kit.funded_exchange()
+    ex.buy(ALICE, price=P - 100, qty=Q)
+    ex.buy(BOB, price=P - 200, qty=Q)
+    book = ex.engine.books[SYMBOL]
+    book.level_terms[P - 100] = book.level_terms[P - 200]  # P - 100's term now P - 200's, the sum unchanged
+
+    with pytest.raises(AssertionError, match="level term is stale"):
+        ex.engine.check_invariants()
+
+
+def test_version_2_refreshes_only_the_levels_a_change_touched(snapshot_module, monkeypatch):
+    """The point of version 2: with a hundred levels resting, a change at one
+    level re-hashes that level's term only, and the book digest is of the sum
+    (version 1 re-reads every level's record)."""
+    ex = _exchange()
+    for i in range(100):
+        _buy(ex, ALICE, price=P - 100 - i, qty=Q)
+    ex.engine.state_hash(2)
+    calls = []
+    real = snapshot_module._level_term
+    if not hasattr(snapshot_module, "__pyx_capi__"):  # the pure module's functions can be wrapped
+        monkeypatch.setattr(snapshot_module, "_level_term", lambda side, record: calls.append(record) or real(side, record))
+    _buy(ex, BOB, price=P - 150, qty=Q)
+    cached = ex.engine.state_hash(2)
+    if not hasattr(snapshot_module, "__pyx_capi__"):
+        assert len(calls) == 1 and calls[0][:8] == (P - 150).to_bytes(8, "little")
+    assert cached == snapshot_module.state_hash_from_scratch(ex.engine, 2)
+    assert len(ex.engine.books[SYMBOL].level_terms) == 100
+
+
+def test_an_unknown_version_is_refused(snapshot_module):
+    ex = kit.funded_exchange()
+    with pytest.raises(ValueError, match="version 3"):
+        ex.engine.state_hash(3)
+    with pytest.raises(ValueError, match="version 0"):
+        snapshot_module.state_hash_from_scratch(ex.engine, 0)

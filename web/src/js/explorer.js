@@ -90,7 +90,7 @@ export class ExplorerView {
       el("h2", {}, `Block ${h.height}`),
       el("table", { class: "detail-table" }, el("tbody", {},
         kv("hash", h.hash), kv("parent", h.parentHash), kv("leader / term", `${h.leader} / ${h.term}`), kv("time", `${dateTime(h.time)} (${h.time})`),
-        kv("commands", h.commandsCount), kv("commands root", h.commandsRoot), kv("results root", h.resultsRoot), kv("state hash", h.stateHash))),
+        kv("commands", h.commandsCount), kv("commands root", h.commandsRoot), kv("results root", h.resultsRoot), kv("state hash", h.stateHash), kv("header version", h.version))),
       el("h3", {}, `Orders and commands (${b.commands.length}), ${b.auths.length} signature(s)`),
       el("table", { class: "data", id: "block-commands" },
         el("thead", {}, el("tr", {}, columns.map((x) => el("th", {}, x)))),
