@@ -149,3 +149,14 @@ def test_a_header_round_trips_with_its_version_and_hashes_it(version: int) -> No
     assert other.hash != header.hash  # the version is hashed: a block's hash names its chain's version
     with pytest.raises(CodecError, match="header version 3"):
         decode_header(bytes((3,)) + raw[1:])
+
+
+def test_proposals_deflated_by_the_standard_zlib_still_decode() -> None:
+    """Earlier builds deflated proposals with the standard library's zlib (the
+    chains on disk hold them); this one with ISA-L. Either reads the other's."""
+    raw = _batch_proposal(100)
+    by_stdlib = bytes((raw[0] + 1,)) + zlib.compress(raw[1:], 1)
+    ours = compress_proposal(raw)
+    assert by_stdlib != ours and ours[0] == by_stdlib[0] == PROPOSAL_VERSION_ZLIB
+    assert decode_proposal(by_stdlib) == decode_proposal(ours) == decode_proposal(raw)
+    assert zlib.decompress(ours[1:]) == raw[1:]
