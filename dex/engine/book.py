@@ -24,10 +24,11 @@ level whose digest goes stale (set to None or APPENDED from a current digest)
 or that is created has its key (its price for a bid, the negated price for an
 ask) listed on `book.stale_keys`; the state hash refreshes just those records
 (a key whose level is gone is skipped) and, for state hash v1, hashes the
-joined lists; it keeps each level's term in state hash v2's level sum beside
-them (`level_terms`, `levels_sum`; dex.engine.snapshot). The list holds at most STALE_LEVELS_MAX keys: past that
-it is dropped and `records_rebuild` set, and the next state hash rebuilds
-every record (an engine that is never hashed, a benchmark's, does not grow).
+joined lists; beside them it keeps each level's term in state hash v2's level
+sum (`level_terms`, `levels_sum`; dex.engine.snapshot). The list holds at most
+STALE_LEVELS_MAX keys: past that it is dropped and `records_rebuild` set, and
+the next state hash rebuilds every record and term (an engine that is never
+hashed, a benchmark's, does not grow).
 """
 
 from __future__ import annotations
@@ -420,6 +421,7 @@ class Book:
         self.records_rebuild = False  # every record stale: rebuild them all
         # State hash v2: each level's term in the level sum, by the level's
         # key, and their sum mod 2**256, kept by the same refresh (snapshot.py).
-        self.level_terms: dict[int, int] = {}
-        self.levels_sum = 0
+        # (ints in the pure build, their 32 big-endian bytes compiled).
+        self.level_terms: dict[int, int | bytes] = {}
+        self.levels_sum: int | bytearray = 0
         self.digest_version = 0  # the state-hash version `digest` is of
