@@ -18,25 +18,23 @@ import argparse
 import gc
 import json
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 from dex.core.markets import load_markets  # noqa: E402
 from dex.engine import IMPLEMENTATION, Engine  # noqa: E402
 from dex.ledger.chain import Chain  # noqa: E402
-from dex.ledger.codec import GENESIS_PARENT, HEADER_VERSIONS, NO_AUTH, BlockHeader, decode_proposal, encode_events, merkle_root  # noqa: E402
-from dex.ledger.replay import ReplayGuard, rejected  # noqa: E402
-from dex.ledger.state import block_time_ms  # noqa: E402
+from dex.ledger.codec import GENESIS_PARENT, HEADER_VERSIONS  # noqa: E402
+from dex.ledger.replay import ReplayGuard  # noqa: E402
 
-PHASES = ("decode", "guard", "engine", "encode", "roots", "state_hash", "header")
+from engine import PHASES, timed_block  # noqa: E402 (bench/engine.py, beside this script)
 
 
 def replay(path: Path, markets, version: int | None) -> dict:
     engine = Engine(markets)
-    apply = engine.apply
     guard = ReplayGuard()
     parent, parent_hash = None, GENESIS_PARENT
     with Chain(path, read_only=True) as chain:
@@ -44,37 +42,14 @@ def replay(path: Path, markets, version: int | None) -> dict:
     if not blocks:
         raise SystemExit("the chain holds no block")
     phases = dict.fromkeys(PHASES, 0.0)
-    clock = time.thread_time
     commands = 0
     gc.collect()
     for raw, stored in blocks:
-        c0 = clock()
-        proposal, leaves = decode_proposal(raw)
-        c1 = clock()
-        t = block_time_ms(parent, proposal)
-        guard.advance(t)
-        verdicts = [guard.admit(a.public_key, a.timestamp_ms, a.payload, t) for a in proposal.auths]
-        c2 = clock()
-        results = [apply(cmd, t) if index == NO_AUTH or verdicts[index] is None else [rejected(cmd, verdicts[index])]
-                   for cmd, index in zip(proposal.commands, proposal.auth_index)]
-        c3 = clock()
-        encoded = [encode_events(events) for events in results]
-        c4 = clock()
-        commands_root, results_root = merkle_root(leaves), merkle_root(encoded)
-        c5 = clock()
-        v = version or stored.version
-        state_hash = bytes.fromhex(engine.state_hash(v))
-        c6 = clock()
-        parent = BlockHeader(height=1 if parent is None else parent.height + 1, parent=parent_hash, leader=proposal.leader,
-                             term=proposal.term, time_ms=t, commands_count=len(proposal.commands),
-                             commands_root=commands_root, results_root=results_root, state_hash=state_hash, version=v)
+        parent, n = timed_block(engine, guard, parent, parent_hash, raw, phases, version)
         parent_hash = parent.hash
-        c7 = clock()
         if version is None and parent != stored:
             raise SystemExit(f"block {stored.height}: the replayed header differs from the stored one")
-        commands += len(proposal.commands)
-        for name, (a, b) in zip(PHASES, ((c0, c1), (c1, c2), (c2, c3), (c3, c4), (c4, c5), (c5, c6), (c6, c7))):
-            phases[name] += b - a
+        commands += n
     n = len(blocks)
     return {
         "chain": str(path),

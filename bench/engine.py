@@ -702,47 +702,65 @@ def apply_blocks(config, funding, blocks: list[bytes], engine_class) -> tuple[fl
     return time.thread_time() - c0, parent_hash, n
 
 
+PHASES = ("decode", "guard", "engine", "encode", "roots", "state_hash", "header")
+
+
+def timed_block(engine, guard, parent, parent_hash: bytes, data: bytes, phases: dict, version: int | None = None):
+    """One block applied as dex.ledger.state.apply_proposal applies it, each
+    phase's CPU time added to `phases` (seconds, by PHASES); returns (header,
+    commands). `version`: the state hash's and the header's, by default the
+    chain's (its first proposal's, then the parent's). bench/chain_replay.py
+    times a stored chain with it."""
+    from dex.ledger.codec import BlockHeader, NO_AUTH, decode_proposal, encode_events, merkle_root
+    from dex.ledger.replay import rejected
+    from dex.ledger.state import block_time_ms
+
+    clock = time.thread_time
+    c0 = clock()
+    proposal, leaves = decode_proposal(data)
+    c1 = clock()
+    t = block_time_ms(parent, proposal)
+    guard.advance(t)
+    verdicts = [guard.admit(a.public_key, a.timestamp_ms, a.payload, t) for a in proposal.auths]
+    c2 = clock()
+    apply = engine.apply
+    results = [
+        apply(cmd, t) if index == NO_AUTH or verdicts[index] is None else [rejected(cmd, verdicts[index])]
+        for cmd, index in zip(proposal.commands, proposal.auth_index)
+    ]
+    c3 = clock()
+    encoded = [encode_events(events) for events in results]
+    c4 = clock()
+    commands_root, results_root = merkle_root(leaves), merkle_root(encoded)
+    c5 = clock()
+    version = version or (proposal.chain_version if parent is None else parent.version)
+    state_hash = bytes.fromhex(engine.state_hash(version))
+    c6 = clock()
+    header = BlockHeader(height=1 if parent is None else parent.height + 1, parent=parent_hash, leader=proposal.leader,
+                         term=proposal.term, time_ms=t, commands_count=len(proposal.commands),
+                         commands_root=commands_root, results_root=results_root, state_hash=state_hash, version=version)
+    header.hash  # noqa: B018 (the block hash, as a node computes it: timed with the header)
+    c7 = clock()
+    for name, (a, b) in zip(PHASES, ((c0, c1), (c1, c2), (c2, c3), (c3, c4), (c4, c5), (c5, c6), (c6, c7))):
+        phases[name] += b - a
+    return header, len(proposal.commands)
+
+
 def apply_blocks_phases(config, funding, blocks: list[bytes], engine_class) -> tuple[dict, bytes]:
     """apply_blocks with each phase timed on its own (CPU seconds by phase).
     It mirrors dex.ledger.state.apply_proposal; the caller checks that it
     ends in the same block hash."""
-    from dex.ledger.codec import GENESIS_PARENT, BlockHeader, NO_AUTH, decode_proposal, encode_events, merkle_root
-    from dex.ledger.replay import ReplayGuard, rejected
-    from dex.ledger.state import block_time_ms
+    from dex.ledger.codec import GENESIS_PARENT
+    from dex.ledger.replay import ReplayGuard
 
     engine = fresh_engine(config, funding, engine_class)
-    apply = engine.apply
     guard = ReplayGuard()
     parent, parent_hash = None, GENESIS_PARENT
-    phases = dict.fromkeys(("decode", "guard", "engine", "encode", "roots", "state_hash", "header"), 0.0)
-    clock = time.thread_time
+    phases = dict.fromkeys(PHASES, 0.0)
     gc.collect()
     for data in blocks:
-        c0 = clock()
-        proposal, leaves = decode_proposal(data)
-        c1 = clock()
-        t = block_time_ms(parent, proposal)
-        guard.advance(t)
-        verdicts = [guard.admit(a.public_key, a.timestamp_ms, a.payload, t) for a in proposal.auths]
-        c2 = clock()
-        results = [
-            apply(cmd, t) if index == NO_AUTH or verdicts[index] is None else [rejected(cmd, verdicts[index])]
-            for cmd, index in zip(proposal.commands, proposal.auth_index)
-        ]
-        c3 = clock()
-        encoded = [encode_events(events) for events in results]
-        c4 = clock()
-        commands_root, results_root = merkle_root(leaves), merkle_root(encoded)
-        c5 = clock()
-        state_hash = bytes.fromhex(engine.state_hash())
-        c6 = clock()
-        parent = BlockHeader(height=1 if parent is None else parent.height + 1, parent=parent_hash, leader=proposal.leader,
-                             term=proposal.term, time_ms=t, commands_count=len(proposal.commands),
-                             commands_root=commands_root, results_root=results_root, state_hash=state_hash)
+        parent, _ = timed_block(engine, guard, parent, parent_hash, data, phases)
         parent_hash = parent.hash
-        c7 = clock()
-        for name, (a, b) in zip(phases, ((c0, c1), (c1, c2), (c2, c3), (c3, c4), (c4, c5), (c5, c6), (c6, c7))):
-            phases[name] += b - a
     return phases, parent_hash
 
 
