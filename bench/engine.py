@@ -713,7 +713,7 @@ def timed_block(engine, guard, parent, parent_hash: bytes, data: bytes, phases: 
     times a stored chain with it."""
     from dex.ledger.codec import BlockHeader, NO_AUTH, decode_proposal, encode_events, merkle_root
     from dex.ledger.replay import rejected
-    from dex.ledger.state import block_time_ms
+    from dex.ledger.state import block_time_ms, block_version
 
     clock = time.thread_time
     c0 = clock()
@@ -733,7 +733,7 @@ def timed_block(engine, guard, parent, parent_hash: bytes, data: bytes, phases: 
     c4 = clock()
     commands_root, results_root = merkle_root(leaves), merkle_root(encoded)
     c5 = clock()
-    version = version or (proposal.chain_version if parent is None else parent.version)
+    version = version or block_version(parent, proposal)
     state_hash = bytes.fromhex(engine.state_hash(version))
     c6 = clock()
     header = BlockHeader(height=1 if parent is None else parent.height + 1, parent=parent_hash, leader=proposal.leader,

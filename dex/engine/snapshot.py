@@ -363,10 +363,15 @@ def _book_digest(book) -> bytes:
 
 
 def _book_digest_v2(book) -> bytes:
-    """SHA-256(u8 2, symbol, u32 bid levels, u32 ask levels, level sum)."""
+    """A book's digest of state hash v2, from its cached level terms."""
     refresh_records(book)
+    return _book_digest_v2_of(book, _as_int(book.levels_sum))
+
+
+def _book_digest_v2_of(book, levels_sum: int) -> bytes:
+    """SHA-256(u8 2, symbol, u32 bid levels, u32 ask levels, level sum)."""
     return _sha256(b"\x02" + _str(book.symbol) + _U32.pack(len(book.bid_prices)) + _U32.pack(len(book.ask_keys))
-                   + _as_int(book.levels_sum).to_bytes(32, "big")).digest()
+                   + levels_sum.to_bytes(32, "big")).digest()
 
 
 def _book_digest_from_scratch(book) -> bytes:
@@ -388,8 +393,7 @@ def _book_digest_v2_from_scratch(book) -> bytes:
         for key in prices:
             price = sign * key
             total += _level_term(side, _U64.pack(price) + _level_digest(levels[price]))
-    return _sha256(b"\x02" + _str(book.symbol) + _U32.pack(len(book.bid_prices)) + _U32.pack(len(book.ask_keys))
-                   + (total & _MASK256).to_bytes(32, "big")).digest()
+    return _book_digest_v2_of(book, total & _MASK256)
 
 
 def _account_term(acct, balances) -> int:

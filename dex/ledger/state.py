@@ -30,6 +30,12 @@ def block_time_ms(parent: BlockHeader | None, proposal: Proposal) -> int:
     return proposal.time_ms if parent is None else max(proposal.time_ms, parent.time_ms)
 
 
+def block_version(parent: BlockHeader | None, proposal: Proposal) -> int:
+    """The block's header version: a chain keeps its first block's, which its
+    proposal names (dex/ledger/codec.py, "Chain versions")."""
+    return proposal.chain_version if parent is None else parent.version
+
+
 def apply_proposal(engine, guard: ReplayGuard, parent: BlockHeader | None, parent_hash: bytes, proposal: Proposal, leaves: list[bytes]) -> tuple[BlockHeader, list[bytes], list]:
     """Apply every command of `proposal` to `engine` (mutating it and
     `guard`) at the block's time and return (header, each command's encoded events, each
@@ -41,8 +47,7 @@ def apply_proposal(engine, guard: ReplayGuard, parent: BlockHeader | None, paren
     assert len(parent_hash) == 32
     time_ms = block_time_ms(parent, proposal)
     height = 1 if parent is None else parent.height + 1
-    # A chain keeps its first block's version (dex/ledger/codec.py, "Chain versions").
-    version = proposal.chain_version if parent is None else parent.version
+    version = block_version(parent, proposal)
     guard.advance(time_ms)
     verdicts = [guard.admit(a.public_key, a.timestamp_ms, a.payload, time_ms) for a in proposal.auths]
     engine_apply = engine.apply
