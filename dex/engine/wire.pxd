@@ -47,3 +47,10 @@ cdef int _byte(long long v) except -1
 
 @cython.locals(k=Py_ssize_t)
 cdef Py_ssize_t _copy(unsigned char *buf, Py_ssize_t at, bytes raw) noexcept
+
+# Events read back: the common ones with C loads from a typed view.
+cdef dict _STOP
+cdef Py_ssize_t _ACCEPTED_SIZE, _TRADE_SIZE, _STOPPED_SIZE, _BALANCE_SIZE
+@cython.locals(events=list, end=Py_ssize_t, n=Py_ssize_t, tag=cython.int, side=cython.int, otype=cython.int, tif=cython.int,
+               delta=cython.longlong)
+cdef tuple _decode_events_c(object buf, const unsigned char[::1] view, Py_ssize_t at)

@@ -334,7 +334,7 @@ def _ascii(view, at: int, end: int):
     """Compiled only: get_str's string from a typed view, decoded in place;
     the caller steps past it (1 + view[at] bytes, checked here to fit)."""
     if at >= end:
-        raise CodecError("bad command: a string cut short")
+        raise CodecError("a string cut short")
     n = view[at]
     if n == 0:
         return None
@@ -441,51 +441,160 @@ def _name(text: str) -> bytes:
 
 
 def decode_events(buf, at: int = 0) -> tuple[list, int]:
+    """A command's events from `buf` at `at` (bytes or a memoryview), as
+    encode_events wrote them: (events, offset after them). Malformed bytes
+    are a CodecError. Compiled, the common events are read with C loads
+    (`_decode_events_c`); the rest, and the pure module, with `struct`."""
+    if _COMPILED:
+        if buf is None:
+            raise TypeError("decode_events needs a buffer, not None")
+        return _decode_events_c(buf, buf, at)
     try:
         (n,) = _U16.unpack_from(buf, at)
-        at += 2
-        events = []
-        for _ in range(n):
-            tag = buf[at]
-            if tag == _EV_TRADE:
-                f = _TRADE.unpack_from(buf, at)
-                symbol, at = get_str(buf, at + _TRADE.size)
-                events.append(Trade(f[1], symbol, f[2], f[3], _SIDE[f[4]], f[5], f[6], f[7], f[8], f[9], f[10]))
-            elif tag == _EV_ACCEPTED:
-                f = _ACCEPTED.unpack_from(buf, at)
-                symbol, at = get_str(buf, at + _ACCEPTED.size)
-                cid, at = get_str(buf, at)
-                events.append(OrderAccepted(f[1], f[2], symbol, _SIDE[f[3]], _TYPE[f[4]], _TIF[f[5]], f[6], f[7], f[8], cid))
-            elif tag == _EV_REJECTED:
-                f = _REJECTED.unpack_from(buf, at)
-                symbol, at = get_str(buf, at + _REJECTED.size)
-                cid, at = get_str(buf, at)
-                events.append(OrderRejected(f[1], symbol, cid, f[2], _REASON[f[3]]))
-            elif tag == _EV_DUPLICATE:
-                f = _DUPLICATE.unpack_from(buf, at)
-                symbol, at = get_str(buf, at + _DUPLICATE.size)
-                cid, at = get_str(buf, at)
-                events.append(OrderDuplicate(f[1], f[2], symbol, cid, _STATUS[f[3]], f[4], f[5]))
-            elif tag in (_EV_CANCELLED, _EV_EXPIRED):
-                f = _STOPPED.unpack_from(buf, at)
-                symbol, at = get_str(buf, at + _STOPPED.size)
-                cls = OrderCancelled if tag == _EV_CANCELLED else OrderExpired
-                events.append(cls(f[1], f[2], symbol, f[3], _STOP[f[4]]))
-            elif tag == _EV_AMENDED:
-                f = _AMENDED.unpack_from(buf, at)
-                symbol, at = get_str(buf, at + _AMENDED.size)
-                events.append(OrderAmended(f[1], f[2], symbol, f[3], f[4], bool(f[5])))
-            elif tag == _EV_BALANCE:
-                f = _BALANCE.unpack_from(buf, at)
-                asset, at = get_str(buf, at + _BALANCE.size)
-                events.append(BalanceChanged(f[1], asset, f[2], f[3]))
-            else:
-                raise CodecError(f"unknown event tag {tag}")
-        return events, at
+    except struct.error as e:
+        raise CodecError(f"bad events at {at}: {e}") from e
+    at += 2
+    events = []
+    for _ in range(n):
+        event, at = _event_at(buf, at)
+        events.append(event)
+    return events, at
+
+
+def _event_at(buf, at: int):
+    """The event at `at` and the offset after it, read with `struct`."""
+    try:
+        tag = buf[at]
+        if tag == _EV_TRADE:
+            f = _TRADE.unpack_from(buf, at)
+            symbol, at = get_str(buf, at + _TRADE.size)
+            return Trade(f[1], symbol, f[2], f[3], _SIDE[f[4]], f[5], f[6], f[7], f[8], f[9], f[10]), at
+        if tag == _EV_ACCEPTED:
+            f = _ACCEPTED.unpack_from(buf, at)
+            symbol, at = get_str(buf, at + _ACCEPTED.size)
+            cid, at = get_str(buf, at)
+            return OrderAccepted(f[1], f[2], symbol, _SIDE[f[3]], _TYPE[f[4]], _TIF[f[5]], f[6], f[7], f[8], cid), at
+        if tag == _EV_REJECTED:
+            f = _REJECTED.unpack_from(buf, at)
+            symbol, at = get_str(buf, at + _REJECTED.size)
+            cid, at = get_str(buf, at)
+            return OrderRejected(f[1], symbol, cid, f[2], _REASON[f[3]]), at
+        if tag == _EV_DUPLICATE:
+            f = _DUPLICATE.unpack_from(buf, at)
+            symbol, at = get_str(buf, at + _DUPLICATE.size)
+            cid, at = get_str(buf, at)
+            return OrderDuplicate(f[1], f[2], symbol, cid, _STATUS[f[3]], f[4], f[5]), at
+        if tag == _EV_CANCELLED or tag == _EV_EXPIRED:
+            f = _STOPPED.unpack_from(buf, at)
+            symbol, at = get_str(buf, at + _STOPPED.size)
+            cls = OrderCancelled if tag == _EV_CANCELLED else OrderExpired
+            return cls(f[1], f[2], symbol, f[3], _STOP[f[4]]), at
+        if tag == _EV_AMENDED:
+            f = _AMENDED.unpack_from(buf, at)
+            symbol, at = get_str(buf, at + _AMENDED.size)
+            return OrderAmended(f[1], f[2], symbol, f[3], f[4], bool(f[5])), at
+        if tag == _EV_BALANCE:
+            f = _BALANCE.unpack_from(buf, at)
+            asset, at = get_str(buf, at + _BALANCE.size)
+            return BalanceChanged(f[1], asset, f[2], f[3]), at
     except (struct.error, IndexError, KeyError, UnicodeDecodeError, ValueError) as e:
         if isinstance(e, CodecError):
             raise
         raise CodecError(f"bad events at {at}: {e}") from e
+    raise CodecError(f"unknown event tag {tag}")
+
+
+_ACCEPTED_SIZE = _ACCEPTED.size  # 44
+_TRADE_SIZE = _TRADE.size  # 74
+_STOPPED_SIZE = _STOPPED.size  # 26
+_BALANCE_SIZE = _BALANCE.size  # 25
+
+
+def _decode_events_c(buf, view, at: int) -> tuple[list, int]:
+    """Compiled only: decode_events with `view` typed (wire.pxd), the common
+    events (accepted, trade, cancelled, expired, balance) read with C loads,
+    their strings decoded in place and a repeated symbol reused; the others
+    through `_event_at` on `buf`. The same events and offset as the pure
+    decoder, and a CodecError wherever it raises one (tests/unit/test_wire.py)."""
+    end = len(view)
+    if at < 0 or at + 2 > end:  # the view's indexes are not checked below
+        raise CodecError(f"bad events at {at}: no event count")
+    n = view[at] | (view[at + 1] << 8)
+    at += 2
+    events = []
+    symbol = None  # the last event's symbol: most often the next one's
+    for _ in range(n):
+        if at >= end:
+            raise CodecError(f"bad events at {at}: cut short")
+        tag = view[at]
+        try:
+            if tag == _EV_TRADE:
+                if at + _TRADE_SIZE > end:
+                    raise CodecError(f"bad events at {at}: a trade cut short")
+                side = view[at + 25]
+                if side >= len(_SIDES):
+                    raise KeyError(side)
+                trade_id = _u64(view, at + 1)
+                price = _u64(view, at + 9)
+                qty = _u64(view, at + 17)
+                maker_oid = _u64(view, at + 26)
+                taker_oid = _u64(view, at + 34)
+                maker_account = _u64(view, at + 42)
+                taker_account = _u64(view, at + 50)
+                maker_fee = _u64(view, at + 58)
+                taker_fee = _u64(view, at + 66)
+                at += _TRADE_SIZE
+                symbol = _symbol(view, at, end, symbol)
+                at += 1 + view[at]
+                events.append(_new(Trade, (trade_id, symbol, price, qty, _SIDES[side], maker_oid, taker_oid, maker_account,
+                                           taker_account, maker_fee, taker_fee)))
+            elif tag == _EV_ACCEPTED:
+                if at + _ACCEPTED_SIZE > end:
+                    raise CodecError(f"bad events at {at}: an accept cut short")
+                side = view[at + 17]
+                otype = view[at + 18]
+                tif = view[at + 19]
+                if side >= len(_SIDES) or otype >= len(_TYPES) or tif >= len(_TIFS):
+                    raise KeyError((side, otype, tif))
+                order_id = _u64(view, at + 1)
+                account = _u64(view, at + 9)
+                price = _u64(view, at + 20)
+                qty = _u64(view, at + 28)
+                quote_qty = _u64(view, at + 36)
+                at += _ACCEPTED_SIZE
+                symbol = _symbol(view, at, end, symbol)
+                at += 1 + view[at]
+                cid = _ascii(view, at, end)
+                at += 1 + view[at]
+                events.append(_new(OrderAccepted, (order_id, account, symbol, _SIDES[side], _TYPES[otype], _TIFS[tif],
+                                                   price, qty, quote_qty, cid)))
+            elif tag == _EV_CANCELLED or tag == _EV_EXPIRED:
+                if at + _STOPPED_SIZE > end:
+                    raise CodecError(f"bad events at {at}: a stop cut short")
+                reason = _STOP[view[at + 25]]
+                order_id = _u64(view, at + 1)
+                account = _u64(view, at + 9)
+                qty = _u64(view, at + 17)
+                at += _STOPPED_SIZE
+                symbol = _symbol(view, at, end, symbol)
+                at += 1 + view[at]
+                events.append(_new(OrderCancelled if tag == _EV_CANCELLED else OrderExpired, (order_id, account, symbol, qty, reason)))
+            elif tag == _EV_BALANCE:
+                if at + _BALANCE_SIZE > end:
+                    raise CodecError(f"bad events at {at}: a balance cut short")
+                account = _u64(view, at + 1)
+                delta = cython.cast(cython.longlong, _u64(view, at + 9))
+                free = _u64(view, at + 17)
+                at += _BALANCE_SIZE
+                asset = _ascii(view, at, end)
+                at += 1 + view[at]
+                events.append(_new(BalanceChanged, (account, asset, delta, free)))
+            else:
+                event, at = _event_at(buf, at)
+                events.append(event)
+        except (KeyError, UnicodeDecodeError) as e:
+            raise CodecError(f"bad events at {at}: {e!r}") from e
+    return events, at
 
 
 # Compiled only: the common events (accepted, trade, cancelled, expired,
