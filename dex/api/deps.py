@@ -164,6 +164,16 @@ def signed_target(request: Request) -> tuple[str, str]:
     return url.path, url.query
 
 
+def recv_window_param(query: str) -> str | None:
+    """`QueryParams(query).get("recvWindow")`, without parsing a query that
+    cannot hold the parameter: one with neither its name nor a "%" (which
+    could spell the name encoded). Parsing cost ~11 µs a signed query (a
+    cancel's), on the follower and again on the leader."""
+    if not query or ("recvWindow" not in query and "%" not in query):
+        return None
+    return QueryParams(query).get("recvWindow")
+
+
 def verify_call(node, call: Call, *, limiter=None, peer: bool = False) -> Signed:
     """Verify a signed request: the API key, the timestamp inside its signed
     recvWindow, the Ed25519 signature over the request as sent, and that
@@ -177,7 +187,7 @@ def verify_call(node, call: Call, *, limiter=None, peer: bool = False) -> Signed
     where the user sent it: one Ed25519 check per request, the timestamp and
     the replay guard checked again here."""
     public_key = parse_api_key(call.api_key)
-    timestamp_ms = check_timestamp(call.timestamp, QueryParams(call.query).get("recvWindow") if call.query else None)
+    timestamp_ms = check_timestamp(call.timestamp, recv_window_param(call.query))
     payload = signed_payload(timestamp_ms, call.method, call.path, call.query, call.body)
     if peer or not node.cfg.verify_signatures:  # verify_signatures: false only in loopback benchmarks
         signature = decode_signature(call.signature)

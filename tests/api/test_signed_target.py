@@ -52,3 +52,21 @@ def test_a_path_or_query_with_a_character_parsing_changes_goes_through_the_url()
         assert deps.signed_target(request) == (request.url.path, request.url.query)
     request = _request("/api/v1/order", b"a=1#frag", b"localhost")
     assert deps.signed_target(request) == ("/api/v1/order", "a=1")  # the fragment cut, as Starlette's URL cuts it
+
+
+_QUERY_TEXT = st.lists(st.sampled_from(["recvWindow", "recv", "Window", "%57", "%77", "%", "=", "&", "+", ";", "5000", "a", "é", " "]), max_size=12).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(query=_QUERY_TEXT)
+def test_recv_window_is_what_starlettes_query_params_give(query: str) -> None:
+    from starlette.datastructures import QueryParams
+
+    assert deps.recv_window_param(query) == (QueryParams(query).get("recvWindow") if query else None)
+
+
+def test_recv_window_is_found_spelled_out_or_percent_encoded() -> None:
+    assert deps.recv_window_param("symbol=BTCUSDT&recvWindow=9000") == "9000"
+    assert deps.recv_window_param("recv%57indow=7000") == "7000"
+    assert deps.recv_window_param("symbol=BTCUSDT&orderId=5") is None
+    assert deps.recv_window_param("") is None
