@@ -22,17 +22,6 @@ def quote(m: Market, units: int) -> str:
 def order_result(m: Market, accepted, events: list, time_ms: int, height: int, block_hash: bytes, resp_type: str) -> dict:
     """The answer to a new order, from its events (Binance's FULL/RESULT/ACK)."""
     oid = accepted.order_id
-    fills, expired = taker_outcome(events, oid)
-    executed = sum(f.qty for f in fills)
-    quote_units = sum(f.price * f.qty * m.notional_units for f in fills)
-    if expired is not None:
-        status = OrderStatus.EXPIRED
-    elif accepted.type == 1:  # MARKET: never rests
-        status = OrderStatus.FILLED
-    elif executed == accepted.qty:
-        status = OrderStatus.FILLED
-    else:
-        status = OrderStatus.PARTIALLY_FILLED if executed else OrderStatus.NEW
     out = {
         "symbol": m.symbol,
         "orderId": oid,
@@ -41,8 +30,20 @@ def order_result(m: Market, accepted, events: list, time_ms: int, height: int, b
         "blockHeight": height,
         "blockHash": block_hash.hex(),
     }
-    if resp_type == "ACK":
+    if resp_type == "ACK":  # what the order did is not part of the answer: not worked out
         return out
+    fills, expired = taker_outcome(events, oid)
+    executed = sum(f.qty for f in fills)
+    notional_units = m.notional_units  # a Decimal computation: once, not per fill
+    quote_units = sum(f.price * f.qty for f in fills) * notional_units
+    if expired is not None:
+        status = OrderStatus.EXPIRED
+    elif accepted.type == 1:  # MARKET: never rests
+        status = OrderStatus.FILLED
+    elif executed == accepted.qty:
+        status = OrderStatus.FILLED
+    else:
+        status = OrderStatus.PARTIALLY_FILLED if executed else OrderStatus.NEW
     out.update(
         price=price(m, accepted.price),
         origQty=qty(m, accepted.qty),

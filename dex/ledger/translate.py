@@ -175,27 +175,29 @@ def place_command(markets, o: NewOrder, account: int, signature: bytes, index: i
     Refused. `index` tells the orders of one batch apart when their client
     ids are derived from its `signature`."""
     m = market_of(markets, o.symbol)
-    otype = OrderType[o.type]
+    otype = _ORDER_TYPES[o.type]
     price = quantity = quote_qty = 0
-    for param, text in (("price", o.price), ("quantity", o.quantity), ("quoteOrderQty", o.quoteOrderQty)):
-        plain(text, param)
-    if o.price is not None:
-        price = m.price_to_ticks(o.price)
+    text_price, text_qty, text_quote = o.price, o.quantity, o.quoteOrderQty
+    plain(text_price, "price")
+    plain(text_qty, "quantity")
+    plain(text_quote, "quoteOrderQty")
+    if text_price is not None:
+        price = m.price_to_ticks(text_price)
         if price is None:
             raise Refused.of(Reason.PRICE_FILTER)
-    if o.quantity is not None:
-        quantity = m.qty_to_lots(o.quantity)
+    if text_qty is not None:
+        quantity = m.qty_to_lots(text_qty)
         if quantity is None:
             raise Refused.of(Reason.LOT_SIZE)
-    if o.quoteOrderQty is not None:
-        quote_qty = amount_to_units(m.quote, o.quoteOrderQty)
+    if text_quote is not None:
+        quote_qty = amount_to_units(m.quote, text_quote)
         if quote_qty is None:
             raise Refused(400, BAD_PRECISION, "Precision is over the maximum defined for this asset (quoteOrderQty).")
-    if otype == OrderType.LIMIT and (o.price is None or o.quantity is None):
+    if otype is _LIMIT and (text_price is None or text_qty is None):
         raise Refused(400, MANDATORY_PARAM, "A LIMIT order needs price and quantity.")
-    if otype == OrderType.MARKET and (o.quantity is None) == (o.quoteOrderQty is None):
+    if otype is _MARKET and (text_qty is None) == (text_quote is None):
         raise Refused(400, MANDATORY_PARAM, "A MARKET order needs exactly one of quantity and quoteOrderQty.")
-    tif = TimeInForce[o.timeInForce] if o.timeInForce else TimeInForce.GTC
+    tif = _TIFS[o.timeInForce] if o.timeInForce else _GTC
     if o.newClientOrderId is not None:
         cid = client_id(o.newClientOrderId, "newClientOrderId") if check_client_id else o.newClientOrderId
     else:
@@ -203,16 +205,26 @@ def place_command(markets, o: NewOrder, account: int, signature: bytes, index: i
     return m, PlaceOrder(
         account=account,
         symbol=o.symbol,
-        side=Side[o.side],
+        side=_SIDES[o.side],
         type=otype,
         tif=tif,
         price=price,
         qty=quantity,
         quote_qty=quote_qty,
         post_only=o.postOnly,
-        stp=SelfTradePrevention[o.selfTradePreventionMode],
+        stp=_STPS[o.selfTradePreventionMode],
         client_order_id=cid,
     )
+
+
+# The enums by name as plain dicts, and members read once: `Side[name]` and
+# `OrderType.LIMIT` go through the enum's metaclass (~70-170 ns each on
+# CPython 3.11, four to six an order), a dict lookup or a global ~20.
+_SIDES = dict(Side.__members__)
+_ORDER_TYPES = dict(OrderType.__members__)
+_TIFS = dict(TimeInForce.__members__)
+_STPS = dict(SelfTradePrevention.__members__)
+_LIMIT, _MARKET, _GTC = OrderType.LIMIT, OrderType.MARKET, TimeInForce.GTC
 
 
 def batch_commands(markets, batch: BatchOrders, account: int, signature: bytes, *, check_client_id: bool = True) -> list:

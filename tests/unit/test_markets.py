@@ -4,8 +4,10 @@ conversions at the edge (whole steps only, never rounded)."""
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from dex.core import limits
+from dex.core import limits, markets
 from dex.core.markets import (
     amount_to_units,
     load_markets,
@@ -272,6 +274,21 @@ def test_formatting_uses_no_exponent_for_a_coarse_tick():
     market = kit.inline_config(tick_size="10", max_price="10000").market("TESTUSD")
 
     assert market.ticks_to_price(3) == "30"
+
+
+_STEPS = st.sampled_from(["0.01", "0.00001", "0.5", "0.25", "1", "10", "1E+1", "5", "0.010", "2.5", "0.00000001", "100", "0.1"]).map(Decimal)
+
+
+@settings(max_examples=400, deadline=None)
+@given(n=st.integers(min_value=-(2**70), max_value=2**70), step=_STEPS)
+def test_integer_formatting_writes_what_the_decimal_product_writes(n, step):
+    # ticks_to_price, lots_to_qty and units_to_amount format n x step in
+    # integer arithmetic: the same text as formatting the Decimal product.
+    assert markets._fmt_steps(n, step) == markets._fmt(n * step, step)
+
+
+def test_a_value_that_is_not_an_int_is_formatted_as_a_decimal():
+    assert markets._fmt_steps(Decimal("3"), Decimal("0.01")) == "0.03"
 
 
 # ------------------------------------------------------------ asset amounts
