@@ -32,17 +32,14 @@ from dex.core.reasons import Reason, StopReason
 from dex.core.types import OrderStatus, OrderType, Side, TimeInForce
 from dex.engine import wire as pure_wire
 from dex.engine.shared import CodecError
+from tests import engines
 
 U64 = 2**64 - 1
 
 
 def _compiled_wire():
-    compiled, why = dex.engine.load_compiled()
-    if compiled is None:
-        pytest.skip(f"*** compiled engine not available: {why} ***")
-    from dex.engine._compiled import wire
-
-    return wire
+    """The compiled build's wire module (the test is skipped where it is not built)."""
+    return dex.engine.implementation_module(engines.module("compiled"), "wire")
 
 
 def _events(rng: random.Random, count: int) -> list:
