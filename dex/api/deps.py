@@ -167,8 +167,8 @@ def signed_target(request: Request) -> tuple[str, str]:
 def recv_window_param(query: str) -> str | None:
     """`QueryParams(query).get("recvWindow")`, without parsing a query that
     cannot hold the parameter: one with neither its name nor a "%" (which
-    could spell the name encoded). Parsing cost ~11 µs a signed query (a
-    cancel's), on the follower and again on the leader."""
+    could spell the name encoded). Parsing cost ~5 µs a signed query (a
+    cancel's; timeit), on the follower and again on the leader."""
     if not query or ("recvWindow" not in query and "%" not in query):
         return None
     return QueryParams(query).get("recvWindow")
