@@ -76,10 +76,11 @@ merkle_root = digest_module.merkle_root
 sha256 = digest_module.sha256
 decode_commands = wire_module.decode_commands
 decode_events = wire_module.decode_events
+encode_command = wire_module.encode_command
 encode_events = wire_module.encode_events
 
 __all__ = [
     "COMPILED", "IMPLEMENTATION", "IMPLEMENTATION_REASON", "PURE", "Engine", "OrderView", "SnapshotError",
-    "decode_commands", "decode_events", "digest_module", "encode_events", "engine_module", "implementation_module", "load_compiled",
+    "decode_commands", "decode_events", "digest_module", "encode_command", "encode_events", "engine_module", "implementation_module", "load_compiled",
     "merkle_root", "sha256", "wire_module",
 ]

@@ -6,7 +6,7 @@
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_GET_LENGTH, PyUnicode_KIND, PyUnicode_1BYTE_DATA
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy
 
 cdef bint _COMPILED
 cdef object _new, PlaceOrder, CancelOrder, Trade, BalanceChanged, OrderAccepted, OrderCancelled, OrderExpired
@@ -54,3 +54,13 @@ cdef Py_ssize_t _ACCEPTED_SIZE, _TRADE_SIZE, _STOPPED_SIZE, _BALANCE_SIZE
 @cython.locals(events=list, end=Py_ssize_t, n=Py_ssize_t, tag=cython.int, side=cython.int, otype=cython.int, tif=cython.int,
                delta=cython.longlong)
 cdef tuple _decode_events_c(object buf, const unsigned char[::1] view, Py_ssize_t at)
+
+# A place or a cancel written with C stores (the u_ locals: a value outside
+# its C type raises OverflowError, and the struct path decides instead).
+@cython.locals(at=Py_ssize_t, end=Py_ssize_t, u_account=cython.ulonglong, u_side=cython.uchar, u_type=cython.uchar, u_tif=cython.uchar,
+               u_flags=cython.uchar, u_price=cython.ulonglong, u_qty=cython.ulonglong, u_quote=cython.ulonglong,
+               u_order=cython.ulonglong)
+cdef object _encode_command_c(cmd)
+
+@cython.locals(n=Py_ssize_t)
+cdef Py_ssize_t _put_ascii(unsigned char *buf, Py_ssize_t at, object text) except? -2

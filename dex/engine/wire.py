@@ -130,10 +130,89 @@ def get_str(buf, at: int) -> tuple[str | None, int]:
 
 
 def encode_command(cmd) -> bytes:
+    """A command as a block carries it (the module docstring). Compiled, a
+    place or a cancel is written with C stores (`_encode_command_c`)."""
+    if _COMPILED:
+        raw = _encode_command_c(cmd)
+        if raw is not None:
+            return raw
     try:
         return _encode_command(cmd)
     except struct.error as e:  # a number outside its field: the edge should have refused it
         raise CodecError(f"{cmd.__class__.__name__}: {e}") from None
+
+
+def _encode_command_c(cmd):
+    """Compiled only: a place or a cancel written with C stores into a stack
+    buffer, the same bytes as `_encode_command`; None for any other command,
+    or for a field that is not an int or does not fit its width (the caller
+    then takes the `struct` path, which refuses it as it always has)."""
+    buf = cython.declare(cython.uchar[640])
+    cls = cmd.__class__
+    try:
+        if cls is PlaceOrder:
+            account, symbol, side, otype, tif, price, qty, quote_qty, post_only, stp, cid = cython.cast(tuple, cmd)
+            for v in (account, side, otype, tif, price, qty, quote_qty, post_only, stp):
+                if not isinstance(v, int):
+                    return None  # C would convert a float through __int__: struct decides instead
+            # Typed locals (wire.pxd): a value outside its C type is an OverflowError.
+            u_account = account
+            u_side = side
+            u_type = otype
+            u_tif = tif
+            u_flags = int(post_only) | (int(stp) << 1)
+            u_price = price
+            u_qty = qty
+            u_quote = quote_qty
+            buf[0] = _PLACE_TAG
+            _w64(buf, 1, u_account)
+            buf[9] = u_side
+            buf[10] = u_type
+            buf[11] = u_tif
+            buf[12] = u_flags
+            _w64(buf, 13, u_price)
+            _w64(buf, 21, u_qty)
+            _w64(buf, 29, u_quote)
+            at = _PLACE_SIZE
+        elif cls is CancelOrder:
+            account, symbol, order_id, cid = cython.cast(tuple, cmd)
+            if not (isinstance(account, int) and isinstance(order_id, int)):
+                return None
+            u_account = account
+            u_order = order_id
+            buf[0] = _CANCEL_TAG
+            _w64(buf, 1, u_account)
+            _w64(buf, 9, u_order)
+            at = _CANCEL_SIZE
+        else:
+            return None
+    except OverflowError:
+        return None
+    # The strings as put_str writes them (which refuses what _put_ascii leaves to it).
+    end = _put_ascii(buf, at, symbol)
+    at = _copy(buf, at, _str_bytes(symbol)) if end < 0 else end
+    end = _put_ascii(buf, at, cid)
+    at = _copy(buf, at, _str_bytes(cid)) if end < 0 else end
+    return PyBytes_FromStringAndSize(cython.cast(cython.p_char, buf), at)  # noqa: F821
+
+
+def _put_ascii(buf, at: int, text) -> int:
+    """Compiled only: put_str's bytes for `text` (None, or an ASCII str of 1
+    to 255 characters, copied from the string's own bytes) written at `at`;
+    the offset after them, or -1 for anything else, which put_str judges."""
+    if text is None:
+        buf[at] = 0
+        return at + 1
+    if type(text) is not str:
+        return -1
+    n = PyUnicode_GET_LENGTH(text)  # noqa: F821
+    if n == 0 or n > 255 or PyUnicode_KIND(text) != 1 or not text.isascii():  # noqa: F821
+        return -1
+    buf[at] = n
+    memcpy(cython.address(buf[at + 1]), PyUnicode_1BYTE_DATA(text), n)  # noqa: F821
+    return at + 1 + n
+
+
 
 
 def _encode_command(cmd) -> bytes:

@@ -50,11 +50,12 @@ from isal import isal_zlib as zlib
 
 from dex.engine import decode_commands as _decode_commands
 from dex.engine import decode_events  # noqa: F401 (the codec's API)
+from dex.engine import encode_command  # noqa: F401 (the codec's API)
 from dex.engine import encode_events
 from dex.engine import merkle_root as _engine_merkle_root
 from dex.engine import sha256 as _sha256
 from dex.engine.shared import CodecError
-from dex.engine.wire import EVENTS_PER_COMMAND_MAX, NO_AUTH, decode_command, encode_command  # noqa: F401 (the codec's API)
+from dex.engine.wire import EVENTS_PER_COMMAND_MAX, NO_AUTH, decode_command  # noqa: F401 (the codec's API)
 from dex.engine.wire import get_str as _get_str
 from dex.engine.wire import put_str as _put_str
 
