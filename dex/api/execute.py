@@ -278,14 +278,17 @@ def cancel_all(node, signed, call: Call) -> Prepared:
 
         def answer() -> list:
             _reject(events)
+            cancelled = [ev for ev in events if ev.__class__ is OrderCancelled]
+            records = node.history.orders([ev.order_id for ev in cancelled])
+            markets: dict = {}
+            block_hash = applied.block_hash.hex()
             answers = []
-            for ev in events:
-                if ev.__class__ is not OrderCancelled:
-                    continue
-                m = node.cfg.markets.market(ev.symbol)
-                record = node.history.order(ev.order_id)
+            for ev, record in zip(cancelled, records):
+                m = markets.get(ev.symbol)
+                if m is None:
+                    m = markets[ev.symbol] = node.cfg.markets.market(ev.symbol)
                 out = render.order_record(m, record) if record is not None else {"symbol": ev.symbol, "orderId": ev.order_id}
-                out.update(status="CANCELED", blockHeight=applied.height, blockHash=applied.block_hash.hex())
+                out.update(status="CANCELED", blockHeight=applied.height, blockHash=block_hash)
                 answers.append(out)
             return answers
 

@@ -74,6 +74,17 @@ _EXPIRED = OrderStatus.EXPIRED
 _MARKET = OrderType.MARKET
 
 
+def _record(rec: list | None) -> OrderRecord | None:
+    """The OrderRecord of a kept order (its list), or None."""
+    if rec is None:
+        return None
+    ev = rec[_EV]
+    return OrderRecord(
+        ev.order_id, ev.account, ev.symbol, ev.side, ev.type, ev.tif, rec[_PRICE], rec[_QTY], ev.quote_qty,
+        ev.client_order_id, rec[_TIME], rec[_UPDATE], rec[_HEIGHT], rec[_FILLED_LOTS], rec[_FILLED_QUOTE], rec[_STATUS],
+    )
+
+
 class History:
     def __init__(self, markets) -> None:
         self._lock = threading.Lock()
@@ -151,14 +162,14 @@ class History:
     def order(self, order_id: int) -> OrderRecord | None:
         """A copy of what the history knows of the order, or None."""
         with self._lock:
-            rec = self._orders.get(order_id)
-            if rec is None:
-                return None
-            ev = rec[_EV]
-            return OrderRecord(
-                ev.order_id, ev.account, ev.symbol, ev.side, ev.type, ev.tif, rec[_PRICE], rec[_QTY], ev.quote_qty,
-                ev.client_order_id, rec[_TIME], rec[_UPDATE], rec[_HEIGHT], rec[_FILLED_LOTS], rec[_FILLED_QUOTE], rec[_STATUS],
-            )
+            return _record(self._orders.get(order_id))
+
+    def orders(self, order_ids) -> list[OrderRecord | None]:
+        """`order` of each id, under one hold of the lock (an answer to a
+        cancel of all of an account's orders lists every one)."""
+        with self._lock:
+            get = self._orders.get
+            return [_record(get(order_id)) for order_id in order_ids]
 
     def trades(self, symbol: str, limit: int) -> list:
         with self._lock:

@@ -94,3 +94,18 @@ def test_a_block_seen_before_changes_nothing_and_old_orders_are_dropped(monkeypa
     assert history.order(1).status == OrderStatus.NEW  # height 1 again: a replay, skipped
     history.on_block(_header(2, 200), b"", None, [[_accepted(3, 2)]])
     assert history.order(1) is None and history.order(2) is not None and history.order(3) is not None
+
+
+
+def test_orders_gives_each_ids_record_or_none_as_copies():
+    history = History(MARKETS)
+    accepted = [OrderAccepted(order_id=i, account=2, symbol="BTCUSDT", side=Side.BUY, type=OrderType.LIMIT,
+                              tif=TimeInForce.GTC, price=10, qty=5, quote_qty=0, client_order_id=None) for i in (1, 2)]
+    history.on_block(_header(1, 100), b"", None, [[accepted[0]], [accepted[1]]])
+
+    records = history.orders([2, 99, 1])
+
+    assert [None if r is None else r.order_id for r in records] == [2, None, 1]
+    assert records[0] == history.order(2)
+    records[0].status = OrderStatus.CANCELED  # a copy: the history's own record is not touched
+    assert history.order(2).status == OrderStatus.NEW
