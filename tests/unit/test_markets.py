@@ -369,3 +369,15 @@ def test_the_memoized_conversions_answer_as_the_uncached_ones(btcusdt):
     assert btcusdt.price_to_ticks("1" * (m.CACHED_TEXT_LENGTH_MAX + 1)) is None
     assert m._steps_cached.cache_info().currsize == before
     assert m._steps_cached.cache_info().maxsize == m.CONVERSIONS_CACHED_MAX == m._plain_decimal_cached.cache_info().maxsize
+
+
+def test_markets_and_assets_are_found_by_name_and_anything_else_is_a_key_error():
+    config = load_markets(kit.MARKETS_TOML)
+
+    assert [config.market(m.symbol) for m in config.markets] == list(config.markets)
+    assert [config.asset(a.name) for a in config.assets] == list(config.assets)
+    for bad in ("NOPE", "btcusdt", "", None, ["BTCUSDT"]):
+        with pytest.raises(KeyError):
+            config.market(bad)
+        with pytest.raises(KeyError):
+            config.asset(bad)
