@@ -22,10 +22,12 @@ command and encodes every event of every block. Compiled (docs/ENGINE.md,
 "Two implementations"), `decode_commands` reads places and cancels with C
 loads from a typed view of the proposal and makes each command, its string
 fields and its leaf bytes straight from it, where the pure module unpacks
-with `struct` and slices; `encode_events` writes the common events with C
-stores. The rest (rare commands and events) take the `struct` code in both.
-tests/unit/test_wire.py and test_codec_events.py hold the two builds to each
-other, malformed input included.
+with `struct` and slices; `encode_command` writes a place or a cancel, and
+`encode_events` the common events, with C stores; `decode_events` reads the
+common events with C loads. The rest (rare commands and events) take the
+`struct` code in both. tests/unit/test_wire.py, test_wire_events.py and
+test_codec_events.py hold the two builds to each other, malformed input
+included.
 """
 
 from __future__ import annotations
@@ -211,8 +213,6 @@ def _put_ascii(buf, at: int, text) -> int:
     buf[at] = n
     memcpy(cython.address(buf[at + 1]), PyUnicode_1BYTE_DATA(text), n)  # noqa: F821
     return at + 1 + n
-
-
 
 
 def _encode_command(cmd) -> bytes:
