@@ -176,23 +176,8 @@ def place_command(markets, o: NewOrder, account: int, signature: bytes, index: i
     ids are derived from its `signature`."""
     m = market_of(markets, o.symbol)
     otype = _ORDER_TYPES[o.type]
-    price = quantity = quote_qty = 0
     text_price, text_qty, text_quote = o.price, o.quantity, o.quoteOrderQty
-    plain(text_price, "price")
-    plain(text_qty, "quantity")
-    plain(text_quote, "quoteOrderQty")
-    if text_price is not None:
-        price = m.price_to_ticks(text_price)
-        if price is None:
-            raise Refused.of(Reason.PRICE_FILTER)
-    if text_qty is not None:
-        quantity = m.qty_to_lots(text_qty)
-        if quantity is None:
-            raise Refused.of(Reason.LOT_SIZE)
-    if text_quote is not None:
-        quote_qty = amount_to_units(m.quote, text_quote)
-        if quote_qty is None:
-            raise Refused(400, BAD_PRECISION, "Precision is over the maximum defined for this asset (quoteOrderQty).")
+    price, quantity, quote_qty = _order_amounts(m, text_price, text_qty, text_quote)
     if otype is _LIMIT and (text_price is None or text_qty is None):
         raise Refused(400, MANDATORY_PARAM, "A LIMIT order needs price and quantity.")
     if otype is _MARKET and (text_qty is None) == (text_quote is None):
@@ -225,6 +210,29 @@ _ORDER_TYPES = dict(OrderType.__members__)
 _TIFS = dict(TimeInForce.__members__)
 _STPS = dict(SelfTradePrevention.__members__)
 _LIMIT, _MARKET, _GTC = OrderType.LIMIT, OrderType.MARKET, TimeInForce.GTC
+
+
+def _order_amounts(m, text_price: str | None, text_qty: str | None, text_quote: str | None) -> tuple[int, int, int]:
+    """(ticks, lots, quote units) of an order's price, quantity and
+    quoteOrderQty, 0 for one not sent; or Refused: first -1100 for the first
+    of them (in that order) that is not a plain decimal, then the price's
+    filter, the quantity's, the quote amount's precision. Every text converts
+    in the common case, and a text that converts is a plain decimal (the
+    conversion takes only what `plain` passes), so the -1100 checks run only
+    when one does not."""
+    price = 0 if text_price is None else m.price_to_ticks(text_price)
+    quantity = 0 if text_qty is None else m.qty_to_lots(text_qty)
+    quote_qty = 0 if text_quote is None else amount_to_units(m.quote, text_quote)
+    if price is not None and quantity is not None and quote_qty is not None:
+        return price, quantity, quote_qty
+    plain(text_price, "price")
+    plain(text_qty, "quantity")
+    plain(text_quote, "quoteOrderQty")
+    if price is None:
+        raise Refused.of(Reason.PRICE_FILTER)
+    if quantity is None:
+        raise Refused.of(Reason.LOT_SIZE)
+    raise Refused(400, BAD_PRECISION, "Precision is over the maximum defined for this asset (quoteOrderQty).")
 
 
 def batch_commands(markets, batch: BatchOrders, account: int, signature: bytes, *, check_client_id: bool = True) -> list:

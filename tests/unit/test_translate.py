@@ -4,12 +4,13 @@ plain spelling), not as a filter failure, on every route that takes one."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
 
 from dex.core.commands import Deposit
-from dex.core.markets import plain_decimal_problem
+from dex.core.markets import amount_to_units, plain_decimal_problem
 from dex.ledger import translate
 from dex.ledger.translate import AmendRequest, DepositRequest, NewOrder, Refused
 from tests import kit
@@ -63,3 +64,50 @@ def test_a_derived_client_id_is_dex_and_the_signatures_sha256_in_base32():
         expected = "dex-" + base64.b32encode(hashlib.sha256(signature).digest()).decode()[:32].lower()
         assert translate.derived_client_id(signature) == expected
     assert translate.derived_client_id(b"") == "dex-4oymiquy7qobjgx36tejs35zeqt24qpe"  # SHA-256 of nothing, pinned
+
+
+# Texts for an order's three amounts: a whole number of steps, off the step,
+# not a plain decimal (each refused with -1100 naming its plain spelling).
+_PRICES = [None, "50000.00", " 50000.00 ", "50000.005", "5E+4", "-1", "1,000", "", "0"]
+_QTYS = [None, "0.00100", "0.000001", "1e-3", "０.1", "0"]
+_QUOTES = [None, "100", "100.000000001", "1e2"]
+
+
+def _expected(order: dict):
+    """What place_command must make of `order`, by the rule the API documents:
+    -1100 for the first amount (price, quantity, quoteOrderQty) that is not a
+    plain decimal; then the price's filter, the quantity's, the quote amount's
+    precision; then the order type's mandatory fields."""
+    m = kit.markets().market("BTCUSDT")
+    for field in ("price", "quantity", "quoteOrderQty"):
+        if order.get(field) is not None and plain_decimal_problem(field, order[field]) is not None:
+            return (400, -1100, plain_decimal_problem(field, order[field]))
+    price = 0 if order.get("price") is None else m.price_to_ticks(order["price"])
+    qty = 0 if order.get("quantity") is None else m.qty_to_lots(order["quantity"])
+    quote = 0 if order.get("quoteOrderQty") is None else amount_to_units(m.quote, order["quoteOrderQty"])
+    if price is None:
+        return (400, -1013, "Filter failure: PRICE_FILTER")
+    if qty is None:
+        return (400, -1013, "Filter failure: LOT_SIZE")
+    if quote is None:
+        return (400, -1111, "Precision is over the maximum defined for this asset (quoteOrderQty).")
+    if order["type"] == "LIMIT" and (order.get("price") is None or order.get("quantity") is None):
+        return (400, -1102, "A LIMIT order needs price and quantity.")
+    if order["type"] == "MARKET" and (order.get("quantity") is None) == (order.get("quoteOrderQty") is None):
+        return (400, -1102, "A MARKET order needs exactly one of quantity and quoteOrderQty.")
+    return (price, qty, quote)
+
+
+@pytest.mark.parametrize("otype", ["LIMIT", "MARKET"])
+def test_every_combination_of_amounts_is_placed_or_refused_by_the_documented_rule(otype):
+    checked = 0
+    for price, qty, quote in itertools.product(_PRICES, _QTYS, _QUOTES):
+        order = {"symbol": "BTCUSDT", "side": "BUY", "type": otype, "price": price, "quantity": qty, "quoteOrderQty": quote}
+        try:
+            _, cmd = translate.place_command(kit.markets(), NewOrder(**order), 1, SIGNATURE)
+            got = (cmd.price, cmd.qty, cmd.quote_qty)
+        except Refused as e:
+            got = (e.status, e.code, e.msg)
+        assert got == _expected(order), order
+        checked += 1
+    assert checked == len(_PRICES) * len(_QTYS) * len(_QUOTES)
