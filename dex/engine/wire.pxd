@@ -57,10 +57,10 @@ cdef tuple _decode_events_c(object buf, const unsigned char[::1] view, Py_ssize_
 
 # A place or a cancel written with C stores (the u_ locals: a value outside
 # its C type raises OverflowError, and the struct path decides instead).
-@cython.locals(at=Py_ssize_t, end=Py_ssize_t, u_account=cython.ulonglong, u_side=cython.uchar, u_type=cython.uchar, u_tif=cython.uchar,
+@cython.locals(at=Py_ssize_t, u_account=cython.ulonglong, u_side=cython.uchar, u_type=cython.uchar, u_tif=cython.uchar,
                u_flags=cython.uchar, u_price=cython.ulonglong, u_qty=cython.ulonglong, u_quote=cython.ulonglong,
                u_order=cython.ulonglong)
 cdef object _encode_command_c(cmd)
 
 @cython.locals(n=Py_ssize_t)
-cdef Py_ssize_t _put_ascii(unsigned char *buf, Py_ssize_t at, object text) except? -2
+cdef Py_ssize_t _put_str_c(unsigned char *buf, Py_ssize_t at, object text) except -1

@@ -190,29 +190,26 @@ def _encode_command_c(cmd):
             return None
     except OverflowError:
         return None
-    # The strings as put_str writes them (which refuses what _put_ascii leaves to it).
-    end = _put_ascii(buf, at, symbol)
-    at = _copy(buf, at, _str_bytes(symbol)) if end < 0 else end
-    end = _put_ascii(buf, at, cid)
-    at = _copy(buf, at, _str_bytes(cid)) if end < 0 else end
+    at = _put_str_c(buf, at, symbol)
+    at = _put_str_c(buf, at, cid)
     return PyBytes_FromStringAndSize(cython.cast(cython.p_char, buf), at)  # noqa: F821
 
 
-def _put_ascii(buf, at: int, text) -> int:
-    """Compiled only: put_str's bytes for `text` (None, or an ASCII str of 1
-    to 255 characters, copied from the string's own bytes) written at `at`;
-    the offset after them, or -1 for anything else, which put_str judges."""
+def _put_str_c(buf, at: int, text) -> int:
+    """Compiled only: put_str's bytes for `text` written at `at`; the offset
+    after them. None, or an ASCII str of 1 to 255 characters, is written
+    here (copied from the string's own bytes); anything else goes through
+    put_str, which writes it or refuses it with a CodecError."""
     if text is None:
         buf[at] = 0
         return at + 1
-    if type(text) is not str:
-        return -1
-    n = PyUnicode_GET_LENGTH(text)  # noqa: F821
-    if n == 0 or n > 255 or PyUnicode_KIND(text) != 1 or not text.isascii():  # noqa: F821
-        return -1
-    buf[at] = n
-    memcpy(cython.address(buf[at + 1]), PyUnicode_1BYTE_DATA(text), n)  # noqa: F821
-    return at + 1 + n
+    if type(text) is str:
+        n = PyUnicode_GET_LENGTH(text)  # noqa: F821
+        if 0 < n <= 255 and PyUnicode_KIND(text) == 1 and text.isascii():  # noqa: F821
+            buf[at] = n
+            memcpy(cython.address(buf[at + 1]), PyUnicode_1BYTE_DATA(text), n)  # noqa: F821
+            return at + 1 + n
+    return _copy(buf, at, _str_bytes(text))
 
 
 def _encode_command(cmd) -> bytes:
@@ -594,7 +591,7 @@ def _decode_events_c(buf, view, at: int) -> tuple[list, int]:
     events (accepted, trade, cancelled, expired, balance) read with C loads,
     their strings decoded in place and a repeated symbol reused; the others
     through `_event_at` on `buf`. The same events and offset as the pure
-    decoder, and a CodecError wherever it raises one (tests/unit/test_wire.py)."""
+    decoder, and a CodecError wherever it raises one (tests/unit/test_wire_events.py)."""
     end = len(view)
     if at < 0 or at + 2 > end:  # the view's indexes are not checked below
         raise CodecError(f"bad events at {at}: no event count")
@@ -731,11 +728,7 @@ def _encode_events_c(events: list):
             _w64(buf, at + 28, qty)
             _w64(buf, at + 36, quote_qty)
             at = _copy(buf, at + 44, names.get(symbol) or _name(symbol))
-            if cid is None:
-                buf[at] = 0
-                at += 1
-            else:
-                at = _copy(buf, at, _str_bytes(cid))
+            at = _put_str_c(buf, at, cid)
         elif cls is OrderCancelled or cls is OrderExpired:
             order_id, account, symbol, qty, reason = ev
             buf[at] = _EV_CANCELLED if cls is OrderCancelled else _EV_EXPIRED
