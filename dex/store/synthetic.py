@@ -24,7 +24,7 @@ from dex.ledger.codec import (
     encode_proposal,
     merkle_root,
 )
-from dex.ledger.state import block_version
+from dex.ledger.state import block_time_ms, block_version
 
 SYMBOL = "BTCUSDT"
 MID_TICKS = 5_000_000
@@ -48,7 +48,7 @@ class ChainBuilder:
         raw = encode_proposal(proposal)
         _, leaves = decode_proposal(raw)
         parent = self.chain.head
-        time_ms = self.time_ms if parent is None else max(self.time_ms, parent.time_ms)
+        time_ms = block_time_ms(parent, proposal)
         version = block_version(parent, proposal)
         results = [self.engine.apply(cmd, time_ms) for cmd in commands]
         encoded = [encode_events(events) for events in results]
