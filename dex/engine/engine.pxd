@@ -33,8 +33,8 @@ cdef object _new(type cls, tuple values)
 cdef object BalanceChanged, OrderAccepted, OrderAmended, OrderCancelled, OrderDuplicate, OrderExpired, OrderRejected, Trade
 cdef object Reason, StopReason, OrderStatus, FEE_ACCOUNT
 cdef object BUY, SELL, LIMIT, MARKET, GTC, IOC, FOK, EXPIRE_TAKER, EXPIRE_MAKER, EXPIRE_BOTH
-cdef object NEW, PARTIALLY_FILLED, FILLED, CANCELED, EXPIRED
-cdef long long BPS
+cdef object NEW, PARTIALLY_FILLED, FILLED, CANCELED, EXPIRED, STOP_USER
+cdef long long BPS, INT64_MAX
 cdef object _NO_LIMIT, APPENDED, RECORD_NONE, pack_kind, kind_stp, kind_post_only, kind_tif, kind_type
 cdef dict _SIDE_CODE, _TYPE_CODE, _TIF_CODE, _STP_CODE
 cdef object Side, OrderType, TimeInForce, SelfTradePrevention
@@ -60,7 +60,8 @@ cdef class Engine:
     # af/al, tf/ff: C pointers into an account's balance arrays (book.pxd).
     @cython.locals(book=Book, acct=Account, level=Level, order=Order, oid=cython.longlong, kind=cython.int,
                    side_i=cython.int, otype_i=cython.int, tif_i=cython.int, stp_i=cython.int,
-                   af=cython.p_longlong, al=cython.p_longlong, amount=cython.longlong)
+                   af=cython.p_longlong, al=cython.p_longlong, amount=cython.longlong,
+                   p=cython.longlong, q=cython.longlong, cost=cython.longlong, remaining=cython.longlong)
     cpdef list _place(self, cmd, now)
 
     @cython.locals(book=Book, acct=Account, order=Order, oid=cython.longlong)
@@ -135,6 +136,10 @@ cpdef _finish(acct, order)
                price=cython.longlong, i=cython.Py_ssize_t, limit=cython.longlong, qty=cython.longlong,
                side=cython.int, stp=cython.int, sign=cython.longlong, acct_id=cython.ulonglong)
 cpdef bint _fok_fillable(book, acct, side, limit, qty, stp)
+
+# A LIMIT order's price and quantity as C ints, and its cost, for _place.
+cdef long long _lots(object v) except? -2
+cdef long long _mul_capped(long long a, long long b) noexcept
 
 @cython.locals(o=Order)
 cpdef Order _order(long long id, Account account, Book book, long long price, long long qty, long long filled,

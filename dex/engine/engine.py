@@ -159,6 +159,9 @@ PARTIALLY_FILLED = OrderStatus.PARTIALLY_FILLED
 FILLED = OrderStatus.FILLED
 CANCELED = OrderStatus.CANCELED
 EXPIRED = OrderStatus.EXPIRED
+# Compiled, a C global: on CPython 3.11 reading an Enum class's attribute goes
+# through EnumType.__getattr__'s slot (~850 instructions a cancel).
+STOP_USER = StopReason.USER
 
 # A PlaceOrder's valid enum values, each mapped to itself: _check_place tests
 # membership, and _place reads them as plain ints for its checks and packing
@@ -186,6 +189,7 @@ BOOK_MAX = limits.BOOK_ORDERS_MAX
 BPS = 10_000  # compiled, a C constant: the fee arithmetic stays in C (engine.pxd)
 _NO_LIMIT = limits.PRICE_TICKS_MAX + 1  # a market buy's price limit
 _MASK256 = 2**256 - 1
+INT64_MAX = limits.INT64_MAX  # compiled, a C constant (engine.pxd)
 
 
 class Engine:
@@ -228,6 +232,8 @@ class Engine:
         kind = type(command)
         if kind is PlaceOrder:  # most commands: a direct call (a C call when compiled)
             return self._place(command, block_time_ms)
+        if kind is CancelOrder:  # the next most: a cancel follows most resting orders
+            return self._cancel(command, block_time_ms)
         return self._handlers[kind](command, block_time_ms)
 
     # ------------------------------------------------------------------ place
@@ -268,7 +274,11 @@ class Engine:
         if otype_i != LIMIT_I:
             return self._place_market(cmd, book, acct, now)
 
-        # LIMIT: the checks of _check_place, in the same order, inlined.
+        # LIMIT: the checks of _check_place, in the same order, inlined, on
+        # the price and quantity as machine integers (`_lots`: compiled, C
+        # ints, so no check below boxes a book's bound to compare it).
+        p = _lots(price)
+        q = _lots(qty)
         if (side_i != BUY_I and side_i != SELL_I) or (tif_i != GTC_I and tif_i != IOC_I and tif_i != FOK_I) or not 0 <= stp_i <= 2:
             reason = Reason.BAD_PARAMETER
         elif acct is None:
@@ -277,13 +287,16 @@ class Engine:
             reason = Reason.RESERVED_ACCOUNT
         elif quote_qty:
             reason = Reason.BAD_PARAMETER
-        elif not 0 < price <= book.max_price:
+        elif not 0 < p <= book.max_price:
             reason = Reason.PRICE_FILTER
-        elif not book.min_qty <= qty <= book.max_qty:
+        elif not book.min_qty <= q <= book.max_qty:
             reason = Reason.LOT_SIZE
         else:
             reason = None
-            cost = price * qty * book.notional_units
+            # p x notional_units fits 2^62 (a market rule); times q it may
+            # not: capped, it still exceeds every balance and min_notional
+            # (both <= 2^62), so every decision below is the exact cost's.
+            cost = _mul_capped(p * book.notional_units, q)
             if side_i == BUY_I:
                 ask_keys = book.ask_keys
                 crosses = ask_keys and -ask_keys[-1] <= price
@@ -310,7 +323,7 @@ class Engine:
                 if side_i == BUY_I:
                     if af[book.quote] < cost:
                         reason = Reason.INSUFFICIENT_BALANCE
-                elif af[book.base] < qty * book.lot_units:
+                elif af[book.base] < _mul_capped(q, book.lot_units):
                     reason = Reason.INSUFFICIENT_BALANCE
         if reason is not None:
             return [_new(OrderRejected, (account_id, symbol, cid, 0, reason))]
@@ -328,7 +341,7 @@ class Engine:
             if tif_i != GTC_I:
                 events.append(_new(OrderExpired, (oid, acct.id, book.symbol, qty, StopReason.IOC if tif_i == IOC_I else StopReason.FOK)))
                 if cid is not None:
-                    order = _order(oid, acct, book, price, qty, 0, cid, now, EXPIRED, kind)
+                    order = _order(oid, acct, book, p, q, 0, cid, now, EXPIRED, kind)
                     acct.cids[cid] = order
                     _finish(acct, order)
                 return events
@@ -343,20 +356,20 @@ class Engine:
                 if level is None:
                     level = _add_level(book, levels, book.bid_prices, book.bid_records, price, price)
             else:
-                amount = qty * book.lot_units
+                amount = q * book.lot_units
                 af[book.base] -= amount
                 al[book.base] += amount
                 levels = book.asks
                 level = levels.get(price)
                 if level is None:
                     level = _add_level(book, levels, book.ask_keys, book.ask_records, -price, price)
-            order = _order(oid, acct, book, level.price, qty, 0, cid, now, NEW, kind)
+            order = _order(oid, acct, book, level.price, q, 0, cid, now, NEW, kind)
             digest = level.digest
             if digest is not None and digest is not APPENDED:  # _appended(book, level, key), inlined
                 level.digest = APPENDED
                 _list_stale(book, price if side_i == BUY_I else -price)
             level.orders.append(order)
-            level.total += qty
+            level.total += q
             level.count += 1
             acct.open.put(oid, order)
             book.order_count += 1
@@ -364,10 +377,10 @@ class Engine:
                 acct.cids[cid] = order
             return events
 
-        if tif_i == FOK_I and not _fok_fillable(book, acct, side_i, price, qty, stp_i):
+        if tif_i == FOK_I and not _fok_fillable(book, acct, side_i, p, q, stp_i):
             events.append(_new(OrderExpired, (oid, acct.id, book.symbol, qty, StopReason.FOK)))
             if cid is not None:
-                order = _order(oid, acct, book, price, qty, 0, cid, now, EXPIRED, kind)
+                order = _order(oid, acct, book, p, q, 0, cid, now, EXPIRED, kind)
                 acct.cids[cid] = order
                 _finish(acct, order)
             return events
@@ -378,12 +391,12 @@ class Engine:
         # from the start.
         order = None
         if cid is not None:
-            order = _order(oid, acct, book, price, qty, 0, cid, now, NEW, kind)
+            order = _order(oid, acct, book, p, q, 0, cid, now, NEW, kind)
             acct.cids[cid] = order
         if side_i == BUY_I:
-            remaining, stop = self._take_buy(book, acct, oid, price, qty, af[book.quote], stp_i, events, order)
+            remaining, stop = self._take_buy(book, acct, oid, p, q, af[book.quote], stp_i, events, order)
         else:
-            remaining, stop = self._take_sell(book, acct, oid, price, qty, stp_i, events, order)
+            remaining, stop = self._take_sell(book, acct, oid, p, q, stp_i, events, order)
         if remaining == 0:
             if order is not None:
                 order.qty = 0
@@ -392,9 +405,9 @@ class Engine:
             return events
         if stop is None:
             if tif_i == GTC_I:
-                status = PARTIALLY_FILLED if remaining < qty else NEW
+                status = PARTIALLY_FILLED if remaining < q else NEW
                 if order is None:
-                    order = _order(oid, acct, book, price, remaining, qty - remaining, None, now, status, kind)
+                    order = _order(oid, acct, book, p, remaining, q - remaining, None, now, status, kind)
                 else:
                     order.qty = remaining
                     order.status = status
@@ -824,7 +837,7 @@ class Engine:
         book.digest = None
         af = acct.free.data.as_longlongs if cython.compiled else acct.free  # see _place
         al = acct.locked.data.as_longlongs if cython.compiled else acct.locked
-        if (order.kind >> 6) == BUY:
+        if (order.kind >> 6) == BUY_I:
             amount = order.price * qty * book.notional_units  # what it locked: it fits 64 bits
             al[book.quote] -= amount
             af[book.quote] += amount
@@ -860,15 +873,18 @@ class Engine:
         return order
 
     def _cancel(self, cmd: CancelOrder, now: int) -> list:
-        acct = self.accounts.get(cmd.account)
-        order = self._find(acct, cmd.symbol, cmd.order_id, cmd.client_order_id)
+        # One unpack, not four attribute reads (as _place; a test pins the
+        # field order of CancelOrder).
+        account_id, symbol, order_id, cid = cython.cast(tuple, cmd) if _COMPILED else cmd
+        acct = self.accounts.get(account_id)
+        order = self._find(acct, symbol, order_id, cid)
         if order is None:
-            reason = Reason.UNKNOWN_ORDER if cmd.symbol in self.books else Reason.UNKNOWN_SYMBOL
-            return [OrderRejected(cmd.account, cmd.symbol, cmd.client_order_id, cmd.order_id, reason)]
+            reason = Reason.UNKNOWN_ORDER if symbol in self.books else Reason.UNKNOWN_SYMBOL
+            return [OrderRejected(account_id, symbol, cid, order_id, reason)]
         if order.status > LIVE_MAX_I:
-            return [OrderRejected(cmd.account, cmd.symbol, cmd.client_order_id, order.id, Reason.CANCEL_REJECTED)]
+            return [OrderRejected(account_id, symbol, cid, order.id, Reason.CANCEL_REJECTED)]
         events: list = []
-        self._cancel_order(order, acct, StopReason.USER, events)
+        self._cancel_order(order, acct, STOP_USER, events)
         return events
 
     def _cancel_all(self, cmd: CancelAll, now: int) -> list:
@@ -1095,6 +1111,24 @@ class Engine:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _lots(v) -> int:
+    """A command's price or quantity as the engine checks it: `v` when it is
+    an int in [0, 2^62), else -1, which every bound refuses (a price or a
+    quantity is at most 2^40, dex/core/markets.py). Compiled, a C int, read
+    without allocating anything."""
+    if isinstance(v, int) and 0 <= v < 2**62:  # a literal: compiled, compared without boxing it
+        return v
+    return -1
+
+
+def _mul_capped(a, b) -> int:
+    """a x b for 0 <= a, b < 2^63, capped at 2^63 - 1 (compiled, C arithmetic
+    that cannot overflow)."""
+    if b != 0 and a > INT64_MAX // b:
+        return INT64_MAX
+    return a * b
 
 
 def _order(id, account, book, price, qty, filled, cid, time_ms, status, kind) -> Order:

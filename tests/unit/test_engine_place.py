@@ -97,6 +97,16 @@ PLACE_REJECTIONS = [
     Rejection("qty-zero", limit_order(ALICE, BUY, P, 0), Reason.LOT_SIZE),
     Rejection("qty-negative", limit_order(ALICE, SELL, P, -Q), Reason.LOT_SIZE),
     Rejection("qty-above-max", limit_order(ALICE, SELL, P, BTCUSDT.max_qty_lots + 1), Reason.LOT_SIZE),
+    # Past 64 bits, and not ints at all: the compiled engine reads a limit
+    # order's price and quantity as C ints (engine.py, `_lots`), and anything
+    # it cannot read is out of range for both engines.
+    Rejection("price-past-int64", limit_order(ALICE, BUY, 2**63, Q), Reason.PRICE_FILTER),
+    Rejection("price-past-uint64", limit_order(ALICE, SELL, 2**70, Q), Reason.PRICE_FILTER),
+    Rejection("price-float", limit_order(ALICE, BUY, float(P), Q), Reason.PRICE_FILTER),
+    Rejection("price-str", limit_order(ALICE, BUY, str(P), Q), Reason.PRICE_FILTER),
+    Rejection("qty-past-int64", limit_order(ALICE, BUY, P, 2**63), Reason.LOT_SIZE),
+    Rejection("qty-past-uint64", limit_order(ALICE, SELL, P, -(2**70)), Reason.LOT_SIZE),
+    Rejection("qty-float", limit_order(ALICE, SELL, P, float(Q)), Reason.LOT_SIZE),
     Rejection("cost-below-min-notional", limit_order(ALICE, BUY, P, 1), Reason.NOTIONAL),  # 0.5 USDT < 1
     Rejection("post-only-ioc", limit_order(ALICE, BUY, P, Q, post_only=True, tif=IOC), Reason.BAD_PARAMETER),
     Rejection("post-only-fok", limit_order(ALICE, SELL, P, Q, post_only=True, tif=FOK), Reason.BAD_PARAMETER),
@@ -656,3 +666,60 @@ def test_enum_fields_given_as_plain_values_equal_to_members_act_as_the_members(p
     assert kit.kinds(a) == kit.kinds(b) == ["OrderAccepted"]
     assert [tuple(e) for e in a] == [tuple(e) for e in b]  # equal fields (the plain values compare equal to members)
     assert with_members.state_hash() == with_plains.state_hash()
+
+
+# ------------------------------------------------ costs past 64 bits
+
+
+def _wide_market():
+    """One lot is 10^18 base units and one tick one quote unit, with up to
+    10^12 lots at up to 10^12 ticks: an order's cost (up to 10^24 units) and
+    a sell's base amount (up to 10^30) pass 2^63, which the compiled engine's
+    C arithmetic must not wrap."""
+    from dex.core.markets import parse_markets
+
+    return parse_markets({
+        "assets": [{"name": "BIG", "decimals": 18}, {"name": "CASH", "decimals": 0}],
+        "markets": [{
+            "symbol": "BIGCASH", "base": "BIG", "quote": "CASH", "tick_size": "1", "step_size": "1",
+            "min_qty": "1", "max_qty": "1000000000000", "max_price": "1000000000000", "min_notional": "1",
+            "maker_fee_bps": 0, "taker_fee_bps": 0,
+        }],
+    })
+
+
+@pytest.mark.parametrize(
+    ("side", "price", "qty"),
+    [
+        (BUY, 10**12, 10**12),  # cost 10^24
+        (BUY, 2**32, 2**31),  # cost 2^63 exactly: one past INT64_MAX
+        (SELL, 1, 10**12),  # base amount 10^30
+        (SELL, 1, 2**34),  # 2^34 lots of 10^18 units: ~2^93.8
+    ],
+    ids=["buy-cost-10e24", "buy-cost-2e63", "sell-amount-10e30", "sell-amount-2e34-lots"],
+)
+def test_an_order_whose_cost_passes_64_bits_is_refused_for_want_of_balance(side, price, qty):
+    ex = kit.Exchange(_wide_market())
+    ex.deposit(ALICE, "BIG", limits.AMOUNT_UNITS_MAX)
+    ex.deposit(ALICE, "CASH", limits.AMOUNT_UNITS_MAX)
+    before = ex.state_hash()
+
+    events = ex.apply(limit_order(ALICE, side, price, qty, symbol="BIGCASH"))
+
+    assert kit.rejection(events) == Reason.INSUFFICIENT_BALANCE
+    assert ex.state_hash() == before
+
+
+def test_an_order_that_costs_a_whole_62_bit_balance_rests_locking_it_exactly():
+    ex = kit.Exchange(_wide_market())
+    ex.deposit(ALICE, "CASH", 2**62)
+    ex.deposit(BOB, "BIG", 4 * 10**18)
+
+    # 2^31 ticks x 2^31 lots x 1 unit = 2^62: past 32 bits in every factor.
+    buy = ex.apply(limit_order(ALICE, BUY, 2**31, 2**31, symbol="BIGCASH"))
+    # 4 lots of 10^18 units: past 2^61 base units.
+    sell = ex.apply(limit_order(BOB, SELL, 2**31 + 1, 4, symbol="BIGCASH"))
+
+    assert isinstance(buy[0], OrderAccepted) and isinstance(sell[0], OrderAccepted)
+    assert ex.engine.balances(ALICE)["CASH"] == (0, 2**62)
+    assert ex.engine.balances(BOB)["BIG"] == (0, 4 * 10**18)
