@@ -7,6 +7,10 @@ runs); `History.on_block` is then timed over all of them, in CPU time, with
 the garbage collector set as a node sets it (dex.node.tune_gc: start-up's
 objects frozen, full collections rare). A fresh History each run.
 
+The stream hub (dex/api/streams/hub.py) is timed twice: following every
+block (as while a client is connected; `hub_us_per_order`) and idle (nobody
+connected for its idle delay, so it stops following; `hub_idle_us_per_order`).
+
     .venv/bin/python bench/read_model.py                  # 200,000 orders, 5 runs
     .venv/bin/python bench/read_model.py --orders 20000 --runs 1 --json
 """
@@ -81,10 +85,13 @@ class StreamsNode:
         yield LedgerView(engine, height)
 
 
-def hub_run(config, funding, proposals: list[bytes]) -> float:
-    """CPU seconds of Hub.on_block over the workload (attached at height 0)."""
+def hub_run(config, funding, proposals: list[bytes], idle: bool = False) -> float:
+    """CPU seconds of Hub.on_block over the workload (attached at height 0):
+    following every block, or (`idle`) with its idle delay 0, so that it
+    stops following at the first block (no client ever connects here)."""
     state: list = [None, 0]
     hub = Hub(StreamsNode(config, state))
+    hub.idle_s = 0.0 if idle else float("inf")
 
     def start(engine):
         state[0] = engine
@@ -116,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     blocks, events, _ = applied_blocks(config, funding, proposals)
     tune_gc()
     hub_runs = [hub_run(config, funding, proposals) * 1e6 / args.orders for _ in range(args.runs)]
+    idle_runs = [hub_run(config, funding, proposals, idle=True) * 1e6 / args.orders for _ in range(args.runs)]
     runs = []
     for _ in range(args.runs):
         history = History(config)
@@ -134,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         "history_us_per_order_runs": [round(r, 3) for r in runs],
         "hub_us_per_order": round(statistics.median(hub_runs), 3),
         "hub_us_per_order_runs": [round(r, 3) for r in hub_runs],
+        "hub_idle_us_per_order": round(statistics.median(idle_runs), 3),
+        "hub_idle_us_per_order_runs": [round(r, 3) for r in idle_runs],
         "machine": describe(),
     }
     if args.json:
@@ -144,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.orders:,} orders in {len(blocks):,} blocks, {result['events_per_order']} events an order ({IMPLEMENTATION} engine)")
         print(f"History.on_block: {result['history_us_per_order']} us of CPU an order (median of {args.runs}: {result['history_us_per_order_runs']})")
         print(f"Hub.on_block:     {result['hub_us_per_order']} us of CPU an order (median of {args.runs}: {result['hub_us_per_order_runs']})")
+        print(f"  idle (no client): {result['hub_idle_us_per_order']} us of CPU an order (median of {args.runs}: {result['hub_idle_us_per_order_runs']})")
     return 0
 
 

@@ -586,6 +586,115 @@ def test_depth_diffs_rebuild_the_engine_book_after_every_block(seed: int) -> Non
     assert set(hub.depth.resting) == live, "the hub's index of resting orders is not the engine's live set"
 
 
+def _random_commands(rng, node, accounts, symbols) -> list:
+    """A block's worth of places (resting and crossing), cancels and amends."""
+    from dex.core.commands import AmendOrder, CancelOrder, PlaceOrder
+    from dex.core.types import Side, TimeInForce
+
+    commands = []
+    for _ in range(rng.randint(1, 12)):
+        account, symbol = rng.choice(accounts), rng.choice(symbols)
+        live = node.replica.engine.open_orders(account, symbol)
+        roll = rng.random()
+        if live and roll < 0.2:
+            commands.append(CancelOrder(account=account, symbol=symbol, order_id=rng.choice(live).order_id))
+        elif live and roll < 0.35:
+            o = rng.choice(live)
+            commands.append(AmendOrder(account=account, symbol=symbol, order_id=o.order_id,
+                                       price=rng.choice((0, o.price + rng.randint(-30, 30))), qty=rng.choice((0, o.qty + 1000 * rng.randint(-2, 5)))))
+        else:
+            commands.append(PlaceOrder(account=account, symbol=symbol, side=rng.choice((Side.BUY, Side.SELL)),
+                                       tif=rng.choice((TimeInForce.GTC, TimeInForce.GTC, TimeInForce.IOC)),
+                                       price=100_000 + rng.randint(-40, 40), qty=1000 * rng.randint(1, 20)))
+    return commands
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_hub_nobody_is_connected_to_stops_following_and_a_new_connection_gets_a_true_book(seed: int) -> None:
+    """With no connection for idle_s the hub stops following blocks (no
+    index, no candles); the next connection re-reads the book before it is
+    counted in, so its snapshot and diffs rebuild the engine's depth after
+    every block, and the index of resting orders is the engine's again.
+    Connections then leave and come back a second time."""
+    import random
+
+    from dex.api import render
+    from dex.api.streams import Conn, Hub
+    from dex.core.commands import Deposit
+
+    rng = random.Random(seed)
+    node, _ = _fake_node()
+    hub = Hub(node)
+    hub.attach()
+    node.block_listeners.append(hub.on_block)
+    symbols = ("BTCUSDT", "ETHUSDT")
+    accounts = list(range(1, 9))
+    _apply_block(node, [Deposit(account=a, asset=x, amount=10**16) for a in accounts for x in ("USDT", "BTC", "ETH")], 1)
+    height = 1
+    for round_ in range(2):
+        hub.idle_s = 0.0  # idle at once: the next block finds nobody connected
+        for _ in range(30):
+            height += 1
+            _apply_block(node, _random_commands(rng, node, accounts, symbols), 1_000 * height)
+        assert hub.detached == round_ + 1 and hub.depth.resting == {}, "a hub nobody is connected to still follows blocks"
+        hub.idle_s = 3600.0
+        conn = Conn(None, 100_000)
+        assert hub.admit(conn) is None
+        hub.subscribe(conn, [f"{s.lower()}@depth" for s in symbols])
+        books = {m["data"]["s"]: Book(m["data"]) for m in _drain(conn)}
+        for _ in range(40):
+            height += 1
+            _apply_block(node, _random_commands(rng, node, accounts, symbols), 1_000 * height)
+            for m in _drain(conn):
+                books[m["data"]["s"]].apply(m["data"])
+            for symbol, book in books.items():
+                m = node.cfg.markets.market(symbol)
+                bids, asks = node.replica.engine.depth(symbol, 1000)
+                want = ([[render.price(m, p), render.qty(m, q)] for p, q in bids], [[render.price(m, p), render.qty(m, q)] for p, q in asks])
+                assert book.as_rest() == want, f"seed {seed}, round {round_}, block {height}, {symbol}"
+        live = {o[0] for s in symbols for o in node.replica.engine.live_orders(s)}  # O_ID
+        assert set(hub.depth.resting) == live, "the hub's index of resting orders is not the engine's live set"
+        assert sum(b.diffs for b in books.values()) > 10
+        hub.forget(conn)
+    assert hub.detached == 2
+
+
+def test_a_candle_after_an_idle_spell_holds_the_trades_of_the_spell() -> None:
+    """Trades in the current minute while nobody was connected are in the
+    candle a later subscriber gets (rebuilt from History, not a stale one)."""
+    from dex.api.streams import Conn, Hub
+    from dex.core.commands import Deposit, PlaceOrder
+    from dex.core.types import Side
+
+    node, _ = _fake_node()
+    hub = Hub(node)
+    hub.attach()
+    node.block_listeners.append(hub.on_block)
+    early = Conn(None, 1000)
+    assert hub.admit(early) is None
+    hub.subscribe(early, ["btcusdt@kline_1m"])
+    _apply_block(node, [Deposit(account=a, asset=x, amount=10**16) for a in (1, 2) for x in ("USDT", "BTC")], 60_000)
+
+    def cross(time_ms: int, price: int) -> None:
+        _apply_block(node, [
+            PlaceOrder(account=1, symbol=SYMBOL, side=Side.SELL, price=price, qty=1000),
+            PlaceOrder(account=2, symbol=SYMBOL, side=Side.BUY, price=price, qty=1000),
+        ], time_ms)
+
+    cross(60_500, 100_000)  # the early subscriber's candle: 1 trade
+    hub.forget(early)
+    hub.idle_s = 0.0
+    cross(61_000, 100_200)  # unseen: the hub stopped following
+    cross(62_000, 99_800)
+    assert hub.detached == 1
+    late = Conn(None, 1000)
+    assert hub.admit(late) is None
+    hub.subscribe(late, ["btcusdt@kline_1m"])
+    cross(63_000, 100_100)
+    k = [m["data"]["k"] for m in _drain(late)][-1]
+    assert (k["t"], k["x"], k["o"], k["h"], k["l"], k["c"], k["n"]) == (60_000, False, "1000.00", "1002.00", "998.00", "1001.00", 4)
+
+
 def test_a_candle_is_closed_when_a_later_minute_trades() -> None:
     from dex.api.streams import Conn, Hub
     from dex.core.commands import Deposit, PlaceOrder

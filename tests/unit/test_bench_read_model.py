@@ -21,3 +21,5 @@ def test_the_read_model_benchmark_runs_and_reports_per_order_cost() -> None:
     assert out["events_per_order"] > 1  # every order is accepted, some trade or are cancelled
     assert len(out["history_us_per_order_runs"]) == 2 and out["history_us_per_order"] > 0
     assert len(out["hub_us_per_order_runs"]) == 2 and out["hub_us_per_order"] > 0
+    # Idle, the hub returns from every block at once: far below following one.
+    assert len(out["hub_idle_us_per_order_runs"]) == 2 and 0 <= out["hub_idle_us_per_order"] < out["hub_us_per_order"]

@@ -26,6 +26,16 @@ Depth snapshots are rendered once per (market, applied height) and the text
 shared by every subscription made at that height: a flood of re-SUBSCRIBEs
 costs a lock and a dictionary read each, not a render of the book.
 
+A node nobody is connected to stops following blocks: once it has had no
+connection for `idle_s` (DETACH_IDLE_S) the Raft thread returns from
+`on_block` at once, and the next connection re-reads the book before it is
+counted in (`admit`, under the hub's lock, so no block falls between). The
+depth index and the candles are what following costs (~1.5 µs of the Raft
+thread an order, docs/BENCHMARKS.md), and a node behind a load balancer or
+in a benchmark may have no stream client at all. The idle delay bounds what
+connecting and disconnecting in a loop can cost: one re-read of the book
+per `idle_s`.
+
 LOGIN signs the connection's server-chosen challenge (sent by CHALLENGE), so
 a LOGIN captured on one connection is worthless on another; its recvWindow,
 if any, is signed too.
@@ -36,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 
 from dex.api.deps import check_signature, check_timestamp, parse_api_key
 from dex.api.errors import INVALID_TIMESTAMP, MANDATORY_PARAM, TOO_MANY_REQUESTS, UNAUTHORIZED, ApiError
@@ -66,6 +77,7 @@ from dex.core.types import OrderType, Side
 log = logging.getLogger("dex.api.streams")
 
 SELL = Side.SELL
+DETACH_IDLE_S = 10.0  # no connection for this long: stop following blocks (above)
 
 
 class Hub:
@@ -90,6 +102,10 @@ class Hub:
         self._lock = threading.Lock()
         self._ready = False
         self._height = 0
+        self._following = True  # False: blocks are not followed (no connection for idle_s)
+        self.idle_s = DETACH_IDLE_S
+        self._idle_since: float | None = time.monotonic()  # when the last connection left; None while one is open
+        self.detached = 0  # times it stopped following
         formats = {symbol: Formats(m) for symbol, m in self.markets.items()}
         self.depth = DepthFeed(self.markets, formats)
         self.trades = TradesFeed(self.markets, formats, node.history)
@@ -108,8 +124,15 @@ class Hub:
 
     def on_block(self, header, block_hash, proposal, results) -> None:
         with self._lock:
-            if not self._ready or header.height <= self._height:
-                return  # before attach, or replayed
+            if not self._ready or header.height <= self._height or not self._following:
+                return  # before attach, replayed, or nobody to follow for
+            idle_since = self._idle_since  # written on the event loop: a stale read only detaches a block later
+            if idle_since is not None and not self.conns and time.monotonic() - idle_since >= self.idle_s:
+                self._following = False  # admit() takes it up again, under this lock
+                self.depth.resting = {}
+                self.trades.forget()
+                self.detached += 1
+                return
             resync = header.height != self._height + 1  # a snapshot was loaded: blocks went by unseen
             self._height = header.height
             loop = self.node.loop
@@ -249,7 +272,14 @@ class Hub:
         if held >= CONNECTIONS_PER_ADDRESS_MAX:
             return f"too many connections: at most {CONNECTIONS_PER_ADDRESS_MAX} per source address"
         self.by_address[conn.address] = held + 1
-        self.conns.add(conn)
+        with self._lock:  # the Raft thread decides to stop following under it, seeing `conns`
+            if not self._following:
+                with self.node.port.view() as view:  # the book as of the last applied block
+                    self.depth.start(view)
+                    self._height = view.height
+                self._following = True
+            self.conns.add(conn)
+            self._idle_since = None
         return None
 
     def drop(self, conn: Conn, code: int, reason: str) -> None:
@@ -265,6 +295,8 @@ class Hub:
         """Stop serving conn (it may have been refused, or forgotten already)."""
         if conn in self.conns:
             self.conns.discard(conn)
+            if not self.conns:
+                self._idle_since = time.monotonic()
             held = self.by_address[conn.address] - 1
             assert held >= 0
             if held:

@@ -25,6 +25,12 @@ class TradesFeed:
         # symbol -> [the current 1m candle], or None while nobody subscribes.
         self.candles: dict[str, list | None] = {symbol: None for symbol in markets}
 
+    def forget(self) -> None:
+        """Drop every current candle: blocks go by unseen from now on (the
+        hub stopped following), so a candle is rebuilt from History when it
+        is next needed."""
+        self.candles = dict.fromkeys(self.markets)
+
     def fold(self, header, trades: dict[str, list], subs) -> list:
         """Fold a block's trades into the watched candles: (symbol, the candle
         it closed or None, the current candle) for each market that traded."""
