@@ -18,7 +18,7 @@ anything but its arguments and the engine.
 
 from __future__ import annotations
 
-from dex.core.commands import Deposit, PlaceOrder, Withdraw
+from dex.core.commands import Deposit, Withdraw
 from dex.ledger.codec import GENESIS_PARENT, NO_AUTH, BlockHeader, Proposal, encode_events, merkle_root
 from dex.ledger.replay import ReplayGuard, rejected
 
@@ -59,9 +59,10 @@ def apply_proposal(engine, guard: ReplayGuard, parent: BlockHeader | None, paren
         return engine_apply(cmd, time_ms)
 
     if not any(verdicts):
-        # A place (most commands) straight to the engine: no Python frame of
-        # `apply` a command; map() calls the compiled encoder without one either.
-        results = [engine_apply(cmd, time_ms) if cmd.__class__ is PlaceOrder else apply(cmd, time_ms)
+        # Every command but a transfer (places and cancels: nearly all)
+        # straight to the engine: no Python frame of `apply` a command; map()
+        # calls the compiled encoder without one either.
+        results = [engine_apply(cmd, time_ms) if cmd.__class__ not in _TRANSFERS else apply(cmd, time_ms)
                    for cmd in proposal.commands]
     else:
         results = [
