@@ -504,6 +504,49 @@ static inline PyObject *dex_account_fold(PyObject *sum, PyObject *old, PyObject 
 }
 #endif
 
+/* A level's part of its book digest's input (snapshot.py, `_record`): its
+ * price as a little-endian u64, then its 32-byte digest; the bytes of
+ * `struct.pack("<Q", price) + digest`. NULL with an exception set when the
+ * digest is not 32 bytes. */
+static inline PyObject *dex_level_record(unsigned long long price, PyObject *digest)
+{
+    PyObject *out;
+    if (!PyBytes_CheckExact(digest) || PyBytes_GET_SIZE(digest) != 32) {
+        PyErr_SetString(PyExc_TypeError, "a level digest must be 32 bytes");
+        return NULL;
+    }
+    out = PyBytes_FromStringAndSize(NULL, 40);
+    if (out == NULL)
+        return NULL;
+    {
+        unsigned char *p = (unsigned char *)PyBytes_AS_STRING(out);
+        int b;
+        for (b = 0; b < 8; b++)
+            p[b] = (unsigned char)(price >> (8 * b));
+        memcpy(p + 8, PyBytes_AS_STRING(digest), 32);
+    }
+    return out;
+}
+
+/* bisect.bisect_left(keys, key) for a list of ints that fit 64 bits (a
+ * book's price keys): the index of the first item >= key, found with C
+ * compares. -1 with an exception set when an item read is not such an int. */
+static inline Py_ssize_t dex_bisect_left_i64(PyObject *keys, long long key)
+{
+    Py_ssize_t lo = 0, hi = PyList_GET_SIZE(keys);
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        long long v = PyLong_AsLongLong(PyList_GET_ITEM(keys, mid));
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+        if (v < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static inline int dex_have_c_sha256(void)
 {
     return DEX_C_SHA256;

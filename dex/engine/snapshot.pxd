@@ -22,6 +22,9 @@ cdef extern from "dex_sha256.h":
     bytes _c_book_digest "dex_book_digest"(bytes symbol, object bids, object asks)
     object _c_sha256_int "dex_sha256_int"(object data)
     object _c_level_fold "dex_level_fold"(object sum, object old, int side, object record)
+    # A level's 40-byte record, and bisect_left on a book's price keys, in C.
+    bytes _c_level_record "dex_level_record"(unsigned long long price, object digest)
+    Py_ssize_t _c_bisect "dex_bisect_left_i64"(list keys, long long key) except -1
 
 # An order's term in its account's dedup-window sum: its record written with
 # C stores and hashed by one C call.

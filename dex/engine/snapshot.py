@@ -267,6 +267,8 @@ def _record(level) -> bytes:
     digest = level.digest
     if digest is None or digest is APPENDED:
         digest = _cache_level_digest(level)
+    if _COMPILED:  # the same 40 bytes, written by one C call (dex_sha256.h)
+        return _c_level_record(level.price, digest)  # noqa: F821
     return _U64.pack(level.price) + digest
 
 
@@ -311,14 +313,15 @@ def refresh_records(book) -> None:
                     _fold_level(book, key, 0, None)
                     continue
                 records = book.bid_records
-                i = bisect_left(book.bid_prices, key)
+                # Compiled, C compares over the price keys (dex_sha256.h).
+                i = _c_bisect(book.bid_prices, key) if _COMPILED else bisect_left(book.bid_prices, key)  # noqa: F821
             else:
                 level = asks.get(-key)
                 if level is None:
                     _fold_level(book, key, 1, None)
                     continue
                 records = book.ask_records
-                i = bisect_left(book.ask_keys, key)
+                i = _c_bisect(book.ask_keys, key) if _COMPILED else bisect_left(book.ask_keys, key)  # noqa: F821
             record = _record(level)
             if records[i] != record or key not in book.level_terms:  # else unchanged (listed twice, or changed back)
                 records[i] = record

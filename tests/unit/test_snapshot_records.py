@@ -79,3 +79,22 @@ def test_a_client_order_id_past_one_length_byte_is_refused_by_both_paths(monkeyp
     with pytest.raises(ValueError):
         pure_snapshot._orders_bytes([order], 0, False)
 
+
+
+@pytest.mark.parametrize("price", [1, 255, 256, 10_500_000, 2**40, 2**62, 2**63 - 1])
+def test_the_compiled_level_record_is_the_packed_price_and_digest(price):
+    """`_record` (a level's 40 bytes in its book digest's input): one C call
+    compiled, `struct.pack("<Q", price) + digest` pure; the same bytes."""
+    compiled, why = dex.engine.load_compiled()
+    if compiled is None:
+        pytest.skip(f"*** compiled engine not available: {why} ***")
+    from dex.engine._compiled import book as compiled_book
+    from dex.engine._compiled import snapshot as compiled_snapshot
+
+    records = []
+    for book_module, snapshot_module in ((pure_book, pure_snapshot), (compiled_book, compiled_snapshot)):
+        level = book_module.Level(price)
+        level.orders.extend(_orders(book_module))
+        records.append(snapshot_module._record(level))
+    assert records[0] == records[1]
+    assert len(records[1]) == 40 and records[1][:8] == price.to_bytes(8, "little")
