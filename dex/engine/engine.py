@@ -461,9 +461,12 @@ class Engine:
             return Reason.INSUFFICIENT_BALANCE
         if acct.id == FEE_ACCOUNT:
             return Reason.RESERVED_ACCOUNT
-        qty = cmd.qty
+        # The price and quantity as _place reads them (`_lots`: an int in
+        # [0, 2^62), else -1, which every bound refuses).
+        qty = _lots(cmd.qty)
         price = cmd.price
         if otype == LIMIT:
+            price = _lots(price)
             if cmd.quote_qty:
                 return Reason.BAD_PARAMETER
             if not 0 < price <= book.max_price:
@@ -498,7 +501,7 @@ class Engine:
         if cmd.quote_qty:
             if side == SELL:
                 return Reason.QUOTE_QTY_SELL
-            if qty != 0 or cmd.quote_qty < 0 or cmd.quote_qty > limits.AMOUNT_UNITS_MAX:
+            if qty != 0 or not isinstance(cmd.quote_qty, int) or cmd.quote_qty < 0 or cmd.quote_qty > limits.AMOUNT_UNITS_MAX:
                 return Reason.BAD_PARAMETER
             if cmd.quote_qty < book.min_notional:
                 return Reason.NOTIONAL

@@ -138,6 +138,8 @@ PLACE_REJECTIONS = [
         _dave_has_usdt_units(kit.units("2", "USDT") - 1),
     ),
     Rejection("market-qty-zero", market_order(ALICE, BUY), Reason.LOT_SIZE),
+    Rejection("market-qty-float", market_order(ALICE, SELL, qty=float(Q)), Reason.LOT_SIZE),
+    Rejection("market-by-quote-float", market_order(ALICE, BUY, quote_qty=float(kit.units("100", "USDT"))), Reason.BAD_PARAMETER),
     Rejection("market-qty-above-max", market_order(ALICE, SELL, qty=BTCUSDT.max_qty_lots + 1), Reason.LOT_SIZE),
     Rejection("market-buy-no-free-quote", market_order(DAVE, BUY, qty=Q), Reason.INSUFFICIENT_BALANCE, _dave_has_btc_units(1)),
     Rejection(
@@ -158,6 +160,20 @@ def test_place_rejection_has_its_reason_and_changes_nothing(ex, case):
 
     assert kit.rejection(events) == case.reason
     assert ex.state_hash() == before
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in PLACE_REJECTIONS if c.reason not in (Reason.UNKNOWN_SYMBOL, Reason.BAD_CLIENT_ORDER_ID)], ids=lambda c: c.id
+)
+def test_the_pre_trade_check_refuses_what_the_engine_refuses(ex, case):
+    """`_check_place` (behind the port's check_place and POST /order/test)
+    gives the reason the engine's own place does (an unknown symbol and a bad
+    client order id are the port's and the engine's before it)."""
+    case.arrange(ex)
+    cmd = case.command
+    engine = ex.engine
+
+    assert engine._check_place(cmd, engine.books[cmd.symbol], engine.accounts.get(cmd.account)) == case.reason
 
 
 def test_rejection_event_echoes_the_command(ex):
