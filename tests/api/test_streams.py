@@ -527,65 +527,6 @@ def _apply_block(node, commands: list, time_ms: int) -> None:
         listener(header, b"\1" * 32, Proposal(leader="n1", term=1, time_ms=time_ms, commands=(), auth_index=()), results)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
-def test_depth_diffs_rebuild_the_engine_book_after_every_block(seed: int) -> None:
-    """Random places (resting and crossing), cancels and amends in two
-    markets: after every block, snapshot + diffs == the engine's depth."""
-    import random
-
-    from dex.api import render
-    from dex.api.streams import Conn, Hub
-    from dex.core.commands import AmendOrder, CancelOrder, Deposit, PlaceOrder
-    from dex.core.types import Side, TimeInForce
-
-    rng = random.Random(seed)
-    node, handed = _fake_node()
-    hub = Hub(node)
-    hub.attach()
-    node.block_listeners.append(hub.on_block)  # dex/node.py registers it in a node
-    symbols = ("BTCUSDT", "ETHUSDT")
-    accounts = list(range(1, 9))
-    _apply_block(node, [Deposit(account=a, asset=x, amount=10**16) for a in accounts for x in ("USDT", "BTC", "ETH")], 1)
-    early, late = Conn(None, 100_000), Conn(None, 100_000)
-    assert hub.admit(early) is None and hub.admit(late) is None
-    hub.subscribe(early, [f"{s.lower()}@depth" for s in symbols])
-    books = {(early, m["data"]["s"]): Book(m["data"]) for m in _drain(early)}
-    for height in range(2, 120):
-        commands = []
-        for _ in range(rng.randint(1, 12)):
-            account, symbol = rng.choice(accounts), rng.choice(symbols)
-            live = node.replica.engine.open_orders(account, symbol)
-            roll = rng.random()
-            if live and roll < 0.2:
-                commands.append(CancelOrder(account=account, symbol=symbol, order_id=rng.choice(live).order_id))
-            elif live and roll < 0.35:
-                o = rng.choice(live)
-                commands.append(AmendOrder(account=account, symbol=symbol, order_id=o.order_id,
-                                           price=rng.choice((0, o.price + rng.randint(-30, 30))), qty=rng.choice((0, o.qty + 1000 * rng.randint(-2, 5)))))
-            else:
-                commands.append(PlaceOrder(account=account, symbol=symbol, side=rng.choice((Side.BUY, Side.SELL)),
-                                           tif=rng.choice((TimeInForce.GTC, TimeInForce.GTC, TimeInForce.IOC)),
-                                           price=100_000 + rng.randint(-40, 40), qty=1000 * rng.randint(1, 20)))
-        _apply_block(node, commands, 1_000 * height)
-        if height == 60:  # a subscriber joins half way
-            hub.subscribe(late, [f"{s.lower()}@depth" for s in symbols])
-        for conn in (early, late):
-            for m in _drain(conn):
-                data = m["data"]
-                if data["e"] == "depthSnapshot":
-                    books[(conn, data["s"])] = Book(data)
-                else:
-                    books[(conn, data["s"])].apply(data)
-        for (conn, symbol), book in books.items():
-            m = node.cfg.markets.market(symbol)
-            bids, asks = node.replica.engine.depth(symbol, 1000)
-            want = ([[render.price(m, p), render.qty(m, q)] for p, q in bids], [[render.price(m, p), render.qty(m, q)] for p, q in asks])
-            assert book.as_rest() == want, f"seed {seed}, block {height}, {symbol}"
-    assert len(books) == 4 and all(b.diffs > 20 for b in books.values()), [b.diffs for b in books.values()]
-    live = {o[0] for s in symbols for o in node.replica.engine.live_orders(s)}  # O_ID
-    assert set(hub.depth.resting) == live, "the hub's index of resting orders is not the engine's live set"
-
-
 def _random_commands(rng, node, accounts, symbols) -> list:
     """A block's worth of places (resting and crossing), cancels and amends."""
     from dex.core.commands import AmendOrder, CancelOrder, PlaceOrder
@@ -607,6 +548,49 @@ def _random_commands(rng, node, accounts, symbols) -> list:
                                        tif=rng.choice((TimeInForce.GTC, TimeInForce.GTC, TimeInForce.IOC)),
                                        price=100_000 + rng.randint(-40, 40), qty=1000 * rng.randint(1, 20)))
     return commands
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_depth_diffs_rebuild_the_engine_book_after_every_block(seed: int) -> None:
+    """Random places (resting and crossing), cancels and amends in two
+    markets: after every block, snapshot + diffs == the engine's depth."""
+    import random
+
+    from dex.api import render
+    from dex.api.streams import Conn, Hub
+    from dex.core.commands import Deposit
+
+    rng = random.Random(seed)
+    node, handed = _fake_node()
+    hub = Hub(node)
+    hub.attach()
+    node.block_listeners.append(hub.on_block)  # dex/node.py registers it in a node
+    symbols = ("BTCUSDT", "ETHUSDT")
+    accounts = list(range(1, 9))
+    _apply_block(node, [Deposit(account=a, asset=x, amount=10**16) for a in accounts for x in ("USDT", "BTC", "ETH")], 1)
+    early, late = Conn(None, 100_000), Conn(None, 100_000)
+    assert hub.admit(early) is None and hub.admit(late) is None
+    hub.subscribe(early, [f"{s.lower()}@depth" for s in symbols])
+    books = {(early, m["data"]["s"]): Book(m["data"]) for m in _drain(early)}
+    for height in range(2, 120):
+        _apply_block(node, _random_commands(rng, node, accounts, symbols), 1_000 * height)
+        if height == 60:  # a subscriber joins half way
+            hub.subscribe(late, [f"{s.lower()}@depth" for s in symbols])
+        for conn in (early, late):
+            for m in _drain(conn):
+                data = m["data"]
+                if data["e"] == "depthSnapshot":
+                    books[(conn, data["s"])] = Book(data)
+                else:
+                    books[(conn, data["s"])].apply(data)
+        for (conn, symbol), book in books.items():
+            m = node.cfg.markets.market(symbol)
+            bids, asks = node.replica.engine.depth(symbol, 1000)
+            want = ([[render.price(m, p), render.qty(m, q)] for p, q in bids], [[render.price(m, p), render.qty(m, q)] for p, q in asks])
+            assert book.as_rest() == want, f"seed {seed}, block {height}, {symbol}"
+    assert len(books) == 4 and all(b.diffs > 20 for b in books.values()), [b.diffs for b in books.values()]
+    live = {o[0] for s in symbols for o in node.replica.engine.live_orders(s)}  # O_ID
+    assert set(hub.depth.resting) == live, "the hub's index of resting orders is not the engine's live set"
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
