@@ -298,11 +298,8 @@ def _fmt_steps(n: int, step: Decimal) -> str:
     v = n * coefficient
     if not places:
         return str(v)
-    if v < 0:
-        digits = str(-v).rjust(places + 1, "0")
-        return f"-{digits[:-places]}.{digits[-places:]}"
-    digits = str(v).rjust(places + 1, "0")
-    return f"{digits[:-places]}.{digits[-places:]}"
+    digits = str(abs(v)).rjust(places + 1, "0")
+    return f"{'-' if v < 0 else ''}{digits[:-places]}.{digits[-places:]}"
 
 
 @functools.lru_cache(maxsize=64)

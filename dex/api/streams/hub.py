@@ -30,8 +30,8 @@ A node nobody is connected to stops following blocks: once it has had no
 connection for `idle_s` (DETACH_IDLE_S) the Raft thread returns from
 `on_block` at once, and the next connection re-reads the book before it is
 counted in (`admit`, under the hub's lock, so no block falls between). The
-depth index and the candles are what following costs (~1.5 µs of the Raft
-thread an order, docs/BENCHMARKS.md), and a node behind a load balancer or
+depth index and the candles are what following costs (~2.7 µs of the Raft
+thread an order, bench/read_model.py), and a node behind a load balancer or
 in a benchmark may have no stream client at all. The idle delay bounds what
 connecting and disconnecting in a loop can cost: one re-read of the book
 per `idle_s`.
