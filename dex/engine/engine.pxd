@@ -35,11 +35,17 @@ cdef object Reason, StopReason, OrderStatus, FEE_ACCOUNT
 cdef object BUY, SELL, LIMIT, MARKET, GTC, IOC, FOK, EXPIRE_TAKER, EXPIRE_MAKER, EXPIRE_BOTH
 cdef object NEW, PARTIALLY_FILLED, FILLED, CANCELED, EXPIRED, STOP_USER
 cdef long long BPS, INT64_MAX
+cdef Py_ssize_t STALE_LEVELS_MAX  # book.py's, a C int here (a bound no test swaps)
 cdef object _NO_LIMIT, APPENDED, RECORD_NONE, pack_kind, kind_stp, kind_post_only, kind_tif, kind_type
 cdef dict _SIDE_CODE, _TYPE_CODE, _TIF_CODE, _STP_CODE
 cdef object Side, OrderType, TimeInForce, SelfTradePrevention
 cdef int BUY_I, SELL_I, LIMIT_I, GTC_I, IOC_I, FOK_I, LIVE_MAX_I
 from .book cimport Account, Book, Level, Order
+from cpython.array cimport array
+
+cdef extern from "dex_sha256.h":
+    # bisect_left on a book's price keys, in C (as snapshot.pxd).
+    Py_ssize_t _c_bisect "dex_bisect_left_i64"(list keys, long long key) except -1
 
 cdef class Engine:
     cdef public object config
@@ -56,12 +62,16 @@ cdef class Engine:
     cdef public list dirty_accounts
     cdef public object accounts_sum
     cdef public dict _handlers
+    # The account cache (engine.py, _cached_account): ids and Accounts by slot.
+    cdef array _account_ids
+    cdef list _account_slots
 
     # af/al, tf/ff: C pointers into an account's balance arrays (book.pxd).
     @cython.locals(book=Book, acct=Account, level=Level, order=Order, oid=cython.longlong, kind=cython.int,
                    side_i=cython.int, otype_i=cython.int, tif_i=cython.int, stp_i=cython.int,
                    af=cython.p_longlong, al=cython.p_longlong, amount=cython.longlong,
-                   p=cython.longlong, q=cython.longlong, cost=cython.longlong, remaining=cython.longlong)
+                   p=cython.longlong, q=cython.longlong, cost=cython.longlong, remaining=cython.longlong,
+                   crosses=cython.bint, top=cython.longlong, open_max=Py_ssize_t, book_max=cython.longlong)
     cpdef list _place(self, cmd, now)
 
     @cython.locals(book=Book, acct=Account, order=Order, oid=cython.longlong)
@@ -138,8 +148,18 @@ cpdef _finish(acct, order)
 cpdef bint _fok_fillable(book, acct, side, limit, qty, stp)
 
 # A LIMIT order's price and quantity as C ints, and its cost, for _place.
+@cython.locals(x=cython.longlong)
 cdef long long _lots(object v) except? -2
 cdef long long _mul_capped(long long a, long long b) noexcept
+
+# The account cache (engine.py).
+cdef Py_ssize_t _ACCOUNT_CACHE
+cdef int _ACCOUNT_SHIFT
+cdef unsigned long long _ACCOUNT_FIB
+@cython.locals(i=Py_ssize_t, ids=cython.p_ulonglong, acct=Account)
+cdef Account _cached_account(Engine engine, unsigned long long account_id)
+@cython.locals(aid=cython.ulonglong)
+cdef Account _account_of(Engine engine, object account_id)
 
 @cython.locals(o=Order)
 cpdef Order _order(long long id, Account account, Book book, long long price, long long qty, long long filled,

@@ -27,6 +27,7 @@ events built with tuple.__new__): see docs/ENGINE.md for the measurements.
 from __future__ import annotations
 
 import sys
+from array import array
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -204,6 +205,7 @@ class Engine:
             )
         self.book_list: list[Book] = list(self.books.values())  # by Book.index (an order's `market`)
         self.accounts: dict[int, Account] = {}
+        self._accounts_replaced()  # compiled: the cache in front of `accounts` (_cached_account)
         self.fee_account = Account(FEE_ACCOUNT, len(self.assets))
         self.accounts[FEE_ACCOUNT] = self.fee_account
         self.next_order_id = 1
@@ -254,14 +256,15 @@ class Engine:
             otype_i = otype if type(otype) is OrderType else _TYPE_CODE.get(otype, -1)
             tif_i = tif if type(tif) is TimeInForce else _TIF_CODE.get(tif, -1)
             stp_i = stp if type(stp) is SelfTradePrevention else _STP_CODE.get(stp, -1)
+            acct = _account_of(self, account_id)
         else:  # the objects themselves: the pure engine compares them as fast
             account_id, symbol, side, otype, tif, price, qty, quote_qty, post_only, stp, cid = cmd
             side_i = side
             otype_i = otype
             tif_i = tif
             stp_i = stp
+            acct = self.accounts.get(account_id)
         book = self.books.get(symbol)
-        acct = self.accounts.get(account_id)
         if book is None:
             return [_new(OrderRejected, (account_id, symbol, cid, 0, Reason.UNKNOWN_SYMBOL))]
         if cid is not None:
@@ -297,21 +300,28 @@ class Engine:
             # not: capped, it still exceeds every balance and min_notional
             # (both <= 2^62), so every decision below is the exact cost's.
             cost = _mul_capped(p * book.notional_units, q)
+            # Against the best price read as a C int (compiled): no negated
+            # key is allocated and `p` is not boxed to compare.
+            crosses = False
             if side_i == BUY_I:
                 ask_keys = book.ask_keys
-                crosses = ask_keys and -ask_keys[-1] <= price
+                if ask_keys:
+                    top = ask_keys[-1]
+                    crosses = -top <= p
             else:
                 bid_prices = book.bid_prices
-                crosses = bid_prices and bid_prices[-1] >= price
+                if bid_prices:
+                    top = bid_prices[-1]
+                    crosses = top >= p
             if cost < book.min_notional:
                 reason = Reason.NOTIONAL
             elif post_only and tif_i != GTC_I:
                 reason = Reason.BAD_PARAMETER
             elif post_only and crosses:
                 reason = Reason.WOULD_TAKE
-            elif tif_i == GTC_I and len(acct.open) >= OPEN_MAX:
+            elif tif_i == GTC_I and len(acct.open) >= (open_max := OPEN_MAX):  # compiled: C ints compared (engine.pxd)
                 reason = Reason.MAX_NUM_ORDERS
-            elif tif_i == GTC_I and book.order_count >= BOOK_MAX:
+            elif tif_i == GTC_I and book.order_count >= (book_max := BOOK_MAX):
                 reason = Reason.BOOK_FULL
             else:
                 # The account's balances: compiled, C pointers into its
@@ -586,7 +596,7 @@ class Engine:
                 if trades == trades_max:
                     stop = StopReason.TRADES_MAX
                     break
-                mk = accounts[maker.account]
+                mk = _cached_account(self, maker.account) if _COMPILED else accounts[maker.account]
                 if by_quote:
                     fill = budget // unit_cost
                     if fill == 0:
@@ -723,7 +733,7 @@ class Engine:
                 if trades == trades_max:
                     stop = StopReason.TRADES_MAX
                     break
-                mk = accounts[maker.account]
+                mk = _cached_account(self, maker.account) if _COMPILED else accounts[maker.account]
                 fill = mq if mq < remaining else remaining
                 if not mk.dirty:
                     mk.dirty = True
@@ -879,7 +889,7 @@ class Engine:
         # One unpack, not four attribute reads (as _place; a test pins the
         # field order of CancelOrder).
         account_id, symbol, order_id, cid = cython.cast(tuple, cmd) if _COMPILED else cmd
-        acct = self.accounts.get(account_id)
+        acct = _account_of(self, account_id) if _COMPILED else self.accounts.get(account_id)
         order = self._find(acct, symbol, order_id, cid)
         if order is None:
             reason = Reason.UNKNOWN_ORDER if symbol in self.books else Reason.UNKNOWN_SYMBOL
@@ -1105,6 +1115,13 @@ class Engine:
 
         return decode(cls(config), data)
 
+    def _accounts_replaced(self) -> None:
+        """`accounts` is being refilled (a snapshot read into this engine):
+        compiled, empty the account cache in front of it."""
+        if cython.compiled:
+            self._account_ids = array("Q", bytes(8 * _ACCOUNT_CACHE))
+            self._account_slots = [None] * _ACCOUNT_CACHE
+
     # -------------------------------------------------------------- invariants
 
     def check_invariants(self) -> None:
@@ -1121,8 +1138,13 @@ def _lots(v) -> int:
     an int in [0, 2^62), else -1, which every bound refuses (a price or a
     quantity is at most 2^40, dex/core/markets.py). Compiled, a C int, read
     without allocating anything."""
-    if isinstance(v, int) and 0 <= v < 2**62:  # a literal: compiled, compared without boxing it
-        return v
+    if isinstance(v, int):
+        try:
+            x = v  # compiled: a C long long (OverflowError past it), so the bounds below are C compares
+        except OverflowError:
+            return -1
+        if 0 <= x < 2**62:
+            return x
     return -1
 
 
@@ -1132,6 +1154,46 @@ def _mul_capped(a, b) -> int:
     if b != 0 and a > INT64_MAX // b:
         return INT64_MAX
     return a * b
+
+
+# Compiled, an Engine keeps a direct-mapped cache of its accounts by u64 id in
+# front of the `accounts` dict: _ACCOUNT_CACHE slots, an id's slot picked by a
+# multiplicative hash (2^64 / the golden ratio, as book.OrderIndex). A maker
+# looked up by its order's C id then costs a load and a compare, where the
+# dict needed the id boxed, hashed and compared as an int object (each fill,
+# and each place's taker). A slot is filled only from the dict and an id's
+# Account never changes once made (accounts are added, never replaced or
+# removed; a snapshot read into an engine empties its cache first), so a hit
+# is what the dict holds.
+_ACCOUNT_CACHE = 4096
+_ACCOUNT_SHIFT = 52  # 64 - log2(_ACCOUNT_CACHE)
+_ACCOUNT_FIB = 0x9E3779B97F4A7C15
+
+
+def _cached_account(engine, account_id):
+    """Compiled only: `engine.accounts.get(account_id)` for a u64 id."""
+    i = (account_id * _ACCOUNT_FIB) >> _ACCOUNT_SHIFT
+    ids = engine._account_ids.data.as_ulonglongs
+    acct = engine._account_slots[i]
+    if acct is not None and ids[i] == account_id:
+        return acct
+    acct = engine.accounts.get(account_id)
+    if acct is not None:
+        ids[i] = account_id
+        engine._account_slots[i] = acct
+    return acct
+
+
+def _account_of(engine, account_id):
+    """Compiled only: `engine.accounts.get(account_id)` for a command's account
+    field, through the cache when it is an int that fits a u64."""
+    if type(account_id) is int:
+        try:
+            aid = account_id
+        except OverflowError:  # negative or past 2^64: the dict decides (it holds no such id)
+            return engine.accounts.get(account_id)
+        return _cached_account(engine, aid)
+    return engine.accounts.get(account_id)
 
 
 def _order(id, account, book, price, qty, filled, cid, time_ms, status, kind) -> Order:
@@ -1212,7 +1274,7 @@ def _unqueue(book: Book, levels: dict[int, Level], order: Order) -> None:
 
 
 def _index(keys: list[int], key: int) -> int:
-    i = bisect_left(keys, key)
+    i = _c_bisect(keys, key) if _COMPILED else bisect_left(keys, key)  # noqa: F821 (compiled: engine.pxd)
     assert keys[i] == key
     return i
 
@@ -1229,7 +1291,7 @@ def _add_level(book: Book, levels: dict, keys: list, records: list, key: int, pr
     """A new empty level at `price` (key `key`): in `levels`, in `keys`
     and, at the same index, a placeholder in `records`; listed as stale."""
     level = levels[price] = Level(price)
-    i = bisect_left(keys, key)
+    i = _c_bisect(keys, key) if _COMPILED else bisect_left(keys, key)  # noqa: F821 (compiled: engine.pxd)
     keys.insert(i, key)
     records.insert(i, RECORD_NONE)
     _list_stale(book, key)

@@ -657,6 +657,7 @@ def _decode(engine, data):
     balances = struct.Struct(f"<Q{2 * n_assets}qQI")
     books = list(engine.books.values())
     engine.accounts.clear()
+    engine._accounts_replaced()
     (n_accounts,) = _U32.unpack_from(data, at)
     at += 4
     # Every order id read, live or finished, in any account: a second record
