@@ -77,6 +77,7 @@ cdef class Book:
     cdef public dict level_terms
     cdef public object levels_sum
     cdef public int digest_version
+    cdef public list spare_levels
 
 # No field refers to an object that can hold a reference (the client order id
 # is a str), so Cython makes the type without GC support: no GC header, 80

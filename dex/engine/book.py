@@ -13,8 +13,10 @@ negated ask prices ascending. Taking the best level and removing it are then
 Level layout. A level is a FIFO deque of orders. A cancelled order is not
 removed from the middle of the deque (O(n)); its `qty` is set to 0 and it is
 skipped and dropped when it reaches the front. `count` and `total` cover live
-orders only; a level whose `count` falls to 0 is removed with its deque, and a
-deque holding many more dead entries than live ones is compacted.
+orders only; a level whose `count` falls to 0 is taken out of the book (and,
+emptied, kept in `Book.spare_levels` for the book's next new level, up to
+SPARE_LEVELS_MAX), and a deque holding many more dead entries than live ones is
+compacted.
 
 State-hash records. Beside each sorted price list a book keeps the list of its
 levels' 40-byte records in the book digest, pack(price) + level digest, at the
@@ -306,6 +308,8 @@ RECORD_NONE = b""
 # block, and a block touches a few levels per command; only an engine left
 # unhashed for many commands reaches it.
 STALE_LEVELS_MAX = 4096
+# Emptied levels a book keeps for reuse (engine.py, `_spare`).
+SPARE_LEVELS_MAX = 32
 
 
 class Level:
@@ -390,6 +394,7 @@ class Book:
         "level_terms",
         "levels_sum",
         "digest_version",
+        "spare_levels",
     )
 
     def __init__(self, market: Market, index: int, base: int, quote: int) -> None:
@@ -425,3 +430,6 @@ class Book:
         self.level_terms: dict[int, int | bytes] = {}
         self.levels_sum: int | bytearray = 0
         self.digest_version = 0  # the state-hash version `digest` is of
+        # Levels taken out of the book, emptied, for its next new levels
+        # (engine.py, `_spare`): no live order, in neither side's dict.
+        self.spare_levels: list[Level] = []

@@ -35,7 +35,7 @@ cdef object Reason, StopReason, OrderStatus, FEE_ACCOUNT
 cdef object BUY, SELL, LIMIT, MARKET, GTC, IOC, FOK, EXPIRE_TAKER, EXPIRE_MAKER, EXPIRE_BOTH
 cdef object NEW, PARTIALLY_FILLED, FILLED, CANCELED, EXPIRED, STOP_USER
 cdef long long BPS, INT64_MAX
-cdef Py_ssize_t STALE_LEVELS_MAX  # book.py's, a C int here (a bound no test swaps)
+cdef Py_ssize_t STALE_LEVELS_MAX, SPARE_LEVELS_MAX  # book.py's, C ints here (bounds no test swaps)
 cdef object _NO_LIMIT, APPENDED, RECORD_NONE, pack_kind, kind_stp, kind_post_only, kind_tif, kind_type
 cdef dict _SIDE_CODE, _TYPE_CODE, _TIF_CODE, _STP_CODE
 cdef object Side, OrderType, TimeInForce, SelfTradePrevention
@@ -129,8 +129,11 @@ cpdef _rest(book, acct, order)
 @cython.locals(book=Book, order=Order, level=Level, i=cython.Py_ssize_t)
 cpdef _unqueue(book, dict levels, order)
 
-@cython.locals(level=Level, i=cython.Py_ssize_t)
+@cython.locals(level=Level, i=cython.Py_ssize_t, spare=list)
 cpdef Level _add_level(Book book, dict levels, list keys, list records, key, price)
+
+@cython.locals(spare=list)
+cpdef _spare(Book book, Level level)
 
 cpdef _stale(Book book, Level level, key)
 

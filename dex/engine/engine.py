@@ -75,6 +75,7 @@ from .snapshot import window_term
 from .book import (
     APPENDED,
     RECORD_NONE,
+    SPARE_LEVELS_MAX,
     STALE_LEVELS_MAX,
     Account,
     Book,
@@ -667,6 +668,7 @@ class Engine:
                 del asks[best_obj]
                 ask_keys.pop()
                 book.ask_records.pop()
+                _spare(book, level)
             if stop is not None or (not by_quote and remaining == 0):
                 break
         self.next_trade_id = tid
@@ -781,6 +783,7 @@ class Engine:
                 del bids[best_obj]
                 bid_prices.pop()
                 book.bid_records.pop()
+                _spare(book, level)
             if stop is not None or remaining == 0:
                 break
         self.next_trade_id = tid
@@ -1269,6 +1272,7 @@ def _unqueue(book: Book, levels: dict[int, Level], order: Order) -> None:
             i = _index(book.ask_keys, -price)
             book.ask_keys.pop(i)
             book.ask_records.pop(i)
+        _spare(book, level)
     elif len(level.orders) > 2 * level.count + 32:
         level.orders = deque([o for o in level.orders if o.status <= LIVE_MAX_I])
 
@@ -1290,12 +1294,34 @@ def _index(keys: list[int], key: int) -> int:
 def _add_level(book: Book, levels: dict, keys: list, records: list, key: int, price: int) -> Level:
     """A new empty level at `price` (key `key`): in `levels`, in `keys`
     and, at the same index, a placeholder in `records`; listed as stale."""
-    level = levels[price] = Level(price)
+    spare = book.spare_levels
+    if spare:
+        level = spare.pop()
+        level.price = price
+    else:
+        level = Level(price)
+    levels[price] = level
     i = _c_bisect(keys, key) if _COMPILED else bisect_left(keys, key)  # noqa: F821 (compiled: engine.pxd)
     keys.insert(i, key)
     records.insert(i, RECORD_NONE)
     _list_stale(book, key)
     return level
+
+
+def _spare(book: Book, level: Level) -> None:
+    """`level` has just been taken out of its book (no live order left): keep
+    it, emptied, for the book's next new level. A level and its deque cost
+    about 1,000 instructions to make and free (the deque's first block is
+    over pymalloc's 512-byte limit), and the levels near the touch come and
+    go with every few commands. Nothing else holds a level once it is out of
+    `bids`/`asks` (the state hash keeps keys, not levels)."""
+    spare = book.spare_levels
+    if len(spare) < SPARE_LEVELS_MAX:
+        level.orders.clear()  # the dead orders still queued in it
+        level.digest = None
+        level.hasher = None
+        level.hashed = 0
+        spare.append(level)
 
 
 def _stale(book: Book, level: Level, key: int) -> None:

@@ -48,6 +48,11 @@ def check(engine) -> None:
                         expected_locked[o.account][book.base] += o.qty * book.lot_units
                 count += len(live)
         assert count == book.order_count, f"{symbol}: order_count {book.order_count} != {count}"
+        in_book = {id(level) for level in book.bids.values()} | {id(level) for level in book.asks.values()}
+        for level in book.spare_levels:
+            assert id(level) not in in_book, f"{symbol}: a spare level is in the book"
+            assert not level.orders and level.count == 0 and level.total == 0, f"{symbol}: a spare level is not empty"
+            assert level.digest is None and level.hasher is None and level.hashed == 0, f"{symbol}: a spare level keeps a digest"
     totals = [0] * n_assets
     for account_id, acct in engine.accounts.items():
         assert acct.id == account_id

@@ -172,6 +172,39 @@ def test_overflowing_the_stale_list_rebuilds_every_record(snapshot_module):
     _agrees(ex, snapshot_module, "matching after the rebuild")
 
 
+def test_a_level_reused_after_its_price_emptied_hashes_as_a_new_one(snapshot_module):
+    """An emptied level is kept for the book's next new level (engine.py,
+    `_spare`): taken out hashed, with dead orders still queued in it, it must
+    come back with nothing of its past, whether it returns at once, after a
+    state hash, by a fill, a cancel or a level added at the back."""
+    ex = _exchange()
+    book = ex.engine.books[SYMBOL]
+    ids = [kit.accepted_id(_sell(ex, BOB, price=P + 10, qty=Q)) for _ in range(3)]
+    _sell(ex, CAROL, price=P + 20, qty=Q)
+    _agrees(ex, snapshot_module, "levels hashed")  # P + 10's hasher holds its three orders
+    _cancel(ex, BOB, order_id=ids[1])  # dead in the queue
+    _buy(ex, ALICE, price=P + 10, qty=2 * Q)  # the rest filled: P + 10 taken out, spared
+    assert P + 10 not in book.asks and book.spare_levels
+    _sell(ex, DAVE, price=P + 30, qty=Q)  # a new level: the spare one, appended to before any hash
+    _sell(ex, DAVE, price=P + 30, qty=Q)
+    _agrees(ex, snapshot_module, "a spare level reused before a hash")
+
+    for price in (P - 10, P - 20):
+        _buy(ex, ALICE, price=price, qty=Q)
+    _agrees(ex, snapshot_module, "bids hashed")
+    order = kit.accepted_id(_buy(ex, DAVE, price=P - 30, qty=Q))
+    _cancel(ex, DAVE, order_id=order)  # the last order of P - 30: taken out by a cancel
+    _sell(ex, BOB, price=P - 20, qty=Q)  # and P - 20 by a fill
+    _agrees(ex, snapshot_module, "levels spared")
+    _buy(ex, CAROL, price=P - 40, qty=Q)  # reused after a hash
+    _buy(ex, CAROL, price=P - 5, qty=Q)
+    _agrees(ex, snapshot_module, "spare levels reused after a hash")
+
+    restored = ex.restored()  # an engine that never spared a level
+    assert not restored.engine.books[SYMBOL].spare_levels
+    assert restored.state_hash() == ex.state_hash()
+
+
 def test_invariants_catch_a_stale_record(snapshot_module):
     ex = kit.funded_exchange()
     ex.buy(ALICE, price=P - 100, qty=Q)
