@@ -27,7 +27,7 @@ cdef extern from "Python.h":
     void PyObject_GC_UnTrack(object op)
     void Py_SET_TYPE(object op, type cls)
 cdef bint _FAST_NEW
-cdef object _tuple_new
+cdef object _tuple_new, _popleft, _append
 @cython.locals(n=Py_ssize_t, i=Py_ssize_t)
 cdef object _new(type cls, tuple values)
 cdef object BalanceChanged, OrderAccepted, OrderAmended, OrderCancelled, OrderDuplicate, OrderExpired, OrderRejected, Trade
@@ -151,6 +151,7 @@ cpdef _finish(acct, order)
 cpdef bint _fok_fillable(book, acct, side, limit, qty, stp)
 
 # A LIMIT order's price and quantity as C ints, and its cost, for _place.
+cdef long long _LOTS_END
 @cython.locals(x=cython.longlong)
 cdef long long _lots(object v) except? -2
 cdef long long _mul_capped(long long a, long long b) noexcept

@@ -89,6 +89,11 @@ from .book import (
 )
 
 _tuple_new = tuple.__new__
+# A deque's methods called as functions: compiled, a call of the method
+# descriptor (a C global, engine.pxd), where `orders.popleft()` looked the
+# method up by name on every call (a maker filled, a dead order dropped).
+_popleft = deque.popleft
+_append = deque.append
 
 
 def _new(cls, values):
@@ -379,7 +384,7 @@ class Engine:
             if digest is not None and digest is not APPENDED:  # _appended(book, level, key), inlined
                 level.digest = APPENDED
                 _list_stale(book, price if side_i == BUY_I else -price)
-            level.orders.append(order)
+            _append(level.orders, order)
             level.total += q
             level.count += 1
             acct.open.put(oid, order)
@@ -574,7 +579,7 @@ class Engine:
             while True:
                 maker = orders[0]
                 if maker.status > LIVE_MAX_I:  # cancelled: dead in the queue
-                    orders.popleft()
+                    _popleft(orders)
                     continue
                 if by_quote and budget < unit_cost:
                     # Done: what is left buys no lot here. Checked before
@@ -649,7 +654,7 @@ class Engine:
                 if mq == fill:  # the maker is done
                     maker.qty = 0
                     maker.status = FILLED
-                    orders.popleft()
+                    _popleft(orders)
                     level.count -= 1
                     book.order_count -= 1
                     mk.open.remove(maker.id)
@@ -718,7 +723,7 @@ class Engine:
             while True:
                 maker = orders[0]
                 if maker.status > LIVE_MAX_I:  # cancelled: dead in the queue
-                    orders.popleft()
+                    _popleft(orders)
                     continue
                 mq = maker.qty
                 if maker.account == acct_id:
@@ -766,7 +771,7 @@ class Engine:
                 if mq == fill:  # the maker is done
                     maker.qty = 0
                     maker.status = FILLED
-                    orders.popleft()
+                    _popleft(orders)
                     level.count -= 1
                     book.order_count -= 1
                     mk.open.remove(maker.id)
@@ -835,7 +840,7 @@ class Engine:
             amount = qty * book.lot_units
             al[book.base] -= amount
             af[book.base] += amount
-        level.orders.popleft()
+        _popleft(level.orders)
         level.total -= qty
         level.count -= 1
         book.order_count -= 1
@@ -1136,6 +1141,9 @@ class Engine:
 # ---------------------------------------------------------------- helpers
 
 
+_LOTS_END = 2**62  # compiled, a C constant (engine.pxd): `_lots` compares without boxing
+
+
 def _lots(v) -> int:
     """A command's price or quantity as the engine checks it: `v` when it is
     an int in [0, 2^62), else -1, which every bound refuses (a price or a
@@ -1146,7 +1154,7 @@ def _lots(v) -> int:
             x = v  # compiled: a C long long (OverflowError past it), so the bounds below are C compares
         except OverflowError:
             return -1
-        if 0 <= x < 2**62:
+        if 0 <= x < _LOTS_END:
             return x
     return -1
 
@@ -1242,7 +1250,7 @@ def _rest(book: Book, acct: Account, order: Order) -> None:
             level = _add_level(book, levels, book.ask_keys, book.ask_records, -price, price)
     order.price = level.price  # share one int object per level
     _appended(book, level, price if (order.kind >> 6) == BUY else -price)
-    level.orders.append(order)
+    _append(level.orders, order)
     level.total += qty
     level.count += 1
     acct.open.put(order.id, order)
@@ -1362,7 +1370,7 @@ def _finish(acct: Account, order: Order) -> None:
     acct.finished_total += 1
     if len(finished) > DEDUP_MAX:
         old_position = acct.finished_total - len(finished)
-        old = finished.popleft()
+        old = _popleft(finished)
         acct.window_sum = (acct.window_sum - window_term(old_position, old)) & _MASK256
         if acct.cids.get(old.cid) is old:
             del acct.cids[old.cid]
