@@ -65,6 +65,9 @@ cdef class Engine:
     # The account cache (engine.py, _cached_account): ids and Accounts by slot.
     cdef array _account_ids
     cdef list _account_slots
+    # The last book `_place` found, and the symbol object it was found by.
+    cdef object _last_symbol
+    cdef Book _last_book
 
     # af/al, tf/ff: C pointers into an account's balance arrays (book.pxd).
     @cython.locals(book=Book, acct=Account, level=Level, order=Order, oid=cython.longlong, kind=cython.int,
@@ -164,6 +167,8 @@ cdef unsigned long long _ACCOUNT_FIB
 cdef Account _cached_account(Engine engine, unsigned long long account_id)
 @cython.locals(aid=cython.ulonglong)
 cdef Account _account_of(Engine engine, object account_id)
+@cython.locals(book=Book)
+cdef Book _book_of(Engine engine, object symbol)
 
 @cython.locals(o=Order)
 cpdef Order _order(long long id, Account account, Book book, long long price, long long qty, long long filled,

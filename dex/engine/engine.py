@@ -263,6 +263,7 @@ class Engine:
             tif_i = tif if type(tif) is TimeInForce else _TIF_CODE.get(tif, -1)
             stp_i = stp if type(stp) is SelfTradePrevention else _STP_CODE.get(stp, -1)
             acct = _account_of(self, account_id)
+            book = _book_of(self, symbol)
         else:  # the objects themselves: the pure engine compares them as fast
             account_id, symbol, side, otype, tif, price, qty, quote_qty, post_only, stp, cid = cmd
             side_i = side
@@ -270,7 +271,7 @@ class Engine:
             tif_i = tif
             stp_i = stp
             acct = self.accounts.get(account_id)
-        book = self.books.get(symbol)
+            book = self.books.get(symbol)
         if book is None:
             return [_new(OrderRejected, (account_id, symbol, cid, 0, Reason.UNKNOWN_SYMBOL))]
         if cid is not None:
@@ -1193,6 +1194,20 @@ def _cached_account(engine, account_id):
         ids[i] = account_id
         engine._account_slots[i] = acct
     return acct
+
+
+def _book_of(engine, symbol):
+    """Compiled only: `engine.books.get(symbol)`, answered without the dict
+    when `symbol` is the very object found last time (the block decoder
+    hands every command of a run in one market the same str: dex/engine/wire.py).
+    `books` never changes after the engine is made."""
+    if symbol is engine._last_symbol:
+        return engine._last_book
+    book = engine.books.get(symbol)
+    if book is not None:
+        engine._last_symbol = symbol
+        engine._last_book = book
+    return book
 
 
 def _account_of(engine, account_id):

@@ -1,9 +1,12 @@
-"""Accounts found by id: the compiled engine keeps a fixed-size cache of its
-accounts in front of the `accounts` dict (dex/engine/engine.py,
-`_cached_account`), so these tests hold more accounts than the cache has
-slots (some ids must then share one), ids at the ends of the u64 range,
-ids no account can have, and a snapshot read into an engine that already
-looked accounts up. Each runs on both engines."""
+"""Accounts found by id and books by symbol. The compiled engine keeps a
+fixed-size cache of its accounts in front of the `accounts` dict
+(dex/engine/engine.py, `_cached_account`), so these tests hold more accounts
+than the cache has slots (some ids must then share one), ids at the ends of
+the u64 range, ids no account can have, and a snapshot read into an engine
+that already looked accounts up. It also remembers the last book it found and
+the symbol object it found it by (`_book_of`): commands alternate markets,
+spell a symbol with equal and unequal objects, and name no market. Each runs
+on both engines."""
 
 from __future__ import annotations
 
@@ -115,3 +118,28 @@ def test_a_snapshot_read_into_a_used_engine_trades_on_the_accounts_it_read(engin
     assert used.state_hash() == fresh.state_hash()
     assert used.engine.balances(kit.ALICE) == fresh.engine.balances(kit.ALICE)
     assert used.engine.balances(kit.BOB) == fresh.engine.balances(kit.BOB)
+
+
+def test_commands_alternating_markets_and_symbol_objects_reach_their_own_book(engine_impl):
+    ex = kit.funded_exchange()
+    eth_p = ticks("3000", "ETHUSDT")
+    eth_q = lots("0.1", "ETHUSDT")
+    # The same symbol as distinct but equal str objects, and the markets in turn.
+    btc = ["".join(["BTC", "USDT"]) for _ in range(3)]
+    eth = ["".join(["ETH", "USDT"]) for _ in range(3)]
+    assert btc[0] is not btc[1]
+    for b, e in zip(btc, eth):
+        assert not kit.of_type(ex.apply(limit_order(kit.BOB, SELL, P, ONE, symbol=b)), OrderRejected)
+        assert not kit.of_type(ex.apply(limit_order(kit.BOB, SELL, eth_p, eth_q, symbol=e)), OrderRejected)
+    assert ex.depth("BTCUSDT")[1] == [(P, 3 * ONE)]
+    assert ex.depth("ETHUSDT")[1] == [(eth_p, 3 * eth_q)]
+    for symbol in ("NOPEUSDT", None, btc[0]):  # no such market, then a known one again
+        events = ex.apply(limit_order(kit.ALICE, BUY, P, ONE, symbol=symbol))
+        if symbol == "BTCUSDT":
+            assert [t.symbol for t in kit.trades(events)] == ["BTCUSDT"]
+        else:
+            assert kit.rejection(events) == Reason.UNKNOWN_SYMBOL
+    trades = kit.trades(ex.apply(limit_order(kit.ALICE, BUY, eth_p, eth_q, symbol=eth[0])))
+    assert [t.symbol for t in trades] == ["ETHUSDT"]
+    assert ex.depth("BTCUSDT")[1] == [(P, 2 * ONE)]
+    assert ex.depth("ETHUSDT")[1] == [(eth_p, 2 * eth_q)]
