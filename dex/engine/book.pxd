@@ -68,6 +68,8 @@ cdef class Book:
     cdef public dict asks
     cdef public list bid_prices
     cdef public list ask_keys
+    cdef public list bid_levels
+    cdef public list ask_levels
     cdef public long long order_count
     cdef public object digest
     cdef public list bid_records

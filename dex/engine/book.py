@@ -8,7 +8,9 @@ fill itself in CPython. Compiled, `book.pxd` makes them extension types with
 Book layout. Each side keeps a dict price -> Level and a sorted list of prices
 whose *last* element is the best: `bid_prices` ascending, `ask_keys` holding
 negated ask prices ascending. Taking the best level and removing it are then
-`[-1]` and `pop()`, both O(1).
+`[-1]` and `pop()`, both O(1). Beside each price list, `bid_levels` and
+`ask_levels` hold the Level at the same index: the matching loops reach the
+best level as `[-1]` too, without a dict lookup of its price.
 
 Level layout. A level is a FIFO deque of orders. A cancelled order is not
 removed from the middle of the deque (O(n)); its `qty` is set to 0 and it is
@@ -385,6 +387,8 @@ class Book:
         "asks",
         "bid_prices",
         "ask_keys",
+        "bid_levels",
+        "ask_levels",
         "order_count",
         "digest",
         "bid_records",
@@ -415,6 +419,11 @@ class Book:
         self.asks: dict[int, Level] = {}
         self.bid_prices: list[int] = []  # ascending; best bid last
         self.ask_keys: list[int] = []  # negated ask prices ascending; best ask last
+        # The Level at each index of those lists (bid_levels[i] is
+        # bids[bid_prices[i]]): the matching loops take the best level by
+        # index, not by a dict lookup of its price.
+        self.bid_levels: list[Level] = []
+        self.ask_levels: list[Level] = []
         self.order_count = 0  # live orders on both sides
         self.digest: bytes | None = None  # cached hash of both sides; None when stale
         # The state hash's per-level records, aligned with the price lists

@@ -108,7 +108,7 @@ cdef class Engine:
                    trades_max=cython.longlong, filled=cython.longlong, tid=cython.longlong, best=cython.longlong,
                    level=Level, unit_cost=cython.longlong, maker=Order, mq=cython.longlong, mk=Account,
                    fill=cython.longlong, notional=cython.longlong, base_amt=cython.longlong,
-                   mfee=cython.longlong, tfee=cython.longlong, ask_keys=list, asks=dict, stp=cython.int,
+                   mfee=cython.longlong, tfee=cython.longlong, ask_keys=list, ask_levels=list, asks=dict, stp=cython.int,
                    acct_id=cython.ulonglong, accounts=dict, oid_obj=object, best_obj=object, ask_key=object)
     cpdef tuple _take_buy(self, book, acct, oid, limit, qty, budget, stp, list events, order)
 
@@ -120,7 +120,7 @@ cdef class Engine:
                    trades_max=cython.longlong, filled=cython.longlong, tid=cython.longlong, best=cython.longlong,
                    level=Level, unit_cost=cython.longlong, maker=Order, mq=cython.longlong, mk=Account,
                    fill=cython.longlong, notional=cython.longlong, base_amt=cython.longlong,
-                   mfee=cython.longlong, tfee=cython.longlong, bid_prices=list, bids=dict, stp=cython.int,
+                   mfee=cython.longlong, tfee=cython.longlong, bid_prices=list, bid_levels=list, bids=dict, stp=cython.int,
                    acct_id=cython.ulonglong, accounts=dict, oid_obj=object, best_obj=object)
     cpdef tuple _take_sell(self, book, acct, oid, limit, qty, stp, list events, order)
 
@@ -133,7 +133,7 @@ cpdef _rest(book, acct, order)
 cpdef _unqueue(book, dict levels, order)
 
 @cython.locals(level=Level, i=cython.Py_ssize_t, spare=list)
-cpdef Level _add_level(Book book, dict levels, list keys, list records, key, price)
+cpdef Level _add_level(Book book, dict levels, list keys, list records, list ordered, key, price)
 
 @cython.locals(spare=list)
 cpdef _spare(Book book, Level level)

@@ -371,7 +371,7 @@ class Engine:
                 levels = book.bids
                 level = levels.get(price)
                 if level is None:
-                    level = _add_level(book, levels, book.bid_prices, book.bid_records, price, price)
+                    level = _add_level(book, levels, book.bid_prices, book.bid_records, book.bid_levels, price, price)
             else:
                 amount = q * book.lot_units
                 af[book.base] -= amount
@@ -379,7 +379,7 @@ class Engine:
                 levels = book.asks
                 level = levels.get(price)
                 if level is None:
-                    level = _add_level(book, levels, book.ask_keys, book.ask_records, -price, price)
+                    level = _add_level(book, levels, book.ask_keys, book.ask_records, book.ask_levels, -price, price)
             order = _order(oid, acct, book, level.price, q, 0, cid, now, NEW, kind)
             digest = level.digest
             if digest is not None and digest is not APPENDED:  # _appended(book, level, key), inlined
@@ -540,6 +540,7 @@ class Engine:
         `budget`. Returns (lots left, or budget left when buying by quote;
         StopReason or None). For a market order it also finishes the order."""
         ask_keys = book.ask_keys
+        ask_levels = book.ask_levels
         asks = book.asks
         nu = book.notional_units
         lu = book.lot_units
@@ -570,7 +571,7 @@ class Engine:
             best = best_obj
             if best > limit:
                 break
-            level = asks[best_obj]
+            level = ask_levels[-1]  # the level at ask_keys[-1] (book.py): no dict lookup
             if level.digest is not None:  # _stale(book, level, -best), inlined
                 if level.digest is not APPENDED:
                     _list_stale(book, ask_key)
@@ -673,6 +674,7 @@ class Engine:
             if level.count == 0:
                 del asks[best_obj]
                 ask_keys.pop()
+                ask_levels.pop()
                 book.ask_records.pop()
                 _spare(book, level)
             if stop is not None or (not by_quote and remaining == 0):
@@ -689,6 +691,7 @@ class Engine:
     def _take_sell(self, book, acct, oid, limit, qty, stp, events, order):
         """Sell `qty` lots into the bids down to `limit` (0 for a market sell)."""
         bid_prices = book.bid_prices
+        bid_levels = book.bid_levels
         bids = book.bids
         nu = book.notional_units
         lu = book.lot_units
@@ -714,7 +717,7 @@ class Engine:
             best = best_obj
             if best < limit:
                 break
-            level = bids[best_obj]
+            level = bid_levels[-1]  # as in _take_buy
             if level.digest is not None:  # _stale(book, level, best), inlined
                 if level.digest is not APPENDED:
                     _list_stale(book, best_obj)
@@ -788,6 +791,7 @@ class Engine:
             if level.count == 0:
                 del bids[best_obj]
                 bid_prices.pop()
+                bid_levels.pop()
                 book.bid_records.pop()
                 _spare(book, level)
             if stop is not None or remaining == 0:
@@ -1254,7 +1258,7 @@ def _rest(book: Book, acct: Account, order: Order) -> None:
         levels = book.bids
         level = levels.get(price)
         if level is None:
-            level = _add_level(book, levels, book.bid_prices, book.bid_records, price, price)
+            level = _add_level(book, levels, book.bid_prices, book.bid_records, book.bid_levels, price, price)
     else:
         amount = qty * book.lot_units
         af[book.base] -= amount
@@ -1262,7 +1266,7 @@ def _rest(book: Book, acct: Account, order: Order) -> None:
         levels = book.asks
         level = levels.get(price)
         if level is None:
-            level = _add_level(book, levels, book.ask_keys, book.ask_records, -price, price)
+            level = _add_level(book, levels, book.ask_keys, book.ask_records, book.ask_levels, -price, price)
     order.price = level.price  # share one int object per level
     _appended(book, level, price if (order.kind >> 6) == BUY else -price)
     _append(level.orders, order)
@@ -1291,10 +1295,12 @@ def _unqueue(book: Book, levels: dict[int, Level], order: Order) -> None:
             i = _index(book.bid_prices, price)
             book.bid_prices.pop(i)
             book.bid_records.pop(i)
+            book.bid_levels.pop(i)
         else:
             i = _index(book.ask_keys, -price)
             book.ask_keys.pop(i)
             book.ask_records.pop(i)
+            book.ask_levels.pop(i)
         _spare(book, level)
     elif len(level.orders) > 2 * level.count + 32:
         level.orders = deque([o for o in level.orders if o.status <= LIVE_MAX_I])
@@ -1314,9 +1320,10 @@ def _index(keys: list[int], key: int) -> int:
 # price for an ask (its place in `bid_prices` / `ask_keys`).
 
 
-def _add_level(book: Book, levels: dict, keys: list, records: list, key: int, price: int) -> Level:
+def _add_level(book: Book, levels: dict, keys: list, records: list, ordered: list, key: int, price: int) -> Level:
     """A new empty level at `price` (key `key`): in `levels`, in `keys`
-    and, at the same index, a placeholder in `records`; listed as stale."""
+    and, at the same index, in `ordered` and a placeholder in `records`;
+    listed as stale."""
     spare = book.spare_levels
     if spare:
         level = spare.pop()
@@ -1327,6 +1334,7 @@ def _add_level(book: Book, levels: dict, keys: list, records: list, key: int, pr
     i = _c_bisect(keys, key) if _COMPILED else bisect_left(keys, key)  # noqa: F821 (compiled: engine.pxd)
     keys.insert(i, key)
     records.insert(i, RECORD_NONE)
+    ordered.insert(i, level)
     _list_stale(book, key)
     return level
 

@@ -22,6 +22,11 @@ def check(engine) -> None:
         assert len(set(book.ask_keys)) == len(book.ask_keys), f"{symbol}: duplicate ask level"
         assert sorted(book.bids) == book.bid_prices, f"{symbol}: bid levels and prices disagree"
         assert sorted(-k for k in book.asks) == book.ask_keys, f"{symbol}: ask levels and prices disagree"
+        for ordered, by_price, side in ((book.bid_levels, [book.bids[p] for p in book.bid_prices], "bid"),
+                                        (book.ask_levels, [book.asks[-k] for k in book.ask_keys], "ask")):
+            assert len(ordered) == len(by_price) and all(a is b for a, b in zip(ordered, by_price)), (
+                f"{symbol}: {side} levels by index disagree with the prices"
+            )
         if book.bid_prices and book.ask_keys:
             assert book.bid_prices[-1] < -book.ask_keys[-1], f"{symbol}: book crossed at rest"
         count = 0

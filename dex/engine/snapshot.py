@@ -605,8 +605,10 @@ def _read_books(data, at: int, books: list, accounts: dict, next_order_id: int, 
                     level = levels[order.price] = Level(order.price)
                     if side == 0:
                         book.bid_prices.append(order.price)
+                        book.bid_levels.append(level)
                     else:
                         book.ask_keys.append(-order.price)
+                        book.ask_levels.append(level)
                 orders = level.orders
             order.price = level.price
             orders.append(order)
@@ -621,6 +623,8 @@ def _read_books(data, at: int, books: list, accounts: dict, next_order_id: int, 
         book.order_count = n_orders
         book.bid_prices.reverse()  # written best first; kept best last
         book.ask_keys.reverse()
+        book.bid_levels.reverse()
+        book.ask_levels.reverse()
         # Placeholders at the right length; the next state hash builds them.
         book.bid_records = [RECORD_NONE] * len(book.bid_prices)
         book.ask_records = [RECORD_NONE] * len(book.ask_keys)
