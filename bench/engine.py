@@ -28,6 +28,16 @@ applied untimed), with no per-command timing; orders_per_s is the median over
 perf_counter_ns for p50/p99/p99.9/max latency. Peak memory is ru_maxrss of the
 process (it includes the generated command list).
 
+`--workload cluster` replaces that mix with the batch cluster benchmark's order
+flow (bench/cluster.py --batch 100), which the mix above never exercises: 100
+accounts; batches of 100 orders of one account, every order with a client
+order id, either passive GTC 1-500 ticks off a fixed mid or IOC 100 ticks
+through it (45% / 55% of batches, sides at random), 10-100 lots; and one
+CancelAll of the account of the oldest resting order whenever more than 10,000
+rest (a market maker's mass cancel, as the benchmark's DELETE /openOrders).
+Every finished order then enters its account's dedup window (a SHA-256 term,
+two once the window is full) and every mass cancel ends ~100 orders.
+
 Resting mode (--resting N). Builds one book holding N resting passive orders
 (both sides, spread over --levels price levels per side, from the same 1,000
 accounts), generating the commands in chunks that are discarded, and measures:
@@ -51,7 +61,7 @@ untimed-as-a-whole pass times each phase on its own and must end in the same
 block hash. Reported per order, for each implementation, interleaved.
 
 Usage:
-    python bench/engine.py [--orders 200000] [--runs 5] [--seed 1] [--json]
+    python bench/engine.py [--orders 200000] [--runs 5] [--seed 1] [--workload cluster] [--json]
     python bench/engine.py --resting 1000000 [--json]
     python bench/engine.py --block-apply [--block-orders 100] [--orders 200000]
     python bench/engine.py --profile      # cProfile of one replay, top functions
@@ -78,7 +88,7 @@ if str(REPO) not in sys.path:
 
 from machine import describe  # noqa: E402 (bench/machine.py, beside this script)
 from dex.core import limits  # noqa: E402
-from dex.core.commands import CancelOrder, Deposit, PlaceOrder  # noqa: E402
+from dex.core.commands import CancelAll, CancelOrder, Deposit, PlaceOrder  # noqa: E402
 from dex.core.events import (  # noqa: E402
     OrderAccepted,
     OrderCancelled,
@@ -92,6 +102,14 @@ from dex.engine import IMPLEMENTATION, Engine, load_compiled  # noqa: E402
 from dex.engine import engine as pure_engine  # noqa: E402
 
 ACCOUNTS = 1_000
+# --workload cluster: bench/cluster.py --batch 100's order flow.
+CLUSTER_ACCOUNTS = 100
+CLUSTER_BATCH = 100
+CLUSTER_PASSIVE_TICKS = 500  # passive orders 1..500 ticks off the fixed mid
+CLUSTER_CROSS_TICKS = 100  # IOC orders this far through it
+CLUSTER_PASSIVE_P = 0.55  # of batches (bench/cluster.py: max(cross_pct, 45)% cross)
+CLUSTER_QTY = (10, 100)  # lots
+CLUSTER_BOOK_TARGET = 10_000
 BLOCK_TIME_MS = 1_700_000_000_000  # one constant block time: the hash depends on it
 MID_STEP_P = 0.2  # probability that the mid moves one tick per command
 PASSIVE_MAX = 50
@@ -105,6 +123,7 @@ KIND_NAMES = ("passive", "aggressive", "cancel", "market")
 BUY, SELL = Side.BUY, Side.SELL
 LIMIT, MKT = OrderType.LIMIT, OrderType.MARKET
 GTC = TimeInForce.GTC
+IOC = TimeInForce.IOC
 LIVE = OrderStatus.PARTIALLY_FILLED
 
 
@@ -174,6 +193,96 @@ class Workload:
         self.mid_max = 0
 
 
+def _new_counts() -> tuple[dict, dict, dict]:
+    counts = {"accepted": 0, "rejected": 0, "trades": 0, "cancelled_user": 0, "cancelled_stp": 0,
+              "expired": 0, "cancel_fallback_to_passive": 0}
+    return counts, {}, {}
+
+
+def _tally(counts: dict, rejected_by: dict, expired_by: dict, events: list, kind: int):
+    """Count one command's events; the id of the order it accepted, if any."""
+    accepted = None
+    for ev in events:
+        t = ev.__class__
+        if t is Trade:
+            counts["trades"] += 1
+        elif t is OrderAccepted:
+            counts["accepted"] += 1
+            accepted = ev
+        elif t is OrderCancelled:
+            counts["cancelled_user" if kind == CANCEL else "cancelled_stp"] += 1
+        elif t is OrderExpired:
+            counts["expired"] += 1
+            expired_by[ev.reason.name] = expired_by.get(ev.reason.name, 0) + 1
+        elif t is OrderRejected:
+            counts["rejected"] += 1
+            rejected_by[ev.reason.name] = rejected_by.get(ev.reason.name, 0) + 1
+    return accepted
+
+
+def _finish_workload(w: Workload, engine, symbol: str, counts: dict, rejected_by: dict, expired_by: dict, mid: int) -> Workload:
+    counts["by_kind"] = {KIND_NAMES[k]: w.kinds.count(k) for k in range(4)}
+    counts["rejected_by"] = rejected_by
+    counts["expired_by"] = expired_by
+    w.stats = counts
+    w.mid_end = mid
+    w.resting_at_end = engine.books[symbol].order_count
+    w.final_hash = engine.state_hash()
+    return w
+
+
+def generate_cluster(config, symbol: str, n: int, seed: int, funding: list[Deposit], mid: int | None = None) -> Workload:
+    """`n` commands (a batch is not cut short) of bench/cluster.py --batch 100's
+    order flow (module docstring), applied to a generation engine as they are made."""
+    rng = random.Random(seed)
+    market = config.market(symbol)
+    engine = fresh_engine(config, funding)
+    mid = mid or start_mid(market)
+    w = Workload()
+    w.mid_start = w.mid_min = w.mid_max = mid
+    counts, rejected_by, expired_by = _new_counts()
+    apply = engine.apply
+    resting: list[int] = []  # the account of each passive order accepted, oldest first
+    seq = 0
+    while len(w.cmds) < n:
+        account = rng.randrange(1, CLUSTER_ACCOUNTS + 1)
+        passive = rng.random() < CLUSTER_PASSIVE_P
+        side = BUY if rng.random() < 0.5 else SELL
+        kind = PASSIVE if passive else AGGRESSIVE
+        for _ in range(CLUSTER_BATCH):
+            seq += 1
+            qty = rng.randint(*CLUSTER_QTY)
+            if passive:
+                off = rng.randint(1, CLUSTER_PASSIVE_TICKS)
+                price, tif = (mid - off if side == BUY else mid + off), GTC
+            else:
+                price, tif = (mid + CLUSTER_CROSS_TICKS if side == BUY else mid - CLUSTER_CROSS_TICKS), IOC
+            cmd = PlaceOrder(account=account, symbol=symbol, side=side, type=LIMIT, tif=tif, price=price, qty=qty,
+                             client_order_id=f"b-{seq}")
+            if _tally(counts, rejected_by, expired_by, apply(cmd, BLOCK_TIME_MS), kind) is not None and passive:
+                resting.append(account)
+            w.cmds.append(cmd)
+            w.kinds.append(kind)
+        while len(resting) > CLUSTER_BOOK_TARGET:
+            oldest = resting[0]
+            resting = [a for a in resting if a != oldest]
+            cmd = CancelAll(account=oldest, symbol=symbol)
+            _tally(counts, rejected_by, expired_by, apply(cmd, BLOCK_TIME_MS), CANCEL)
+            w.cmds.append(cmd)
+            w.kinds.append(CANCEL)
+    return _finish_workload(w, engine, symbol, counts, rejected_by, expired_by, mid)
+
+
+def workload(args, config, funding: list[Deposit]) -> Workload:
+    """--workload's commands."""
+    make = generate_cluster if args.workload == "cluster" else generate
+    return make(config, args.market, args.orders, args.seed, funding, args.mid)
+
+
+def workload_accounts(args) -> int:
+    return CLUSTER_ACCOUNTS if args.workload == "cluster" else ACCOUNTS
+
+
 def generate(config, symbol: str, n: int, seed: int, funding: list[Deposit], mid: int | None = None) -> Workload:
     """Make `n` commands, applying each to a generation engine as it is made."""
     rng = random.Random(seed)
@@ -185,10 +294,7 @@ def generate(config, symbol: str, n: int, seed: int, funding: list[Deposit], mid
     w.mid_start = w.mid_min = w.mid_max = mid
     cmds, kinds = w.cmds, w.kinds
     candidates: list[tuple[int, int]] = []  # (order id, account) that may be live
-    counts = {"accepted": 0, "rejected": 0, "trades": 0, "cancelled_user": 0, "cancelled_stp": 0,
-              "expired": 0, "cancel_fallback_to_passive": 0}
-    rejected_by: dict[str, int] = {}
-    expired_by: dict[str, int] = {}
+    counts, rejected_by, expired_by = _new_counts()
     randrange, random_ = rng.randrange, rng.random
     apply = engine.apply
     depth = engine.depth
@@ -240,34 +346,13 @@ def generate(config, symbol: str, n: int, seed: int, funding: list[Deposit], mid
             price = mid - d if side == BUY else mid + d
             cmd = PlaceOrder(account=account, symbol=symbol, side=side, type=LIMIT, tif=GTC, price=price, qty=qty)
 
-        events = apply(cmd, BLOCK_TIME_MS)
+        accepted = _tally(counts, rejected_by, expired_by, apply(cmd, BLOCK_TIME_MS), kind)
+        if accepted is not None and kind != MARKET:
+            candidates.append((accepted.order_id, accepted.account))
         cmds.append(cmd)
         kinds.append(kind)
-        for ev in events:
-            t = ev.__class__
-            if t is Trade:
-                counts["trades"] += 1
-            elif t is OrderAccepted:
-                counts["accepted"] += 1
-                if kind != MARKET:
-                    candidates.append((ev.order_id, ev.account))
-            elif t is OrderCancelled:
-                counts["cancelled_user" if kind == CANCEL else "cancelled_stp"] += 1
-            elif t is OrderExpired:
-                counts["expired"] += 1
-                expired_by[ev.reason.name] = expired_by.get(ev.reason.name, 0) + 1
-            elif t is OrderRejected:
-                counts["rejected"] += 1
-                rejected_by[ev.reason.name] = rejected_by.get(ev.reason.name, 0) + 1
 
-    counts["by_kind"] = {KIND_NAMES[k]: kinds.count(k) for k in range(4)}
-    counts["rejected_by"] = rejected_by
-    counts["expired_by"] = expired_by
-    w.stats = counts
-    w.mid_end = mid
-    w.resting_at_end = engine.books[symbol].order_count
-    w.final_hash = engine.state_hash()
-    return w
+    return _finish_workload(w, engine, symbol, counts, rejected_by, expired_by, mid)
 
 
 # ------------------------------------------------------------------- timing
@@ -411,9 +496,9 @@ def machine() -> dict:
 
 def throughput(args, config) -> dict:
     market = config.market(args.market)
-    funding = deposits(config, market, ACCOUNTS)
+    funding = deposits(config, market, workload_accounts(args))
     t0 = time.perf_counter()
-    w = generate(config, args.market, args.orders, args.seed, funding, args.mid)
+    w = workload(args, config, funding)
     gen_s = time.perf_counter() - t0
     cmds = w.cmds
     log(args, f"generated {len(cmds):,} commands in {gen_s:.1f}s; "
@@ -475,6 +560,8 @@ def throughput(args, config) -> dict:
             by_kind[name] = {"count": len(sel), "p50_us": summ["p50_us"], "p99_us": summ["p99_us"]}
     out = {
         "mode": "throughput",
+        "workload_kind": args.workload,
+        "accounts": workload_accounts(args),
         "market": args.market,
         "seed": args.seed,
         "orders": len(cmds),
@@ -766,8 +853,8 @@ def apply_blocks_phases(config, funding, blocks: list[bytes], engine_class) -> t
 
 def block_apply(args, config) -> dict:
     market = config.market(args.market)
-    funding = deposits(config, market, ACCOUNTS)
-    w = generate(config, args.market, args.orders, args.seed, funding, args.mid)
+    funding = deposits(config, market, workload_accounts(args))
+    w = workload(args, config, funding)
     blocks = proposals(w.cmds, args.block_orders)
     log(args, f"{len(w.cmds):,} commands in {len(blocks):,} blocks of {args.block_orders}")
     impls = implementations(args.implementation)
@@ -792,6 +879,8 @@ def block_apply(args, config) -> dict:
         phases[name] = {k: v * 1e6 / len(w.cmds) for k, v in ph.items()}
     return {
         "mode": "block_apply",
+        "workload_kind": args.workload,
+        "accounts": workload_accounts(args),
         "market": args.market,
         "seed": args.seed,
         "orders": len(w.cmds),
@@ -829,7 +918,7 @@ def print_human(r: dict) -> None:
         wk = r["workload"]["by_kind"]
         print(f"workload: {r['orders']:,} commands on {r['market']}, seed {r['seed']}: "
               + ", ".join(f"{v:,} {k}" for k, v in wk.items())
-              + f"; {ACCOUNTS:,} accounts; gc {'on' if r['gc'] else 'off'}")
+              + f"; {r['accounts']:,} accounts; workload {r['workload_kind']}; gc {'on' if r['gc'] else 'off'}")
         for name, v in r["implementations"].items():
             rows.append((f"{name} engine orders/s", f"{v['orders_per_s']:,.0f} (median of {r['runs']}); "
                                                     f"{v['orders_per_cpu_s']:,.0f} per CPU-second"))
@@ -865,7 +954,7 @@ def print_human(r: dict) -> None:
             ("state hash (all runs)", r["state_hash"][:16] + "…"),
         ]
     elif r["mode"] == "block_apply":
-        print(f"workload: {r['orders']:,} commands on {r['market']}, seed {r['seed']}, in {r['blocks']:,} blocks "
+        print(f"workload ({r['workload_kind']}): {r['orders']:,} commands on {r['market']}, seed {r['seed']}, in {r['blocks']:,} blocks "
               f"of {r['block_orders']} (one signed request each)")
         for name, v in r["us_per_order"].items():
             rows.append((f"{name}: block apply per order", f"{v:.2f} us CPU (median of {r['runs']}; "
@@ -893,6 +982,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--orders", type=int, default=200_000, help="commands in the workload (default 200000)")
+    p.add_argument("--workload", choices=("default", "cluster"), default="default",
+                   help="the order mix (default) or bench/cluster.py --batch 100's order flow (cluster): see above")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--runs", type=int, default=5, help="timed throughput runs; the median is reported")
     p.add_argument("--json", action="store_true", help="print one JSON object")

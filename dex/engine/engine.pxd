@@ -34,6 +34,7 @@ cdef object BalanceChanged, OrderAccepted, OrderAmended, OrderCancelled, OrderDu
 cdef object Reason, StopReason, OrderStatus, FEE_ACCOUNT
 cdef object BUY, SELL, LIMIT, MARKET, GTC, IOC, FOK, EXPIRE_TAKER, EXPIRE_MAKER, EXPIRE_BOTH
 cdef object NEW, PARTIALLY_FILLED, FILLED, CANCELED, EXPIRED, STOP_USER
+cdef object STOP_CANCEL_ALL, STOP_IOC, STOP_FOK, STOP_NO_BALANCE, STOP_SELF_TRADE, STOP_TRADES_MAX
 cdef long long BPS, INT64_MAX
 cdef Py_ssize_t STALE_LEVELS_MAX, SPARE_LEVELS_MAX  # book.py's, C ints here (bounds no test swaps)
 cdef object _NO_LIMIT, APPENDED, RECORD_NONE, pack_kind, kind_stp, kind_post_only, kind_tif, kind_type
@@ -41,6 +42,9 @@ cdef dict _SIDE_CODE, _TYPE_CODE, _TIF_CODE, _STP_CODE
 cdef object Side, OrderType, TimeInForce, SelfTradePrevention
 cdef int BUY_I, SELL_I, LIMIT_I, GTC_I, IOC_I, FOK_I, LIVE_MAX_I
 from .book cimport Account, Book, Level, Order
+# An order's term in its account's dedup window, called in C (a cpdef of the
+# snapshot module: through its Python name each call paid a generic call).
+from .snapshot cimport window_term as _c_window_term
 from cpython.array cimport array
 
 cdef extern from "dex_sha256.h":
@@ -154,6 +158,9 @@ cpdef _finish(acct, order)
 cpdef bint _fok_fillable(book, acct, side, limit, qty, stp)
 
 # A LIMIT order's price and quantity as C ints, and its cost, for _place.
+cdef Py_ssize_t CLIENT_ORDER_ID_MAX
+@cython.locals(text=str, n=Py_ssize_t, ch=cython.Py_UCS4)
+cdef bint _valid_cid(object cid) except -1
 cdef long long _LOTS_END
 @cython.locals(x=cython.longlong)
 cdef long long _lots(object v) except? -2

@@ -166,9 +166,16 @@ PARTIALLY_FILLED = OrderStatus.PARTIALLY_FILLED
 FILLED = OrderStatus.FILLED
 CANCELED = OrderStatus.CANCELED
 EXPIRED = OrderStatus.EXPIRED
-# Compiled, a C global: on CPython 3.11 reading an Enum class's attribute goes
-# through EnumType.__getattr__'s slot (~850 instructions a cancel).
+# Compiled, C globals: on CPython 3.11 reading an Enum class's attribute goes
+# through EnumType.__getattr__'s slot (~850 instructions and a Python frame
+# each: a cancel's reason, an IOC's expiry, each order a mass cancel ends).
 STOP_USER = StopReason.USER
+STOP_CANCEL_ALL = StopReason.CANCEL_ALL
+STOP_IOC = StopReason.IOC
+STOP_FOK = StopReason.FOK
+STOP_NO_BALANCE = StopReason.NO_BALANCE
+STOP_SELF_TRADE = StopReason.SELF_TRADE
+STOP_TRADES_MAX = StopReason.TRADES_MAX
 
 # A PlaceOrder's valid enum values, each mapped to itself: _check_place tests
 # membership, and _place reads them as plain ints for its checks and packing
@@ -279,7 +286,7 @@ class Engine:
                 prev = acct.cids.get(cid)
                 if prev is not None:
                     return [_duplicate(prev, self.book_list[prev.market].symbol)]
-            if not valid_client_order_id(cid):
+            if not (_valid_cid(cid) if _COMPILED else valid_client_order_id(cid)):
                 return [_new(OrderRejected, (account_id, symbol, cid, 0, Reason.BAD_CLIENT_ORDER_ID))]
         if otype_i != LIMIT_I:
             return self._place_market(cmd, book, acct, now)
@@ -356,7 +363,7 @@ class Engine:
 
         if not crosses:  # passive: no matching
             if tif_i != GTC_I:
-                events.append(_new(OrderExpired, (oid, acct.id, book.symbol, qty, StopReason.IOC if tif_i == IOC_I else StopReason.FOK)))
+                events.append(_new(OrderExpired, (oid, acct.id, book.symbol, qty, STOP_IOC if tif_i == IOC_I else STOP_FOK)))
                 if cid is not None:
                     order = _order(oid, acct, book, p, q, 0, cid, now, EXPIRED, kind)
                     acct.cids[cid] = order
@@ -395,7 +402,7 @@ class Engine:
             return events
 
         if tif_i == FOK_I and not _fok_fillable(book, acct, side_i, p, q, stp_i):
-            events.append(_new(OrderExpired, (oid, acct.id, book.symbol, qty, StopReason.FOK)))
+            events.append(_new(OrderExpired, (oid, acct.id, book.symbol, qty, STOP_FOK)))
             if cid is not None:
                 order = _order(oid, acct, book, p, q, 0, cid, now, EXPIRED, kind)
                 acct.cids[cid] = order
@@ -430,7 +437,7 @@ class Engine:
                     order.status = status
                 _rest(book, acct, order)
                 return events
-            stop = StopReason.IOC if tif_i == IOC_I else StopReason.FOK
+            stop = STOP_IOC if tif_i == IOC_I else STOP_FOK
         events.append(_new(OrderExpired, (oid, acct.id, book.symbol, remaining, stop)))
         if order is not None:
             order.qty = remaining
@@ -587,28 +594,28 @@ class Engine:
                     # Done: what is left buys no lot here. Checked before
                     # self-trade prevention, which must not touch a maker the
                     # order would never have traded with.
-                    stop = StopReason.NO_BALANCE
+                    stop = STOP_NO_BALANCE
                     break
                 mq = maker.qty
                 if maker.account == acct_id:
                     if stp == EXPIRE_TAKER:
-                        stop = StopReason.SELF_TRADE
+                        stop = STOP_SELF_TRADE
                         break
                     self._stp_cancel(book, level, maker, acct, events)
                     if stp == EXPIRE_BOTH:
-                        stop = StopReason.SELF_TRADE
+                        stop = STOP_SELF_TRADE
                         break
                     if level.count == 0:
                         break
                     continue
                 if trades == trades_max:
-                    stop = StopReason.TRADES_MAX
+                    stop = STOP_TRADES_MAX
                     break
                 mk = _cached_account(self, maker.account) if _COMPILED else accounts[maker.account]
                 if by_quote:
                     fill = budget // unit_cost
                     if fill == 0:
-                        stop = StopReason.NO_BALANCE
+                        stop = STOP_NO_BALANCE
                         break
                     if fill > mq:
                         fill = mq
@@ -620,7 +627,7 @@ class Engine:
                         fill = budget // unit_cost
                         # It buys the lots it can; the rest expires for want of balance,
                         # whatever the next step would have hit (ENGINE.md).
-                        stop = StopReason.NO_BALANCE
+                        stop = STOP_NO_BALANCE
                         if fill == 0:
                             break
                 if not mk.dirty:
@@ -732,17 +739,17 @@ class Engine:
                 mq = maker.qty
                 if maker.account == acct_id:
                     if stp == EXPIRE_TAKER:
-                        stop = StopReason.SELF_TRADE
+                        stop = STOP_SELF_TRADE
                         break
                     self._stp_cancel(book, level, maker, acct, events)
                     if stp == EXPIRE_BOTH:
-                        stop = StopReason.SELF_TRADE
+                        stop = STOP_SELF_TRADE
                         break
                     if level.count == 0:
                         break
                     continue
                 if trades == trades_max:
-                    stop = StopReason.TRADES_MAX
+                    stop = STOP_TRADES_MAX
                     break
                 mk = _cached_account(self, maker.account) if _COMPILED else accounts[maker.account]
                 fill = mq if mq < remaining else remaining
@@ -809,15 +816,15 @@ class Engine:
             # By quote amount (`remaining` is the budget left): FILLED once
             # the budget buys no further lot at the best price or is spent;
             # EXPIRED if the book ran out first, or nothing filled at all.
-            done = filled > 0 and (stop == StopReason.NO_BALANCE or remaining == 0)
+            done = filled > 0 and (stop == STOP_NO_BALANCE or remaining == 0)
             if not done:
-                events.append(_new(OrderExpired, (oid, acct.id, book.symbol, 0, stop or StopReason.IOC)))
+                events.append(_new(OrderExpired, (oid, acct.id, book.symbol, 0, stop or STOP_IOC)))
             if order is not None:
                 order.qty = 0
                 order.status = FILLED if done else EXPIRED
             return
         if remaining:
-            events.append(_new(OrderExpired, (oid, acct.id, book.symbol, remaining, stop or StopReason.IOC)))
+            events.append(_new(OrderExpired, (oid, acct.id, book.symbol, remaining, stop or STOP_IOC)))
         if order is not None:
             order.qty = remaining
             order.status = EXPIRED if remaining else FILLED
@@ -853,7 +860,7 @@ class Engine:
         acct.open.remove(maker.id)
         if maker.cid is not None:
             _finish(acct, maker)
-        events.append(_new(OrderCancelled, (maker.id, acct.id, book.symbol, qty, StopReason.SELF_TRADE)))
+        events.append(_new(OrderCancelled, (maker.id, acct.id, book.symbol, qty, STOP_SELF_TRADE)))
 
     def _cancel_order(self, order: Order, acct: Account, reason: StopReason, events: list) -> None:
         """Take a live order of `acct` out of its book, release its lock, finish it."""
@@ -924,7 +931,7 @@ class Engine:
         for order_id in acct.open.ids():
             order = acct.open.get(order_id)
             if market < 0 or order.market == market:
-                self._cancel_order(order, acct, StopReason.CANCEL_ALL, events)
+                self._cancel_order(order, acct, STOP_CANCEL_ALL, events)
         return events
 
     # ------------------------------------------------------------------ amend
@@ -1146,6 +1153,7 @@ class Engine:
 # ---------------------------------------------------------------- helpers
 
 
+CLIENT_ORDER_ID_MAX = limits.CLIENT_ORDER_ID_LENGTH_MAX  # compiled, a C constant (engine.pxd)
 _LOTS_END = 2**62  # compiled, a C constant (engine.pxd): `_lots` compares without boxing
 
 
@@ -1389,14 +1397,33 @@ def _finish(acct: Account, order: Order) -> None:
     pushes the oldest finished order out once the window is full."""
     finished = acct.finished
     finished.append(order)
-    acct.window_sum = (acct.window_sum + window_term(acct.finished_total, order)) & _MASK256
+    term = _c_window_term(acct.finished_total, order) if _COMPILED else window_term(acct.finished_total, order)  # noqa: F821 (compiled: a C call, engine.pxd)
+    acct.window_sum = (acct.window_sum + term) & _MASK256
     acct.finished_total += 1
     if len(finished) > DEDUP_MAX:
         old_position = acct.finished_total - len(finished)
         old = _popleft(finished)
-        acct.window_sum = (acct.window_sum - window_term(old_position, old)) & _MASK256
+        term = _c_window_term(old_position, old) if _COMPILED else window_term(old_position, old)  # noqa: F821
+        acct.window_sum = (acct.window_sum - term) & _MASK256
         if acct.cids.get(old.cid) is old:
             del acct.cids[old.cid]
+
+
+def _valid_cid(cid) -> bool:
+    """Compiled only: `valid_client_order_id(cid)` (dex/core/commands.py) as a
+    C loop over a str's characters, where the Python function cost a frame
+    and three method calls an order with a client id. For an ASCII string,
+    printable is 0x20..0x7E; anything but a str goes to the function."""
+    if type(cid) is not str:
+        return valid_client_order_id(cid)
+    text = cid  # compiled, typed str: the loop below runs over its characters in C
+    n = len(text)
+    if n == 0 or n > CLIENT_ORDER_ID_MAX:
+        return False
+    for ch in text:
+        if ch < 0x20 or ch > 0x7E:
+            return False
+    return True
 
 
 def _fok_fillable(book: Book, acct: Account, side: int, limit: int, qty: int, stp: int) -> bool:

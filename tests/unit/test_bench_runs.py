@@ -43,6 +43,21 @@ def test_throughput_is_deterministic_across_runs():
     assert a["trades"] == b["trades"]
 
 
+def test_the_cluster_workload_places_batches_with_client_ids_and_mass_cancels():
+    r = run_bench("--workload", "cluster", "--orders", "25000", "--runs", "1", "--seed", "3")
+    assert r["workload_kind"] == "cluster" and r["accounts"] == 100
+    kinds = r["workload"]["by_kind"]
+    assert kinds["passive"] > 0 and kinds["aggressive"] > 0 and kinds["market"] == 0
+    assert kinds["passive"] % 100 == 0 and kinds["aggressive"] % 100 == 0  # whole batches
+    assert kinds["cancel"] > 0  # a CancelAll whenever more than 10,000 rest
+    assert r["workload"]["cancelled_user"] > 50 * kinds["cancel"]  # each ends an account's resting orders
+    assert r["workload"]["expired_by"].get("IOC", 0) > 0 and r["trades"] > 0
+    assert r["rejections"] == 0
+    assert r["resting_at_end"] <= 10_000 + 100
+    again = run_bench("--workload", "cluster", "--orders", "25000", "--runs", "1", "--seed", "3", "--implementation", "pure")
+    assert again["state_hash"] == r["state_hash"]
+
+
 def test_resting_mode_reports_memory_snapshot_and_restore():
     r = run_bench("--resting", "20000")
     assert r["resting_orders"] == 20000

@@ -13,6 +13,7 @@ from typing import Callable
 import pytest
 
 from dex.core import limits
+from dex.core.commands import valid_client_order_id
 from dex.core.events import (
     OrderAccepted,
     OrderDuplicate,
@@ -79,6 +80,10 @@ PLACE_REJECTIONS = [
     Rejection("cid-37-chars", limit_order(ALICE, BUY, P, Q, client_order_id="x" * 37), Reason.BAD_CLIENT_ORDER_ID),
     Rejection("cid-non-ascii", limit_order(ALICE, BUY, P, Q, client_order_id="ordré"), Reason.BAD_CLIENT_ORDER_ID),
     Rejection("cid-control-char", limit_order(ALICE, BUY, P, Q, client_order_id="a\tb"), Reason.BAD_CLIENT_ORDER_ID),
+    Rejection("cid-delete-char", limit_order(ALICE, BUY, P, Q, client_order_id="ab\x7f"), Reason.BAD_CLIENT_ORDER_ID),
+    Rejection("cid-unit-separator", limit_order(ALICE, BUY, P, Q, client_order_id="\x1fab"), Reason.BAD_CLIENT_ORDER_ID),
+    Rejection("cid-line-separator", limit_order(ALICE, BUY, P, Q, client_order_id="a\u2028"), Reason.BAD_CLIENT_ORDER_ID),
+    Rejection("cid-astral", limit_order(ALICE, BUY, P, Q, client_order_id="a\U0001f600"), Reason.BAD_CLIENT_ORDER_ID),
     Rejection("side-out-of-range", limit_order(ALICE, 2, P, Q), Reason.BAD_PARAMETER),
     Rejection("type-out-of-range", limit_order(ALICE, BUY, P, Q, type=2), Reason.BAD_PARAMETER),
     Rejection("tif-out-of-range", limit_order(ALICE, BUY, P, Q, tif=3), Reason.BAD_PARAMETER),
@@ -180,6 +185,12 @@ def test_rejection_event_echoes_the_command(ex):
     events = ex.apply(limit_order(ALICE, BUY, 0, Q, client_order_id="retry-1"))
 
     assert events == [OrderRejected(ALICE, "BTCUSDT", "retry-1", 0, Reason.PRICE_FILTER)]
+
+
+@pytest.mark.parametrize("cid", [" ", "~", " !~", "x" * 36, "a b"], ids=["space", "tilde", "ends", "36-chars", "inner-space"])
+def test_a_client_order_id_of_printable_ascii_up_to_36_chars_is_accepted(ex, cid):
+    assert valid_client_order_id(cid)  # the rule the compiled engine's check must agree with
+    assert kit.of_type(ex.buy(ALICE, price=P, qty=Q, client_order_id=cid), OrderAccepted)
 
 
 def test_rejected_place_consumes_no_order_id(ex):
