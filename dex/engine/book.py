@@ -355,7 +355,10 @@ class Account:
     def __init__(self, id: int, assets_count: int) -> None:
         self.id = id
         self.finished_total = 0  # orders with a client id that ever finished
-        self.window_sum = 0  # sum of H(position, order) over `finished`, mod 2**256
+        # Sum of H(position, order) over `finished`, mod 2**256: an int in pure
+        # Python, its 32 big-endian bytes in a bytearray compiled, folded in
+        # place by C (snapshot.window_fold).
+        self.window_sum = bytearray(32) if cython.compiled else 0
         self.dirty = False  # changed since its digest was last computed
         self.digest = 0  # its term in the engine's account sum: an int (pure build), its 32 big-endian bytes (compiled)
         # `cython.compiled` is decided when Cython compiles the module: the other arm is dropped.

@@ -95,6 +95,10 @@ static inline Py_ssize_t dex_put64(unsigned char *buf, Py_ssize_t at, unsigned l
  * exception set (not an int, negative, or 2^256 or more). */
 static inline int dex_u256_bytes(PyObject *v, unsigned char *out)
 {
+    if (PyByteArray_CheckExact(v) && PyByteArray_GET_SIZE(v) == 32) { /* a sum kept as its bytes (compiled window sums) */
+        memcpy(out, PyByteArray_AS_STRING(v), 32);
+        return 0;
+    }
     if (!PyLong_Check(v)) {
         PyErr_SetString(PyExc_TypeError, "a 256-bit sum must be an int");
         return -1;
@@ -361,6 +365,30 @@ static inline PyObject *dex_sha256_int(PyObject *data)
     return dex_sha256_of(data, md) < 0 ? NULL : dex_u256_int(md);
 }
 
+/* An account's dedup-window sum, held compiled as a bytearray of its 32
+ * big-endian bytes, with int(SHA-256(data)) added (add) or taken out, mod
+ * 2^256, in place: no Python int made (snapshot.window_fold). 0, or -1 with
+ * an exception set. */
+static inline int dex_window_fold(PyObject *sum, PyObject *data, int add)
+{
+    unsigned char md[32];
+    unsigned long long s[4], t[4];
+    if (!PyByteArray_CheckExact(sum) || PyByteArray_GET_SIZE(sum) != 32) {
+        PyErr_SetString(PyExc_TypeError, "a window sum must be a bytearray of 32 bytes");
+        return -1;
+    }
+    if (dex_sha256_of(data, md) < 0)
+        return -1;
+    dex_u256_load((const unsigned char *)PyByteArray_AS_STRING(sum), s);
+    dex_u256_load(md, t);
+    if (add)
+        dex_u256_add(s, t);
+    else
+        dex_u256_sub(s, t);
+    dex_u256_store(s, (unsigned char *)PyByteArray_AS_STRING(sum));
+    return 0;
+}
+
 /* SHA-256(data) as 32 bytes: dex.engine.sha256 (digest.py). */
 static inline PyObject *dex_sha256_bytes(PyObject *data)
 {
@@ -467,6 +495,7 @@ static inline PyObject *dex_sha_ctx_new(PyObject *data) { (void)data; return dex
 static inline int dex_sha_ctx_update(PyObject *ctx, PyObject *data) { (void)ctx; (void)data; dex_no_openssl(); return -1; }
 static inline PyObject *dex_sha_ctx_digest(PyObject *ctx) { (void)ctx; return dex_no_openssl(); }
 static inline PyObject *dex_sha256_int(PyObject *data) { (void)data; return dex_no_openssl(); }
+static inline int dex_window_fold(PyObject *sum, PyObject *data, int add) { (void)sum; (void)data; (void)add; dex_no_openssl(); return -1; }
 static inline PyObject *dex_sha256_bytes(PyObject *data) { (void)data; return dex_no_openssl(); }
 static inline PyObject *dex_book_digest(PyObject *symbol, PyObject *bids, PyObject *asks)
 {

@@ -42,9 +42,10 @@ cdef dict _SIDE_CODE, _TYPE_CODE, _TIF_CODE, _STP_CODE
 cdef object Side, OrderType, TimeInForce, SelfTradePrevention
 cdef int BUY_I, SELL_I, LIMIT_I, GTC_I, IOC_I, FOK_I, LIVE_MAX_I
 from .book cimport Account, Book, Level, Order
-# An order's term in its account's dedup window, called in C (a cpdef of the
-# snapshot module: through its Python name each call paid a generic call).
-from .snapshot cimport window_term as _c_window_term
+# An account's dedup-window sum with an order's term folded in or out, called
+# in C (a cpdef of the snapshot module: through a Python name each call paid a
+# generic call).
+from .snapshot cimport window_fold as _window_fold
 from cpython.array cimport array
 
 cdef extern from "dex_sha256.h":

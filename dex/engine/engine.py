@@ -1397,14 +1397,18 @@ def _finish(acct: Account, order: Order) -> None:
     pushes the oldest finished order out once the window is full."""
     finished = acct.finished
     finished.append(order)
-    term = _c_window_term(acct.finished_total, order) if _COMPILED else window_term(acct.finished_total, order)  # noqa: F821 (compiled: a C call, engine.pxd)
-    acct.window_sum = (acct.window_sum + term) & _MASK256
+    if _COMPILED:  # the sum's bytes folded in place by a C call (snapshot.window_fold, engine.pxd)
+        _window_fold(acct, acct.finished_total, order, True)  # noqa: F821
+    else:
+        acct.window_sum = (acct.window_sum + window_term(acct.finished_total, order)) & _MASK256
     acct.finished_total += 1
     if len(finished) > DEDUP_MAX:
         old_position = acct.finished_total - len(finished)
         old = _popleft(finished)
-        term = _c_window_term(old_position, old) if _COMPILED else window_term(old_position, old)  # noqa: F821
-        acct.window_sum = (acct.window_sum - term) & _MASK256
+        if _COMPILED:
+            _window_fold(acct, old_position, old, False)  # noqa: F821
+        else:
+            acct.window_sum = (acct.window_sum - window_term(old_position, old)) & _MASK256
         if acct.cids.get(old.cid) is old:
             del acct.cids[old.cid]
 

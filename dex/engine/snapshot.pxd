@@ -21,6 +21,7 @@ cdef extern from "dex_sha256.h":
     bytes _c_ctx_digest "dex_sha_ctx_digest"(object ctx)
     bytes _c_book_digest "dex_book_digest"(bytes symbol, object bids, object asks)
     object _c_sha256_int "dex_sha256_int"(object data)
+    int _c_window_fold "dex_window_fold"(object sum, object data, int add) except -1
     object _c_level_fold "dex_level_fold"(object sum, object old, int side, object record)
     # A level's 40-byte record, and bisect_left on a book's price keys, in C.
     bytes _c_level_record "dex_level_record"(unsigned long long price, object digest)
@@ -30,6 +31,8 @@ cdef extern from "dex_sha256.h":
 # C stores and hashed by one C call.
 @cython.locals(buf=bytearray, view=cython.p_uchar, cid=str)
 cpdef window_term(unsigned long long position, Order order)
+@cython.locals(buf=bytearray, view=cython.p_uchar, cid=str)
+cpdef window_fold(Account acct, unsigned long long position, Order order, bint add)
 
 # An account's term in the state hash: packed and hashed by one C call when
 # OpenSSL is linked.

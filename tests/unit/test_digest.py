@@ -102,6 +102,39 @@ def test_both_builds_give_an_account_the_same_term(assets):
         assert compiled_snapshot._account_term(compiled, balances) == pure_snapshot._account_term(pure, balances), seed
 
 
+def _window_order(book_module, rng: random.Random):
+    cid = rng.choice((None, "", "a", "x" * 36, "b-" + str(rng.getrandbits(40))))
+    return book_module.Order(
+        rng.getrandbits(63) or 1, rng.choice((0, 2**64 - 1, rng.getrandbits(64))), rng.randrange(4),
+        rng.getrandbits(40), rng.getrandbits(40), rng.getrandbits(40), cid, rng.getrandbits(62), rng.randrange(5),
+        rng.getrandbits(7),
+    )
+
+
+def test_both_builds_fold_a_dedup_window_sum_alike():
+    """The compiled build keeps an account's window sum as its 32 bytes and
+    folds a term in or out in place (snapshot.window_fold, dex_window_fold);
+    the pure build as an int: the same value mod 2^256 after every fold,
+    across both ends of the range."""
+    compiled_book, _, compiled_snapshot = _compiled()
+    for seed in range(200):
+        rng = random.Random(seed)
+        start = rng.choice((0, 1, 2**256 - 1, rng.getrandbits(256)))
+        pure = pure_book.Account(1, 1)
+        compiled = compiled_book.Account(1, 1)
+        assert isinstance(compiled.window_sum, bytearray) and bytes(compiled.window_sum) == bytes(32)
+        pure.window_sum = start
+        compiled.window_sum[:] = start.to_bytes(32, "big")
+        for _ in range(rng.choice((1, 5, 20))):
+            position = rng.choice((0, 1, 2**64 - 1, rng.getrandbits(64)))
+            add = rng.random() < 0.6
+            order_seed = rng.getrandbits(64)  # the same order in each build
+            pure_snapshot.window_fold(pure, position, _window_order(pure_book, random.Random(order_seed)), add)
+            compiled_snapshot.window_fold(compiled, position, _window_order(compiled_book, random.Random(order_seed)), add)
+        assert isinstance(compiled.window_sum, bytearray), seed
+        assert int.from_bytes(compiled.window_sum, "big") == pure.window_sum, seed
+
+
 def test_the_account_term_is_sha256_of_its_fields():
     compiled_book, _, compiled_snapshot = _compiled()
     acct = compiled_book.Account(7, 2)
