@@ -29,10 +29,10 @@ cdef extern from "dex_sha256.h":
 
 # An order's term in its account's dedup-window sum: its record written with
 # C stores and hashed by one C call.
-@cython.locals(buf=bytearray, view=cython.p_uchar, cid=str)
 cpdef window_term(unsigned long long position, Order order)
-@cython.locals(buf=bytearray, view=cython.p_uchar, cid=str)
 cpdef window_fold(Account acct, unsigned long long position, Order order, bint add)
+@cython.locals(buf=bytearray, view=cython.p_uchar, cid=str)
+cdef bytearray _window_record(unsigned long long position, Order order)
 
 # An account's term in the state hash: packed and hashed by one C call when
 # OpenSSL is linked.

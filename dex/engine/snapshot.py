@@ -224,13 +224,18 @@ def window_term(position: int, order: Order) -> int:
         # Every finished order with a client id pays one or two of these (two
         # once the window is full); through struct and hashlib (whose
         # constructor fetches the algorithm from OpenSSL) each cost ~1.4 us.
-        cid = order.cid
-        buf = bytearray(8 + _ORDER_SIZE + (0 if cid is None else len(cid)))
-        view = buf  # compiled, a pointer to its bytes (snapshot.pxd)
-        _put_u64(view, 0, position)
-        _put_order(view, 8, order)
-        return _c_sha256_int(buf)  # noqa: F821
+        return _c_sha256_int(_window_record(position, order))  # noqa: F821
     return int.from_bytes(_sha256(_U64.pack(position) + _order(order)).digest(), "big")
+
+
+def _window_record(position: int, order: Order) -> bytearray:
+    """u64 position + the order's record, written with C stores (compiled)."""
+    cid = order.cid
+    buf = bytearray(8 + _ORDER_SIZE + (0 if cid is None else len(cid)))
+    view = buf  # compiled, a pointer to its bytes (snapshot.pxd)
+    _put_u64(view, 0, position)
+    _put_order(view, 8, order)
+    return buf
 
 
 def window_fold(acct, position: int, order: Order, add: bool) -> None:
@@ -241,12 +246,7 @@ def window_fold(acct, position: int, order: Order, add: bool) -> None:
     made (an int from the hash, a sum and a mask cost ~1,100 instructions a
     term, one or two for every finished order with a client id)."""
     if _C_SHA256:
-        cid = order.cid
-        buf = bytearray(8 + _ORDER_SIZE + (0 if cid is None else len(cid)))
-        view = buf  # compiled, a pointer to its bytes (snapshot.pxd)
-        _put_u64(view, 0, position)
-        _put_order(view, 8, order)
-        _c_window_fold(acct.window_sum, buf, add)  # noqa: F821
+        _c_window_fold(acct.window_sum, _window_record(position, order), add)  # noqa: F821
         return
     term = window_term(position, order)
     window = _as_int(acct.window_sum)
