@@ -200,7 +200,7 @@ def _new_counts() -> tuple[dict, dict, dict]:
 
 
 def _tally(counts: dict, rejected_by: dict, expired_by: dict, events: list, kind: int):
-    """Count one command's events; the id of the order it accepted, if any."""
+    """Count one command's events; return its OrderAccepted event, if any."""
     accepted = None
     for ev in events:
         t = ev.__class__

@@ -45,7 +45,7 @@ from .book cimport Account, Book, Level, Order
 # An account's dedup-window sum with an order's term folded in or out, called
 # in C (a cpdef of the snapshot module: through a Python name each call paid a
 # generic call).
-from .snapshot cimport window_fold as _window_fold
+from .snapshot cimport window_fold
 from cpython.array cimport array
 
 cdef extern from "dex_sha256.h":

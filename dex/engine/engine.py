@@ -71,7 +71,7 @@ from dex.core.types import (
 )
 from dex.engine.shared import OrderView
 
-from .snapshot import window_term
+from .snapshot import window_fold
 from .book import (
     APPENDED,
     RECORD_NONE,
@@ -202,7 +202,6 @@ OPEN_MAX = limits.OPEN_ORDERS_PER_ACCOUNT_MAX
 BOOK_MAX = limits.BOOK_ORDERS_MAX
 BPS = 10_000  # compiled, a C constant: the fee arithmetic stays in C (engine.pxd)
 _NO_LIMIT = limits.PRICE_TICKS_MAX + 1  # a market buy's price limit
-_MASK256 = 2**256 - 1
 INT64_MAX = limits.INT64_MAX  # compiled, a C constant (engine.pxd)
 
 
@@ -1397,18 +1396,12 @@ def _finish(acct: Account, order: Order) -> None:
     pushes the oldest finished order out once the window is full."""
     finished = acct.finished
     finished.append(order)
-    if _COMPILED:  # the sum's bytes folded in place by a C call (snapshot.window_fold, engine.pxd)
-        _window_fold(acct, acct.finished_total, order, True)  # noqa: F821
-    else:
-        acct.window_sum = (acct.window_sum + window_term(acct.finished_total, order)) & _MASK256
+    window_fold(acct, acct.finished_total, order, True)  # compiled, a C call (engine.pxd)
     acct.finished_total += 1
     if len(finished) > DEDUP_MAX:
         old_position = acct.finished_total - len(finished)
         old = _popleft(finished)
-        if _COMPILED:
-            _window_fold(acct, old_position, old, False)  # noqa: F821
-        else:
-            acct.window_sum = (acct.window_sum - window_term(old_position, old)) & _MASK256
+        window_fold(acct, old_position, old, False)
         if acct.cids.get(old.cid) is old:
             del acct.cids[old.cid]
 
